@@ -1,0 +1,187 @@
+/*
+ * pyrt/kernels.h: the whole C ABI of pyrt's kernels.
+ *
+ * Plain C declarations only: pyrt/_kernels.py feeds this file (minus the
+ * preprocessor lines) to cffi.cdef, so keep it free of macros and inline code.
+ *
+ * Conventions
+ * - Every entry point checks its arguments and returns PYRT_OK (0) or a
+ *   PYRT_ERR_* code; pyrt_last_error() then describes the problem (per thread).
+ * - Tensors are dense, row-major (NCHW for images) unless a stride is given.
+ * - Weights are packed once (pyrt_*_pack) into a caller-owned buffer of
+ *   pyrt_*_packed_size() bytes; the packed layout belongs to the ISA that was
+ *   active when packing, and the compute entry points refuse a mismatch.
+ * - Integer matrix products follow ONNX (QLinearConv, MatMulInteger):
+ *   acc = sum_k (w - w_zero) * (x - x_zero) + bias, accumulated in int32.
+ */
+#ifndef PYRT_KERNELS_H
+#define PYRT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum pyrt_status {
+  PYRT_OK = 0,
+  PYRT_ERR_ARG = 1,   /* null pointer, bad enum, non-positive dimension */
+  PYRT_ERR_SHAPE = 2, /* shapes that do not fit together or leave no output */
+  PYRT_ERR_NOMEM = 3, /* an internal allocation failed */
+  PYRT_ERR_PACK = 4,  /* packed weights of another shape or ISA */
+  PYRT_ERR_ISA = 5    /* unknown or unsupported ISA name */
+};
+
+enum pyrt_dtype { PYRT_U8 = 0, PYRT_S8 = 1, PYRT_S32 = 2, PYRT_F32 = 3 };
+
+/* ---- runtime ---------------------------------------------------------- */
+
+/* Message for the last error returned on this thread ("" if none). */
+const char *pyrt_last_error(void);
+
+/* The kernel table in use: "scalar", later "avx2", "avx512vnni", "rvv". */
+const char *pyrt_isa(void);
+/* Comma-separated ISAs this CPU can run, best last. */
+const char *pyrt_isa_available(void);
+/* Switch the kernel table (for tests and benchmarks; not thread-safe).
+   Weights packed under another ISA must be packed again. */
+int pyrt_set_isa(const char *name);
+
+/* ---- output stage: what happens to int32 accumulators ----------------- */
+
+/*
+ * out_dtype PYRT_U8 / PYRT_S8: y = clamp(rint(acc * scale[c]) + zero_point,
+ *                                         qmin, qmax)   (round half to even)
+ * out_dtype PYRT_S32:          y = acc                 (ConvInteger)
+ * out_dtype PYRT_F32:          y = acc * scale[c]      (dequantized output)
+ * c is the output channel (the row of a GEMM); scale has one entry per
+ * channel when per_channel is nonzero, else one. qmin/qmax fold a ReLU,
+ * ReLU6 or Clip into the requantization and must lie in the dtype's range.
+ */
+typedef struct {
+  int32_t out_dtype;
+  int32_t per_channel;
+  const float *scale;
+  int32_t zero_point;
+  int32_t qmin;
+  int32_t qmax;
+} pyrt_output_stage;
+
+/* acc viewed as [rows][cols]; the channel of row r is r % channels. */
+int pyrt_requantize(int64_t rows, int64_t cols, int32_t channels,
+                    const int32_t *acc, const pyrt_output_stage *out, void *y);
+
+/* ---- int8 GEMM: y[M][N] = W[M][K] x X[K][N] --------------------------- */
+
+/* W rows are output channels. w_dtype is PYRT_U8 or PYRT_S8; w_zero holds
+   M values when w_zero_per_row is nonzero, else one (NULL means 0). */
+size_t pyrt_qgemm_packed_size(int32_t M, int32_t K);
+int pyrt_qgemm_pack(int32_t M, int32_t K, const void *w, int32_t w_dtype,
+                    const int32_t *w_zero, int32_t w_zero_per_row,
+                    void *packed);
+/* x: [K][N] of x_dtype (U8 or S8), row stride ldx >= N; y: [M][N] of
+   out->out_dtype, row stride ldy >= N; bias: M int32 values or NULL. */
+int pyrt_qgemm(int32_t M, int32_t N, int32_t K, const void *packed,
+               const void *x, int32_t x_dtype, int32_t x_zero, int32_t ldx,
+               const int32_t *bias, const pyrt_output_stage *out, void *y,
+               int32_t ldy);
+
+/* ---- 2-D convolution, NCHW (int8 and fp32 share the shape) ----------- */
+
+typedef struct {
+  int32_t batch, in_c, in_h, in_w;
+  int32_t out_c, groups;
+  int32_t kernel_h, kernel_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  int32_t pad_top, pad_left, pad_bottom, pad_right;
+  int32_t out_h, out_w; /* must equal the size the other fields give */
+} pyrt_conv2d_shape;
+
+/* Fills out_h / out_w from the other fields; PYRT_ERR_SHAPE if no output. */
+int pyrt_conv2d_infer(pyrt_conv2d_shape *s);
+
+/* w: [out_c][in_c / groups][kernel_h][kernel_w]; zero point as for qgemm,
+   per output channel when w_zero_per_channel is nonzero. Padding reads as
+   x_zero, i.e. real 0.0. */
+size_t pyrt_qconv2d_packed_size(const pyrt_conv2d_shape *s);
+int pyrt_qconv2d_pack(const pyrt_conv2d_shape *s, const void *w,
+                      int32_t w_dtype, const int32_t *w_zero,
+                      int32_t w_zero_per_channel, void *packed);
+int pyrt_qconv2d(const pyrt_conv2d_shape *s, const void *packed, const void *x,
+                 int32_t x_dtype, int32_t x_zero, const int32_t *bias,
+                 const pyrt_output_stage *out, void *y);
+
+/* ---- fp32 GEMM and convolution (FP32 models, fallbacks) --------------- */
+
+/* y = clamp(W x X + bias, lo, hi); pass -INFINITY / INFINITY for no clamp. */
+size_t pyrt_sgemm_packed_size(int32_t M, int32_t K);
+int pyrt_sgemm_pack(int32_t M, int32_t K, const float *w, void *packed);
+int pyrt_sgemm(int32_t M, int32_t N, int32_t K, const void *packed,
+               const float *x, int32_t ldx, const float *bias, float lo,
+               float hi, float *y, int32_t ldy);
+
+size_t pyrt_conv2d_packed_size(const pyrt_conv2d_shape *s);
+int pyrt_conv2d_pack(const pyrt_conv2d_shape *s, const float *w, void *packed);
+int pyrt_conv2d(const pyrt_conv2d_shape *s, const void *packed, const float *x,
+                const float *bias, float lo, float hi, float *y);
+
+/* ---- QuantizeLinear / DequantizeLinear -------------------------------- */
+
+/*
+ * Data viewed as [outer][axis_len][inner]. The scale (and zero point) of
+ * element (o, a, i) sits at o * stride_outer + (a / block) * stride_axis +
+ * i * stride_inner: all strides 0 for per-tensor, block 1 and stride_axis 1
+ * for per-axis, the full blocked shape for blocked quantization.
+ */
+typedef struct {
+  int64_t outer, axis_len, inner;
+  int64_t block;
+  int64_t stride_outer, stride_axis, stride_inner;
+} pyrt_quant_layout;
+
+/* y = saturate(rint(x / scale) + zero): U8 or S8 out; NaN maps to zero.
+   zero has out_dtype elements, or is NULL for 0. */
+int pyrt_quantize(const pyrt_quant_layout *l, const float *x,
+                  const float *scale, const void *zero, int32_t out_dtype,
+                  void *y);
+/* y = (x - zero) * scale for U8, S8 or S32 x. */
+int pyrt_dequantize(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
+                    const float *scale, const void *zero, float *y);
+
+/* ---- int8 elementwise ------------------------------------------------- */
+
+typedef struct {
+  int32_t dtype; /* PYRT_U8 or PYRT_S8 */
+  float scale;
+  int32_t zero_point;
+} pyrt_qparams;
+
+enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1 };
+
+/* y = Q_y(op(DQ_a(a), DQ_b(b))) clamped to [qmin, qmax]; a, b, y hold n
+   elements each (callers broadcast first). */
+int pyrt_qbinary(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
+                 const void *b, const pyrt_qparams *qb, void *y,
+                 const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+
+/* ---- int8 pooling, NCHW ----------------------------------------------- */
+
+typedef struct {
+  int32_t batch, channels, in_h, in_w;
+  int32_t kernel_h, kernel_w;
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  int32_t pad_top, pad_left, pad_bottom, pad_right;
+  int32_t out_h, out_w;      /* from the caller (ceil_mode is its choice) */
+  int32_t count_include_pad; /* AveragePool: divide by the padded window */
+} pyrt_pool2d_shape;
+
+/* Max over the window (padding ignored); x and y share dtype and qparams. */
+int pyrt_qmaxpool2d(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
+                    void *y);
+int pyrt_qavgpool2d(const pyrt_pool2d_shape *s, const void *x,
+                    const pyrt_qparams *qx, void *y, const pyrt_qparams *qy);
+/* x: [rows][hw] (rows = N * C); y: [rows]. */
+int pyrt_qglobalavgpool(int64_t rows, int64_t hw, const void *x,
+                        const pyrt_qparams *qx, void *y,
+                        const pyrt_qparams *qy);
+
+#endif /* PYRT_KERNELS_H */

@@ -1,0 +1,74 @@
+/* Public QuantizeLinear / DequantizeLinear entry points. */
+#include <math.h>
+
+#include "internal.h"
+
+static int check_layout(const char *op, const pyrt_quant_layout *l) {
+  if (l == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: layout is NULL", op);
+  if (l->outer <= 0 || l->axis_len <= 0 || l->inner <= 0 || l->block <= 0)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: outer %lld, axis_len %lld, inner %lld and block "
+                     "%lld must be > 0",
+                     op, (long long)l->outer, (long long)l->axis_len,
+                     (long long)l->inner, (long long)l->block);
+  if (l->stride_outer < 0 || l->stride_axis < 0 || l->stride_inner < 0)
+    return pyrt_fail(PYRT_ERR_ARG, "%s: scale strides must be >= 0", op);
+  if (l->outer > INT64_MAX / l->axis_len / l->inner)
+    return pyrt_fail(PYRT_ERR_SHAPE, "%s: element count overflows", op);
+  return PYRT_OK;
+}
+
+/* Every scale the layout uses must be finite and > 0 (stride-0 dims are
+   visited once). */
+static int check_scales(const char *op, const pyrt_quant_layout *l,
+                        const float *scale) {
+  if (scale == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: scale is NULL", op);
+  const int64_t no = l->stride_outer ? l->outer : 1;
+  const int64_t na =
+      l->stride_axis ? (l->axis_len + l->block - 1) / l->block : 1;
+  const int64_t ni = l->stride_inner ? l->inner : 1;
+  for (int64_t o = 0; o < no; o++)
+    for (int64_t a = 0; a < na; a++)
+      for (int64_t i = 0; i < ni; i++) {
+        int64_t at =
+            o * l->stride_outer + a * l->stride_axis + i * l->stride_inner;
+        float s = scale[at];
+        if (!isfinite(s) || s <= 0.0f)
+          return pyrt_fail(PYRT_ERR_ARG,
+                           "%s: scale[%lld] must be finite and > 0, got %g", op,
+                           (long long)at, (double)s);
+      }
+  return PYRT_OK;
+}
+
+int pyrt_quantize(const pyrt_quant_layout *l, const float *x,
+                  const float *scale, const void *zero, int32_t out_dtype,
+                  void *y) {
+  int rc = check_layout("quantize", l);
+  if (rc) return rc;
+  if (x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "quantize: x or y is NULL");
+  if (out_dtype != PYRT_U8 && out_dtype != PYRT_S8)
+    return pyrt_fail(PYRT_ERR_ARG, "quantize: output must be U8 or S8, got %d",
+                     out_dtype);
+  rc = check_scales("quantize", l, scale);
+  if (rc) return rc;
+  pyrt_kernels()->quantize(l, x, scale, zero, out_dtype, y);
+  return PYRT_OK;
+}
+
+int pyrt_dequantize(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
+                    const float *scale, const void *zero, float *y) {
+  int rc = check_layout("dequantize", l);
+  if (rc) return rc;
+  if (x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "dequantize: x or y is NULL");
+  if (x_dtype != PYRT_U8 && x_dtype != PYRT_S8 && x_dtype != PYRT_S32)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "dequantize: input must be U8, S8 or S32, got %d",
+                     x_dtype);
+  rc = check_scales("dequantize", l, scale);
+  if (rc) return rc;
+  pyrt_kernels()->dequantize(l, x, x_dtype, scale, zero, y);
+  return PYRT_OK;
+}

@@ -1,0 +1,30 @@
+"""pyrt: int8 inference for QDQ ONNX models on x86 and RISC-V.
+
+import pyrt
+outputs = pyrt.run("model.onnx", {"input": x})      # one call
+session = pyrt.Session("model.onnx")                 # compile once, run many
+print(session.report())                              # which nodes run int8
+print(pyrt.check("model.onnx", {"input": x}))        # compare with onnxruntime
+"""
+
+from .check import CheckReport, OutputCheck, check
+from .errors import InputError, KernelError, ModelError, PyrtError, UnsupportedOpError
+from .session import NodeReport, Report, Session, TensorSpec, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "run",
+    "Session",
+    "TensorSpec",
+    "Report",
+    "NodeReport",
+    "check",
+    "CheckReport",
+    "OutputCheck",
+    "PyrtError",
+    "ModelError",
+    "UnsupportedOpError",
+    "InputError",
+    "KernelError",
+]

@@ -1,0 +1,164 @@
+"""Command line: python -m pyrt {demo,info,check,run} ..."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PyrtError
+
+
+def _load_inputs(session, paths: list[str]) -> dict[str, np.ndarray] | None:
+    """--input NAME=file.npy or file.npy (in input order); .npz holds them by name."""
+    if not paths:
+        return None
+    feeds = {}
+    for i, item in enumerate(paths):
+        name, _, path = item.rpartition("=")
+        if path.endswith(".npz"):
+            feeds.update(dict(np.load(path)))
+            continue
+        if not name:
+            if i >= len(session.inputs):
+                raise PyrtError(f"more --input files than the model's {len(session.inputs)} inputs")
+            name = session.inputs[i].name
+        feeds[name] = np.load(path)
+    return feeds
+
+
+def cmd_info(args) -> int:
+    from .session import Session
+
+    session = Session(args.model)
+    for kind, specs in (("input", session.inputs), ("output", session.outputs)):
+        for s in specs:
+            print(f"{kind:<6} {s.name}: {s.dtype} {list(s.shape) if s.shape is not None else '?'}")
+    print(session.report())
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check
+    from .session import Session
+
+    feeds = _load_inputs(Session(args.model), args.input)
+    report = check(args.model, feeds, layers=args.layers)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_run(args) -> int:
+    from .session import Session
+
+    session = Session(args.model)
+    feeds = _load_inputs(session, args.input)
+    if feeds is None:
+        from .check import random_inputs
+
+        feeds = random_inputs(session)
+    outputs = session.run(feeds)
+    for spec, value in zip(session.outputs, outputs):
+        print(f"{spec.name}: {value.dtype} {list(value.shape)}")
+    if args.output:
+        np.savez(args.output, **{s.name: v for s, v in zip(session.outputs, outputs)})
+        print(f"saved {args.output}")
+    return 0
+
+
+def _median_ms(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def cmd_demo(args) -> int:
+    """Build a small CNN, quantize it (u8 and s8 activations), run and check everything."""
+    from . import zoo
+    from .check import _ort_session, compare
+    from .session import Session
+
+    fp32 = zoo.demo_cnn()
+    calib = zoo.calibration_data(fp32, n=8)
+    x = {"input": calib[0]["input"]}
+    print(f"demo model: {len(fp32.graph.node)} nodes, input {list(x['input'].shape)}")
+    rows = []
+    variants = [("fp32", fp32, None)]
+    for act in ("uint8", "int8"):
+        variants.append(
+            (f"int8 QDQ ({act[0]}8 act)", zoo.quantize_qdq(fp32, calib, activation_type=act), act)
+        )
+    ref_fp32 = _ort_session(fp32, optimized=True).run(None, x)[0]
+    for label, model, _ in variants:
+        session = Session(model)
+        ours = session.run(x)[0]
+        reference = _ort_session(model, optimized=False).run(None, x)[0]
+        ort_opt = _ort_session(model, optimized=True)
+        t_pyrt = _median_ms(lambda s=session: s.run(x), args.repeat)
+        t_ort = _median_ms(lambda o=ort_opt: o.run(None, x), args.repeat)
+        c = compare("logits", ours, reference, None)
+        vs_fp32 = compare("logits", ours, ref_fp32, None)
+        counts = session.report().counts()
+        rows.append(
+            (
+                label,
+                t_pyrt,
+                t_ort,
+                c.cosine,
+                vs_fp32.cosine,
+                c.argmax_equal,
+                counts.get("int8", 0),
+                sum(counts.values()),
+            )
+        )
+    print(
+        f"\n{'model':<22} {'pyrt ms':>8} {'ort ms':>8} {'cos ref':>9} {'cos fp32':>9} "
+        f"{'argmax':>6} {'int8 nodes':>11}"
+    )
+    for label, tp, to, cr, cf, am, n8, nt in rows:
+        print(
+            f"{label:<22} {tp:>8.2f} {to:>8.2f} {cr:>9.6f} {cf:>9.6f} {str(am):>6} {n8:>5}/{nt:<5}"
+        )
+    print(
+        "\ncos ref: pyrt vs onnxruntime running the same graph as ONNX defines it "
+        "(optimizations off); cos fp32: vs the FP32 model. Times: median, 1 thread."
+    )
+    return 0 if all(r[3] >= 0.999 and r[5] for r in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pyrt", description="int8 ONNX inference runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="build, quantize, run and check a small CNN")
+    p.add_argument("--repeat", type=int, default=20)
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("info", help="inputs, outputs and how every node runs")
+    p.add_argument("model", type=Path)
+    p.set_defaults(fn=cmd_info)
+    p = sub.add_parser("check", help="compare with onnxruntime, per output (and --layers)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--input", action="append", default=[], help="NAME=x.npy, x.npy or all.npz")
+    p.add_argument("--layers", action="store_true", help="also compare every quantized tensor")
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("run", help="run a model on .npy inputs (random if none)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--input", action="append", default=[])
+    p.add_argument("--output", help="save outputs to this .npz")
+    p.set_defaults(fn=cmd_run)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except PyrtError as exc:
+        print(f"pyrt: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Stage 1, load: parse an ONNX model into a checked, topologically sorted Graph.
+
+Everything a stranger's file can get wrong is caught here, before any kernel
+runs: undecodable bytes, dangling or duplicate tensor names, cycles, tensors
+whose element count overflows the memory cap, and malformed initializers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .errors import ModelError, UnsupportedOpError
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+MS_DOMAIN = "com.microsoft"
+DEFAULT_MEMORY_LIMIT = 8 << 30  # bytes any single tensor may take
+
+
+@dataclass
+class Node:
+    name: str
+    op_type: str
+    domain: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+    opset: int
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_type} node '{self.name}'"
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    dtype: np.dtype | None
+    shape: tuple[int | str | None, ...] | None  # None: rank unknown; str/None dims: symbolic
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]
+    constants: dict[str, np.ndarray]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    info: dict[str, TensorInfo]  # every tensor shape inference knows about
+    opsets: dict[str, int]
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    producer: dict[str, Node] = field(default_factory=dict)
+    consumers: dict[str, list[Node]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self.producer = {o: n for n in self.nodes for o in n.outputs if o}
+        self.consumers = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    self.consumers.setdefault(i, []).append(n)
+
+    def dtype(self, name: str) -> np.dtype | None:
+        if name in self.constants:
+            return self.constants[name].dtype
+        info = self.info.get(name)
+        return info.dtype if info else None
+
+    def shape(self, name: str) -> tuple | None:
+        if name in self.constants:
+            return self.constants[name].shape
+        info = self.info.get(name)
+        return info.shape if info else None
+
+    def static_shape(self, name: str) -> tuple[int, ...] | None:
+        shape = self.shape(name)
+        if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+            return None
+        return tuple(shape)
+
+
+def read_model(model: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """Accepts a path, serialized bytes or a ModelProto; anything else is a ModelError."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, origin = bytes(model), "the given bytes"
+    elif isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        data, origin = path.read_bytes(), str(path)
+    else:
+        raise ModelError(
+            f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}"
+        )
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as exc:  # protobuf raises its own DecodeError types
+        raise ModelError(f"{origin} is not an ONNX model (protobuf decode failed: {exc})") from exc
+    if not proto.HasField("graph"):
+        raise ModelError(f"{origin} is not an ONNX model (no graph)")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        if isinstance(model, (str, Path)):
+            onnx.load_external_data_for_model(proto, str(Path(model).parent))
+        else:
+            raise ModelError("model uses external data; pass its path so the data can be found")
+    return proto
+
+
+def _np_dtype(elem_type: int) -> np.dtype | None:
+    if elem_type == 0:
+        return None
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except Exception:
+        return None
+
+
+def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+    if t is None:
+        return TensorInfo(vi.name, None, None)
+    shape = None
+    if t.HasField("shape"):
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
+        )
+    return TensorInfo(vi.name, _np_dtype(t.elem_type), shape)
+
+
+def _check_size(what: str, shape: tuple, itemsize: int, limit: int) -> None:
+    count = math.prod(int(d) for d in shape)
+    if any(int(d) < 0 for d in shape):
+        raise ModelError(f"{what}: negative dimension in shape {list(shape)}")
+    if count * itemsize > limit:
+        raise ModelError(
+            f"{what}: shape {list(shape)} needs {count * itemsize} bytes, "
+            f"over the memory limit of {limit} bytes"
+        )
+
+
+def _initializer(t: onnx.TensorProto, limit: int) -> np.ndarray:
+    what = f"initializer '{t.name}'"
+    dtype = _np_dtype(t.data_type)
+    if dtype is None:
+        raise ModelError(f"{what}: unsupported element type {t.data_type}")
+    _check_size(what, tuple(t.dims), dtype.itemsize, limit)
+    try:
+        array = numpy_helper.to_array(t)
+    except Exception as exc:
+        raise ModelError(f"{what}: cannot decode its data ({exc})") from exc
+    if array.shape != tuple(t.dims):
+        raise ModelError(f"{what}: data has {array.size} elements, dims say {list(t.dims)}")
+    return array
+
+
+def _attrs(node: onnx.NodeProto, label: str) -> dict[str, Any]:
+    attrs = {}
+    for a in node.attribute:
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            raise UnsupportedOpError(f"{label}: subgraph attribute '{a.name}' is not supported")
+        try:
+            value = helper.get_attribute_value(a)
+        except Exception as exc:
+            raise ModelError(f"{label}: attribute '{a.name}' cannot be decoded ({exc})") from exc
+        if isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
+        attrs[a.name] = value
+    return attrs
+
+
+def toposort(nodes: list[Node], available: set[str]) -> list[Node]:
+    """Kahn's algorithm; names the first node of a cycle or with a missing input."""
+    produced: dict[str, Node] = {}
+    for n in nodes:
+        for o in n.outputs:
+            if not o:
+                continue
+            if o in produced or o in available:
+                raise ModelError(f"{n.label}: output '{o}' is already produced elsewhere")
+            produced[o] = n
+    for n in nodes:
+        for i in n.inputs:
+            if i and i not in produced and i not in available:
+                raise ModelError(
+                    f"{n.label}: input '{i}' is not produced by any node, input or initializer"
+                )
+    waiting = {id(n): sum(1 for i in n.inputs if i and i in produced) for n in nodes}
+    users: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i and i in produced:
+                users.setdefault(i, []).append(n)
+    ready = [n for n in nodes if waiting[id(n)] == 0]
+    order: list[Node] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for o in n.outputs:
+            for u in users.get(o, []):
+                waiting[id(u)] -= 1
+                if waiting[id(u)] == 0:
+                    ready.append(u)
+    if len(order) != len(nodes):
+        stuck = next(n for n in nodes if waiting[id(n)] > 0)
+        raise ModelError(f"{stuck.label}: the graph has a cycle through this node")
+    return order
+
+
+def load(
+    model: str | Path | bytes | onnx.ModelProto, memory_limit: int = DEFAULT_MEMORY_LIMIT
+) -> Graph:
+    proto = read_model(model)
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
+    if not proto.opset_import:
+        opsets[""] = 1
+    if "" not in opsets:
+        opsets[""] = 1
+    if opsets[""] > 30:
+        raise ModelError(f"default-domain opset {opsets['']} is newer than pyrt knows")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:
+        inferred = proto  # shape inference is a help, not a requirement
+    g = inferred.graph
+    if len(g.node) == 0 and len(g.output) == 0:
+        raise ModelError("the graph is empty: no nodes and no outputs")
+    if len(g.output) == 0:
+        raise ModelError("the graph declares no outputs")
+
+    constants = {}
+    for t in g.initializer:
+        if t.name in constants:
+            raise ModelError(f"initializer '{t.name}' is defined twice")
+        constants[t.name] = _initializer(t, memory_limit)
+    info = {vi.name: _tensor_info(vi) for vi in (*g.value_info, *g.input, *g.output)}
+    inputs = [_tensor_info(vi) for vi in g.input if vi.name not in constants]
+    for ti in inputs:
+        if ti.dtype is None:
+            raise ModelError(f"graph input '{ti.name}' has no tensor element type")
+    outputs = [_tensor_info(vi) for vi in g.output]
+    names = [ti.name for ti in inputs]
+    if len(set(names)) != len(names):
+        raise ModelError("graph inputs have duplicate names")
+
+    nodes, seen = [], set()
+    for i, n in enumerate(g.node):
+        domain = n.domain if n.domain != "ai.onnx" else ""
+        name = n.name or f"{n.op_type}_{i}"
+        if name in seen:  # node names identify nodes from here on
+            name = f"{name}_{i}"
+        seen.add(name)
+        label = f"{n.op_type} node '{name}'"
+        if domain not in opsets and domain != "":
+            raise ModelError(f"{label}: domain '{domain}' is not in the model's opset_import")
+        nodes.append(
+            Node(
+                name,
+                n.op_type,
+                domain,
+                list(n.input),
+                list(n.output),
+                _attrs(n, label),
+                opsets.get(domain, 1),
+            )
+        )
+    available = set(constants) | set(names)
+    nodes = toposort(nodes, available)
+    produced = available | {o for n in nodes for o in n.outputs}
+    for ti in outputs:
+        if ti.name not in produced:
+            raise ModelError(f"graph output '{ti.name}' is not produced by any node")
+    for name, ti in info.items():
+        if ti.shape and ti.dtype is not None and all(isinstance(d, int) for d in ti.shape):
+            _check_size(f"tensor '{name}'", ti.shape, ti.dtype.itemsize, memory_limit)
+    graph = Graph(nodes, constants, inputs, outputs, info, opsets, memory_limit)
+    graph.reindex()
+    return graph

@@ -1,0 +1,594 @@
+"""numpy-facing wrappers of the C kernels: the only Python code that calls `lib`.
+
+Prepared ops (QConv2d, QGemm, Conv2d, Gemm) pack their weights once in
+__init__ and are then called with activations only. Free functions cover the
+stateless kernels. Everything here takes and returns numpy arrays; inputs are
+made C-contiguous as needed, outputs are freshly allocated (thread-safe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import check, dtype_code, ffi, isa, lib, ptr
+from .errors import KernelError
+
+QTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Quantization of one tensor: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+    dtype: np.dtype
+
+
+@dataclass
+class OutputStage:
+    """What happens to int32 accumulators (see pyrt_output_stage in kernels.h).
+
+    dtype uint8/int8: requantize with `scale` (1 or per channel), `zero_point`
+    and clamp to [qmin, qmax] (defaults: the dtype's range); int32: raw;
+    float32: acc * scale.
+    """
+
+    dtype: np.dtype
+    scale: np.ndarray | float = 1.0
+    zero_point: int = 0
+    qmin: int | None = None
+    qmax: int | None = None
+
+
+# ---- matrix products: QGemm, QConv2d, Gemm, Conv2d, requantize ------------
+
+
+def _aligned_buffer(nbytes: int) -> np.ndarray:
+    """A zeroed byte buffer whose data starts on a 64-byte boundary."""
+    raw = np.zeros(nbytes + 64, np.uint8)
+    offset = (-raw.ctypes.data) % 64
+    return raw[offset : offset + nbytes]
+
+
+def _stage(out: OutputStage, channels: int) -> tuple:
+    """A pyrt_output_stage (and the arrays it points into, kept alive)."""
+    dtype = np.dtype(out.dtype)
+    scale = np.ascontiguousarray(np.asarray(out.scale, np.float32).reshape(-1))
+    if scale.size not in (1, channels):
+        raise KernelError(f"output scale has {scale.size} values, expected 1 or {channels}")
+    stage = ffi.new("pyrt_output_stage *")
+    stage.out_dtype = dtype_code(dtype)
+    stage.per_channel = int(scale.size > 1)
+    stage.scale = ptr(scale, "float *")
+    stage.zero_point = int(out.zero_point)
+    if dtype in QTYPES:
+        info = np.iinfo(dtype)
+        stage.qmin = info.min if out.qmin is None else int(out.qmin)
+        stage.qmax = info.max if out.qmax is None else int(out.qmax)
+    return stage, scale
+
+
+def _zero_points(w_zero: np.ndarray | int, n: int) -> tuple[np.ndarray, int]:
+    zero = np.ascontiguousarray(np.asarray(w_zero, np.int32).reshape(-1))
+    if zero.size not in (1, n):
+        raise KernelError(f"weight zero point has {zero.size} values, expected 1 or {n}")
+    return zero, int(zero.size > 1)
+
+
+def _bias(bias: np.ndarray | None, n: int, dtype) -> np.ndarray | None:
+    if bias is None:
+        return None
+    bias = np.ascontiguousarray(np.asarray(bias).reshape(-1), dtype=dtype)
+    if bias.size != n:
+        raise KernelError(f"bias has {bias.size} values, expected {n}")
+    return bias
+
+
+def requantize(acc: np.ndarray, channels: int, out: OutputStage) -> np.ndarray:
+    """int32 accumulators [rows, cols] (channel of row r: r % channels) -> out.dtype."""
+    acc = np.ascontiguousarray(acc, dtype=np.int32)
+    rows, cols = (acc.shape[0], acc.size // acc.shape[0]) if acc.ndim else (1, 1)
+    stage, scale = _stage(out, channels)
+    y = np.empty(acc.shape, out.dtype)
+    check(lib.pyrt_requantize(rows, cols, channels, ptr(acc, "int32_t *"), stage, ptr(y)))
+    return y
+
+
+class QGemm:
+    """y[M, N] = W[M, K] @ x[K, N] in integers, with the output stage fused."""
+
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_zero: np.ndarray | int,
+        bias: np.ndarray | None,
+        x_dtype: np.dtype,
+        x_zero: int,
+        out: OutputStage,
+    ):
+        if w.ndim != 2 or w.dtype not in QTYPES:
+            raise KernelError(f"QGemm weights must be 2-D uint8/int8, got {w.dtype} {w.shape}")
+        self.m, self.k = w.shape
+        self.w = np.ascontiguousarray(w)
+        self.zero, self.zero_per_row = _zero_points(w_zero, self.m)
+        self.bias = _bias(bias, self.m, np.int32)
+        self.x_dtype, self.x_zero, self.out = np.dtype(x_dtype), int(x_zero), out
+        self.stage, self.scale = _stage(out, self.m)
+        self._pack()
+
+    def _pack(self) -> None:
+        self.isa = isa()
+        self.packed = _aligned_buffer(lib.pyrt_qgemm_packed_size(self.m, self.k))
+        check(
+            lib.pyrt_qgemm_pack(
+                self.m,
+                self.k,
+                ptr(self.w),
+                dtype_code(self.w.dtype),
+                ptr(self.zero, "int32_t *"),
+                self.zero_per_row,
+                ptr(self.packed),
+            )
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if isa() != self.isa:
+            self._pack()
+        if x.ndim != 2 or x.shape[0] != self.k or x.dtype != self.x_dtype:
+            raise KernelError(
+                f"QGemm input must be {self.x_dtype} [{self.k}, N], got {x.dtype} {list(x.shape)}"
+            )
+        x = np.ascontiguousarray(x)
+        n = x.shape[1]
+        y = np.empty((self.m, n), self.out.dtype)
+        if n == 0:
+            return y
+        check(
+            lib.pyrt_qgemm(
+                self.m,
+                n,
+                self.k,
+                ptr(self.packed),
+                ptr(x),
+                dtype_code(x.dtype),
+                self.x_zero,
+                n,
+                ptr(self.bias, "int32_t *"),
+                self.stage,
+                ptr(y),
+                n,
+            )
+        )
+        return y
+
+
+def _conv_shape(w_shape: tuple, x_shape: tuple, groups: int, strides, dilations, pads):
+    s = ffi.new("pyrt_conv2d_shape *")
+    s.batch, s.in_c, s.in_h, s.in_w = (int(d) for d in x_shape)
+    s.out_c, s.groups = int(w_shape[0]), int(groups)
+    s.kernel_h, s.kernel_w = int(w_shape[2]), int(w_shape[3])
+    s.stride_h, s.stride_w = (int(v) for v in strides)
+    s.dilation_h, s.dilation_w = (int(v) for v in dilations)
+    s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = (int(v) for v in pads)
+    return s
+
+
+class _Conv:
+    """Shared shape handling of the int8 and fp32 convolutions (NCHW)."""
+
+    def __init__(self, w: np.ndarray, groups: int, strides, dilations, pads):
+        if w.ndim != 4:
+            raise KernelError(f"conv weights must be [O, I/groups, kh, kw], got {list(w.shape)}")
+        if groups < 1 or w.shape[0] % groups:
+            raise KernelError(
+                f"conv: {w.shape[0]} output channels do not split into {groups} groups"
+            )
+        self.w = np.ascontiguousarray(w)
+        self.groups, self.strides, self.dilations, self.pads = groups, strides, dilations, pads
+        self.in_c = w.shape[1] * groups
+
+    def shape(self, x_shape: tuple):
+        if len(x_shape) != 4 or x_shape[1] != self.in_c:
+            raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x_shape)}")
+        s = _conv_shape(self.w.shape, x_shape, self.groups, self.strides, self.dilations, self.pads)
+        check(lib.pyrt_conv2d_infer(s))
+        return s
+
+    def pack_shape(self):
+        spans = [d * (k - 1) + 1 for k, d in zip(self.w.shape[2:], self.dilations)]
+        return self.shape((1, self.in_c, *spans))
+
+
+class QConv2d(_Conv):
+    """int8 NCHW convolution with packed weights and the output stage fused."""
+
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_zero: np.ndarray | int,
+        bias: np.ndarray | None,
+        *,
+        groups: int,
+        strides: tuple[int, int],
+        dilations: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        x_dtype: np.dtype,
+        x_zero: int,
+        out: OutputStage,
+    ):
+        super().__init__(w, groups, strides, dilations, pads)
+        if w.dtype not in QTYPES:
+            raise KernelError(f"QConv2d weights must be uint8/int8, got {w.dtype}")
+        out_c = w.shape[0]
+        self.zero, self.zero_per_row = _zero_points(w_zero, out_c)
+        self.bias = _bias(bias, out_c, np.int32)
+        self.x_dtype, self.x_zero, self.out = np.dtype(x_dtype), int(x_zero), out
+        self.stage, self.scale = _stage(out, out_c)
+        self._pack()
+
+    def _pack(self) -> None:
+        self.isa = isa()
+        s = self.pack_shape()
+        self.packed = _aligned_buffer(lib.pyrt_qconv2d_packed_size(s))
+        check(
+            lib.pyrt_qconv2d_pack(
+                s,
+                ptr(self.w),
+                dtype_code(self.w.dtype),
+                ptr(self.zero, "int32_t *"),
+                self.zero_per_row,
+                ptr(self.packed),
+            )
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if isa() != self.isa:
+            self._pack()
+        if x.dtype != self.x_dtype:
+            raise KernelError(f"QConv2d input must be {self.x_dtype}, got {x.dtype}")
+        s = self.shape(x.shape)
+        x = np.ascontiguousarray(x)
+        y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), self.out.dtype)
+        check(
+            lib.pyrt_qconv2d(
+                s,
+                ptr(self.packed),
+                ptr(x),
+                dtype_code(x.dtype),
+                self.x_zero,
+                ptr(self.bias, "int32_t *"),
+                self.stage,
+                ptr(y),
+            )
+        )
+        return y
+
+
+class Gemm:
+    """fp32: y[M, N] = clamp(W[M, K] @ x[K, N] + bias, lo, hi)."""
+
+    def __init__(
+        self, w: np.ndarray, bias: np.ndarray | None, lo: float = -np.inf, hi: float = np.inf
+    ):
+        if w.ndim != 2:
+            raise KernelError(f"Gemm weights must be 2-D, got {list(w.shape)}")
+        self.w = np.ascontiguousarray(w, dtype=np.float32)
+        self.m, self.k = w.shape
+        self.bias = _bias(bias, self.m, np.float32)
+        self.lo, self.hi = float(lo), float(hi)
+        self._pack()
+
+    def _pack(self) -> None:
+        self.isa = isa()
+        self.packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(self.m, self.k))
+        check(lib.pyrt_sgemm_pack(self.m, self.k, ptr(self.w, "float *"), ptr(self.packed)))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if isa() != self.isa:
+            self._pack()
+        if x.ndim != 2 or x.shape[0] != self.k:
+            raise KernelError(f"Gemm input must be [{self.k}, N], got {list(x.shape)}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[1]
+        y = np.empty((self.m, n), np.float32)
+        if n == 0:
+            return y
+        check(
+            lib.pyrt_sgemm(
+                self.m,
+                n,
+                self.k,
+                ptr(self.packed),
+                ptr(x, "float *"),
+                n,
+                ptr(self.bias, "float *"),
+                self.lo,
+                self.hi,
+                ptr(y, "float *"),
+                n,
+            )
+        )
+        return y
+
+
+class Conv2d(_Conv):
+    """fp32 NCHW convolution with packed weights and optional fused clamp."""
+
+    def __init__(
+        self,
+        w: np.ndarray,
+        bias: np.ndarray | None,
+        *,
+        groups: int,
+        strides: tuple[int, int],
+        dilations: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        lo: float = -np.inf,
+        hi: float = np.inf,
+    ):
+        super().__init__(np.asarray(w, np.float32), groups, strides, dilations, pads)
+        self.bias = _bias(bias, w.shape[0], np.float32)
+        self.lo, self.hi = float(lo), float(hi)
+        self._pack()
+
+    def _pack(self) -> None:
+        self.isa = isa()
+        s = self.pack_shape()
+        self.packed = _aligned_buffer(lib.pyrt_conv2d_packed_size(s))
+        check(lib.pyrt_conv2d_pack(s, ptr(self.w, "float *"), ptr(self.packed)))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if isa() != self.isa:
+            self._pack()
+        s = self.shape(x.shape)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), np.float32)
+        check(
+            lib.pyrt_conv2d(
+                s,
+                ptr(self.packed),
+                ptr(x, "float *"),
+                ptr(self.bias, "float *"),
+                self.lo,
+                self.hi,
+                ptr(y, "float *"),
+            )
+        )
+        return y
+
+
+# ---- elementwise and pooling: quantize, dequantize, qbinary, pools --------
+
+
+def _quant_layout(x: np.ndarray, scale: np.ndarray, axis: int, block_size: int):
+    """pyrt_quant_layout for ONNX per-tensor, per-axis or blocked parameters."""
+    layout = ffi.new("pyrt_quant_layout *")
+    shape = x.shape if x.ndim else (1,)
+    if scale.size == 1 and not block_size:
+        layout.outer, layout.axis_len, layout.inner, layout.block = 1, 1, max(x.size, 1), 1
+        return layout
+    if not -len(shape) <= axis < len(shape):
+        raise KernelError(f"axis {axis} is out of range for a rank-{x.ndim} tensor")
+    axis %= len(shape)
+    outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1 :]))
+    layout.outer, layout.axis_len, layout.inner = outer, shape[axis], inner
+    if block_size:
+        want = list(shape)
+        want[axis] = -(-shape[axis] // block_size)
+        if scale.ndim != len(shape) or list(scale.shape) != want:
+            raise KernelError(f"blocked scale must have shape {want}, got {list(scale.shape)}")
+        layout.block = block_size
+        layout.stride_outer, layout.stride_axis, layout.stride_inner = want[axis] * inner, inner, 1
+    else:
+        if scale.ndim != 1 or scale.size != shape[axis]:
+            raise KernelError(
+                f"per-axis scale must have {shape[axis]} values (axis {axis}), "
+                f"got shape {list(scale.shape)}"
+            )
+        layout.block, layout.stride_axis = 1, 1
+    return layout
+
+
+def _zero_like(zero_point: np.ndarray | None, scale: np.ndarray) -> np.ndarray | None:
+    if zero_point is None:
+        return None
+    zero = np.ascontiguousarray(zero_point)
+    if zero.size != scale.size:
+        raise KernelError(f"zero point has {zero.size} values, scale {scale.size}")
+    return zero
+
+
+def quantize(
+    x: np.ndarray,
+    scale: np.ndarray,
+    zero_point: np.ndarray | None,
+    axis: int = 1,
+    block_size: int = 0,
+    dtype: np.dtype = np.uint8,
+) -> np.ndarray:
+    """QuantizeLinear: saturate(rint(x / scale) + zero); NaN -> zero point."""
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    dtype = np.dtype(zero_point.dtype if zero_point is not None else dtype)
+    if dtype not in QTYPES:
+        raise KernelError(f"quantize to {dtype} is not supported by the kernels")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.empty(x.shape, dtype)
+    if x.size == 0:
+        return y
+    layout = _quant_layout(x, scale, axis, block_size)
+    zero = _zero_like(zero_point, scale)
+    check(
+        lib.pyrt_quantize(
+            layout, ptr(x, "float *"), ptr(scale, "float *"), ptr(zero), dtype_code(dtype), ptr(y)
+        )
+    )
+    return y
+
+
+def dequantize(
+    x: np.ndarray,
+    scale: np.ndarray,
+    zero_point: np.ndarray | None,
+    axis: int = 1,
+    block_size: int = 0,
+) -> np.ndarray:
+    """DequantizeLinear: (x - zero) * scale for uint8, int8 or int32 x."""
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (*QTYPES, np.dtype(np.int32)):
+        raise KernelError(f"dequantize of {x.dtype} is not supported by the kernels")
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    zero = _zero_like(zero_point, scale)
+    if zero is not None and zero.dtype != x.dtype:
+        raise KernelError(f"zero point is {zero.dtype}, data is {x.dtype}")
+    y = np.empty(x.shape, np.float32)
+    if x.size == 0:
+        return y
+    layout = _quant_layout(x, scale, axis, block_size)
+    check(
+        lib.pyrt_dequantize(
+            layout, ptr(x), dtype_code(x.dtype), ptr(scale, "float *"), ptr(zero), ptr(y, "float *")
+        )
+    )
+    return y
+
+
+def _qparams(q: QParams):
+    p = ffi.new("pyrt_qparams *")
+    p.dtype, p.scale, p.zero_point = dtype_code(q.dtype), float(q.scale), int(q.zero_point)
+    return p
+
+
+def qbinary(
+    op: str,
+    a: np.ndarray,
+    qa: QParams,
+    b: np.ndarray,
+    qb: QParams,
+    qy: QParams,
+    qmin: int | None = None,
+    qmax: int | None = None,
+) -> np.ndarray:
+    """Q_y(DQ_a(a) op DQ_b(b)) for op "add" or "mul", numpy broadcasting."""
+    codes = {"add": lib.PYRT_ADD, "mul": lib.PYRT_MUL}
+    if op not in codes:
+        raise KernelError(f"qbinary op must be 'add' or 'mul', got {op!r}")
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError as exc:
+        raise KernelError(f"qbinary: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if a.dtype != qa.dtype or b.dtype != qb.dtype:
+        raise KernelError(
+            f"qbinary: inputs are {a.dtype}/{b.dtype}, params say {qa.dtype}/{qb.dtype}"
+        )
+    info = np.iinfo(qy.dtype)
+    y = np.empty(a.shape, qy.dtype)
+    if y.size == 0:
+        return y
+    check(
+        lib.pyrt_qbinary(
+            codes[op],
+            y.size,
+            ptr(a),
+            _qparams(qa),
+            ptr(b),
+            _qparams(qb),
+            ptr(y),
+            _qparams(qy),
+            info.min if qmin is None else int(qmin),
+            info.max if qmax is None else int(qmax),
+        )
+    )
+    return y
+
+
+def pool_output_size(
+    in_size: int,
+    kernel: int,
+    stride: int,
+    pad_begin: int,
+    pad_end: int,
+    dilation: int,
+    ceil_mode: bool,
+) -> int:
+    """ONNX pooling output size; with ceil_mode a window starting in the end padding is dropped."""
+    span = dilation * (kernel - 1) + 1
+    room = in_size + pad_begin + pad_end - span
+    if room < 0:
+        return 0
+    out = (-(-room // stride) if ceil_mode else room // stride) + 1
+    if ceil_mode and (out - 1) * stride >= in_size + pad_begin:
+        out -= 1
+    return out
+
+
+def _pool_shape(x: np.ndarray, kernel, strides, pads, dilations, ceil_mode: bool):
+    if x.ndim != 4:
+        raise KernelError(f"pooling input must be [N, C, H, W], got {list(x.shape)}")
+    s = ffi.new("pyrt_pool2d_shape *")
+    s.batch, s.channels, s.in_h, s.in_w = x.shape
+    s.kernel_h, s.kernel_w = kernel
+    s.stride_h, s.stride_w = strides
+    s.dilation_h, s.dilation_w = dilations
+    s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = pads
+    s.out_h = pool_output_size(
+        x.shape[2], kernel[0], strides[0], pads[0], pads[2], dilations[0], ceil_mode
+    )
+    s.out_w = pool_output_size(
+        x.shape[3], kernel[1], strides[1], pads[1], pads[3], dilations[1], ceil_mode
+    )
+    return s
+
+
+def qmaxpool2d(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilations: tuple[int, int] = (1, 1),
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    if x.dtype not in QTYPES:
+        raise KernelError(f"qmaxpool2d input must be uint8/int8, got {x.dtype}")
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
+    y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), x.dtype)
+    check(lib.pyrt_qmaxpool2d(s, ptr(x), dtype_code(x.dtype), ptr(y)))
+    return y
+
+
+def qavgpool2d(
+    x: np.ndarray,
+    qx: QParams,
+    qy: QParams,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    dilations: tuple[int, int] = (1, 1),
+) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    if x.dtype != qx.dtype:
+        raise KernelError(f"qavgpool2d input is {x.dtype}, params say {qx.dtype}")
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
+    s.count_include_pad = int(count_include_pad)
+    y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), qy.dtype)
+    check(lib.pyrt_qavgpool2d(s, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    return y
+
+
+def qglobalavgpool(x: np.ndarray, qx: QParams, qy: QParams) -> np.ndarray:
+    """[N, C, spatial...] -> [N, C, 1, ...]: mean over every spatial element."""
+    x = np.ascontiguousarray(x)
+    if x.ndim < 3 or x.dtype != qx.dtype:
+        raise KernelError(
+            f"qglobalavgpool input must be {qx.dtype} [N, C, ...], got {x.dtype} {list(x.shape)}"
+        )
+    rows, hw = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:]))
+    y = np.empty((*x.shape[:2], *([1] * (x.ndim - 2))), qy.dtype)
+    check(lib.pyrt_qglobalavgpool(rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    return y

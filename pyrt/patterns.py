@@ -1,0 +1,844 @@
+"""Stage 2, match: rewrite Q/DQ patterns into integer ops (domain "pyrt").
+
+The graph keeps ONNX's meaning throughout. QOperator nodes (QLinearConv, ...)
+are first lowered to the equivalent DQ -> op -> Q form, so one matcher serves
+both forms. Then, for each float op whose inputs come from DequantizeLinear
+and whose output goes (through an optional Relu/Clip) into QuantizeLinear,
+the op is replaced by an integer op reading the quantized inputs and writing
+the quantized output. Whatever no pattern claims runs as written: DQ and Q
+as kernels, the op in fp32.
+
+Fused ops and their attributes (read by plan.py):
+  QConv    x_q -> y      w, w_zero, bias (int32), geometry, x_zero, out (OutputStage)
+  QMatMul  x_q -> y      w [N, K], w_zero, bias, x_zero, out; y = x @ w.T
+  QBinary  a_q, b_q -> y op ("add" | "mul"), qa, qb, qy, qmin, qmax
+  QAvgPool / QGlobalAvgPool   x_q -> y_q   qx, qy, pool attributes
+  QLut     x_q -> y_q    table: 256 output codes indexed by the input byte
+Integer-exact ops (data movement, max/min selection) keep their ONNX op type
+and simply run on the quantized tensors.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+from .graph import MS_DOMAIN, Graph, Node
+from .kernels import OutputStage, QParams
+
+INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
+QDQ_DOMAINS = ("", MS_DOMAIN)
+
+# Ops that commute with any increasing elementwise map (DQ, Q): they move or
+# select values without arithmetic, so they run on int8 data exactly.
+INTEGER_EXACT = {
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "Slice",
+    "Gather",
+    "Split",
+    "Concat",
+    "Tile",
+    "Expand",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "MaxPool",
+    "GlobalMaxPool",
+    "ReduceMax",
+    "ReduceMin",
+    "Resize",
+    "Pad",
+    "Dropout",
+}
+# Elementwise float ops: with one per-tensor int8 input (other inputs scalar
+# constants) they become a 256-entry lookup table.
+ELEMENTWISE = {
+    "Relu",
+    "Clip",
+    "Sigmoid",
+    "Tanh",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Gelu",
+    "Erf",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Abs",
+    "Neg",
+    "Reciprocal",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Max",
+    "Min",
+    "PRelu",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sin",
+    "Cos",
+    "ThresholdedRelu",
+}
+
+
+@dataclass
+class QInput:
+    """The quantized tensor behind a DequantizeLinear output."""
+
+    tensor: str
+    scale: np.ndarray
+    zero: np.ndarray
+    axis: int
+    block: int
+    dtype: np.dtype | None
+
+    @property
+    def per_tensor(self) -> bool:
+        return self.scale.size == 1 and self.zero.size <= 1 and self.block == 0
+
+    def qparams(self) -> QParams:
+        return QParams(float(self.scale.reshape(-1)[0]), int(self.zero.reshape(-1)[0]), self.dtype)
+
+
+def _valid_scale(node: Node, scale: np.ndarray) -> None:
+    if scale.dtype.kind != "f":
+        raise ModelError(f"{node.label}: scale must be a float tensor, got {scale.dtype}")
+    s = scale.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ModelError(f"{node.label}: scale must be finite and > 0, got {scale.reshape(-1)[:8]}")
+
+
+class Matcher:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.outputs = {t.name for t in graph.outputs}
+        self.counter = itertools.count()
+
+    # ---- lookups --------------------------------------------------------
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.g.constants.get(name) if name else None
+
+    def sole_consumer(self, name: str) -> Node | None:
+        users = self.g.consumers.get(name, [])
+        if name in self.outputs or len(users) != 1:
+            return None
+        return users[0]
+
+    def dq(self, name: str) -> QInput | None:
+        """The quantized source of `name`: a DequantizeLinear output with constant params."""
+        node = self.g.producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear" or node.domain not in QDQ_DOMAINS:
+            return None
+        scale = self.const(node.inputs[1])
+        zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
+        zero = self.const(zero_name) if zero_name else np.zeros(1, np.int32)
+        if scale is None or zero is None or scale.dtype != np.float32:
+            return None
+        dtype = self.g.dtype(node.inputs[0])
+        if zero_name and dtype is not None and zero.dtype != dtype:
+            raise ModelError(f"{node.label}: zero point is {zero.dtype}, data is {dtype}")
+        if dtype is None and zero_name:  # shape inference may not reach past custom ops
+            dtype = zero.dtype
+        return QInput(
+            node.inputs[0], scale, zero, node.attr("axis", 1), node.attr("block_size", 0), dtype
+        )
+
+    def shape(self, name: str) -> tuple | None:
+        """Inferred shape; for a DQ output unknown to inference, its input's shape."""
+        shape = self.g.shape(name)
+        node = self.g.producer.get(name)
+        if shape is None and node is not None and node.op_type == "DequantizeLinear":
+            shape = self.g.shape(node.inputs[0])
+        return shape
+
+    def q_node(self, name: str) -> Node | None:
+        node = self.sole_consumer(name)
+        if node is None or node.op_type != "QuantizeLinear" or node.domain not in QDQ_DOMAINS:
+            return None
+        return node
+
+    def q_params(self, node: Node) -> QParams | None:
+        """Per-tensor u8/s8 params of a QuantizeLinear, or None."""
+        scale = self.const(node.inputs[1])
+        zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
+        zero = self.const(zero_name) if zero_name else None
+        if scale is None or scale.size != 1 or (zero_name and (zero is None or zero.size != 1)):
+            return None
+        if scale.dtype != np.float32:
+            return None
+        if node.attr("block_size", 0):
+            return None
+        if zero is not None:
+            dtype = zero.dtype
+        else:
+            out_type = node.attr("output_dtype", 0)
+            dtype = (
+                np.dtype(np.int8)
+                if out_type == 3
+                else np.dtype(np.uint8)
+                if out_type in (0, 2)
+                else None
+            )
+        if dtype not in INT8:
+            return None
+        _valid_scale(node, scale)
+        return QParams(
+            float(scale.reshape(-1)[0]),
+            int(zero.reshape(-1)[0]) if zero is not None else 0,
+            np.dtype(dtype),
+        )
+
+    def quantized_output(self, name: str) -> tuple[QParams, float, float, list[Node], str] | None:
+        """Follows `name` through an optional Relu/Clip into a per-tensor Q.
+
+        Returns (Q params, clamp lo, clamp hi, nodes swallowed, output name).
+        Q is monotonic, so Q(clip(v, lo, hi)) == clip(Q(v), Q(lo), Q(hi)).
+        """
+        lo, hi, taken = -np.inf, np.inf, []
+        act = self.sole_consumer(name)
+        if act is not None and act.domain == "" and act.op_type in ("Relu", "Clip"):
+            if act.op_type == "Relu":
+                lo = 0.0
+            else:
+                bounds = self.clip_bounds(act)
+                if bounds is None:
+                    return None
+                lo, hi = bounds
+            taken.append(act)
+            name = act.outputs[0]
+        q = self.q_node(name)
+        if q is None:
+            return None
+        qp = self.q_params(q)
+        if qp is None:
+            return None
+        return qp, lo, hi, [*taken, q], q.outputs[0]
+
+    def clip_bounds(self, node: Node) -> tuple[float, float] | None:
+        if node.opset < 11:
+            return float(node.attr("min", -np.inf)), float(node.attr("max", np.inf))
+        bounds = []
+        for i, default in ((1, -np.inf), (2, np.inf)):
+            name = node.inputs[i] if len(node.inputs) > i else ""
+            if not name:
+                bounds.append(default)
+                continue
+            v = self.const(name)
+            if v is None or v.size != 1:
+                return None
+            bounds.append(float(v.reshape(-1)[0]))
+        return bounds[0], bounds[1]
+
+    def fresh(self, base: str) -> str:
+        return f"{base}__pyrt{next(self.counter)}"
+
+    # ---- rewriting helpers ----------------------------------------------
+
+    def output_stage(self, name: str, acc_scale: np.ndarray):
+        """Output stage for an integer op whose real output is acc * acc_scale."""
+        found = self.quantized_output(name)
+        if found is None:
+            return OutputStage(np.dtype(np.float32), acc_scale.astype(np.float32)), [], name
+        qy, lo, hi, taken, out_name = found
+        info = np.iinfo(qy.dtype)
+        qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
+        qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
+        scale = (acc_scale.astype(np.float64) / qy.scale).astype(np.float32)
+        return OutputStage(qy.dtype, scale, qy.zero_point, qmin, qmax), taken, out_name
+
+
+def quantize_scalar(v: float, qp: QParams) -> float:
+    if np.isinf(v):
+        return v
+    return float(np.rint(np.float32(v) / np.float32(qp.scale))) + qp.zero_point
+
+
+def lut_table(fn, qx: QParams, qy: QParams) -> np.ndarray:
+    """256-entry table: output code for every input byte (indexed by the byte as uint8)."""
+    from .kernels import dequantize, quantize
+
+    codes = np.arange(256, dtype=np.uint8).view(qx.dtype)
+    real = dequantize(codes, np.array(qx.scale, np.float32), np.array(qx.zero_point, qx.dtype))
+    out = np.asarray(fn(real), dtype=np.float32).reshape(256)
+    return quantize(
+        out, np.array(qy.scale, np.float32), np.array(qy.zero_point, qy.dtype), dtype=qy.dtype
+    )
+
+
+def int_attr_list(node: Node, name: str, n: int, default: int) -> list[int]:
+    value = node.attr(name)
+    if value is None:
+        return [default] * n
+    value = [int(v) for v in value]
+    if len(value) != n:
+        raise ModelError(f"{node.label}: attribute '{name}' needs {n} values, got {value}")
+    return value
+
+
+def conv_pads(
+    node: Node, in_hw: tuple | None, kernel: list[int], strides: list[int], dilations: list[int]
+) -> list[int] | None:
+    """ONNX pads [begin..., end...] for a 2-D window op, resolving auto_pad."""
+    auto_pad = node.attr("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    nd = len(kernel)
+    if auto_pad in ("NOTSET", ""):
+        return int_attr_list(node, "pads", 2 * nd, 0)
+    if auto_pad == "VALID":
+        return [0] * (2 * nd)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ModelError(f"{node.label}: unknown auto_pad '{auto_pad}'")
+    if in_hw is None or not all(isinstance(d, int) for d in in_hw):
+        return None
+    begin, end = [], []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+        small, large = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else large)
+        end.append(large if auto_pad == "SAME_UPPER" else small)
+    return begin + end
+
+
+def real_const(m: Matcher, name: str) -> np.ndarray | None:
+    """A constant's real value: a float initializer, or DQ of an integer one."""
+    value = m.const(name)
+    if value is not None:
+        return value.astype(np.float64) if value.dtype.kind == "f" else None
+    q = m.dq(name)
+    if q is None or q.block or m.const(q.tensor) is None:
+        return None
+    data = m.const(q.tensor).astype(np.float64)
+    shape = [1] * data.ndim
+    if q.scale.size > 1:
+        shape[q.axis % data.ndim] = -1
+    return (data - q.zero.astype(np.float64).reshape(shape)) * q.scale.astype(np.float64).reshape(
+        shape
+    )
+
+
+def _bias_int32(m: Matcher, name: str, acc_scale: np.ndarray, n: int) -> np.ndarray | None:
+    """Bias in accumulator units; an int32 DQ bias on the same scale is taken as is."""
+    q = m.dq(name)
+    data = m.const(q.tensor) if q else None
+    if (
+        q is not None
+        and data is not None
+        and data.dtype == np.int32
+        and not q.zero.any()
+        and np.allclose(np.broadcast_to(q.scale, acc_scale.shape), acc_scale, rtol=1e-6, atol=0)
+    ):
+        bias = np.broadcast_to(data.reshape(-1), (n,)) if data.size in (1, n) else None
+        return None if bias is None else bias.astype(np.int32)
+    real = real_const(m, name)
+    if real is None or real.size not in (1, n):
+        return None
+    ints = np.rint(np.broadcast_to(real.reshape(-1), (n,)) / acc_scale)
+    return np.clip(ints, -(2**31), 2**31 - 1).astype(np.int32)
+
+
+def _weight_quant(w: QInput, data: np.ndarray, axis: int, n: int) -> tuple | None:
+    """(scale [n], zero [n]) for per-tensor or per-`axis` weight quantization."""
+    if w.block or data.dtype not in INT8:
+        return None
+    scale, zero = w.scale.reshape(-1), w.zero.reshape(-1)
+    if scale.size != 1 and (w.axis % data.ndim != axis or scale.size != n):
+        return None
+    if zero.size not in (1, scale.size):
+        return None
+    return (
+        np.broadcast_to(scale, (n,)).astype(np.float64),
+        np.broadcast_to(zero, (n,)).astype(np.int32),
+    )
+
+
+def match_conv(m: Matcher, node: Node) -> list[Node] | None:
+    x, w = m.dq(node.inputs[0]), m.dq(node.inputs[1])
+    if x is None or w is None or not x.per_tensor or x.dtype not in INT8:
+        return None
+    data = m.const(w.tensor)
+    if data is None or data.ndim not in (3, 4):
+        return None
+    out_c = data.shape[0]
+    wq = _weight_quant(w, data, 0, out_c)
+    if wq is None:
+        return None
+    w_scale, w_zero = wq
+    _valid_scale(node, x.scale)
+    nd = data.ndim - 2
+    kernel = list(data.shape[2:])
+    if node.attr("kernel_shape") is not None and list(node.attr("kernel_shape")) != kernel:
+        raise ModelError(
+            f"{node.label}: kernel_shape {node.attr('kernel_shape')} "
+            f"does not match weight shape {list(data.shape)}"
+        )
+    strides = int_attr_list(node, "strides", nd, 1)
+    dilations = int_attr_list(node, "dilations", nd, 1)
+    in_shape = m.shape(node.inputs[0])
+    pads = conv_pads(node, in_shape[2:] if in_shape else None, kernel, strides, dilations)
+    if pads is None:
+        return None
+    if nd == 1:  # Conv1d runs as a 1 x W Conv2d
+        data = data[:, :, None, :]
+        strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
+    acc_scale = float(x.scale.reshape(-1)[0]) * w_scale
+    bias = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        bias = _bias_int32(m, node.inputs[2], acc_scale, out_c)
+        if bias is None:
+            return None
+    out, taken, out_name = m.output_stage(node.outputs[0], acc_scale)
+    fused = Node(
+        node.name,
+        "QConv",
+        "pyrt",
+        [x.tensor],
+        [out_name],
+        dict(
+            w=data,
+            w_zero=w_zero,
+            bias=bias,
+            group=int(node.attr("group", 1)),
+            strides=tuple(strides),
+            dilations=tuple(dilations),
+            pads=(pads[0], pads[1], pads[2], pads[3]),
+            x_zero=int(x.zero.reshape(-1)[0]) if x.zero.size else 0,
+            x_dtype=x.dtype,
+            out=out,
+            conv1d=nd == 1,
+            fused=[node.name, *(t.name for t in taken)],
+        ),
+        0,
+    )
+    return [fused]
+
+
+def match_matmul(m: Matcher, node: Node) -> list[Node] | None:
+    """MatMul / Gemm with a constant quantized weight: y = x @ W (+ bias)."""
+    x, w = m.dq(node.inputs[0]), m.dq(node.inputs[1])
+    if x is None or w is None or not x.per_tensor or x.dtype not in INT8:
+        return None
+    data = m.const(w.tensor)
+    if data is None or data.ndim != 2:
+        return None
+    gemm = node.op_type == "Gemm"
+    trans_a = bool(node.attr("transA", 0)) if gemm else False
+    trans_b = bool(node.attr("transB", 0)) if gemm else False
+    alpha = float(node.attr("alpha", 1.0)) if gemm else 1.0
+    beta = float(node.attr("beta", 1.0)) if gemm else 1.0
+    if alpha <= 0:
+        return None
+    n = data.shape[0] if trans_b else data.shape[1]
+    wq = _weight_quant(w, data, 0 if trans_b else 1, n)
+    if wq is None:
+        return None
+    w_scale, w_zero = wq
+    _valid_scale(node, x.scale)
+    acc_scale = alpha * float(x.scale.reshape(-1)[0]) * w_scale
+    bias, taken_bias, out_from = None, [], node.outputs[0]
+    if gemm and len(node.inputs) > 2 and node.inputs[2] and beta != 0:
+        shape = m.shape(node.inputs[2])
+        if shape is None or len(shape) > 2 or (len(shape) == 2 and shape[0] != 1):
+            return None
+        real = real_const(m, node.inputs[2])
+        if real is None or real.size not in (1, n):
+            return None
+        bias = _bias_int32_from_real(beta * real, acc_scale, n)
+    elif not gemm:  # PyTorch's Linear: MatMul -> Add(bias)
+        add = m.sole_consumer(node.outputs[0])
+        if add is not None and add.op_type == "Add" and add.domain == "":
+            other = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
+            real = real_const(m, other)
+            shape = m.shape(other)
+            if real is not None and real.size == n and shape and shape[-1] == n:
+                bias = _bias_int32_from_real(real, acc_scale, n)
+                taken_bias, out_from = [add], add.outputs[0]
+    out, taken, out_name = m.output_stage(out_from, acc_scale)
+    weights = data if trans_b else data.T
+    fused = Node(
+        node.name,
+        "QMatMul",
+        "pyrt",
+        [x.tensor],
+        [out_name],
+        dict(
+            w=np.ascontiguousarray(weights),
+            w_zero=w_zero,
+            bias=bias,
+            trans_a=trans_a,
+            x_zero=int(x.zero.reshape(-1)[0]) if x.zero.size else 0,
+            x_dtype=x.dtype,
+            out=out,
+            fused=[node.name, *(t.name for t in (*taken_bias, *taken))],
+        ),
+        0,
+    )
+    return [fused]
+
+
+def _bias_int32_from_real(real: np.ndarray, acc_scale: np.ndarray, n: int) -> np.ndarray:
+    ints = np.rint(np.broadcast_to(real.reshape(-1), (n,)) / acc_scale)
+    return np.clip(ints, -(2**31), 2**31 - 1).astype(np.int32)
+
+
+def match_binary(m: Matcher, node: Node) -> list[Node] | None:
+    if len(node.inputs) != 2:
+        return None
+    a, b = m.dq(node.inputs[0]), m.dq(node.inputs[1])
+    if a is None or b is None or not (a.per_tensor and b.per_tensor):
+        return None
+    if a.dtype not in INT8 or b.dtype not in INT8:
+        return None
+    found = m.quantized_output(node.outputs[0])
+    if found is None:
+        return None
+    qy, lo, hi, taken, out_name = found
+    _valid_scale(node, a.scale)
+    _valid_scale(node, b.scale)
+    info = np.iinfo(qy.dtype)
+    qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
+    qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
+    return [
+        Node(
+            node.name,
+            "QBinary",
+            "pyrt",
+            [a.tensor, b.tensor],
+            [out_name],
+            dict(
+                op=node.op_type.lower(),
+                qa=a.qparams(),
+                qb=b.qparams(),
+                qy=qy,
+                qmin=qmin,
+                qmax=qmax,
+                fused=[node.name, *(t.name for t in taken)],
+            ),
+            0,
+        )
+    ]
+
+
+def match_avgpool(m: Matcher, node: Node) -> list[Node] | None:
+    x = m.dq(node.inputs[0])
+    if x is None or not x.per_tensor or x.dtype not in INT8:
+        return None
+    q = m.q_node(node.outputs[0])
+    qy = m.q_params(q) if q is not None else None
+    if qy is None:
+        return None
+    _valid_scale(node, x.scale)
+    attrs = dict(qx=x.qparams(), qy=qy, fused=[node.name, q.name])
+    if node.op_type == "AveragePool":
+        window = window_attrs(node, m.shape(node.inputs[0]))
+        if window is None:
+            return None
+        attrs.update(window, count_include_pad=bool(node.attr("count_include_pad", 0)))
+        op = "QAvgPool"
+    else:
+        op = "QGlobalAvgPool"
+    return [Node(node.name, op, "pyrt", [x.tensor], [q.outputs[0]], attrs, 0)]
+
+
+def _same(a: QParams, b: QParams) -> bool:
+    return (
+        a.dtype == b.dtype
+        and a.zero_point == b.zero_point
+        and np.float32(a.scale) == np.float32(b.scale)
+    )
+
+
+def _lut_node(
+    m: Matcher, name: str, src: str, dst: str, fn, qx: QParams, qy: QParams, fused
+) -> Node:
+    return Node(
+        name,
+        "QLut",
+        "pyrt",
+        [src],
+        [dst],
+        dict(table=lut_table(fn, qx, qy), qx=qx, qy=qy, fused=fused),
+        0,
+    )
+
+
+def _mode(node: Node, default: str) -> str:
+    mode = node.attr("mode", default)
+    return mode.decode() if isinstance(mode, bytes) else mode
+
+
+def window_attrs(node: Node, in_shape: tuple | None) -> dict | None:
+    """kernel/strides/dilations/pads/ceil_mode of a 2-D pooling node (NCHW input)."""
+    kernel = node.attr("kernel_shape")
+    if kernel is None or len(kernel) != 2:
+        return None
+    kernel = [int(k) for k in kernel]
+    strides = int_attr_list(node, "strides", 2, 1)
+    dilations = int_attr_list(node, "dilations", 2, 1)
+    pads = conv_pads(node, in_shape[2:] if in_shape else None, kernel, strides, dilations)
+    if pads is None:
+        return None
+    return dict(
+        kernel=tuple(kernel),
+        strides=tuple(strides),
+        dilations=tuple(dilations),
+        pads=tuple(pads),
+        ceil_mode=bool(node.attr("ceil_mode", 0)),
+    )
+
+
+def match_integer_exact(m: Matcher, node: Node) -> list[Node] | None:
+    """Movement/selection ops between DQ and Q run on the quantized data."""
+    data_idx = range(len(node.inputs)) if node.op_type == "Concat" else [0]
+    qins = [m.dq(node.inputs[i]) for i in data_idx]
+    if any(q is None or not q.per_tensor or q.dtype not in INT8 for q in qins):
+        return None
+    if node.op_type == "Resize" and _mode(node, "nearest") != "nearest":
+        return None
+    if node.op_type in ("MaxPool", "Dropout") and len(node.outputs) > 1 and node.outputs[1]:
+        return None
+    outs = [o for o in node.outputs if o]
+    qnodes = [m.q_node(o) for o in outs]
+    qys = [m.q_params(q) if q is not None else None for q in qnodes]
+    if any(q is None for q in qys):
+        return None
+
+    # Concat needs one set of params: bring every input to the output's.
+    target = qys[0] if node.op_type == "Concat" else qins[0].qparams()
+    new_nodes, inputs, attrs = [], list(node.inputs), dict(node.attrs)
+    for i, q in zip(data_idx, qins):
+        qp = q.qparams()
+        inputs[i] = q.tensor if _same(qp, target) else m.fresh(node.inputs[i])
+        if inputs[i] != q.tensor:
+            new_nodes.append(
+                _lut_node(
+                    m,
+                    f"{node.name}/requant{i}",
+                    q.tensor,
+                    inputs[i],
+                    lambda v: v,
+                    qp,
+                    target,
+                    [node.name],
+                )
+            )
+    if node.op_type == "Pad" and _mode(node, "constant") == "constant":
+        # The pad value must survive quantization exactly.
+        if node.opset < 11:
+            v = float(node.attr("value", 0.0))
+        else:
+            name = node.inputs[2] if len(node.inputs) > 2 else ""
+            value = m.const(name) if name else np.zeros(1, np.float32)
+            if value is None:
+                return None
+            v = float(value.reshape(-1)[0]) if value.size else 0.0
+        code = quantize_scalar(v, target)
+        info = np.iinfo(target.dtype)
+        if not info.min <= code <= info.max or (code - target.zero_point) * target.scale != v:
+            return None
+        if node.opset < 11:
+            attrs["value"] = float(code)
+        else:
+            const_name = m.fresh(f"{node.name}_pad_value")
+            m.g.constants[const_name] = np.array(int(code), target.dtype)
+            inputs = [inputs[0], inputs[1], const_name, *inputs[3:]]
+
+    outputs = []
+    for out, q, qy in zip(outs, qnodes, qys):
+        if _same(target, qy):
+            outputs.append(q.outputs[0])
+            continue
+        mid = m.fresh(out)
+        outputs.append(mid)
+        new_nodes.append(
+            _lut_node(
+                m,
+                f"{node.name}/requant_{out}",
+                mid,
+                q.outputs[0],
+                lambda v: v,
+                target,
+                qy,
+                [node.name],
+            )
+        )
+    out_iter = iter(outputs)
+    node_outputs = [next(out_iter) if o else "" for o in node.outputs]
+    op, domain = node.op_type, node.domain
+    if op == "MaxPool":
+        window = window_attrs(node, m.shape(node.inputs[0]))
+        if window is not None:
+            op, domain, attrs = "QMaxPool", "pyrt", window
+    attrs["fused"] = [node.name, *(q.name for q in qnodes)]
+    attrs["int_dtype"] = target.dtype
+    return [Node(node.name, op, domain, inputs, node_outputs, attrs, node.opset), *new_nodes]
+
+
+def match_lut(m: Matcher, node: Node) -> list[Node] | None:
+    """Elementwise op of one int8 tensor (and scalar constants) -> Q: a lookup table."""
+    from .ops_float import run_float_op
+
+    qin, qidx, consts = None, None, []
+    for i, name in enumerate(node.inputs):
+        q = m.dq(name) if name else None
+        if q is not None and qin is None:
+            qin, qidx = q, i
+            consts.append(None)
+            continue
+        value = m.const(name) if name else None
+        if name and (value is None or value.size != 1):
+            return None
+        consts.append(value.reshape(()) if value is not None else None)
+    if qin is None or not qin.per_tensor or qin.dtype not in INT8:
+        return None
+    q = m.q_node(node.outputs[0])
+    qy = m.q_params(q) if q is not None else None
+    if qy is None:
+        return None
+    _valid_scale(node, qin.scale)
+
+    def fn(real: np.ndarray) -> np.ndarray:
+        args = [real if i == qidx else c for i, c in enumerate(consts)]
+        return run_float_op(node, args)[0]
+
+    return [
+        _lut_node(
+            m, node.name, qin.tensor, q.outputs[0], fn, qin.qparams(), qy, [node.name, q.name]
+        )
+    ]
+
+
+def match_requant(m: Matcher, node: Node) -> list[Node] | None:
+    """DQ -> Q: a requantization (or nothing) on the integer data."""
+    x = m.dq(node.inputs[0])
+    if x is None or not x.per_tensor or x.dtype not in INT8:
+        return None
+    qy = m.q_params(node)
+    if qy is None:
+        return None
+    return [
+        _lut_node(
+            m, node.name, x.tensor, node.outputs[0], lambda v: v, x.qparams(), qy, [node.name]
+        )
+    ]
+
+
+def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
+    """ConvInteger / MatMulInteger with constant weights and zero points."""
+    x_zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    w_zero_name = node.inputs[3] if len(node.inputs) > 3 else ""
+    x_zero = m.const(x_zero_name) if x_zero_name else np.zeros(1, np.uint8)
+    w_zero = m.const(w_zero_name) if w_zero_name else np.zeros(1, np.uint8)
+    data = m.const(node.inputs[1])
+    x_dtype = m.g.dtype(node.inputs[0])
+    if x_zero is None or w_zero is None or data is None or x_zero.size != 1 or x_dtype not in INT8:
+        return None
+    if data.dtype not in INT8:
+        return None
+    n = data.shape[0] if node.op_type == "ConvInteger" else data.shape[-1]
+    if w_zero.size not in (1, n) or data.ndim not in (
+        (3, 4) if node.op_type == "ConvInteger" else (2,)
+    ):
+        return None
+    w_zero = np.broadcast_to(w_zero.reshape(-1), (n,)).astype(np.int32)
+    out = OutputStage(np.dtype(np.int32))
+    attrs = dict(
+        w_zero=w_zero,
+        bias=None,
+        x_zero=int(x_zero.reshape(-1)[0]),
+        x_dtype=x_dtype,
+        out=out,
+        fused=[node.name],
+    )
+    if node.op_type == "MatMulInteger":
+        attrs.update(w=np.ascontiguousarray(data.T), trans_a=False)
+        return [Node(node.name, "QMatMul", "pyrt", [node.inputs[0]], [node.outputs[0]], attrs, 0)]
+    nd = data.ndim - 2
+    kernel = list(data.shape[2:])
+    strides = int_attr_list(node, "strides", nd, 1)
+    dilations = int_attr_list(node, "dilations", nd, 1)
+    shape = m.shape(node.inputs[0])
+    pads = conv_pads(node, shape[2:] if shape else None, kernel, strides, dilations)
+    if pads is None:
+        return None
+    if nd == 1:
+        data = data[:, :, None, :]
+        strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
+    attrs.update(
+        w=data,
+        group=int(node.attr("group", 1)),
+        strides=tuple(strides),
+        dilations=tuple(dilations),
+        pads=tuple(pads),
+        conv1d=nd == 1,
+    )
+    return [Node(node.name, "QConv", "pyrt", [node.inputs[0]], [node.outputs[0]], attrs, 0)]
+
+
+def _matcher_for(node: Node):
+    if node.domain != "":
+        return []
+    op = node.op_type
+    if op == "Conv":
+        return [match_conv]
+    if op in ("MatMul", "Gemm"):
+        return [match_matmul]
+    if op in ("ConvInteger", "MatMulInteger"):
+        return [match_integer_matmul]
+    if op in ("AveragePool", "GlobalAveragePool"):
+        return [match_avgpool]
+    if op == "QuantizeLinear":
+        return [match_requant]
+    found = []
+    if op in ("Add", "Mul"):
+        found.append(match_binary)
+    if op in INTEGER_EXACT:
+        found.append(match_integer_exact)
+    if op in ELEMENTWISE:
+        found.append(match_lut)
+    return found
+
+
+def fuse(g: Graph) -> None:
+    """Replaces every matched pattern by its integer op; the rest stays as written."""
+    m = Matcher(g)
+    taken: set[str] = set()
+    emitted: dict[str, list[Node]] = {}
+    for node in g.nodes:
+        if node.name in taken:
+            continue
+        for matcher in _matcher_for(node):
+            new = matcher(m, node)
+            if new:
+                emitted[node.name] = new
+                for n in new:
+                    taken.update(n.attrs.get("fused", []))
+                break
+    nodes = []
+    for node in g.nodes:
+        if node.name in emitted:
+            nodes.extend(emitted[node.name])
+        elif node.name not in taken:
+            nodes.append(node)
+    from .graph import toposort
+
+    g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
+    g.reindex()

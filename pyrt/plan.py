@@ -1,0 +1,486 @@
+"""Stage 3, plan: fold constants, prepack weights, and turn nodes into steps.
+
+A Step is a node made ready to run: its kernel object built (weights packed
+once, here), its inputs and outputs named, and the values it is the last
+user of listed so the runner can drop them early.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import kernels as K
+from .errors import ModelError, UnsupportedOpError
+from .graph import Graph, Node
+from .ops_float import FLOAT_OPS, run_float_op
+from .patterns import INT8, conv_pads, int_attr_list, window_attrs
+
+NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
+QUANT_DTYPES = {  # ONNX TensorProto element type -> numpy, for Q's output_dtype
+    2: np.uint8,
+    3: np.int8,
+    4: np.uint16,
+    5: np.int16,
+    6: np.int32,
+}
+
+
+@dataclass
+class Step:
+    node: Node
+    kind: str  # "int8", "fp32", "quant" (Q/DQ), "numpy"
+    fn: Callable[..., list[np.ndarray]]
+    release: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.node.inputs
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.node.outputs
+
+
+# ---- Q / DQ ---------------------------------------------------------------
+
+
+def _quant_axis(node: Node, x_ndim: int, scale: np.ndarray) -> tuple[int, int]:
+    """(axis, block) for kernels.quantize/dequantize, validated against x."""
+    block = int(node.attr("block_size", 0))
+    axis = int(node.attr("axis", 1))
+    if scale.size == 1 and block == 0:
+        return 0, 0
+    if not -x_ndim <= axis < x_ndim:
+        raise ModelError(f"{node.label}: axis {axis} is out of range for a rank-{x_ndim} input")
+    return axis % x_ndim, block
+
+
+def _q_zero(node: Node, g: Graph) -> tuple[np.ndarray | None, np.dtype]:
+    zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    zero = g.constants.get(zero_name) if zero_name else None
+    if zero is not None:
+        return zero, zero.dtype
+    if zero_name:
+        dtype = g.dtype(zero_name)
+        return None, dtype if dtype is not None else np.dtype(np.uint8)
+    out_type = int(node.attr("output_dtype", 0))
+    if out_type and out_type not in QUANT_DTYPES:
+        raise UnsupportedOpError(f"{node.label}: output_dtype {out_type} is not supported")
+    return None, np.dtype(QUANT_DTYPES.get(out_type, np.uint8))
+
+
+def _check_scale(node: Node, scale: np.ndarray) -> None:
+    if scale.dtype.kind != "f":
+        raise ModelError(f"{node.label}: scale must be float, got {scale.dtype}")
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ModelError(f"{node.label}: scale must be finite and > 0")
+
+
+def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.ndarray:
+    if p.size == 1:
+        return p.reshape(())
+    if block:
+        return np.repeat(p, block, axis=axis)[tuple(slice(0, d) for d in x.shape)]
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return p.reshape(shape)
+
+
+def quantize_step(node: Node, g: Graph) -> Callable:
+    zero_const, dtype = _q_zero(node, g)
+
+    def run(x, scale, zero=None):
+        _check_scale(node, scale)
+        zero = zero if zero is not None else zero_const
+        if zero is not None and zero.dtype != dtype:
+            raise ModelError(f"{node.label}: zero point dtype {zero.dtype}, expected {dtype}")
+        axis, block = _quant_axis(node, x.ndim, scale)
+        x = x.astype(np.float32, copy=False)
+        if dtype in INT8:
+            return [K.quantize(x, scale.astype(np.float32), zero, axis, block, dtype)]
+        info = np.iinfo(dtype)  # wider types: same math in numpy
+        z = _broadcast_param(zero, x, axis, block).astype(np.float64) if zero is not None else 0.0
+        y = np.rint(x / _broadcast_param(scale.astype(np.float32), x, axis, block)) + z
+        return [
+            np.clip(np.nan_to_num(y, nan=z if np.isscalar(z) else 0.0), info.min, info.max).astype(
+                dtype
+            )
+        ]
+
+    return run
+
+
+def dequantize_step(node: Node) -> Callable:
+    def run(x, scale, zero=None):
+        _check_scale(node, scale)
+        if zero is not None and zero.dtype != x.dtype:
+            raise ModelError(
+                f"{node.label}: zero point dtype {zero.dtype} differs from data {x.dtype}"
+            )
+        axis, block = _quant_axis(node, x.ndim, scale)
+        if x.dtype in (*INT8, np.dtype(np.int32)):
+            return [K.dequantize(x, scale.astype(np.float32), zero, axis, block)]
+        if x.dtype.kind not in "iu":
+            raise UnsupportedOpError(f"{node.label}: dequantizing {x.dtype} is not supported")
+        z = _broadcast_param(zero, x, axis, block).astype(np.float64) if zero is not None else 0.0
+        s = _broadcast_param(scale.astype(np.float32), x, axis, block)
+        return [((x.astype(np.float64) - z).astype(np.float32) * s).astype(np.float32)]
+
+    return run
+
+
+def dynamic_quantize(x: np.ndarray) -> list[np.ndarray]:
+    """DynamicQuantizeLinear: uint8, range always including 0."""
+    x = x.astype(np.float32, copy=False)
+    lo = min(0.0, float(x.min())) if x.size else 0.0
+    hi = max(0.0, float(x.max())) if x.size else 0.0
+    scale = np.float32((hi - lo) / 255.0) if hi > lo else np.float32(1.0)
+    zero = np.uint8(np.clip(np.rint(0 - lo / scale), 0, 255))
+    y = K.quantize(x, np.array(scale, np.float32), np.array(zero, np.uint8), 0, 0, np.uint8)
+    return [y, np.array(scale, np.float32), np.array(zero, np.uint8)]
+
+
+# ---- integer ops ------------------------------------------------------------
+
+
+def qconv_step(node: Node) -> Callable:
+    a = node.attrs
+    conv = K.QConv2d(
+        a["w"],
+        a["w_zero"],
+        a["bias"],
+        groups=a["group"],
+        strides=a["strides"],
+        dilations=a["dilations"],
+        pads=a["pads"],
+        x_dtype=a["x_dtype"],
+        x_zero=a["x_zero"],
+        out=a["out"],
+    )
+    if a["conv1d"]:
+        return lambda x: [conv(x[:, :, None, :])[:, :, 0, :]]
+    return lambda x: [conv(x)]
+
+
+def qmatmul_step(node: Node) -> Callable:
+    a = node.attrs
+    n, k = a["w"].shape
+    gemm = K.QGemm(a["w"], a["w_zero"], a["bias"], a["x_dtype"], a["x_zero"], a["out"])
+
+    def run(x):
+        if a["trans_a"]:
+            x = x.T
+        if x.shape[-1] != k:
+            raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
+        y = gemm(np.ascontiguousarray(x.reshape(-1, k).T))
+        return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
+
+    return run
+
+
+def qlut_step(node: Node) -> Callable:
+    table = node.attrs["table"]
+    return lambda x: [table[x.view(np.uint8)]]
+
+
+def integer_exact_step(node: Node) -> Callable:
+    dtype = node.attrs["int_dtype"]
+
+    def run(*inputs):
+        outs = run_float_op(node, list(inputs))
+        return [o.astype(dtype) if o.dtype != dtype and o.dtype.kind == "f" else o for o in outs]
+
+    return run
+
+
+def pyrt_step(node: Node) -> Callable:
+    a = node.attrs
+    if node.op_type == "QConv":
+        return qconv_step(node)
+    if node.op_type == "QMatMul":
+        return qmatmul_step(node)
+    if node.op_type == "QLut":
+        return qlut_step(node)
+    if node.op_type == "QBinary":
+        return lambda x, y: [
+            K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"])
+        ]
+    if node.op_type == "QMaxPool":
+        return lambda x: [
+            K.qmaxpool2d(x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"])
+        ]
+    if node.op_type == "QAvgPool":
+        return lambda x: [
+            K.qavgpool2d(
+                x,
+                a["qx"],
+                a["qy"],
+                a["kernel"],
+                a["strides"],
+                a["pads"],
+                a["ceil_mode"],
+                a["count_include_pad"],
+            )
+        ]
+    if node.op_type == "QGlobalAvgPool":
+        return lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"])]
+    raise AssertionError(f"unknown fused op {node.op_type}")
+
+
+# ---- fp32 ops with constant weights -----------------------------------------
+
+
+def float_conv_step(node: Node, g: Graph) -> Callable | None:
+    w = g.constants.get(node.inputs[1])
+    bias = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if w is None or w.ndim not in (3, 4) or w.dtype != np.float32:
+        return None
+    if len(node.inputs) > 2 and node.inputs[2] and bias is None:
+        return None
+    nd = w.ndim - 2
+    strides = int_attr_list(node, "strides", nd, 1)
+    dilations = int_attr_list(node, "dilations", nd, 1)
+    shape = g.shape(node.inputs[0])
+    pads = conv_pads(node, shape[2:] if shape else None, list(w.shape[2:]), strides, dilations)
+    if pads is None:
+        return None
+    if nd == 1:
+        w = w[:, :, None, :]
+        strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
+    conv = K.Conv2d(
+        np.ascontiguousarray(w),
+        bias,
+        groups=int(node.attr("group", 1)),
+        strides=tuple(strides),
+        dilations=tuple(dilations),
+        pads=tuple(pads),
+    )
+    if nd == 1:
+        return lambda x, *_: [conv(x[:, :, None, :])[:, :, 0, :]]
+    return lambda x, *_: [conv(x)]
+
+
+def float_gemm_step(node: Node, g: Graph) -> Callable | None:
+    """MatMul / Gemm with a constant 2-D fp32 weight: y = x @ W + bias."""
+    w = g.constants.get(node.inputs[1])
+    if w is None or w.ndim != 2 or w.dtype != np.float32:
+        return None
+    gemm = node.op_type == "Gemm"
+    alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
+    trans_a = gemm and bool(node.attr("transA", 0))
+    w = w if gemm and node.attr("transB", 0) else w.T  # rows = output features
+    n, k = w.shape
+    bias = None
+    if gemm and len(node.inputs) > 2 and node.inputs[2] and beta != 0:
+        c = g.constants.get(node.inputs[2])
+        if c is None or c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
+            return None
+        bias = (beta * np.broadcast_to(c.reshape(-1), (n,))).astype(np.float32)
+    kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias)
+
+    def run(x, *_):
+        if trans_a:
+            x = x.T
+        if x.shape[-1] != k:
+            raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
+        y = kernel(np.ascontiguousarray(x.reshape(-1, k).T, dtype=np.float32))
+        return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
+
+    return run
+
+
+# ---- building -----------------------------------------------------------
+
+
+def integer_product(node: Node) -> Callable:
+    """ConvInteger / MatMulInteger with a non-constant operand: exact in float64."""
+
+    def run(x, w, x_zero=None, w_zero=None):
+        xz = x.astype(np.float64) - (x_zero.astype(np.float64) if x_zero is not None else 0)
+        wz = w.astype(np.float64)
+        if w_zero is not None:
+            shape = (
+                [-1] + [1] * (w.ndim - 1)
+                if node.op_type == "ConvInteger" and w_zero.size > 1
+                else w_zero.shape
+            )
+            wz = wz - w_zero.astype(np.float64).reshape(shape)
+        float_node = Node(
+            node.name,
+            "Conv" if node.op_type == "ConvInteger" else "MatMul",
+            "",
+            node.inputs[:2],
+            node.outputs,
+            node.attrs,
+            13,
+        )
+        y = run_float_op(float_node, [xz, wz])[0] if node.op_type == "ConvInteger" else xz @ wz
+        return [np.rint(y).astype(np.int32)]
+
+    return run
+
+
+def make_step(node: Node, g: Graph) -> Step:
+    op = node.op_type
+    if node.domain == "pyrt":
+        return Step(node, "int8", pyrt_step(node))
+    if "int_dtype" in node.attrs:
+        return Step(node, "int8", integer_exact_step(node))
+    if node.domain not in ("", "ai.onnx"):
+        raise UnsupportedOpError(f"{node.label}: domain '{node.domain}' is not supported")
+    if op == "QuantizeLinear":
+        return Step(node, "quant", quantize_step(node, g))
+    if op == "DequantizeLinear":
+        return Step(node, "quant", dequantize_step(node))
+    if op == "DynamicQuantizeLinear":
+        return Step(node, "quant", dynamic_quantize)
+    if op in ("ConvInteger", "MatMulInteger"):
+        return Step(node, "numpy", integer_product(node))
+    if op == "Conv":
+        fn = float_conv_step(node, g)
+        if fn is not None:
+            return Step(node, "fp32", fn)
+    if op in ("Gemm", "MatMul"):
+        fn = float_gemm_step(node, g)
+        if fn is not None:
+            return Step(node, "fp32", fn)
+    if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
+        window = window_attrs(node, g.shape(node.inputs[0]))
+        if window is not None:  # int8 data (QOperator graphs) takes the kernel
+            kind = "int8" if g.dtype(node.inputs[0]) in INT8 else "numpy"
+            return Step(node, kind, lambda x: maxpool(node, window, x))
+    if op not in FLOAT_OPS:
+        raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
+    return Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
+
+
+def maxpool(node: Node, w: dict, x: np.ndarray) -> list[np.ndarray]:
+    if x.dtype in INT8 and x.ndim == 4:
+        return [
+            K.qmaxpool2d(x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"])
+        ]
+    return run_float_op(node, [x])
+
+
+SPECIAL_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "ConvInteger",
+    "MatMulInteger",
+}
+
+
+def check_supported(g: Graph) -> None:
+    """Every unsupported node at once, before any work."""
+    bad = [
+        n
+        for n in g.nodes
+        if n.domain != "pyrt"
+        and "int_dtype" not in n.attrs
+        and (
+            n.domain not in ("", "ai.onnx")
+            or (n.op_type not in FLOAT_OPS and n.op_type not in SPECIAL_OPS)
+        )
+    ]
+    if bad:
+        listing = ", ".join(
+            f"{n.op_type}{'(' + n.domain + ')' if n.domain else ''} '{n.name}'" for n in bad
+        )
+        raise UnsupportedOpError(f"{len(bad)} unsupported node(s): {listing}")
+
+
+def fold_constants(g: Graph, keep_dequantize: bool) -> list[Node]:
+    """Evaluates nodes whose inputs are all known at load; returns the folded nodes.
+
+    keep_dequantize leaves DQ(constant) in place so the matcher still sees
+    integer weights; the second pass (after matching) folds what is left.
+    """
+    folded, kept = [], []
+    for node in g.nodes:
+        ins = [i for i in node.inputs if i]
+        shape_only = (
+            node.op_type in ("Shape", "Size")
+            and node.domain == ""
+            and ins
+            and g.static_shape(ins[0]) is not None
+        )
+        foldable = (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in NONDETERMINISTIC
+            and all(i in g.constants for i in ins)
+            and not (keep_dequantize and node.op_type == "DequantizeLinear")
+        )
+        if not (foldable or shape_only) or node.domain == "pyrt" or "int_dtype" in node.attrs:
+            kept.append(node)
+            continue
+        if node.op_type not in FLOAT_OPS and node.op_type not in SPECIAL_OPS:
+            kept.append(node)  # reported by check_supported
+            continue
+        if shape_only:
+            x = (
+                np.zeros(g.static_shape(ins[0]), np.uint8)
+                if math.prod(g.static_shape(ins[0])) < 1 << 20
+                else None
+            )
+            if x is None:
+                kept.append(node)
+                continue
+            values = [x]
+        else:
+            values = [g.constants[i] if i else None for i in node.inputs]
+        outs = make_step(node, g).fn(*values)
+        for name, value in zip(node.outputs, outs):
+            if name:
+                value = np.asarray(value)
+                if value.nbytes > g.memory_limit:
+                    raise ModelError(
+                        f"{node.label}: output '{name}' needs {value.nbytes} bytes, "
+                        f"over the memory limit"
+                    )
+                g.constants[name] = value
+        folded.append(node)
+    g.nodes = kept
+    g.reindex()
+    return folded
+
+
+def remove_dead(g: Graph) -> list[Node]:
+    """Drops nodes whose outputs nobody needs (DQs absorbed by fused ops)."""
+    needed = {t.name for t in g.outputs}
+    live, dead = [], []
+    for node in reversed(g.nodes):
+        if any(o in needed for o in node.outputs if o):
+            live.append(node)
+            needed.update(i for i in node.inputs if i)
+        else:
+            dead.append(node)
+    g.nodes = live[::-1]
+    g.reindex()
+    return dead
+
+
+def build_steps(g: Graph) -> list[Step]:
+    check_supported(g)
+    steps = [make_step(n, g) for n in g.nodes]
+    keep = {t.name for t in g.outputs}
+    last_use: dict[str, int] = {}
+    for idx, step in enumerate(steps):
+        for name in step.inputs:
+            if name:
+                last_use[name] = idx
+    for name, idx in last_use.items():
+        if name not in keep and name not in g.constants:
+            steps[idx].release.append(name)
+    return steps

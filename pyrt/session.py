@@ -1,0 +1,197 @@
+"""Stage 4, run: Session compiles a model once (load -> lower -> match -> plan) and runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .errors import InputError, ModelError, PyrtError
+from .graph import DEFAULT_MEMORY_LIMIT, Node, TensorInfo, load
+from .lower import lower_qoperators
+from .patterns import fuse
+from .plan import Step, build_steps, fold_constants, remove_dead
+
+ModelLike = str | Path | bytes | onnx.ModelProto
+Inputs = Mapping[str, np.ndarray] | np.ndarray
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output: symbolic dims are strings, unknown ones None."""
+
+    name: str
+    shape: tuple[int | str | None, ...] | None
+    dtype: np.dtype | None
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    node: str
+    op_type: str
+    ran_as: str  # "int8", "fp32", "quant", "numpy", "folded", "fused"
+    detail: str
+
+
+class Report(list):
+    """One row per original ONNX node: how pyrt runs it."""
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self:
+            out[row.ran_as] = out.get(row.ran_as, 0) + 1
+        return out
+
+    def __str__(self) -> str:
+        width = max([len(r.node) for r in self] + [4])
+        lines = [f"{'node':<{width}}  {'op':<22} {'ran as':<7} detail"]
+        lines += [f"{r.node:<{width}}  {r.op_type:<22} {r.ran_as:<7} {r.detail}" for r in self]
+        lines.append("summary: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts().items())))
+        return "\n".join(lines)
+
+
+class Session:
+    """A model compiled once: weights packed, QDQ patterns fused into int8 kernels."""
+
+    def __init__(self, model: ModelLike, cores: int = 1, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+            raise PyrtError(f"cores must be a positive int, got {cores!r}")
+        if not isinstance(memory_limit, int) or memory_limit <= 0:
+            raise PyrtError(f"memory_limit must be a positive int (bytes), got {memory_limit!r}")
+        self.cores = cores
+        self.memory_limit = memory_limit
+        graph = load(model, memory_limit)
+        original = list(graph.nodes)
+        lower_qoperators(graph)
+        folded = fold_constants(graph, keep_dequantize=True)
+        fuse(graph)
+        folded += fold_constants(graph, keep_dequantize=False)
+        remove_dead(graph)
+        self._steps: list[Step] = build_steps(graph)
+        used = {i for s in self._steps for i in s.inputs} | {t.name for t in graph.outputs}
+        self._constants = {k: v for k, v in graph.constants.items() if k in used}
+        self._input_info = graph.inputs
+        self._output_names = [t.name for t in graph.outputs]
+        self.inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.inputs]
+        self.outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.outputs]
+        self._report = _make_report(original, self._steps, folded)
+
+    def report(self) -> Report:
+        """How each node of the model runs: int8 kernel, fp32 kernel, numpy, folded, fused."""
+        return self._report
+
+    def run(self, inputs: Inputs, keep: Sequence[str] = ()) -> list[np.ndarray]:
+        """Runs the model; returns the graph outputs in order (then any `keep` tensors)."""
+        values = dict(self._constants)
+        values.update(self._feeds(inputs))
+        wanted = set(keep)
+        for step in self._steps:
+            args = [values[name] if name else None for name in step.inputs]
+            try:
+                outs = step.fn(*args)
+            except PyrtError as exc:
+                if step.node.name in str(exc):
+                    raise
+                raise type(exc)(f"{step.node.label}: {exc}") from exc
+            except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
+                raise ModelError(f"{step.node.label} failed: {exc}") from exc
+            for name, value in zip(step.outputs, outs):
+                if name:
+                    values[name] = value
+            for name in step.release:
+                if name not in wanted:
+                    values.pop(name, None)
+        missing = [n for n in keep if n not in values]
+        if missing:
+            raise InputError(
+                f"cannot keep {missing}: no such tensor survives in the compiled model"
+            )
+        return [
+            np.array(values[n], copy=True) if n in self._constants else values[n]
+            for n in [*self._output_names, *keep]
+        ]
+
+    def _feeds(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        if isinstance(inputs, np.ndarray):
+            if len(self._input_info) != 1:
+                names = [t.name for t in self._input_info]
+                raise InputError(
+                    f"the model has {len(names)} inputs {names}; pass a dict name -> array"
+                )
+            inputs = {self._input_info[0].name: inputs}
+        if not isinstance(inputs, Mapping):
+            raise InputError(
+                f"inputs must be a dict name -> numpy array, got {type(inputs).__name__}"
+            )
+        expected = {t.name for t in self._input_info}
+        extra = sorted(set(inputs) - expected)
+        missing = sorted(expected - set(inputs))
+        if extra or missing:
+            raise InputError(
+                f"inputs do not match the model: missing {missing}, unexpected {extra}; "
+                f"expected {sorted(expected)}"
+            )
+        feeds = {}
+        for info in self._input_info:
+            feeds[info.name] = self._check_input(info, inputs[info.name])
+        return feeds
+
+    def _check_input(self, info: TensorInfo, value: object) -> np.ndarray:
+        if not isinstance(value, np.ndarray):
+            raise InputError(
+                f"input '{info.name}' must be a numpy array, got {type(value).__name__}"
+            )
+        if value.dtype != info.dtype:
+            raise InputError(f"input '{info.name}' must have dtype {info.dtype}, got {value.dtype}")
+        if info.shape is not None:
+            if value.ndim != len(info.shape):
+                raise InputError(
+                    f"input '{info.name}' must have rank {len(info.shape)} "
+                    f"(shape {list(info.shape)}), got shape {list(value.shape)}"
+                )
+            for axis, (want, got) in enumerate(zip(info.shape, value.shape)):
+                if isinstance(want, int) and want > 0 and want != got:
+                    raise InputError(
+                        f"input '{info.name}' dimension {axis} must be {want}, "
+                        f"got shape {list(value.shape)}"
+                    )
+        if value.nbytes > self.memory_limit:
+            raise InputError(
+                f"input '{info.name}' takes {value.nbytes} bytes, over the "
+                f"memory limit of {self.memory_limit}"
+            )
+        return np.ascontiguousarray(value)
+
+
+def _make_report(original: list[Node], steps: list[Step], folded: list[Node]) -> Report:
+    how: dict[str, tuple[str, str]] = {}
+    for node in folded:
+        how[node.name] = ("folded", "constant, computed at load")
+    for step in steps:
+        fused = step.node.attrs.get("fused", [step.node.name])
+        for name in fused:
+            detail = (
+                step.node.op_type
+                if name == step.node.name
+                else f"in {step.node.op_type} '{step.node.name}'"
+            )
+            if step.kind == "int8" and name == step.node.name and len(fused) > 1:
+                detail = f"{step.node.op_type} (fused {', '.join(fused)})"
+            how.setdefault(name, (step.kind, detail))
+    rows = Report()
+    rank = {"int8": 0, "fp32": 1, "quant": 2, "numpy": 3, "folded": 4}
+    for node in original:
+        # QOperator nodes were lowered into parts named "<node>/<op><i>".
+        parts = [v for k, v in how.items() if k.startswith(node.name + "/")]
+        best = min(parts, key=lambda v: rank.get(v[0], 9)) if parts else None
+        ran_as, detail = how.get(node.name) or best or ("fused", "absorbed into an integer op")
+        rows.append(NodeReport(node.name, node.op_type, ran_as, detail))
+    return rows
+
+
+def run(model: ModelLike, inputs: Inputs, cores: int = 1) -> list[np.ndarray]:
+    """Compile and run once: numpy in, numpy out (graph output order)."""
+    return Session(model, cores=cores).run(inputs)
