@@ -87,8 +87,8 @@ def _output_steps(model: onnx.ModelProto) -> dict[str, float]:
             scale = consts[node.input[1]]
             if scale.size == 1:
                 steps[node.output[0]] = float(scale.reshape(-1)[0])
-        if node.op_type == "QuantizeLinear":
-            steps[node.output[0]] = 1.0
+        if node.op_type == "QuantizeLinear" or node.op_type.startswith("QLinear"):
+            steps[node.output[0]] = 1.0  # integer codes
     return steps
 
 
@@ -142,7 +142,7 @@ def check(
         layer_names = [n for n in steps if steps[n] == 1.0 and n not in names]
         layer_names = [n for n in layer_names if n in _surviving(session)]
     ours = session.run(feeds, keep=layer_names)
-    ref_model = _with_outputs(proto, layer_names)
+    ref_model = _with_outputs(proto, {n: v.dtype for n, v in zip(layer_names, ours[len(names) :])})
     ref = _ort_session(ref_model, optimized=False).run(None, feeds)
     opt = _ort_session(proto, optimized=True).run(None, feeds)
     outputs = [compare(n, a, b, steps.get(n)) for n, a, b in zip(names, ours, ref)]
@@ -157,13 +157,13 @@ def _surviving(session: Session) -> set[str]:
     return {o for s in session._steps for o in s.outputs}
 
 
-def _with_outputs(model: onnx.ModelProto, extra: list[str]) -> onnx.ModelProto:
+def _with_outputs(model: onnx.ModelProto, extra: dict[str, np.dtype]) -> onnx.ModelProto:
+    """The model with `extra` tensors (of the dtypes pyrt computed) as additional outputs."""
     if not extra:
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    inferred = onnx.shape_inference.infer_shapes(out)
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.value_info}
-    for name in extra:
-        out.graph.output.append(helper.make_tensor_value_info(name, types.get(name, 0), None))
+    for name, dtype in extra.items():
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        out.graph.output.append(helper.make_tensor_value_info(name, elem, None))
     return out

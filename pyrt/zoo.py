@@ -1,0 +1,505 @@
+"""Small real-topology CNNs built with onnx.helper, and ways to quantize them.
+
+Weights are random (seeded, He-scaled so activations stay O(1)) and inputs
+small, so tests and the demo need no downloads and run fast on two cores;
+the block structure is the real one. Quantization helpers wrap onnxruntime's
+quantizer (imported lazily: it is an optional dependency) and also write the
+PyTorch/TensorRT fake-quant style of QDQ graph.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class Net:
+    """A tiny graph builder that tracks channels and spatial size (NCHW, batch 1)."""
+
+    def __init__(self, channels: int, size: int, seed: int = 0, opset: int = 17):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.opset, self.input_shape = opset, [1, channels, size, size]
+        self.n = 0
+
+    def name(self, base: str) -> str:
+        self.n += 1
+        return f"{base}{self.n}"
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        name = self.name(base)
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
+        name = self.name(op.lower())
+        outs = [f"{name}_out{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outs, name=name, **attrs))
+        return outs
+
+    def conv(
+        self,
+        x: str,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        groups: int = 1,
+        bn: bool = True,
+        act: str | None = "relu",
+    ) -> str:
+        fan_in = cin // groups * k * k
+        w = self.rng.standard_normal((cout, cin // groups, k, k)) * np.sqrt(2.0 / fan_in)
+        inputs = [x, self.const("w", w.astype(np.float32))]
+        if not bn:
+            inputs.append(
+                self.const("b", (self.rng.standard_normal(cout) * 0.1).astype(np.float32))
+            )
+        (y,) = self.node(
+            "Conv",
+            inputs,
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=[k // 2] * 4,
+            group=groups,
+        )
+        if bn:
+            y = self.batchnorm(y, cout)
+        return self.act(y, act)
+
+    def batchnorm(self, x: str, c: int) -> str:
+        r = self.rng
+        params = [
+            (1 + 0.1 * r.standard_normal(c)),
+            0.1 * r.standard_normal(c),
+            0.1 * r.standard_normal(c),
+            r.uniform(0.5, 1.5, c),
+        ]
+        names = [self.const(p, v.astype(np.float32)) for p, v in zip("sbmv", params)]
+        return self.node("BatchNormalization", [x, *names], epsilon=1e-5)[0]
+
+    def act(self, x: str, act: str | None) -> str:
+        if act == "relu":
+            return self.node("Relu", [x])[0]
+        if act == "relu6":
+            lo, hi = (
+                self.const("lo", np.array(0, np.float32)),
+                self.const("hi", np.array(6, np.float32)),
+            )
+            return self.node("Clip", [x, lo, hi])[0]
+        return x
+
+    def add(self, a: str, b: str, act: str | None = None) -> str:
+        return self.act(self.node("Add", [a, b])[0], act)
+
+    def concat(self, xs: list[str]) -> str:
+        return self.node("Concat", xs, axis=1)[0]
+
+    def maxpool(self, x: str, k: int, s: int, pad: int = 0, ceil: bool = False) -> str:
+        return self.node(
+            "MaxPool", [x], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4, ceil_mode=int(ceil)
+        )[0]
+
+    def avgpool(self, x: str, k: int, s: int, pad: int = 0) -> str:
+        return self.node("AveragePool", [x], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4)[0]
+
+    def head(self, x: str, cin: int, classes: int) -> str:
+        (y,) = self.node("GlobalAveragePool", [x])
+        (y,) = self.node("Flatten", [y], axis=1)
+        w = (self.rng.standard_normal((classes, cin)) * np.sqrt(1.0 / cin)).astype(np.float32)
+        b = (self.rng.standard_normal(classes) * 0.1).astype(np.float32)
+        return self.node("Gemm", [y, self.const("fc_w", w), self.const("fc_b", b)], transB=1)[0]
+
+    def model(self, out: str, classes: int) -> onnx.ModelProto:
+        self.nodes.append(helper.make_node("Identity", [out], ["logits"], name="output"))
+        graph = helper.make_graph(
+            self.nodes,
+            "pyrt_zoo",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, self.input_shape)],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+            self.inits,
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", self.opset)], producer_name="pyrt.zoo"
+        )
+        model.ir_version = min(model.ir_version, 9)
+        onnx.checker.check_model(model)
+        return model
+
+
+def resnet18(
+    width: int = 16, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """ResNet-18: 7x7 stem, max pool, BasicBlocks [2, 2, 2, 2] with 1x1 downsample shortcuts."""
+    net = Net(3, size, seed, opset)
+    x = net.maxpool(net.conv("input", 3, width, 7, 2), 3, 2, 1)
+    cin = width
+    for stage, blocks in enumerate([2, 2, 2, 2]):
+        cout = width * 2**stage
+        for b in range(blocks):
+            stride = 2 if stage > 0 and b == 0 else 1
+            y = net.conv(net.conv(x, cin, cout, 3, stride), cout, cout, 3, act=None)
+            short = net.conv(x, cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else x
+            x, cin = net.add(y, short, "relu"), cout
+    return net.model(net.head(x, cin, classes), classes)
+
+
+def mobilenet_v2(
+    width: float = 0.5, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """MobileNetV2: inverted residuals, depthwise 3x3, ReLU6 (Clip), linear bottlenecks."""
+
+    def ch(c: float) -> int:
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    net = Net(3, size, seed, opset)
+    cin = ch(32)
+    x = net.conv("input", 3, cin, 3, 2, act="relu6")
+    for t, c, n, s in [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]:
+        cout = ch(c)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            y = net.conv(x, cin, hidden, 1, act="relu6") if t != 1 else x
+            y = net.conv(y, hidden, hidden, 3, stride, groups=hidden, act="relu6")
+            y = net.conv(y, hidden, cout, 1, act=None)
+            x = net.add(x, y) if stride == 1 and cin == cout else y
+            cin = cout
+    last = ch(1280)
+    x = net.conv(x, cin, last, 1, act="relu6")
+    return net.model(net.head(x, last, classes), classes)
+
+
+def inception(
+    width: int = 16, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """GoogLeNet-style: parallel 1x1 / 3x3 / 5x5 / pool branches joined by Concat."""
+    net = Net(3, size, seed, opset)
+    x = net.maxpool(net.conv("input", 3, width * 2, 3, 2), 3, 2, 1)
+    cin = width * 2
+    for module in range(3):
+        b1 = net.conv(x, cin, width, 1)
+        b2 = net.conv(net.conv(x, cin, width, 1), width, width * 2, 3)
+        b3 = net.conv(net.conv(x, cin, width // 2, 1), width // 2, width, 5)
+        b4 = net.conv(net.maxpool(x, 3, 1, 1), cin, width, 1)
+        x, cin = net.concat([b1, b2, b3, b4]), width * 5
+        if module == 1:
+            x = net.avgpool(x, 3, 2, 1)
+    return net.model(net.head(x, cin, classes), classes)
+
+
+def shufflenet_v2(
+    width: int = 24, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """ShuffleNetV2: channel split, depthwise branches, Concat and channel shuffle."""
+    net = Net(3, size, seed, opset)
+    hw = size // 4
+    x = net.maxpool(net.conv("input", 3, width, 3, 2), 3, 2, 1)
+    cin = width
+
+    def shuffle(y: str, c: int, hw: int) -> str:
+        shape1 = net.const("shape", np.array([1, 2, c // 2, hw * hw], np.int64))
+        (y,) = net.node("Reshape", [y, shape1])
+        (y,) = net.node("Transpose", [y], perm=[0, 2, 1, 3])
+        return net.node("Reshape", [y, net.const("shape", np.array([1, c, hw, hw], np.int64))])[0]
+
+    for stage, units in enumerate([2, 3, 2]):
+        cout = width * 2 ** (stage + 1)
+        for u in range(units):
+            half = cout // 2
+            if u == 0:  # stride 2: both branches see the whole input
+                hw //= 2
+                b1 = net.conv(net.conv(x, cin, cin, 3, 2, groups=cin, act=None), cin, half, 1)
+                b2 = net.conv(x, cin, half, 1)
+                b2 = net.conv(net.conv(b2, half, half, 3, 2, groups=half, act=None), half, half, 1)
+            else:
+                split = net.const("split", np.array([half, half], np.int64))
+                b1, b2 = net.node("Split", [x, split], n_out=2, axis=1)
+                b2 = net.conv(
+                    net.conv(net.conv(b2, half, half, 1), half, half, 3, groups=half, act=None),
+                    half,
+                    half,
+                    1,
+                )
+            x, cin = shuffle(net.concat([b1, b2]), cout, hw), cout
+    x = net.conv(x, cin, cin * 2, 1)
+    return net.model(net.head(x, cin * 2, classes), classes)
+
+
+def densenet(
+    growth: int = 8, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """DenseNet: BN-ReLU-Conv layers whose outputs Concat onto every earlier one."""
+    net = Net(3, size, seed, opset)
+    x = net.maxpool(net.conv("input", 3, growth * 2, 3, 2), 3, 2, 1)
+    cin = growth * 2
+    for block, layers in enumerate([3, 4, 3]):
+        for _ in range(layers):
+            y = net.act(net.batchnorm(x, cin), "relu")
+            y = net.conv(y, cin, growth * 4, 1)
+            y = net.conv(y, growth * 4, growth, 3, bn=False, act=None)
+            x, cin = net.concat([x, y]), cin + growth
+        if block < 2:  # transition: BN-ReLU-Conv1x1-AvgPool
+            y = net.act(net.batchnorm(x, cin), "relu")
+            x, cin = net.avgpool(net.conv(y, cin, cin // 2, 1, bn=False, act=None), 2, 2), cin // 2
+    x = net.act(net.batchnorm(x, cin), "relu")
+    return net.model(net.head(x, cin, classes), classes)
+
+
+def squeezenet(
+    width: int = 16, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """SqueezeNet 1.1: fire modules (squeeze 1x1, expand 1x1 + 3x3 -> Concat), ceil-mode pools."""
+    net = Net(3, size, seed, opset)
+    x = net.maxpool(net.conv("input", 3, width * 4, 3, 2, bn=False), 3, 2, ceil=True)
+    cin = width * 4
+    for i, (s, e) in enumerate([(1, 4), (1, 4), (2, 8), (2, 8), (3, 12), (3, 12)]):
+        sq = net.conv(x, cin, width * s, 1, bn=False)
+        x = net.concat(
+            [
+                net.conv(sq, width * s, width * e, 1, bn=False),
+                net.conv(sq, width * s, width * e, 3, bn=False),
+            ]
+        )
+        cin = width * e * 2
+        if i in (1, 3):
+            x = net.maxpool(x, 3, 2, ceil=True)
+    x = net.conv(x, cin, classes, 1, bn=False)
+    (y,) = net.node("GlobalAveragePool", [x])
+    return net.model(net.node("Flatten", [y])[0], classes)
+
+
+def demo_cnn(size: int = 64, classes: int = 10, seed: int = 0) -> onnx.ModelProto:
+    """The `python -m pyrt demo` model: stem, residual block, depthwise block, pools, FC."""
+    net = Net(3, size, seed)
+    x = net.maxpool(net.conv("input", 3, 32, 3, 2), 3, 2, 1)
+    y = net.conv(net.conv(x, 32, 32, 3), 32, 32, 3, act=None)
+    x = net.add(x, y, "relu")
+    x = net.conv(net.conv(x, 32, 32, 3, 2, groups=32, act="relu6"), 32, 64, 1, act="relu6")
+    x = net.conv(x, 64, 64, 3)
+    return net.model(net.head(x, 64, classes), classes)
+
+
+MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "resnet18": resnet18,
+    "mobilenet_v2": mobilenet_v2,
+    "inception": inception,
+    "shufflenet_v2": shufflenet_v2,
+    "densenet": densenet,
+    "squeezenet": squeezenet,
+    "demo_cnn": demo_cnn,
+}
+
+
+def calibration_data(
+    model: onnx.ModelProto, n: int = 8, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """n random N(0, 1) inputs shaped like the model's (symbolic dims become 1)."""
+    rng = np.random.default_rng(seed)
+    inits = {t.name for t in model.graph.initializer}
+    specs = [
+        (i.name, [d.dim_value or 1 for d in i.type.tensor_type.shape.dim])
+        for i in model.graph.input
+        if i.name not in inits
+    ]
+    return [
+        {name: rng.standard_normal(shape).astype(np.float32) for name, shape in specs}
+        for _ in range(n)
+    ]
+
+
+def quantize_qdq(
+    model: onnx.ModelProto,
+    calib: list[dict[str, np.ndarray]],
+    *,
+    activation_type: str = "uint8",
+    weight_type: str = "int8",
+    per_channel: bool = True,
+    quant_format: str = "QDQ",
+    reduce_range: bool = False,
+    extra_options: dict | None = None,
+) -> onnx.ModelProto:
+    """onnxruntime's quantize_static (after its pre-processing), MinMax calibration.
+
+    activation_type "int8" means symmetric s8 activations, as TensorRT uses.
+    reduce_range keeps weights to 7 bits, which onnxruntime's own u8 x s8
+    kernels need to avoid saturating on CPUs without VNNI.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(calib)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    options = {"ActivationSymmetric": activation_type == "int8", **(extra_options or {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = (str(Path(tmp) / f) for f in ("in.onnx", "pre.onnx", "out.onnx"))
+        onnx.save(model, src)
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+        quantize_static(
+            pre,
+            out,
+            Reader(),
+            quant_format=getattr(QuantFormat, quant_format),
+            activation_type=types[activation_type],
+            weight_type=types[weight_type],
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options=options,
+        )
+        return onnx.load(out)
+
+
+FAKE_QUANT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat")
+
+
+def fake_quant_qdq(model: onnx.ModelProto, calib: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
+    """The PyTorch / TensorRT (pytorch-quantization) style of QDQ graph.
+
+    Weights stay float initializers behind QuantizeLinear -> DequantizeLinear
+    (int8, symmetric, per output channel); activations entering Conv, Gemm,
+    MatMul, Add and Concat get an int8 symmetric Q -> DQ with a per-tensor
+    scale from calibration max-abs; biases stay float.
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:  # fold BatchNormalization, as QAT exports do
+        src, pre = str(Path(tmp) / "in.onnx"), str(Path(tmp) / "pre.onnx")
+        onnx.save(model, src)
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+        model = onnx.shape_inference.infer_shapes(onnx.load(pre))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    acts = sorted(
+        {
+            i
+            for n in model.graph.node
+            if n.op_type in FAKE_QUANT_OPS
+            for i in n.input
+            if i and i not in inits
+        }
+    )
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for name in acts:
+        if name not in known:
+            probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    maxabs = dict.fromkeys(acts, 1e-8)
+    for feed in calib:
+        for name, value in zip(names, session.run(None, feed)):
+            if name in maxabs:
+                maxabs[name] = max(maxabs[name], float(np.abs(value).max()))
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    new_nodes: list[onnx.NodeProto] = []
+    zero = numpy_helper.from_array(np.array(0, np.int8), "fq_zero")
+    graph.initializer.append(zero)
+    for name in acts:
+        scale = numpy_helper.from_array(
+            np.array(maxabs[name] / 127, np.float32), f"{name}_fq_scale"
+        )
+        graph.initializer.append(scale)
+        new_nodes += [
+            helper.make_node(
+                "QuantizeLinear",
+                [name, scale.name, "fq_zero"],
+                [f"{name}_fq_q"],
+                name=f"{name}_fq_Q",
+            ),
+            helper.make_node(
+                "DequantizeLinear",
+                [f"{name}_fq_q", scale.name, "fq_zero"],
+                [f"{name}_fq"],
+                name=f"{name}_fq_DQ",
+            ),
+        ]
+    for node in graph.node:
+        if node.op_type not in FAKE_QUANT_OPS:
+            continue
+        for i, name in enumerate(node.input):
+            if name in maxabs:
+                node.input[i] = f"{name}_fq"
+        if node.op_type in ("Conv", "Gemm", "MatMul") and node.input[1] in inits:
+            w = inits[node.input[1]]
+            transposed = node.op_type == "MatMul" or (
+                node.op_type == "Gemm" and not _attr(node, "transB")
+            )
+            axis = 1 if transposed else 0
+            reduce = tuple(a for a in range(w.ndim) if a != axis)
+            scale = np.maximum(np.abs(w).max(axis=reduce), 1e-8).astype(np.float32) / 127
+            s = numpy_helper.from_array(scale, f"{node.input[1]}_fq_scale")
+            z = numpy_helper.from_array(np.zeros(scale.size, np.int8), f"{node.input[1]}_fq_zero")
+            graph.initializer.extend([s, z])
+            wq, wdq = f"{node.input[1]}_fq_wq", f"{node.input[1]}_fq_w"
+            new_nodes += [
+                helper.make_node(
+                    "QuantizeLinear",
+                    [node.input[1], s.name, z.name],
+                    [wq],
+                    axis=axis,
+                    name=f"{node.input[1]}_fq_wQ",
+                ),
+                helper.make_node(
+                    "DequantizeLinear",
+                    [wq, s.name, z.name],
+                    [wdq],
+                    axis=axis,
+                    name=f"{node.input[1]}_fq_wDQ",
+                ),
+            ]
+            node.input[1] = wdq
+    nodes = new_nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(
+        _toposorted(nodes, {i.name for i in graph.input} | {t.name for t in graph.initializer})
+    )
+    onnx.checker.check_model(out)
+    return out
+
+
+def _attr(node: onnx.NodeProto, name: str) -> int:
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), 0)
+
+
+def _toposorted(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.NodeProto]:
+    done, order, pending = set(available), [], list(nodes)
+    while pending:
+        ready = [n for n in pending if all(not i or i in done for i in n.input)]
+        if not ready:
+            raise ValueError("fake_quant_qdq produced a cycle")
+        for n in ready:
+            order.append(n)
+            done.update(n.output)
+        pending = [n for n in pending if n not in ready]
+    return order
