@@ -115,18 +115,19 @@ def cmd_demo(args) -> int:
                 vs_fp32.cosine,
                 c.argmax_equal,
                 counts.get("int8", 0),
-                sum(counts.values()),
+                sum(counts.get(k, 0) for k in ("int8", "fp32", "numpy")),
             )
         )
     print(
         f"\n{'model':<22} {'pyrt ms':>8} {'ort ms':>8} {'cos ref':>9} {'cos fp32':>9} "
-        f"{'argmax':>6} {'int8 nodes':>11}"
+        f"{'argmax':>6} {'int8 ops':>9}"
     )
     for label, tp, to, cr, cf, am, n8, nt in rows:
         print(
             f"{label:<22} {tp:>8.2f} {to:>8.2f} {cr:>9.6f} {cf:>9.6f} {str(am):>6} {n8:>5}/{nt:<5}"
         )
     print(
+        "\nint8 ops: compute nodes on int8 kernels (the rest: Q/DQ folded or fused away)."
         "\ncos ref: pyrt vs onnxruntime running the same graph as ONNX defines it "
         "(optimizations off); cos fp32: vs the FP32 model. Times: median, 1 thread."
     )
