@@ -152,6 +152,7 @@ class Matcher:
         zero = self.const(zero_name) if zero_name else np.zeros(1, np.int32)
         if scale is None or zero is None or scale.dtype != np.float32:
             return None
+        _valid_scale(node, scale)
         dtype = self.g.dtype(node.inputs[0])
         if zero_name and dtype is not None and zero.dtype != dtype:
             raise ModelError(f"{node.label}: zero point is {zero.dtype}, data is {dtype}")

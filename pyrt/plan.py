@@ -97,6 +97,41 @@ def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.
     return p.reshape(shape)
 
 
+def validate_quant_node(node: Node, g: Graph) -> None:
+    """Load-time checks of a Q/DQ node's constant scale, zero point and axis."""
+    if len(node.inputs) < 2 or not node.inputs[1]:
+        raise ModelError(f"{node.label}: needs a scale input")
+    scale = g.constants.get(node.inputs[1])
+    zero = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    x_dtype = g.dtype(node.inputs[0])
+    if scale is not None:
+        _check_scale(node, scale)
+    if zero is not None:
+        if zero.dtype.kind not in "iu":
+            raise ModelError(
+                f"{node.label}: zero point must be an integer tensor, got {zero.dtype}"
+            )
+        if scale is not None and zero.shape != scale.shape and zero.size != scale.size:
+            raise ModelError(
+                f"{node.label}: zero point shape {list(zero.shape)} differs from "
+                f"scale shape {list(scale.shape)}"
+            )
+        if node.op_type == "DequantizeLinear" and x_dtype is not None and zero.dtype != x_dtype:
+            raise ModelError(f"{node.label}: zero point is {zero.dtype} but the data is {x_dtype}")
+    shape = g.shape(node.inputs[0])
+    if scale is not None and (scale.size > 1 or node.attr("block_size", 0)) and shape is not None:
+        axis = int(node.attr("axis", 1))
+        if not -len(shape) <= axis < len(shape):
+            raise ModelError(
+                f"{node.label}: axis {axis} is out of range for a rank-{len(shape)} input"
+            )
+        dim = shape[axis]
+        if isinstance(dim, int) and not node.attr("block_size", 0) and scale.size != dim:
+            raise ModelError(
+                f"{node.label}: per-axis scale has {scale.size} values, axis {axis} has {dim}"
+            )
+
+
 def quantize_step(node: Node, g: Graph) -> Callable:
     zero_const, dtype = _q_zero(node, g)
 
@@ -331,7 +366,71 @@ def integer_product(node: Node) -> Callable:
     return run
 
 
+def _requested_elements(node: Node, args: list) -> int | None:
+    """Elements a shape-producing op is about to allocate, from its inputs alone."""
+    op, x = node.op_type, args[0] if args else None
+
+    def ints(i: int) -> list[int] | None:
+        value = args[i] if len(args) > i else None
+        return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+
+    if op == "ConstantOfShape":
+        return math.prod(max(d, 0) for d in ints(0) or [])
+    if op == "Expand" and ints(1) is not None:
+        dims = ints(1)
+        shape = [1] * (len(dims) - x.ndim) + list(x.shape) if len(dims) > x.ndim else list(x.shape)
+        dims = [1] * (len(shape) - len(dims)) + dims
+        return math.prod(max(a, b) for a, b in zip(shape, dims))
+    if op == "Tile" and ints(1) is not None:
+        return x.size * math.prod(max(r, 0) for r in ints(1))
+    if op == "Range":
+        start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in args[:3])
+        return int(max(0, math.ceil((limit - start) / delta))) if delta else 0
+    if op == "Pad" and node.opset >= 11 and ints(1) is not None:
+        pads = ints(1)
+        half = len(pads) // 2
+        return math.prod(
+            d + max(pads[i], 0) + max(pads[i + half], 0) if i < half else d
+            for i, d in enumerate(x.shape)
+        )
+    if op in ("Resize", "Upsample"):
+        sizes = ints(3) if op == "Resize" and len(args) > 3 else None
+        if sizes:
+            return math.prod(sizes)
+        scales = args[2] if op == "Resize" and len(args) > 2 else args[1] if len(args) > 1 else None
+        if scales is not None and np.asarray(scales).size == x.ndim:
+            return math.prod(
+                int(d * float(s)) for d, s in zip(x.shape, np.asarray(scales).reshape(-1))
+            )
+    return None
+
+
+GROWING_OPS = {"ConstantOfShape", "Expand", "Tile", "Range", "Pad", "Resize", "Upsample"}
+
+
+def guard_memory(node: Node, fn: Callable, limit: int) -> Callable:
+    """Refuses a shape-producing op whose output would pass the memory limit, before allocating."""
+
+    def run(*args):
+        count = _requested_elements(node, list(args))
+        if count is not None and count * 8 > limit:
+            raise ModelError(
+                f"{node.label}: output of {count} elements would pass the memory limit "
+                f"of {limit} bytes"
+            )
+        return fn(*args)
+
+    return run
+
+
 def make_step(node: Node, g: Graph) -> Step:
+    step = _make_step(node, g)
+    if node.op_type in GROWING_OPS and node.domain in ("", "ai.onnx"):
+        step.fn = guard_memory(node, step.fn, g.memory_limit)
+    return step
+
+
+def _make_step(node: Node, g: Graph) -> Step:
     op = node.op_type
     if node.domain == "pyrt":
         return Step(node, "int8", pyrt_step(node))
@@ -340,8 +439,10 @@ def make_step(node: Node, g: Graph) -> Step:
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(f"{node.label}: domain '{node.domain}' is not supported")
     if op == "QuantizeLinear":
+        validate_quant_node(node, g)
         return Step(node, "quant", quantize_step(node, g))
     if op == "DequantizeLinear":
+        validate_quant_node(node, g)
         return Step(node, "quant", dequantize_step(node))
     if op == "DynamicQuantizeLinear":
         return Step(node, "quant", dynamic_quantize)
