@@ -179,6 +179,27 @@ def _attrs(node: onnx.NodeProto, label: str) -> dict[str, Any]:
     return attrs
 
 
+def _check_arity(node: Node) -> None:
+    """Required inputs present and input count within the operator's schema."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, node.opset, node.domain)
+    except Exception:
+        return  # not an ONNX-defined op: the unsupported-op check reports it if need be
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, formal in enumerate(schema.inputs):
+        if formal.option == single and (i >= len(node.inputs) or not node.inputs[i]):
+            raise ModelError(f"{node.label}: required input {i} ('{formal.name}') is missing")
+    if not schema.min_input <= len(node.inputs) <= schema.max_input:
+        raise ModelError(
+            f"{node.label}: takes {schema.min_input} to {schema.max_input} inputs, "
+            f"got {len(node.inputs)}"
+        )
+    if not any(node.outputs) or len(node.outputs) > schema.max_output:
+        raise ModelError(
+            f"{node.label}: takes 1 to {schema.max_output} outputs, got {len(node.outputs)}"
+        )
+
+
 def toposort(nodes: list[Node], available: set[str]) -> list[Node]:
     """Kahn's algorithm; names the first node of a cycle or with a missing input."""
     produced: dict[str, Node] = {}
@@ -274,6 +295,8 @@ def load(
                 opsets.get(domain, 1),
             )
         )
+    for node in nodes:
+        _check_arity(node)
     available = set(constants) | set(names)
     nodes = toposort(nodes, available)
     produced = available | {o for n in nodes for o in n.outputs}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels as K
-from .errors import ModelError, UnsupportedOpError
+from .errors import ModelError, PyrtError, UnsupportedOpError
 from .graph import Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, conv_pads, int_attr_list, window_attrs
@@ -541,7 +541,12 @@ def fold_constants(g: Graph, keep_dequantize: bool) -> list[Node]:
             values = [x]
         else:
             values = [g.constants[i] if i else None for i in node.inputs]
-        outs = make_step(node, g).fn(*values)
+        try:
+            outs = make_step(node, g).fn(*values)
+        except PyrtError:
+            raise
+        except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
+            raise ModelError(f"{node.label}: cannot be evaluated at load ({exc})") from exc
         for name, value in zip(node.outputs, outs):
             if name:
                 value = np.asarray(value)
