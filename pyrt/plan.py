@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from onnx import helper
 
 from . import kernels as K
 from .errors import ModelError, PyrtError, UnsupportedOpError
@@ -157,6 +158,10 @@ def quantize_step(node: Node, g: Graph) -> Callable:
 
 
 def dequantize_step(node: Node) -> Callable:
+    """DequantizeLinear in float32; output takes output_dtype (opset 23+) or the scale type."""
+    out_type = int(node.attr("output_dtype", 0))
+    out_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(out_type)) if out_type else None
+
     def run(x, scale, zero=None):
         _check_scale(node, scale)
         if zero is not None and zero.dtype != x.dtype:
@@ -165,12 +170,19 @@ def dequantize_step(node: Node) -> Callable:
             )
         axis, block = _quant_axis(node, x.ndim, scale)
         if x.dtype in (*INT8, np.dtype(np.int32)):
-            return [K.dequantize(x, scale.astype(np.float32), zero, axis, block)]
-        if x.dtype.kind not in "iu":
+            y = K.dequantize(x, scale.astype(np.float32), zero, axis, block)
+        elif x.dtype.kind in "iu":
+            z = (
+                _broadcast_param(zero, x, axis, block).astype(np.float64)
+                if zero is not None
+                else 0.0
+            )
+            s = _broadcast_param(scale.astype(np.float32), x, axis, block)
+            y = ((x.astype(np.float64) - z).astype(np.float32) * s).astype(np.float32)
+        else:
             raise UnsupportedOpError(f"{node.label}: dequantizing {x.dtype} is not supported")
-        z = _broadcast_param(zero, x, axis, block).astype(np.float64) if zero is not None else 0.0
-        s = _broadcast_param(scale.astype(np.float32), x, axis, block)
-        return [((x.astype(np.float64) - z).astype(np.float32) * s).astype(np.float32)]
+        want = out_dtype or scale.dtype
+        return [y if want == y.dtype else y.astype(want)]
 
     return run
 

@@ -40,7 +40,7 @@ def model(
     )
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(MS, 1)] if ms else [])
     m = helper.make_model(graph, opset_imports=opsets)
-    m.ir_version = 10 if opset >= 21 else 8
+    m.ir_version = 11 if opset >= 25 else 10 if opset >= 21 else 8
     inferred = onnx.shape_inference.infer_shapes(m)
     types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
     fallback = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype))
@@ -88,7 +88,17 @@ def quant_params(form, x_shape, dtype):
     )
 
 
-CASES = [(10, "tensor"), (13, "tensor"), (13, "axis"), (19, "axis"), (21, "axis"), (21, "block")]
+CASES = [
+    (10, "tensor"),
+    (13, "tensor"),
+    (13, "axis"),
+    (19, "axis"),
+    (21, "axis"),
+    (21, "block"),
+    (23, "block"),
+    (24, "axis"),
+    (25, "block"),
+]
 
 
 @pytest.mark.parametrize("opset,form", CASES)
@@ -181,7 +191,8 @@ def test_qlinearconv(x_dtype, w_dtype, group):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 @pytest.mark.parametrize("const_b", [True, False])
-def test_qlinearmatmul(dtype, const_b):
+@pytest.mark.parametrize("opset", [10, 21])
+def test_qlinearmatmul(dtype, const_b, opset):
     a, b = q((2, 3, 16), dtype), RNG.integers(-63, 64, (16, 5)).astype(np.int8)
     inits = {
         "as": np.float32(0.03),
@@ -194,7 +205,7 @@ def test_qlinearmatmul(dtype, const_b):
     feeds = {"a": a}
     (inits if const_b else feeds)["b"] = b
     node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
-    ours, ref = both(model([node], feeds, inits, ["y"], 10), feeds)
+    ours, ref = both(model([node], feeds, inits, ["y"], opset), feeds)
     assert_close_codes(ours[0], ref[0])
 
 
