@@ -7,7 +7,12 @@ whose element count overflows the memory cap, and malformed initializers.
 
 from __future__ import annotations
 
+import faulthandler
 import math
+import os
+import select
+import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +21,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .errors import ModelError, UnsupportedOpError
+from .errors import ModelError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 MS_DOMAIN = "com.microsoft"
 DEFAULT_MEMORY_LIMIT = 8 << 30  # bytes any single tensor may take
+SUBGRAPH = "__subgraph__"  # attrs key of a node with a subgraph attribute (If, Loop, Scan)
 
 
 @dataclass
@@ -111,7 +117,10 @@ def read_model(model: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
         raise ModelError(f"{origin} is not an ONNX model (no graph)")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
         if isinstance(model, (str, Path)):
-            onnx.load_external_data_for_model(proto, str(Path(model).parent))
+            try:  # onnx refuses locations outside the model's directory
+                onnx.load_external_data_for_model(proto, str(Path(model).parent))
+            except Exception as exc:
+                raise ModelError(f"{model}: cannot load its external data ({exc})") from exc
         else:
             raise ModelError("model uses external data; pass its path so the data can be found")
     return proto
@@ -168,7 +177,8 @@ def _attrs(node: onnx.NodeProto, label: str) -> dict[str, Any]:
     attrs = {}
     for a in node.attribute:
         if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            raise UnsupportedOpError(f"{label}: subgraph attribute '{a.name}' is not supported")
+            attrs[SUBGRAPH] = attrs[a.name] = a.name  # listed as unsupported by plan.py
+            continue
         try:
             value = helper.get_attribute_value(a)
         except Exception as exc:
@@ -189,6 +199,9 @@ def _check_arity(node: Node) -> None:
     for i, formal in enumerate(schema.inputs):
         if formal.option == single and (i >= len(node.inputs) or not node.inputs[i]):
             raise ModelError(f"{node.label}: required input {i} ('{formal.name}') is missing")
+    for name, attr in schema.attributes.items():
+        if attr.required and name not in node.attrs:
+            raise ModelError(f"{node.label}: required attribute '{name}' is missing")
     if not schema.min_input <= len(node.inputs) <= schema.max_input:
         raise ModelError(
             f"{node.label}: takes {schema.min_input} to {schema.max_input} inputs, "
@@ -238,6 +251,77 @@ def toposort(nodes: list[Node], available: set[str]) -> list[Node]:
     return order
 
 
+def _infer(proto: onnx.ModelProto) -> onnx.GraphProto:
+    """onnx's shape inference; only the typed names come back (value_info, inputs, outputs)."""
+    out = onnx.shape_inference.infer_shapes(proto, data_prop=True).graph
+    typed = onnx.GraphProto()
+    typed.value_info.extend(out.value_info)
+    typed.input.extend(out.input)
+    typed.output.extend(out.output)
+    return typed
+
+
+def infer_shapes(proto: onnx.ModelProto, timeout: float = 120.0) -> onnx.GraphProto | None:
+    """Shape inference in a forked child where the OS allows it.
+
+    onnx's C++ inference asserts (aborting the whole process) on some malformed shapes,
+    e.g. a Slice of a dimension a bad Pad made negative; a child's crash is this model's
+    ModelError instead. None when inference fails in the ordinary way.
+    """
+    if not hasattr(os, "fork"):
+        try:
+            return _infer(proto)
+        except Exception:
+            return None
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        try:
+            return _infer(proto)
+        except Exception:
+            return None
+    if pid == 0:  # the child: its copy of proto is its own to slim down
+        status = 1
+        try:
+            os.close(read)
+            faulthandler.disable()  # an abort here is expected and reported by the parent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+            for t in proto.graph.initializer:  # weights' values never matter for shapes
+                if math.prod(t.dims) > 4096:
+                    for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
+                        t.ClearField(f)
+            data = _infer(proto).SerializeToString()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write, view) :]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    chunks, deadline = [], time.monotonic() + timeout
+    with os.fdopen(read, "rb") as pipe:
+        while True:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(pipe.fileno(), 1 << 20) if ready else None
+            if not chunk:
+                break
+            chunks.append(chunk)
+    if chunk is None:  # timed out
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        what = "took too long" if chunk is None else f"crashed (signal {os.WTERMSIG(status)})"
+        raise ModelError(f"onnx shape inference {what} on this model: its shapes are malformed")
+    if os.WEXITSTATUS(status) != 0:
+        return None
+    typed = onnx.GraphProto()
+    typed.ParseFromString(b"".join(chunks))
+    return typed
+
+
 def load(
     model: str | Path | bytes | onnx.ModelProto, memory_limit: int = DEFAULT_MEMORY_LIMIT
 ) -> Graph:
@@ -249,11 +333,10 @@ def load(
         opsets[""] = 1
     if opsets[""] > 30:
         raise ModelError(f"default-domain opset {opsets['']} is newer than pyrt knows")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception:
-        inferred = proto  # shape inference is a help, not a requirement
-    g = inferred.graph
+    typed = infer_shapes(proto)  # shape inference is a help, not a requirement
+    g = proto.graph
+    if typed is None:
+        typed = g
     if len(g.node) == 0 and len(g.output) == 0:
         raise ModelError("the graph is empty: no nodes and no outputs")
     if len(g.output) == 0:
@@ -264,12 +347,12 @@ def load(
         if t.name in constants:
             raise ModelError(f"initializer '{t.name}' is defined twice")
         constants[t.name] = _initializer(t, memory_limit)
-    info = {vi.name: _tensor_info(vi) for vi in (*g.value_info, *g.input, *g.output)}
-    inputs = [_tensor_info(vi) for vi in g.input if vi.name not in constants]
+    info = {vi.name: _tensor_info(vi) for vi in (*typed.value_info, *typed.input, *typed.output)}
+    inputs = [_tensor_info(vi) for vi in typed.input if vi.name not in constants]
     for ti in inputs:
         if ti.dtype is None:
             raise ModelError(f"graph input '{ti.name}' has no tensor element type")
-    outputs = [_tensor_info(vi) for vi in g.output]
+    outputs = [_tensor_info(vi) for vi in typed.output]
     names = [ti.name for ti in inputs]
     if len(set(names)) != len(names):
         raise ModelError("graph inputs have duplicate names")

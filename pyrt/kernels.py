@@ -56,6 +56,8 @@ def _aligned_buffer(nbytes: int) -> np.ndarray:
 def _stage(out: OutputStage, channels: int) -> tuple:
     """A pyrt_output_stage (and the arrays it points into, kept alive)."""
     dtype = np.dtype(out.dtype)
+    if dtype not in (*QTYPES, np.dtype(np.int32), np.dtype(np.float32)):
+        raise KernelError(f"output dtype must be uint8, int8, int32 or float32, got {dtype}")
     scale = np.ascontiguousarray(np.asarray(out.scale, np.float32).reshape(-1))
     if scale.size not in (1, channels):
         raise KernelError(f"output scale has {scale.size} values, expected 1 or {channels}")
@@ -63,11 +65,22 @@ def _stage(out: OutputStage, channels: int) -> tuple:
     stage.out_dtype = dtype_code(dtype)
     stage.per_channel = int(scale.size > 1)
     stage.scale = ptr(scale, "float *")
-    stage.zero_point = int(out.zero_point)
     if dtype in QTYPES:
         info = np.iinfo(dtype)
-        stage.qmin = info.min if out.qmin is None else int(out.qmin)
-        stage.qmax = info.max if out.qmax is None else int(out.qmax)
+        fields = {
+            "zero_point": int(out.zero_point),
+            "qmin": info.min if out.qmin is None else int(out.qmin),
+            "qmax": info.max if out.qmax is None else int(out.qmax),
+        }
+        for name, value in fields.items():  # before cffi sees an out-of-range int
+            if not info.min <= value <= info.max:
+                raise KernelError(f"output {name} {value} outside [{info.min}, {info.max}]")
+            setattr(stage, name, value)
+    if channels >= 1:  # let C validate it now rather than on the first call
+        probe = np.zeros(1, np.int32)
+        if lib.pyrt_requantize(1, 1, channels, ptr(probe, "int32_t *"), stage, ptr(probe)):
+            message = ffi.string(lib.pyrt_last_error()).decode()
+            raise KernelError(message.replace("requantize:", "output stage:", 1))
     return stage, scale
 
 
@@ -88,17 +101,68 @@ def _bias(bias: np.ndarray | None, n: int, dtype) -> np.ndarray | None:
 
 
 def requantize(acc: np.ndarray, channels: int, out: OutputStage) -> np.ndarray:
-    """int32 accumulators [rows, cols] (channel of row r: r % channels) -> out.dtype."""
-    acc = np.ascontiguousarray(acc, dtype=np.int32)
-    rows, cols = (acc.shape[0], acc.size // acc.shape[0]) if acc.ndim else (1, 1)
+    """int32 accumulators -> out.dtype, same shape.
+
+    acc is viewed as [rows, cols]: the last axis is cols, all leading axes
+    flatten to rows (a 1-D or 0-D acc is one row); the channel of row r is
+    r % channels, e.g. NCHW accumulators reshaped to [N, C, H*W] with C channels.
+    """
+    acc = np.asarray(acc)
+    if acc.dtype != np.int32:
+        raise KernelError(f"requantize: accumulators must be int32, got {acc.dtype}")
+    if channels < 1:
+        raise KernelError(f"requantize: channels must be >= 1, got {channels}")
+    acc = np.ascontiguousarray(acc)
     stage, scale = _stage(out, channels)
     y = np.empty(acc.shape, out.dtype)
+    if acc.size == 0:
+        return y
+    cols = acc.shape[-1] if acc.ndim else 1
+    rows = acc.size // cols
     check(lib.pyrt_requantize(rows, cols, channels, ptr(acc, "int32_t *"), stage, ptr(y)))
     return y
 
 
+def _int32(name: str, value) -> int:
+    """value as a Python int that fits a C int32, else KernelError."""
+    try:
+        v = int(value)
+    except (TypeError, ValueError) as e:
+        raise KernelError(f"{name} must be an integer, got {value!r}") from e
+    if v != value or not -(2**31) <= v < 2**31:
+        raise KernelError(f"{name} must be an int32 integer, got {value!r}")
+    return v
+
+
+def _x_params(x_dtype: np.dtype, x_zero: int, op: str) -> tuple[np.dtype, int]:
+    x_dtype = np.dtype(x_dtype)
+    if x_dtype not in QTYPES:
+        raise KernelError(f"{op} input dtype must be uint8/int8, got {x_dtype}")
+    info = np.iinfo(x_dtype)
+    zero = _int32(f"{op} x_zero", x_zero)
+    if not info.min <= zero <= info.max:
+        raise KernelError(f"{op} x_zero {zero} outside [{info.min}, {info.max}]")
+    return x_dtype, zero
+
+
+def _int_bias(bias: np.ndarray | None, n: int, op: str) -> np.ndarray | None:
+    """int32 bias of n values; integer input that does not fit int32 is refused."""
+    if bias is None:
+        return None
+    bias = np.asarray(bias)
+    if bias.dtype.kind not in "iu":
+        raise KernelError(f"{op} bias must be an integer array, got {bias.dtype}")
+    if bias.size and (bias.min() < -(2**31) or bias.max() >= 2**31):
+        raise KernelError(f"{op} bias values do not fit int32")
+    return _bias(bias, n, np.int32)
+
+
 class QGemm:
-    """y[M, N] = W[M, K] @ x[K, N] in integers, with the output stage fused."""
+    """y[M, N] = W[M, K] @ x[K, N] in integers, with the output stage fused.
+
+    acc[m, n] = sum_k (w[m, k] - w_zero[m]) * (x[k, n] - x_zero) + bias[m]
+    (int32, wrapping like ONNX), then `out` (see OutputStage) per row m.
+    """
 
     def __init__(
         self,
@@ -109,19 +173,21 @@ class QGemm:
         x_zero: int,
         out: OutputStage,
     ):
+        w = np.asarray(w)
         if w.ndim != 2 or w.dtype not in QTYPES:
             raise KernelError(f"QGemm weights must be 2-D uint8/int8, got {w.dtype} {w.shape}")
         self.m, self.k = w.shape
         self.w = np.ascontiguousarray(w)
         self.zero, self.zero_per_row = _zero_points(w_zero, self.m)
-        self.bias = _bias(bias, self.m, np.int32)
-        self.x_dtype, self.x_zero, self.out = np.dtype(x_dtype), int(x_zero), out
+        self.bias = _int_bias(bias, self.m, "QGemm")
+        self.x_dtype, self.x_zero = _x_params(x_dtype, x_zero, "QGemm")
+        self.out = out
         self.stage, self.scale = _stage(out, self.m)
-        self._pack()
+        self.isa, self.packed = self._pack()
 
-    def _pack(self) -> None:
-        self.isa = isa()
-        self.packed = _aligned_buffer(lib.pyrt_qgemm_packed_size(self.m, self.k))
+    def _pack(self) -> tuple[str, np.ndarray]:
+        active = isa()
+        packed = _aligned_buffer(lib.pyrt_qgemm_packed_size(self.m, self.k))
         check(
             lib.pyrt_qgemm_pack(
                 self.m,
@@ -130,28 +196,40 @@ class QGemm:
                 dtype_code(self.w.dtype),
                 ptr(self.zero, "int32_t *"),
                 self.zero_per_row,
-                ptr(self.packed),
+                ptr(packed),
             )
         )
+        return active, packed
+
+    def _weights(self) -> np.ndarray:
+        """The pack for the active ISA (repacked after set_isa); callers hold
+        the returned array so a concurrent repack cannot free it under them."""
+        packed = self.packed
+        if isa() != self.isa:
+            self.isa, self.packed = self._pack()
+            packed = self.packed
+        return packed
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if isa() != self.isa:
-            self._pack()
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] != self.k or x.dtype != self.x_dtype:
             raise KernelError(
                 f"QGemm input must be {self.x_dtype} [{self.k}, N], got {x.dtype} {list(x.shape)}"
             )
-        x = np.ascontiguousarray(x)
         n = x.shape[1]
+        if n >= 2**31:
+            raise KernelError(f"QGemm: N = {n} does not fit int32")
         y = np.empty((self.m, n), self.out.dtype)
         if n == 0:
             return y
+        packed = self._weights()
+        x = np.ascontiguousarray(x)
         check(
             lib.pyrt_qgemm(
                 self.m,
                 n,
                 self.k,
-                ptr(self.packed),
+                ptr(packed),
                 ptr(x),
                 dtype_code(x.dtype),
                 self.x_zero,
@@ -167,12 +245,12 @@ class QGemm:
 
 def _conv_shape(w_shape: tuple, x_shape: tuple, groups: int, strides, dilations, pads):
     s = ffi.new("pyrt_conv2d_shape *")
-    s.batch, s.in_c, s.in_h, s.in_w = (int(d) for d in x_shape)
-    s.out_c, s.groups = int(w_shape[0]), int(groups)
-    s.kernel_h, s.kernel_w = int(w_shape[2]), int(w_shape[3])
-    s.stride_h, s.stride_w = (int(v) for v in strides)
-    s.dilation_h, s.dilation_w = (int(v) for v in dilations)
-    s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = (int(v) for v in pads)
+    s.batch, s.in_c, s.in_h, s.in_w = (_int32("conv input dim", d) for d in x_shape)
+    s.out_c, s.groups = _int32("conv out_c", w_shape[0]), groups
+    s.kernel_h, s.kernel_w = _int32("conv kernel", w_shape[2]), _int32("conv kernel", w_shape[3])
+    s.stride_h, s.stride_w = strides
+    s.dilation_h, s.dilation_w = dilations
+    s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = pads
     return s
 
 
@@ -182,12 +260,23 @@ class _Conv:
     def __init__(self, w: np.ndarray, groups: int, strides, dilations, pads):
         if w.ndim != 4:
             raise KernelError(f"conv weights must be [O, I/groups, kh, kw], got {list(w.shape)}")
+        groups = _int32("conv groups", groups)
         if groups < 1 or w.shape[0] % groups:
             raise KernelError(
                 f"conv: {w.shape[0]} output channels do not split into {groups} groups"
             )
+        for name, value, n in (
+            ("strides", strides, 2),
+            ("dilations", dilations, 2),
+            ("pads", pads, 4),
+        ):
+            if len(value) != n:
+                raise KernelError(f"conv {name} must have {n} values, got {list(value)}")
         self.w = np.ascontiguousarray(w)
-        self.groups, self.strides, self.dilations, self.pads = groups, strides, dilations, pads
+        self.groups = groups
+        self.strides = tuple(_int32("conv stride", v) for v in strides)
+        self.dilations = tuple(_int32("conv dilation", v) for v in dilations)
+        self.pads = tuple(_int32("conv pad", v) for v in pads)
         self.in_c = w.shape[1] * groups
 
     def shape(self, x_shape: tuple):
@@ -198,12 +287,17 @@ class _Conv:
         return s
 
     def pack_shape(self):
-        spans = [d * (k - 1) + 1 for k, d in zip(self.w.shape[2:], self.dilations)]
+        spans = [max(d, 1) * (k - 1) + 1 for k, d in zip(self.w.shape[2:], self.dilations)]
         return self.shape((1, self.in_c, *spans))
 
 
 class QConv2d(_Conv):
-    """int8 NCHW convolution with packed weights and the output stage fused."""
+    """int8 NCHW convolution with packed weights and the output stage fused.
+
+    Same integer semantics as QGemm with output channels as rows; padding
+    reads x_zero (real 0.0). Depthwise (groups == C == O) runs a direct
+    kernel, everything else im2col + QGemm per group.
+    """
 
     def __init__(
         self,
@@ -219,20 +313,22 @@ class QConv2d(_Conv):
         x_zero: int,
         out: OutputStage,
     ):
+        w = np.asarray(w)
         super().__init__(w, groups, strides, dilations, pads)
         if w.dtype not in QTYPES:
             raise KernelError(f"QConv2d weights must be uint8/int8, got {w.dtype}")
         out_c = w.shape[0]
         self.zero, self.zero_per_row = _zero_points(w_zero, out_c)
-        self.bias = _bias(bias, out_c, np.int32)
-        self.x_dtype, self.x_zero, self.out = np.dtype(x_dtype), int(x_zero), out
+        self.bias = _int_bias(bias, out_c, "QConv2d")
+        self.x_dtype, self.x_zero = _x_params(x_dtype, x_zero, "QConv2d")
+        self.out = out
         self.stage, self.scale = _stage(out, out_c)
-        self._pack()
+        self.isa, self.packed = self._pack()
 
-    def _pack(self) -> None:
-        self.isa = isa()
+    def _pack(self) -> tuple[str, np.ndarray]:
+        active = isa()
         s = self.pack_shape()
-        self.packed = _aligned_buffer(lib.pyrt_qconv2d_packed_size(s))
+        packed = _aligned_buffer(lib.pyrt_qconv2d_packed_size(s))
         check(
             lib.pyrt_qconv2d_pack(
                 s,
@@ -240,22 +336,28 @@ class QConv2d(_Conv):
                 dtype_code(self.w.dtype),
                 ptr(self.zero, "int32_t *"),
                 self.zero_per_row,
-                ptr(self.packed),
+                ptr(packed),
             )
         )
+        return active, packed
+
+    _weights = QGemm._weights
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if isa() != self.isa:
-            self._pack()
+        x = np.asarray(x)
         if x.dtype != self.x_dtype:
             raise KernelError(f"QConv2d input must be {self.x_dtype}, got {x.dtype}")
+        if x.ndim == 4 and x.shape[0] == 0:  # empty batch: shape only
+            s = self.shape((1, *x.shape[1:]))
+            return np.empty((0, s.out_c, s.out_h, s.out_w), self.out.dtype)
         s = self.shape(x.shape)
+        packed = self._weights()
         x = np.ascontiguousarray(x)
         y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), self.out.dtype)
         check(
             lib.pyrt_qconv2d(
                 s,
-                ptr(self.packed),
+                ptr(packed),
                 ptr(x),
                 dtype_code(x.dtype),
                 self.x_zero,
@@ -367,7 +469,10 @@ def _quant_layout(x: np.ndarray, scale: np.ndarray, axis: int, block_size: int):
     """pyrt_quant_layout for ONNX per-tensor, per-axis or blocked parameters."""
     layout = ffi.new("pyrt_quant_layout *")
     shape = x.shape if x.ndim else (1,)
-    if scale.size == 1 and not block_size:
+    if int(block_size) != block_size or block_size < 0:
+        raise KernelError(f"block_size must be an integer >= 0, got {block_size}")
+    block_size = int(block_size)
+    if scale.size == 1:  # one value: per tensor, whatever axis / block_size say (as ONNX)
         layout.outer, layout.axis_len, layout.inner, layout.block = 1, 1, max(x.size, 1), 1
         return layout
     if not -len(shape) <= axis < len(shape):
@@ -411,10 +516,14 @@ def quantize(
 ) -> np.ndarray:
     """QuantizeLinear: saturate(rint(x / scale) + zero); NaN -> zero point."""
     scale = np.ascontiguousarray(scale, dtype=np.float32)
+    if zero_point is not None:
+        zero_point = np.asarray(zero_point)
     dtype = np.dtype(zero_point.dtype if zero_point is not None else dtype)
     if dtype not in QTYPES:
-        raise KernelError(f"quantize to {dtype} is not supported by the kernels")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+        raise KernelError(
+            f"quantize to {dtype} is not supported by the kernels (unsupported dtype)"
+        )
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(np.shape(x))  # keeps 0-d
     y = np.empty(x.shape, dtype)
     if x.size == 0:
         return y
@@ -436,9 +545,11 @@ def dequantize(
     block_size: int = 0,
 ) -> np.ndarray:
     """DequantizeLinear: (x - zero) * scale for uint8, int8 or int32 x."""
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x).reshape(np.shape(x))  # keeps 0-d
     if x.dtype not in (*QTYPES, np.dtype(np.int32)):
-        raise KernelError(f"dequantize of {x.dtype} is not supported by the kernels")
+        raise KernelError(
+            f"dequantize of {x.dtype} is not supported by the kernels (unsupported dtype)"
+        )
     scale = np.ascontiguousarray(scale, dtype=np.float32)
     zero = _zero_like(zero_point, scale)
     if zero is not None and zero.dtype != x.dtype:
@@ -456,6 +567,8 @@ def dequantize(
 
 
 def _qparams(q: QParams):
+    if np.dtype(q.dtype) not in QTYPES:
+        raise KernelError(f"quantized tensors must be uint8/int8 (unsupported dtype {q.dtype})")
     p = ffi.new("pyrt_qparams *")
     p.dtype, p.scale, p.zero_point = dtype_code(q.dtype), float(q.scale), int(q.zero_point)
     return p
@@ -475,17 +588,19 @@ def qbinary(
     codes = {"add": lib.PYRT_ADD, "mul": lib.PYRT_MUL}
     if op not in codes:
         raise KernelError(f"qbinary op must be 'add' or 'mul', got {op!r}")
+    params = _qparams(qa), _qparams(qb), _qparams(qy)  # validates the dtypes
     try:
         a, b = np.broadcast_arrays(a, b)
     except ValueError as exc:
         raise KernelError(f"qbinary: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    shape = a.shape
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     if a.dtype != qa.dtype or b.dtype != qb.dtype:
         raise KernelError(
             f"qbinary: inputs are {a.dtype}/{b.dtype}, params say {qa.dtype}/{qb.dtype}"
         )
     info = np.iinfo(qy.dtype)
-    y = np.empty(a.shape, qy.dtype)
+    y = np.empty(shape, qy.dtype)
     if y.size == 0:
         return y
     check(
@@ -493,11 +608,11 @@ def qbinary(
             codes[op],
             y.size,
             ptr(a),
-            _qparams(qa),
+            params[0],
             ptr(b),
-            _qparams(qb),
+            params[1],
             ptr(y),
-            _qparams(qy),
+            params[2],
             info.min if qmin is None else int(qmin),
             info.max if qmax is None else int(qmax),
         )
@@ -514,7 +629,15 @@ def pool_output_size(
     dilation: int,
     ceil_mode: bool,
 ) -> int:
-    """ONNX pooling output size; with ceil_mode a window starting in the end padding is dropped."""
+    """ONNX pooling output size; with ceil_mode a window starting in the end padding is dropped.
+
+    This is onnxruntime's rule (and PyTorch's). 0 or less means no output.
+    """
+    if kernel < 1 or stride < 1 or dilation < 1 or pad_begin < 0 or pad_end < 0:
+        raise KernelError(
+            f"pooling needs kernel, stride, dilation >= 1 and pads >= 0, got kernel {kernel} "
+            f"stride {stride} dilation {dilation} pads {pad_begin}, {pad_end}"
+        )
     span = dilation * (kernel - 1) + 1
     room = in_size + pad_begin + pad_end - span
     if room < 0:
@@ -528,6 +651,14 @@ def pool_output_size(
 def _pool_shape(x: np.ndarray, kernel, strides, pads, dilations, ceil_mode: bool):
     if x.ndim != 4:
         raise KernelError(f"pooling input must be [N, C, H, W], got {list(x.shape)}")
+    for name, value, n in (
+        ("kernel", kernel, 2),
+        ("strides", strides, 2),
+        ("pads", pads, 4),
+        ("dilations", dilations, 2),
+    ):
+        if len(value) != n:
+            raise KernelError(f"pooling {name} needs {n} values, got {list(value)}")
     s = ffi.new("pyrt_pool2d_shape *")
     s.batch, s.channels, s.in_h, s.in_w = x.shape
     s.kernel_h, s.kernel_w = kernel

@@ -1,4 +1,5 @@
-"""QOperator -> QDQ: rewrite onnxruntime's quantized operators as DQ -> op -> Q.
+"""QOperator -> QDQ: rewrite onnxruntime's quantized operators as DQ -> op -> Q
+(and drop the no-op nodes exporters leave between Q and DQ).
 
 QLinearConv(x, sx, zx, w, sw, zw, sy, zy, B) means exactly
 Q(Conv(DQ(x), DQ(w), DQ(B)), sy, zy), and so on for the other QLinear* ops;
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from onnx import helper
 
 from .errors import ModelError
 from .graph import MS_DOMAIN, Graph, Node
@@ -157,7 +159,7 @@ def _lower_node(g: Graph, node: Node) -> list[Node] | None:
                 node.inputs,
                 node.outputs,
                 node.attrs,
-                max(g.opsets.get("", 13), 13),
+                max(g.opsets.get("", 13), 21),  # com.microsoft Q/DQ take 16-bit types too
             )
         )
     else:
@@ -171,4 +173,38 @@ def lower_qoperators(g: Graph) -> None:
         lowered = _lower_node(g, node) if node.domain in ("", MS_DOMAIN) else None
         nodes.extend(lowered if lowered is not None else [node])
     g.nodes = nodes
+    drop_no_ops(g)
+
+
+def drop_no_ops(g: Graph) -> None:
+    """Removes Identity and same-type Cast nodes (PyTorch writes Q -> Cast(uint8) -> DQ),
+    so the matcher sees the Q/DQ pairs around them."""
+    outputs = {t.name for t in g.outputs}
+    rename: dict[str, str] = {}
+    kept = []
+    for node in g.nodes:
+        source = rename.get(node.inputs[0], node.inputs[0]) if node.inputs else ""
+        same_cast = (
+            node.op_type == "Cast"
+            and g.dtype(source) is not None
+            and _cast_target(node) == g.dtype(source)
+        )
+        if (
+            node.domain == ""
+            and (node.op_type == "Identity" or same_cast)
+            and source
+            and node.outputs[0] not in outputs
+        ):
+            rename[node.outputs[0]] = source
+            continue
+        node.inputs = [rename.get(i, i) for i in node.inputs]
+        kept.append(node)
+    g.nodes = kept
     g.reindex()
+
+
+def _cast_target(node: Node) -> np.dtype | None:
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(int(node.attr("to", 0))))
+    except Exception:
+        return None

@@ -231,7 +231,71 @@ class Matcher:
         qp = self.q_params(q)
         if qp is None:
             return None
-        return qp, lo, hi, [*taken, q], q.outputs[0]
+        taken.append(q)
+        out_name = q.outputs[0]
+        clip = self.sole_consumer(out_name)  # Q -> Clip(codes) -> DQ: a narrower range
+        if clip is not None and clip.op_type == "Clip" and clip.domain == "":
+            bounds = self.clip_bounds(clip)
+            if bounds is not None:
+                lo = max(lo, (bounds[0] - qp.zero_point) * qp.scale)
+                hi = min(hi, (bounds[1] - qp.zero_point) * qp.scale)
+                taken.append(clip)
+                out_name = clip.outputs[0]
+        return qp, lo, hi, taken, out_name
+
+    def affine_chain(self, name: str, channels: int, axis: int, rank: int):
+        """Per-channel y = a * v + b ops after an integer op's output, to fold into it.
+
+        Follows Mul / Div / Add / Sub by constants that vary only along the
+        channel axis, and inference BatchNormalization (what PyTorch QAT and
+        TensorRT-style exports leave after a Conv or Linear). Returns
+        (a, b, nodes, name); nothing when a would not stay finite and positive.
+        """
+        a, b, taken, start = np.ones(channels), np.zeros(channels), [], name
+        while True:
+            node = self.sole_consumer(name)
+            if node is None or node.domain != "" or len(node.outputs) != 1:
+                break
+            if node.op_type == "BatchNormalization" and len(node.inputs) == 5:
+                params = [real_const(self, i) for i in node.inputs[1:]]  # 1-D, per channel
+                params = [
+                    p.reshape(-1) if p is not None and p.size == channels else None for p in params
+                ]
+                if any(p is None for p in params) or node.attr("training_mode", 0) or axis != 1:
+                    break
+                gamma, beta, mean, var = params
+                k = gamma / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
+                a, b = a * k, (b - mean) * k + beta
+            elif node.op_type in ("Mul", "Div", "Add", "Sub") and len(node.inputs) == 2:
+                other = node.inputs[1] if node.inputs[0] == name else node.inputs[0]
+                c = self.per_channel(other, channels, axis, rank)
+                if c is None or (node.op_type in ("Div", "Sub") and node.inputs[0] != name):
+                    break
+                if node.op_type == "Mul":
+                    a, b = a * c, b * c
+                elif node.op_type == "Div":
+                    a, b = a / c, b / c
+                else:
+                    b = b + c if node.op_type == "Add" else b - c
+            else:
+                break
+            taken.append(node)
+            name = node.outputs[0]
+        if not (np.all(np.isfinite(a) & (a > 0)) and np.all(np.isfinite(b))):
+            return np.ones(channels), np.zeros(channels), [], start
+        return a, b, taken, name
+
+    def per_channel(self, name: str, channels: int, axis: int, rank: int) -> np.ndarray | None:
+        """A constant's values per channel, if it varies only along `axis` (-1: the last)."""
+        value = real_const(self, name)
+        if value is None or (axis >= 0 and value.ndim > rank):
+            return None
+        if value.size == 1:
+            return np.full(channels, float(value.reshape(-1)[0]))
+        shape = (1,) * (rank - value.ndim) + value.shape if axis >= 0 else value.shape
+        if value.size != channels or shape[axis] != channels:
+            return None
+        return value.reshape(-1).astype(np.float64)
 
     def clip_bounds(self, node: Node) -> tuple[float, float] | None:
         if node.opset < 11:
@@ -253,17 +317,31 @@ class Matcher:
 
     # ---- rewriting helpers ----------------------------------------------
 
-    def output_stage(self, name: str, acc_scale: np.ndarray):
-        """Output stage for an integer op whose real output is acc * acc_scale."""
+    def output_stage(
+        self, name: str, acc_scale: np.ndarray, bias: np.ndarray | None, axis: int, rank: int
+    ):
+        """Output stage and bias for an integer op whose real output is acc * acc_scale.
+
+        Per-channel affine ops after it fold into the scale and the int32 bias;
+        an optional Relu/Clip and a per-tensor Q fold into the requantization.
+        Returns (stage, bias, nodes swallowed, output name).
+        """
+        a, b, taken, name = self.affine_chain(name, acc_scale.size, axis, rank)
+        if taken:
+            acc_scale = acc_scale * a
+            base = bias.astype(np.float64) if bias is not None else 0.0
+            bias = np.clip(base + np.rint(b / acc_scale), -(2**31), 2**31 - 1).astype(np.int32)
         found = self.quantized_output(name)
         if found is None:
-            return OutputStage(np.dtype(np.float32), acc_scale.astype(np.float32)), [], name
-        qy, lo, hi, taken, out_name = found
+            stage = OutputStage(np.dtype(np.float32), acc_scale.astype(np.float32))
+            return stage, bias, taken, name
+        qy, lo, hi, more, out_name = found
         info = np.iinfo(qy.dtype)
         qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
         qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
         scale = (acc_scale.astype(np.float64) / qy.scale).astype(np.float32)
-        return OutputStage(qy.dtype, scale, qy.zero_point, qmin, qmax), taken, out_name
+        stage = OutputStage(qy.dtype, scale, qy.zero_point, qmin, qmax)
+        return stage, bias, [*taken, *more], out_name
 
 
 def quantize_scalar(v: float, qp: QParams) -> float:
@@ -406,7 +484,7 @@ def match_conv(m: Matcher, node: Node) -> list[Node] | None:
         bias = _bias_int32(m, node.inputs[2], acc_scale, out_c)
         if bias is None:
             return None
-    out, taken, out_name = m.output_stage(node.outputs[0], acc_scale)
+    out, bias, taken, out_name = m.output_stage(node.outputs[0], acc_scale, bias, 1, nd + 2)
     fused = Node(
         node.name,
         "QConv",
@@ -454,7 +532,7 @@ def match_matmul(m: Matcher, node: Node) -> list[Node] | None:
     w_scale, w_zero = wq
     _valid_scale(node, x.scale)
     acc_scale = alpha * float(x.scale.reshape(-1)[0]) * w_scale
-    bias, taken_bias, out_from = None, [], node.outputs[0]
+    bias = None
     if gemm and len(node.inputs) > 2 and node.inputs[2] and beta != 0:
         shape = m.shape(node.inputs[2])
         if shape is None or len(shape) > 2 or (len(shape) == 2 and shape[0] != 1):
@@ -463,16 +541,8 @@ def match_matmul(m: Matcher, node: Node) -> list[Node] | None:
         if real is None or real.size not in (1, n):
             return None
         bias = _bias_int32_from_real(beta * real, acc_scale, n)
-    elif not gemm:  # PyTorch's Linear: MatMul -> Add(bias)
-        add = m.sole_consumer(node.outputs[0])
-        if add is not None and add.op_type == "Add" and add.domain == "":
-            other = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
-            real = real_const(m, other)
-            shape = m.shape(other)
-            if real is not None and real.size == n and shape and shape[-1] == n:
-                bias = _bias_int32_from_real(real, acc_scale, n)
-                taken_bias, out_from = [add], add.outputs[0]
-    out, taken, out_name = m.output_stage(out_from, acc_scale)
+    # PyTorch's Linear exports as MatMul -> Add(bias): the affine chain takes it.
+    out, bias, taken, out_name = m.output_stage(node.outputs[0], acc_scale, bias, -1, 2)
     weights = data if trans_b else data.T
     fused = Node(
         node.name,
@@ -488,7 +558,7 @@ def match_matmul(m: Matcher, node: Node) -> list[Node] | None:
             x_zero=int(x.zero.reshape(-1)[0]) if x.zero.size else 0,
             x_dtype=x.dtype,
             out=out,
-            fused=[node.name, *(t.name for t in (*taken_bias, *taken))],
+            fused=[node.name, *(t.name for t in taken)],
         ),
         0,
     )
@@ -594,9 +664,19 @@ def window_attrs(node: Node, in_shape: tuple | None) -> dict | None:
     kernel = [int(k) for k in kernel]
     strides = int_attr_list(node, "strides", 2, 1)
     dilations = int_attr_list(node, "dilations", 2, 1)
+    for name, values in (("kernel_shape", kernel), ("strides", strides), ("dilations", dilations)):
+        if any(v <= 0 for v in values):
+            raise ModelError(f"{node.label}: attribute '{name}' must be > 0, got {values}")
     pads = conv_pads(node, in_shape[2:] if in_shape else None, kernel, strides, dilations)
     if pads is None:
         return None
+    if node.attr("pads") is not None and not all(
+        0 <= p < kernel[i % 2] for i, p in enumerate(pads)
+    ):
+        raise ModelError(
+            f"{node.label}: attribute 'pads' {pads} must be >= 0 and smaller than the kernel "
+            f"{kernel}"
+        )
     return dict(
         kernel=tuple(kernel),
         strides=tuple(strides),

@@ -15,8 +15,8 @@ import numpy as np
 from onnx import helper
 
 from . import kernels as K
-from .errors import ModelError, PyrtError, UnsupportedOpError
-from .graph import Graph, Node
+from .errors import KernelError, ModelError, PyrtError, UnsupportedOpError
+from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, conv_pads, int_attr_list, window_attrs
 
@@ -81,6 +81,13 @@ def _q_zero(node: Node, g: Graph) -> tuple[np.ndarray | None, np.dtype]:
     return None, np.dtype(QUANT_DTYPES.get(out_type, np.uint8))
 
 
+def _np_dtype_of(elem_type: int) -> np.dtype | None:
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except Exception:
+        return None
+
+
 def _check_scale(node: Node, scale: np.ndarray) -> None:
     if scale.dtype.kind != "f":
         raise ModelError(f"{node.label}: scale must be float, got {scale.dtype}")
@@ -98,6 +105,30 @@ def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.
     return p.reshape(shape)
 
 
+def _check_quant_dtype(node: Node, dtype: np.dtype, what: str) -> None:
+    """The integer type of a Q output / DQ input, as the node's opset allows it."""
+    allowed = [np.dtype(np.uint8), np.dtype(np.int8)]
+    if node.op_type == "DequantizeLinear":
+        allowed.append(np.dtype(np.int32))
+    if node.opset >= 21:
+        allowed += [np.dtype(np.uint16), np.dtype(np.int16)]
+    if dtype in allowed:
+        return
+    if dtype.name.startswith(("float8", "float4", "int4", "uint4")) and node.opset >= 19:
+        raise UnsupportedOpError(f"{node.label}: {what} of type {dtype} is not supported")
+    raise ModelError(
+        f"{node.label}: {what} has type {dtype}; {node.op_type}-{node.opset} allows "
+        f"{', '.join(str(d) for d in allowed)}"
+    )
+
+
+def validate_quant_nodes(g: Graph) -> None:
+    """Every ONNX Q/DQ node checked at load, before patterns absorb any of them."""
+    for node in g.nodes:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.domain == "":
+            validate_quant_node(node, g)
+
+
 def validate_quant_node(node: Node, g: Graph) -> None:
     """Load-time checks of a Q/DQ node's constant scale, zero point and axis."""
     if len(node.inputs) < 2 or not node.inputs[1]:
@@ -107,11 +138,25 @@ def validate_quant_node(node: Node, g: Graph) -> None:
     x_dtype = g.dtype(node.inputs[0])
     if scale is not None:
         _check_scale(node, scale)
+    if node.op_type == "DequantizeLinear" and x_dtype is not None:
+        _check_quant_dtype(node, np.dtype(x_dtype), "input")
+    out_type = int(node.attr("output_dtype", 0))
+    if node.op_type == "QuantizeLinear" and out_type:
+        out_dtype = _np_dtype_of(out_type)
+        if out_dtype is None:
+            raise ModelError(f"{node.label}: output_dtype {out_type} is not a tensor type")
+        _check_quant_dtype(node, out_dtype, "output_dtype")
+        if zero is not None and zero.dtype != out_dtype:
+            raise ModelError(
+                f"{node.label}: output_dtype {out_dtype} differs from the zero point's {zero.dtype}"
+            )
     if zero is not None:
         if zero.dtype.kind not in "iu":
+            _check_quant_dtype(node, zero.dtype, "zero point")
             raise ModelError(
                 f"{node.label}: zero point must be an integer tensor, got {zero.dtype}"
             )
+        _check_quant_dtype(node, zero.dtype, "zero point")
         if scale is not None and zero.shape != scale.shape and zero.size != scale.size:
             raise ModelError(
                 f"{node.label}: zero point shape {list(zero.shape)} differs from "
@@ -127,6 +172,10 @@ def validate_quant_node(node: Node, g: Graph) -> None:
                 f"{node.label}: axis {axis} is out of range for a rank-{len(shape)} input"
             )
         dim = shape[axis]
+        if not node.attr("block_size", 0) and scale.ndim != 1:
+            raise ModelError(
+                f"{node.label}: per-axis scale must be 1-D, got shape {list(scale.shape)}"
+            )
         if isinstance(dim, int) and not node.attr("block_size", 0) and scale.size != dim:
             raise ModelError(
                 f"{node.label}: per-axis scale has {scale.size} values, axis {axis} has {dim}"
@@ -147,12 +196,10 @@ def quantize_step(node: Node, g: Graph) -> Callable:
             return [K.quantize(x, scale.astype(np.float32), zero, axis, block, dtype)]
         info = np.iinfo(dtype)  # wider types: same math in numpy
         z = _broadcast_param(zero, x, axis, block).astype(np.float64) if zero is not None else 0.0
-        y = np.rint(x / _broadcast_param(scale.astype(np.float32), x, axis, block)) + z
-        return [
-            np.clip(np.nan_to_num(y, nan=z if np.isscalar(z) else 0.0), info.min, info.max).astype(
-                dtype
-            )
-        ]
+        with np.errstate(invalid="ignore", over="ignore"):
+            q = np.rint(x / _broadcast_param(scale.astype(np.float32), x, axis, block))
+        y = np.nan_to_num(q, nan=0.0) + z  # NaN -> the zero point, as the int8 kernel does
+        return [np.clip(y, info.min, info.max).astype(dtype)]
 
     return run
 
@@ -201,7 +248,40 @@ def dynamic_quantize(x: np.ndarray) -> list[np.ndarray]:
 # ---- integer ops ------------------------------------------------------------
 
 
-def qconv_step(node: Node) -> Callable:
+def _static_probe(g: Graph | None, name: str, rank: int) -> tuple[int, ...] | None:
+    """The input shape known at load (a symbolic batch taken as 1), to check geometry early."""
+    shape = g.shape(name) if g is not None else None
+    if shape is None or len(shape) != rank:
+        return None
+    dims = [
+        d if isinstance(d, int) and d > 0 else 1 if i == 0 else None for i, d in enumerate(shape)
+    ]
+    return None if None in dims else tuple(dims)
+
+
+def _conv_guard(node: Node, conv, g: Graph | None, conv1d: bool, itemsize: int) -> Callable:
+    """Checks the geometry against the input shape known at load; at run time, refuses an
+    output over the memory limit before allocating it."""
+    probe = _static_probe(g, node.inputs[0], 3 if conv1d else 4)
+    if probe is not None:
+        conv.shape((*probe[:2], 1, probe[2]) if conv1d else probe)  # KernelError -> ModelError
+    limit = g.memory_limit if g is not None else None
+
+    def check(x: np.ndarray) -> None:
+        if limit is None or x.ndim != 4:
+            return
+        s = conv.shape(x.shape)
+        count = s.batch * s.out_c * s.out_h * s.out_w
+        if count * itemsize > limit:
+            raise ModelError(
+                f"{node.label}: output [{s.batch}, {s.out_c}, {s.out_h}, {s.out_w}] would "
+                f"pass the memory limit of {limit} bytes"
+            )
+
+    return check
+
+
+def qconv_step(node: Node, g: Graph | None = None) -> Callable:
     a = node.attrs
     conv = K.QConv2d(
         a["w"],
@@ -215,14 +295,23 @@ def qconv_step(node: Node) -> Callable:
         x_zero=a["x_zero"],
         out=a["out"],
     )
+    check = _conv_guard(node, conv, g, a["conv1d"], np.dtype(a["out"].dtype).itemsize)
     if a["conv1d"]:
-        return lambda x: [conv(x[:, :, None, :])[:, :, 0, :]]
-    return lambda x: [conv(x)]
+        return lambda x: [conv(_checked(check, x[:, :, None, :]))[:, :, 0, :]]
+    return lambda x: [conv(_checked(check, x))]
 
 
-def qmatmul_step(node: Node) -> Callable:
+def _checked(check: Callable, x: np.ndarray) -> np.ndarray:
+    check(x)
+    return x
+
+
+def qmatmul_step(node: Node, g: Graph | None = None) -> Callable:
     a = node.attrs
     n, k = a["w"].shape
+    shape = g.shape(node.inputs[0]) if g is not None else None
+    if shape and not a["trans_a"] and isinstance(shape[-1], int) and shape[-1] != k:
+        raise ModelError(f"{node.label}: input has {shape[-1]} columns, weights expect {k}")
     gemm = K.QGemm(a["w"], a["w_zero"], a["bias"], a["x_dtype"], a["x_zero"], a["out"])
 
     def run(x):
@@ -251,18 +340,42 @@ def integer_exact_step(node: Node) -> Callable:
     return run
 
 
-def pyrt_step(node: Node) -> Callable:
+def _check_pool(node: Node, g: Graph | None, w: dict) -> None:
+    """A pooling window that leaves no output on the input shape known at load."""
+    probe = _static_probe(g, node.inputs[0], 4)
+    if probe is None:
+        return
+    for i, name in enumerate(("height", "width")):
+        size = K.pool_output_size(
+            probe[2 + i],
+            w["kernel"][i],
+            w["strides"][i],
+            w["pads"][i],
+            w["pads"][i + 2],
+            w["dilations"][i],
+            w["ceil_mode"],
+        )
+        if size <= 0:
+            raise ModelError(
+                f"{node.label}: kernel_shape {list(w['kernel'])} leaves no output {name} on "
+                f"input shape {list(probe)}"
+            )
+
+
+def pyrt_step(node: Node, g: Graph | None = None) -> Callable:
     a = node.attrs
     if node.op_type == "QConv":
-        return qconv_step(node)
+        return qconv_step(node, g)
     if node.op_type == "QMatMul":
-        return qmatmul_step(node)
+        return qmatmul_step(node, g)
     if node.op_type == "QLut":
         return qlut_step(node)
     if node.op_type == "QBinary":
         return lambda x, y: [
             K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"])
         ]
+    if node.op_type in ("QMaxPool", "QAvgPool"):
+        _check_pool(node, g, a)
     if node.op_type == "QMaxPool":
         return lambda x: [
             K.qmaxpool2d(x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"])
@@ -278,6 +391,7 @@ def pyrt_step(node: Node) -> Callable:
                 a["pads"],
                 a["ceil_mode"],
                 a["count_include_pad"],
+                a["dilations"],
             )
         ]
     if node.op_type == "QGlobalAvgPool":
@@ -313,9 +427,10 @@ def float_conv_step(node: Node, g: Graph) -> Callable | None:
         dilations=tuple(dilations),
         pads=tuple(pads),
     )
+    check = _conv_guard(node, conv, g, nd == 1, 4)
     if nd == 1:
-        return lambda x, *_: [conv(x[:, :, None, :])[:, :, 0, :]]
-    return lambda x, *_: [conv(x)]
+        return lambda x, *_: [conv(_checked(check, x[:, :, None, :]))[:, :, 0, :]]
+    return lambda x, *_: [conv(_checked(check, x))]
 
 
 def float_gemm_step(node: Node, g: Graph) -> Callable | None:
@@ -417,17 +532,79 @@ def _requested_elements(node: Node, args: list) -> int | None:
     return None
 
 
-GROWING_OPS = {"ConstantOfShape", "Expand", "Tile", "Range", "Pad", "Resize", "Upsample"}
+GROWING_OPS = {
+    "ConstantOfShape",
+    "Expand",
+    "Tile",
+    "Range",
+    "Pad",
+    "Resize",
+    "Upsample",
+    "OneHot",
+}
+# Ops whose output takes the broadcast shape of their inputs: [N, 1] + [1, M] is N * M.
+BROADCAST_OPS = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Where",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "PRelu",
+    "QBinary",
+}
+
+
+def _requested_bytes(node: Node, args: list) -> int | None:
+    """Bytes an op is about to allocate for its output, from its inputs' shapes alone."""
+    op = node.op_type
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    if op in BROADCAST_OPS or op == "MatMul":
+        if not arrays:
+            return None
+        try:
+            if op == "MatMul":
+                a, b = (x.shape for x in arrays[:2]) if len(arrays) > 1 else ((), ())
+                if len(a) < 2 or len(b) < 2:
+                    return None
+                shape = (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
+            else:
+                shape = np.broadcast_shapes(*(x.shape for x in arrays))
+        except ValueError:
+            return None  # the op reports the mismatch itself
+        return math.prod(shape) * max(x.itemsize for x in arrays)
+    if op == "OneHot" and len(args) > 1 and args[1] is not None:
+        depth = float(np.asarray(args[1]).reshape(-1)[0]) if np.asarray(args[1]).size else 0.0
+        return int(np.asarray(args[0]).size * max(depth, 0.0)) * 8 if np.isfinite(depth) else None
+    count = _requested_elements(node, args)
+    return None if count is None else count * 8
 
 
 def guard_memory(node: Node, fn: Callable, limit: int) -> Callable:
-    """Refuses a shape-producing op whose output would pass the memory limit, before allocating."""
+    """Refuses an op whose output would pass the memory limit, before allocating it."""
 
     def run(*args):
-        count = _requested_elements(node, list(args))
-        if count is not None and count * 8 > limit:
+        need = _requested_bytes(node, list(args))
+        if need is not None and need > limit:
             raise ModelError(
-                f"{node.label}: output of {count} elements would pass the memory limit "
+                f"{node.label}: output of about {need} bytes would pass the memory limit "
                 f"of {limit} bytes"
             )
         return fn(*args)
@@ -436,8 +613,13 @@ def guard_memory(node: Node, fn: Callable, limit: int) -> Callable:
 
 
 def make_step(node: Node, g: Graph) -> Step:
-    step = _make_step(node, g)
-    if node.op_type in GROWING_OPS and node.domain in ("", "ai.onnx"):
+    try:
+        step = _make_step(node, g)
+    except KernelError as exc:  # weights or geometry the kernels refuse: a model error
+        raise ModelError(f"{node.label}: {exc}") from exc
+    if (
+        node.op_type in GROWING_OPS or node.op_type in BROADCAST_OPS or node.op_type == "MatMul"
+    ) and (node.domain in ("", "ai.onnx") or node.op_type == "QBinary"):
         step.fn = guard_memory(node, step.fn, g.memory_limit)
     return step
 
@@ -445,7 +627,7 @@ def make_step(node: Node, g: Graph) -> Step:
 def _make_step(node: Node, g: Graph) -> Step:
     op = node.op_type
     if node.domain == "pyrt":
-        return Step(node, "int8", pyrt_step(node))
+        return Step(node, "int8", pyrt_step(node, g))
     if "int_dtype" in node.attrs:
         return Step(node, "int8", integer_exact_step(node))
     if node.domain not in ("", "ai.onnx"):
@@ -505,6 +687,7 @@ def check_supported(g: Graph) -> None:
         and (
             n.domain not in ("", "ai.onnx")
             or (n.op_type not in FLOAT_OPS and n.op_type not in SPECIAL_OPS)
+            or SUBGRAPH in n.attrs
         )
     ]
     if bad:

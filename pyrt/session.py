@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .errors import InputError, ModelError, PyrtError
+from .errors import InputError, ModelError, PyrtError, UnsupportedOpError
 from .graph import DEFAULT_MEMORY_LIMIT, Node, TensorInfo, load
 from .lower import lower_qoperators
 from .patterns import fuse
-from .plan import Step, build_steps, fold_constants, remove_dead
+from .plan import Step, build_steps, fold_constants, remove_dead, validate_quant_nodes
 
 ModelLike = str | Path | bytes | onnx.ModelProto
 Inputs = Mapping[str, np.ndarray] | np.ndarray
@@ -59,21 +59,30 @@ class Session:
     def __init__(self, model: ModelLike, cores: int = 1, memory_limit: int = DEFAULT_MEMORY_LIMIT):
         if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
             raise PyrtError(f"cores must be a positive int, got {cores!r}")
-        if not isinstance(memory_limit, int) or memory_limit <= 0:
+        if not isinstance(memory_limit, int) or isinstance(memory_limit, bool) or memory_limit <= 0:
             raise PyrtError(f"memory_limit must be a positive int (bytes), got {memory_limit!r}")
         self.cores = cores
         self.memory_limit = memory_limit
-        graph = load(model, memory_limit)
-        original = list(graph.nodes)
-        lower_qoperators(graph)
-        folded = fold_constants(graph, keep_dequantize=True)
-        fuse(graph)
-        folded += fold_constants(graph, keep_dequantize=False)
-        remove_dead(graph)
-        self._steps: list[Step] = build_steps(graph)
+        try:
+            graph = load(model, memory_limit)
+            original = list(graph.nodes)
+            lower_qoperators(graph)
+            validate_quant_nodes(graph)
+            folded = fold_constants(graph, keep_dequantize=True)
+            fuse(graph)
+            folded += fold_constants(graph, keep_dequantize=False)
+            remove_dead(graph)
+            self._steps: list[Step] = build_steps(graph)
+        except PyrtError:
+            raise
+        except (RecursionError, MemoryError) as exc:
+            raise ModelError(f"the model is too large or too deep to compile ({exc!r})") from exc
+        except Exception as exc:  # a malformed model pyrt did not foresee: still a ModelError
+            raise ModelError(f"internal error while compiling the model: {exc!r}") from exc
         used = {i for s in self._steps for i in s.inputs} | {t.name for t in graph.outputs}
         self._constants = {k: v for k, v in graph.constants.items() if k in used}
         self._input_info = graph.inputs
+        self._input_names = {t.name for t in graph.inputs}
         self._output_names = [t.name for t in graph.outputs]
         self.inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.inputs]
         self.outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.outputs]
@@ -85,6 +94,7 @@ class Session:
 
     def run(self, inputs: Inputs, keep: Sequence[str] = ()) -> list[np.ndarray]:
         """Runs the model; returns the graph outputs in order (then any `keep` tensors)."""
+        keep = [keep] if isinstance(keep, str) else list(keep)
         values = dict(self._constants)
         values.update(self._feeds(inputs))
         wanted = set(keep)
@@ -98,8 +108,20 @@ class Session:
                 raise type(exc)(f"{step.node.label}: {exc}") from exc
             except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
                 raise ModelError(f"{step.node.label} failed: {exc}") from exc
+            except Exception as exc:  # never anything but a PyrtError out of run()
+                raise PyrtError(f"{step.node.label}: internal error: {exc!r}") from exc
+            if len(outs) < len(step.outputs) and any(step.outputs[len(outs) :]):
+                raise UnsupportedOpError(
+                    f"{step.node.label}: produces {len(outs)} outputs, the model uses "
+                    f"{len(step.outputs)}"
+                )
             for name, value in zip(step.outputs, outs):
                 if name:
+                    if value.nbytes > self.memory_limit:
+                        raise ModelError(
+                            f"{step.node.label}: output '{name}' takes {value.nbytes} bytes, "
+                            f"over the memory limit of {self.memory_limit}"
+                        )
                     values[name] = value
             for name in step.release:
                 if name not in wanted:
@@ -109,10 +131,20 @@ class Session:
             raise InputError(
                 f"cannot keep {missing}: no such tensor survives in the compiled model"
             )
-        return [
-            np.array(values[n], copy=True) if n in self._constants else values[n]
-            for n in [*self._output_names, *keep]
-        ]
+        # Outputs never alias the caller's inputs, the session's constants or each other's
+        # read-only views of them: a fresh copy whenever in doubt.
+        fed = [v for k, v in values.items() if k in self._input_names]
+        outs = []
+        for n in [*self._output_names, *keep]:
+            value = values[n]
+            if (
+                n in self._constants
+                or not value.flags.writeable
+                or any(np.may_share_memory(value, f) for f in fed)
+            ):
+                value = np.array(value, copy=True)
+            outs.append(value)
+        return outs
 
     def _feeds(self, inputs: Inputs) -> dict[str, np.ndarray]:
         if isinstance(inputs, np.ndarray):
@@ -127,7 +159,7 @@ class Session:
                 f"inputs must be a dict name -> numpy array, got {type(inputs).__name__}"
             )
         expected = {t.name for t in self._input_info}
-        extra = sorted(set(inputs) - expected)
+        extra = sorted(set(inputs) - expected, key=str)
         missing = sorted(expected - set(inputs))
         if extra or missing:
             raise InputError(
@@ -144,6 +176,8 @@ class Session:
             raise InputError(
                 f"input '{info.name}' must be a numpy array, got {type(value).__name__}"
             )
+        if value.dtype != info.dtype and value.dtype.newbyteorder("=") == info.dtype:
+            value = value.astype(info.dtype)  # byte-swapped: same values, native order
         if value.dtype != info.dtype:
             raise InputError(f"input '{info.name}' must have dtype {info.dtype}, got {value.dtype}")
         if info.shape is not None:
@@ -163,7 +197,11 @@ class Session:
                 f"input '{info.name}' takes {value.nbytes} bytes, over the "
                 f"memory limit of {self.memory_limit}"
             )
-        return np.ascontiguousarray(value)
+        # C-contiguous and aligned (a misaligned buffer would reach the kernels as is);
+        # a read-only view, so no step can write into the caller's array.
+        value = np.require(value, requirements=["C", "A"]).view(np.ndarray)
+        value.flags.writeable = False
+        return value
 
 
 def _make_report(original: list[Node], steps: list[Step], folded: list[Node]) -> Report:

@@ -1,10 +1,19 @@
 """Small real-topology CNNs built with onnx.helper, and ways to quantize them.
 
-Weights are random (seeded, He-scaled so activations stay O(1)) and inputs
-small, so tests and the demo need no downloads and run fast on two cores;
-the block structure is the real one. Quantization helpers wrap onnxruntime's
-quantizer (imported lazily: it is an optional dependency) and also write the
-PyTorch/TensorRT fake-quant style of QDQ graph.
+Builders (MODELS): resnet18, mobilenet_v2, inception, shufflenet_v2,
+densenet, squeezenet and the demo's demo_cnn; FP32, opset 17 by default,
+input "input" (1x3xSxS, NCHW float32), output "logits" (1 x classes).
+Weights are random and seeded (He-scaled), and BatchNormalization gets
+running statistics measured on probe inputs while building (see Net), so
+activations stay O(1) through any depth and quantization is meaningful:
+the quantized models stay within cosine ~0.999 of FP32. Inputs are small
+and widths reduced, so tests and the demo need no downloads and run fast on
+two cores; the block structure is the real one.
+
+Quantization: quantize_qdq wraps onnxruntime's quantize_static (QDQ or
+QOperator, u8 or symmetric s8 activations); fake_quant_qdq writes the
+PyTorch / TensorRT fake-quant style of QDQ graph (float weights behind
+Q -> DQ). onnxruntime is imported lazily: it is an optional dependency.
 """
 
 from __future__ import annotations
@@ -18,14 +27,59 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
+def _conv_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, groups: int) -> np.ndarray:
+    """NCHW convolution with 'same'-style k // 2 padding, in numpy (for BN statistics)."""
+    n = x.shape[0]
+    cout, cg, k, _ = w.shape
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
+    win = win[:, :, ::stride, ::stride]
+    ho, wo = win.shape[2:4]
+    win = win.reshape(n, groups, cg, ho, wo, k, k)
+    wg = w.reshape(groups, cout // groups, cg, k, k)
+    y = np.einsum("ngchwij,gocij->ngohw", win, wg, optimize=True)
+    return y.reshape(n, cout, ho, wo) + b.reshape(1, -1, 1, 1)
+
+
+def _pool_ref(x: np.ndarray, k: int, s: int, pad: int, ceil: bool, op: str) -> np.ndarray:
+    """MaxPool / AveragePool (count_include_pad=0) in numpy."""
+    h = x.shape[2]
+    span = h + 2 * pad - k
+    out = (-(-span // s) if ceil else span // s) + 1
+    extra = max((out - 1) * s + k - (h + 2 * pad), 0)
+    widths = ((0, 0), (0, 0), (pad, pad + extra), (pad, pad + extra))
+    win = (2, 3)
+    if op == "max":
+        xp = np.pad(x, widths, constant_values=-np.inf)
+        v = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=win)[:, :, ::s, ::s]
+        return v.max(axis=(4, 5))[:, :, :out, :out]
+    xp = np.pad(x, widths)
+    ones = np.pad(np.ones((1, 1, h, h)), widths)
+    v = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=win)[:, :, ::s, ::s]
+    cnt = np.lib.stride_tricks.sliding_window_view(ones, (k, k), axis=win)[:, :, ::s, ::s]
+    return (v.sum(axis=(4, 5)) / cnt.sum(axis=(4, 5)))[:, :, :out, :out]
+
+
 class Net:
-    """A tiny graph builder that tracks channels and spatial size (NCHW, batch 1)."""
+    """A tiny graph builder for NCHW, batch-1 CNNs.
+
+    Alongside the graph it computes every tensor (in numpy) for a couple of
+    N(0, 1) inputs, and gives each BatchNormalization running statistics
+    close to those measured, then perturbs them: like in a trained net,
+    activations after BN are O(1) and residual sums grow slowly, whatever
+    the depth, so quantization ranges are realistic.
+    """
 
     def __init__(self, channels: int, size: int, seed: int = 0, opset: int = 17):
+        if opset < 13:  # Split sizes and Clip bounds are inputs only from opset 13 / 11
+            raise ValueError(f"zoo models need opset >= 13, got {opset}")
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.opset, self.input_shape = opset, [1, channels, size, size]
+        probe = np.random.default_rng(seed + 1).standard_normal((2, channels, size, size))
+        self.values: dict[str, np.ndarray] = {"input": probe}
         self.n = 0
 
     def name(self, base: str) -> str:
@@ -56,11 +110,12 @@ class Net:
     ) -> str:
         fan_in = cin // groups * k * k
         w = self.rng.standard_normal((cout, cin // groups, k, k)) * np.sqrt(2.0 / fan_in)
-        inputs = [x, self.const("w", w.astype(np.float32))]
+        w = w.astype(np.float32)
+        b = np.zeros(cout, np.float32)
+        inputs = [x, self.const("w", w)]
         if not bn:
-            inputs.append(
-                self.const("b", (self.rng.standard_normal(cout) * 0.1).astype(np.float32))
-            )
+            b = (self.rng.standard_normal(cout) * 0.1).astype(np.float32)
+            inputs.append(self.const("b", b))
         (y,) = self.node(
             "Conv",
             inputs,
@@ -69,50 +124,98 @@ class Net:
             pads=[k // 2] * 4,
             group=groups,
         )
+        self.values[y] = _conv_ref(self.values[x], w.astype(np.float64), b, stride, groups)
         if bn:
-            y = self.batchnorm(y, cout)
+            y = self.batchnorm(y, cout, shift=1.0 if act else 0.0)
         return self.act(y, act)
 
-    def batchnorm(self, x: str, c: int) -> str:
+    def batchnorm(self, x: str, c: int, shift: float = 1.0) -> str:
+        """BN with running stats from the probe values: one variance for the whole layer
+        (channels keep their relative scale), per-channel means, perturbed. Its
+        output is about N(beta, 1) per channel, beta ~ N(shift, 0.5): with
+        shift > 0 the ReLU that follows is mostly active, as in trained nets,
+        and random nets stay out of the chaotic regime where any rounding
+        error grows with depth."""
         r = self.rng
-        params = [
-            (1 + 0.1 * r.standard_normal(c)),
-            0.1 * r.standard_normal(c),
-            0.1 * r.standard_normal(c),
-            r.uniform(0.5, 1.5, c),
-        ]
-        names = [self.const(p, v.astype(np.float32)) for p, v in zip("sbmv", params)]
-        return self.node("BatchNormalization", [x, *names], epsilon=1e-5)[0]
+        v = self.values[x]
+        mean, var = v.mean(axis=(0, 2, 3)), float(v.var(axis=(0, 2, 3)).mean())
+        scale = 1 + 0.1 * r.standard_normal(c)
+        bias = shift + 0.5 * r.standard_normal(c) if shift else 0.1 * r.standard_normal(c)
+        running_mean = mean + 0.1 * np.sqrt(var) * r.standard_normal(c)
+        running_var = var * r.uniform(0.7, 1.4, c)
+        params = [scale, bias, running_mean, running_var]
+        names = [self.const(p, a.astype(np.float32)) for p, a in zip("sbmv", params)]
+        (y,) = self.node("BatchNormalization", [x, *names], epsilon=1e-5)
+        k = (scale / np.sqrt(running_var + 1e-5)).reshape(1, -1, 1, 1)
+        self.values[y] = (v - running_mean.reshape(1, -1, 1, 1)) * k + bias.reshape(1, -1, 1, 1)
+        return y
 
     def act(self, x: str, act: str | None) -> str:
+        if act is None:
+            return x
         if act == "relu":
-            return self.node("Relu", [x])[0]
-        if act == "relu6":
-            lo, hi = (
-                self.const("lo", np.array(0, np.float32)),
-                self.const("hi", np.array(6, np.float32)),
-            )
-            return self.node("Clip", [x, lo, hi])[0]
-        return x
+            (y,) = self.node("Relu", [x])
+            self.values[y] = np.maximum(self.values[x], 0)
+        elif act == "relu6":
+            lo = self.const("lo", np.array(0, np.float32))
+            hi = self.const("hi", np.array(6, np.float32))
+            (y,) = self.node("Clip", [x, lo, hi])
+            self.values[y] = np.clip(self.values[x], 0, 6)
+        else:
+            raise ValueError(f"unknown activation {act!r}")
+        return y
 
     def add(self, a: str, b: str, act: str | None = None) -> str:
-        return self.act(self.node("Add", [a, b])[0], act)
+        (y,) = self.node("Add", [a, b])
+        self.values[y] = self.values[a] + self.values[b]
+        return self.act(y, act)
 
     def concat(self, xs: list[str]) -> str:
-        return self.node("Concat", xs, axis=1)[0]
+        (y,) = self.node("Concat", xs, axis=1)
+        self.values[y] = np.concatenate([self.values[x] for x in xs], axis=1)
+        return y
+
+    def split(self, x: str, sizes: list[int]) -> list[str]:
+        split = self.const("split", np.array(sizes, np.int64))
+        outs = self.node("Split", [x, split], len(sizes), axis=1)
+        bounds = np.cumsum([0, *sizes])
+        for out, lo, hi in zip(outs, bounds[:-1], bounds[1:]):
+            self.values[out] = self.values[x][:, lo:hi]
+        return outs
+
+    def channel_shuffle(self, x: str, c: int, hw: int, groups: int = 2) -> str:
+        """Reshape -> Transpose -> Reshape, as ShuffleNet exports it."""
+        shape1 = self.const("shape", np.array([1, groups, c // groups, hw * hw], np.int64))
+        (y,) = self.node("Reshape", [x, shape1])
+        (y,) = self.node("Transpose", [y], perm=[0, 2, 1, 3])
+        shape2 = self.const("shape", np.array([1, c, hw, hw], np.int64))
+        (y,) = self.node("Reshape", [y, shape2])
+        v = self.values[x]
+        n = v.shape[0]
+        self.values[y] = (
+            v.reshape(n, groups, c // groups, hw, hw).transpose(0, 2, 1, 3, 4).reshape(v.shape)
+        )
+        return y
 
     def maxpool(self, x: str, k: int, s: int, pad: int = 0, ceil: bool = False) -> str:
-        return self.node(
+        (y,) = self.node(
             "MaxPool", [x], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4, ceil_mode=int(ceil)
-        )[0]
+        )
+        self.values[y] = _pool_ref(self.values[x], k, s, pad, ceil, "max")
+        return y
 
     def avgpool(self, x: str, k: int, s: int, pad: int = 0) -> str:
-        return self.node("AveragePool", [x], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4)[0]
+        (y,) = self.node("AveragePool", [x], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4)
+        self.values[y] = _pool_ref(self.values[x], k, s, pad, False, "avg")
+        return y
 
     def head(self, x: str, cin: int, classes: int) -> str:
+        """GlobalAveragePool -> Flatten -> Gemm, scaled so the logits are O(1)."""
         (y,) = self.node("GlobalAveragePool", [x])
         (y,) = self.node("Flatten", [y], axis=1)
-        w = (self.rng.standard_normal((classes, cin)) * np.sqrt(1.0 / cin)).astype(np.float32)
+        features = self.values[x].mean(axis=(2, 3))
+        gain = 1.0 / np.sqrt(cin * max(float(np.mean(features**2)), 1e-6))
+        w = (self.rng.standard_normal((classes, cin)) * gain).astype(np.float32)
         b = (self.rng.standard_normal(classes) * 0.1).astype(np.float32)
         return self.node("Gemm", [y, self.const("fc_w", w), self.const("fc_b", b)], transB=1)[0]
 
@@ -210,32 +313,21 @@ def shufflenet_v2(
     hw = size // 4
     x = net.maxpool(net.conv("input", 3, width, 3, 2), 3, 2, 1)
     cin = width
-
-    def shuffle(y: str, c: int, hw: int) -> str:
-        shape1 = net.const("shape", np.array([1, 2, c // 2, hw * hw], np.int64))
-        (y,) = net.node("Reshape", [y, shape1])
-        (y,) = net.node("Transpose", [y], perm=[0, 2, 1, 3])
-        return net.node("Reshape", [y, net.const("shape", np.array([1, c, hw, hw], np.int64))])[0]
-
     for stage, units in enumerate([2, 3, 2]):
         cout = width * 2 ** (stage + 1)
         for u in range(units):
             half = cout // 2
             if u == 0:  # stride 2: both branches see the whole input
-                hw //= 2
+                hw = (hw + 1) // 2
                 b1 = net.conv(net.conv(x, cin, cin, 3, 2, groups=cin, act=None), cin, half, 1)
                 b2 = net.conv(x, cin, half, 1)
                 b2 = net.conv(net.conv(b2, half, half, 3, 2, groups=half, act=None), half, half, 1)
             else:
-                split = net.const("split", np.array([half, half], np.int64))
-                b1, b2 = net.node("Split", [x, split], n_out=2, axis=1)
-                b2 = net.conv(
-                    net.conv(net.conv(b2, half, half, 1), half, half, 3, groups=half, act=None),
-                    half,
-                    half,
-                    1,
-                )
-            x, cin = shuffle(net.concat([b1, b2]), cout, hw), cout
+                b1, b2 = net.split(x, [half, half])
+                b2 = net.conv(b2, half, half, 1)
+                b2 = net.conv(b2, half, half, 3, groups=half, act=None)
+                b2 = net.conv(b2, half, half, 1)
+            x, cin = net.channel_shuffle(net.concat([b1, b2]), cout, hw), cout
     x = net.conv(x, cin, cin * 2, 1)
     return net.model(net.head(x, cin * 2, classes), classes)
 
@@ -283,9 +375,9 @@ def squeezenet(
     return net.model(net.node("Flatten", [y])[0], classes)
 
 
-def demo_cnn(size: int = 64, classes: int = 10, seed: int = 0) -> onnx.ModelProto:
+def demo_cnn(size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17) -> onnx.ModelProto:
     """The `python -m pyrt demo` model: stem, residual block, depthwise block, pools, FC."""
-    net = Net(3, size, seed)
+    net = Net(3, size, seed, opset)
     x = net.maxpool(net.conv("input", 3, 32, 3, 2), 3, 2, 1)
     y = net.conv(net.conv(x, 32, 32, 3), 32, 32, 3, act=None)
     x = net.add(x, y, "relu")
@@ -376,109 +468,96 @@ def quantize_qdq(
         return onnx.load(out)
 
 
-FAKE_QUANT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Concat")
+FAKE_QUANT_OPS = (
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Concat",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+)
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def fake_quant_qdq(model: onnx.ModelProto, calib: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
+def fake_quant_qdq(
+    model: onnx.ModelProto,
+    calib: list[dict[str, np.ndarray]],
+    *,
+    ops: tuple[str, ...] = FAKE_QUANT_OPS,
+    per_channel: bool = True,
+    fold_bn: bool = True,
+) -> onnx.ModelProto:
     """The PyTorch / TensorRT (pytorch-quantization) style of QDQ graph.
 
-    Weights stay float initializers behind QuantizeLinear -> DequantizeLinear
-    (int8, symmetric, per output channel); activations entering Conv, Gemm,
-    MatMul, Add and Concat get an int8 symmetric Q -> DQ with a per-tensor
-    scale from calibration max-abs; biases stay float.
+    Weights of Conv, Gemm and MatMul stay float initializers behind
+    QuantizeLinear -> DequantizeLinear (int8, symmetric, zero point 0, per
+    output channel unless per_channel=False); every float activation entering
+    one of `ops` (by default Conv, Gemm, MatMul, Add, Concat and the pools,
+    like pytorch-quantization's Quant* modules) gets an int8 symmetric
+    Q -> DQ with a per-tensor scale from the calibration max-abs; biases stay
+    float. fold_bn folds BatchNormalization into the convolutions first
+    (onnxruntime's pre-processing), as QAT exports do.
     """
     import onnxruntime as ort
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:  # fold BatchNormalization, as QAT exports do
-        src, pre = str(Path(tmp) / "in.onnx"), str(Path(tmp) / "pre.onnx")
-        onnx.save(model, src)
-        quant_pre_process(src, pre, skip_symbolic_shape=True)
-        model = onnx.shape_inference.infer_shapes(onnx.load(pre))
+    if fold_bn:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with tempfile.TemporaryDirectory() as tmp:
+            src, pre = str(Path(tmp) / "in.onnx"), str(Path(tmp) / "pre.onnx")
+            onnx.save(model, src)
+            quant_pre_process(src, pre, skip_symbolic_shape=True)
+            model = onnx.load(pre)
+    model = onnx.shape_inference.infer_shapes(model)
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     acts = sorted(
-        {
-            i
-            for n in model.graph.node
-            if n.op_type in FAKE_QUANT_OPS
-            for i in n.input
-            if i and i not in inits
-        }
+        {i for n in model.graph.node if n.op_type in ops for i in n.input if i and i not in inits}
     )
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
-    for name in acts:
-        if name not in known:
-            probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    maxabs = dict.fromkeys(acts, 1e-8)
-    for feed in calib:
-        for name, value in zip(names, session.run(None, feed)):
-            if name in maxabs:
-                maxabs[name] = max(maxabs[name], float(np.abs(value).max()))
+    maxabs = _calibrated_maxabs(model, acts, calib, ort)
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
     new_nodes: list[onnx.NodeProto] = []
-    zero = numpy_helper.from_array(np.array(0, np.int8), "fq_zero")
-    graph.initializer.append(zero)
+    graph.initializer.append(numpy_helper.from_array(np.array(0, np.int8), "fq_zero"))
     for name in acts:
-        scale = numpy_helper.from_array(
-            np.array(maxabs[name] / 127, np.float32), f"{name}_fq_scale"
-        )
-        graph.initializer.append(scale)
-        new_nodes += [
-            helper.make_node(
-                "QuantizeLinear",
-                [name, scale.name, "fq_zero"],
-                [f"{name}_fq_q"],
-                name=f"{name}_fq_Q",
-            ),
-            helper.make_node(
-                "DequantizeLinear",
-                [f"{name}_fq_q", scale.name, "fq_zero"],
-                [f"{name}_fq"],
-                name=f"{name}_fq_DQ",
-            ),
-        ]
+        scale = np.array(max(maxabs[name], 1e-8) / 127, np.float32)
+        graph.initializer.append(numpy_helper.from_array(scale, f"{name}_fq_scale"))
+        new_nodes += _qdq(name, f"{name}_fq_scale", "fq_zero", f"{name}_fq", None)
+    done: set[str] = set()
     for node in graph.node:
-        if node.op_type not in FAKE_QUANT_OPS:
+        if node.op_type not in ops:
             continue
         for i, name in enumerate(node.input):
             if name in maxabs:
                 node.input[i] = f"{name}_fq"
-        if node.op_type in ("Conv", "Gemm", "MatMul") and node.input[1] in inits:
-            w = inits[node.input[1]]
-            transposed = node.op_type == "MatMul" or (
-                node.op_type == "Gemm" and not _attr(node, "transB")
-            )
-            axis = 1 if transposed else 0
+        if node.op_type not in WEIGHTED_OPS or node.input[1] not in inits:
+            continue
+        w_name = node.input[1]
+        node.input[1] = f"{w_name}_fq_w"
+        if w_name in done:  # a weight shared by several nodes
+            continue
+        done.add(w_name)
+        w = inits[w_name]
+        transposed = node.op_type == "MatMul" or (
+            node.op_type == "Gemm" and not _attr(node, "transB")
+        )
+        axis = (1 if transposed else 0) if per_channel else None
+        if axis is None:
+            scale = np.array(max(float(np.abs(w).max()), 1e-8) / 127, np.float32)
+        else:
             reduce = tuple(a for a in range(w.ndim) if a != axis)
-            scale = np.maximum(np.abs(w).max(axis=reduce), 1e-8).astype(np.float32) / 127
-            s = numpy_helper.from_array(scale, f"{node.input[1]}_fq_scale")
-            z = numpy_helper.from_array(np.zeros(scale.size, np.int8), f"{node.input[1]}_fq_zero")
-            graph.initializer.extend([s, z])
-            wq, wdq = f"{node.input[1]}_fq_wq", f"{node.input[1]}_fq_w"
-            new_nodes += [
-                helper.make_node(
-                    "QuantizeLinear",
-                    [node.input[1], s.name, z.name],
-                    [wq],
-                    axis=axis,
-                    name=f"{node.input[1]}_fq_wQ",
-                ),
-                helper.make_node(
-                    "DequantizeLinear",
-                    [wq, s.name, z.name],
-                    [wdq],
-                    axis=axis,
-                    name=f"{node.input[1]}_fq_wDQ",
-                ),
+            scale = (np.maximum(np.abs(w).max(axis=reduce), 1e-8) / 127).astype(np.float32)
+        zero = np.zeros(scale.shape, np.int8)
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(scale, f"{w_name}_fq_scale"),
+                numpy_helper.from_array(zero, f"{w_name}_fq_zero"),
             ]
-            node.input[1] = wdq
+        )
+        new_nodes += _qdq(w_name, f"{w_name}_fq_scale", f"{w_name}_fq_zero", f"{w_name}_fq_w", axis)
     nodes = new_nodes + list(graph.node)
     del graph.node[:]
     graph.node.extend(
@@ -486,6 +565,38 @@ def fake_quant_qdq(model: onnx.ModelProto, calib: list[dict[str, np.ndarray]]) -
     )
     onnx.checker.check_model(out)
     return out
+
+
+def _qdq(x: str, scale: str, zero: str, out: str, axis: int | None) -> list[onnx.NodeProto]:
+    attrs = {} if axis is None else {"axis": axis}
+    return [
+        helper.make_node(
+            "QuantizeLinear", [x, scale, zero], [f"{out}_q"], name=f"{out}_Q", **attrs
+        ),
+        helper.make_node(
+            "DequantizeLinear", [f"{out}_q", scale, zero], [out], name=f"{out}_DQ", **attrs
+        ),
+    ]
+
+
+def _calibrated_maxabs(
+    model: onnx.ModelProto, names: list[str], calib: list[dict[str, np.ndarray]], ort
+) -> dict[str, float]:
+    """max |x| of each named float tensor over the calibration inputs (onnxruntime, fp32)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in known:
+            probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    maxabs = dict.fromkeys(names, 0.0)
+    for feed in calib:
+        for name, value in zip(outputs, session.run(None, feed)):
+            if name in maxabs:
+                maxabs[name] = max(maxabs[name], float(np.abs(value).max()))
+    return maxabs
 
 
 def _attr(node: onnx.NodeProto, name: str) -> int:

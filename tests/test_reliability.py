@@ -102,7 +102,7 @@ def test_unsupported_ops_are_all_listed_at_load():
     model.graph.node.append(
         helper.make_node("FancyOp", ["y"], ["f1"], name="fancy_a", domain="x.y")
     )
-    model.graph.node.append(helper.make_node("Hardmax", ["y"], ["f2"], name="hard_b"))
+    model.graph.node.append(helper.make_node("StringNormalizer", ["y"], ["f2"], name="hard_b"))
     model.graph.output.extend(
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("f1", "f2")]
     )

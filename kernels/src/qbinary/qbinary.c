@@ -1,4 +1,5 @@
-/* Public int8 elementwise Add / Mul (QLinearAdd / QLinearMul semantics). */
+/* Public int8 elementwise Add / Mul (QLinearAdd / QLinearMul semantics);
+   the arithmetic is described in qbinary_scalar.c. */
 #include <math.h>
 
 #include "internal.h"
@@ -33,6 +34,17 @@ int pyrt_qbinary(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
   if (qmin < lo || qmax > lo + 255 || qmin > qmax)
     return pyrt_fail(PYRT_ERR_ARG, "qbinary: clamp [%d, %d] out of range", qmin,
                      qmax);
+  /* The kernel's multipliers (same expressions): finite, and the largest
+     |v| (|a - za|, |b - zb| <= 255) finite, so v is never Inf or NaN. */
+  const float ma = qa->scale / qy->scale, mb = qb->scale / qy->scale;
+  const float mab = qa->scale * qb->scale / qy->scale;
+  const float worst =
+      op == PYRT_ADD ? 255.0f * ma + 255.0f * mb : 65025.0f * mab;
+  if (!isfinite(worst))
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "qbinary: scales a %g, b %g, y %g give an infinite "
+                     "multiplier",
+                     (double)qa->scale, (double)qb->scale, (double)qy->scale);
   pyrt_kernels()->qbinary(op, n, a, qa, b, qb, y, qy, qmin, qmax);
   return PYRT_OK;
 }

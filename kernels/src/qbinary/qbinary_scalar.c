@@ -1,31 +1,70 @@
-/* Scalar int8 Add / Mul: real values combined in float with multipliers
-   computed once, then rounded half to even into y's quantization. */
+/*
+ * Scalar int8 Add / Mul (QLinearAdd / QLinearMul). Arithmetic, in float:
+ *   ma = sa / sy, mb = sb / sy, mab = (sa * sb) / sy    (once per call)
+ *   va = (float)a - (float)za, vb = (float)b - (float)zb  (both exact)
+ *   ADD: v = va * ma + vb * mb     MUL: v = (va * vb) * mab  (va * vb exact)
+ *   y = clamp(rintf(v) + zy, qmin, qmax)
+ * No fused multiply-add (pragma below). pyrt_qbinary rejects parameters for
+ * which v could be Inf or NaN. Work goes in chunks: widen a and b to float,
+ * combine, narrow; each loop has a single dtype and vectorizes.
+ */
 #include <math.h>
 
 #include "internal.h"
 
-static float load(const void *p, int32_t dtype, int64_t i) {
-  return dtype == PYRT_U8 ? (float)((const uint8_t *)p)[i]
-                          : (float)((const int8_t *)p)[i];
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+enum { CHUNK = 256 };
+
+/* dst[i] = (float)p[i] - zero */
+static void widen(const void *p, int32_t dtype, int64_t at, int32_t n,
+                  float zero, float *dst) {
+  if (dtype == PYRT_U8) {
+    const uint8_t *q = (const uint8_t *)p + at;
+    for (int32_t i = 0; i < n; i++) dst[i] = (float)q[i] - zero;
+  } else {
+    const int8_t *q = (const int8_t *)p + at;
+    for (int32_t i = 0; i < n; i++) dst[i] = (float)q[i] - zero;
+  }
+}
+
+static void narrow(const float *v, int32_t n, float zero, float lo, float hi,
+                   int32_t dtype, void *p, int64_t at) {
+  if (dtype == PYRT_U8) {
+    uint8_t *q = (uint8_t *)p + at;
+    for (int32_t i = 0; i < n; i++) {
+      float r = rintf(v[i]) + zero;
+      r = r < lo ? lo : r > hi ? hi : r;
+      q[i] = (uint8_t)r;
+    }
+  } else {
+    int8_t *q = (int8_t *)p + at;
+    for (int32_t i = 0; i < n; i++) {
+      float r = rintf(v[i]) + zero;
+      r = r < lo ? lo : r > hi ? hi : r;
+      q[i] = (int8_t)r;
+    }
+  }
 }
 
 void pyrt_qbinary_scalar(int32_t op, int64_t n, const void *a,
                          const pyrt_qparams *qa, const void *b,
                          const pyrt_qparams *qb, void *y,
                          const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
-  const float za = (float)qa->zero_point, zb = (float)qb->zero_point;
-  const float zy = (float)qy->zero_point, lo = (float)qmin, hi = (float)qmax;
   const float ma = qa->scale / qy->scale, mb = qb->scale / qy->scale;
   const float mab = qa->scale * qb->scale / qy->scale;
-  for (int64_t i = 0; i < n; i++) {
-    const float va = load(a, qa->dtype, i) - za,
-                vb = load(b, qb->dtype, i) - zb;
-    float v = op == PYRT_ADD ? va * ma + vb * mb : va * vb * mab;
-    v = rintf(v) + zy;
-    v = v < lo ? lo : v > hi ? hi : v;
-    if (qy->dtype == PYRT_U8)
-      ((uint8_t *)y)[i] = (uint8_t)v;
+  float va[CHUNK], vb[CHUNK];
+  for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+    const int32_t m = n - i0 < CHUNK ? (int32_t)(n - i0) : CHUNK;
+    widen(a, qa->dtype, i0, m, (float)qa->zero_point, va);
+    widen(b, qb->dtype, i0, m, (float)qb->zero_point, vb);
+    if (op == PYRT_ADD)
+      for (int32_t i = 0; i < m; i++) va[i] = va[i] * ma + vb[i] * mb;
     else
-      ((int8_t *)y)[i] = (int8_t)v;
+      for (int32_t i = 0; i < m; i++) va[i] = va[i] * vb[i] * mab;
+    narrow(va, m, (float)qy->zero_point, (float)qmin, (float)qmax, qy->dtype, y,
+           i0);
   }
 }

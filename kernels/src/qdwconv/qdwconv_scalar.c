@@ -26,6 +26,26 @@ static void valid_range(int32_t out, int32_t in, int32_t stride, int32_t off,
   if (*hi < *lo) *hi = *lo;
 }
 
+/* acc[ox] += wv * (src[ox * stride + off] - x_zero) for ox in [lo, hi); the
+   stride-1 loop is split out so that it vectorizes (contiguous loads). */
+#define PYRT_DW_TAP(NAME, XT)                                                 \
+  static void NAME(uint32_t *acc, const XT *src, int32_t lo, int32_t hi,      \
+                   int32_t stride, int32_t off, int32_t wv, int32_t x_zero) { \
+    if (stride == 1) {                                                        \
+      if (hi <= lo) return;                                                   \
+      const XT *row = src + (lo + off); /* first input in range */            \
+      uint32_t *a = acc + lo;                                                 \
+      for (int32_t i = 0; i < hi - lo; i++)                                   \
+        a[i] += (uint32_t)(wv * ((int32_t)row[i] - x_zero));                  \
+    } else {                                                                  \
+      for (int32_t ox = lo; ox < hi; ox++)                                    \
+        acc[ox] +=                                                            \
+            (uint32_t)(wv * ((int32_t)src[ox * stride + off] - x_zero));      \
+    }                                                                         \
+  }
+PYRT_DW_TAP(tap_u8, uint8_t)
+PYRT_DW_TAP(tap_s8, int8_t)
+
 int pyrt_qdwconv_scalar(const pyrt_conv2d_shape *s, const void *packed,
                         const void *x, int32_t x_dtype, int32_t x_zero,
                         const int32_t *bias, const pyrt_output_stage *out,
@@ -57,19 +77,12 @@ int pyrt_qdwconv_scalar(const pyrt_conv2d_shape *s, const void *packed,
             const int32_t off = kx * s->dilation_w - s->pad_left;
             int32_t lo, hi;
             valid_range(ow, s->in_w, s->stride_w, off, &lo, &hi);
-            if (x_dtype == PYRT_U8) {
-              const uint8_t *src = (const uint8_t *)x + at;
-              for (int32_t ox = lo; ox < hi; ox++)
-                acc[ox] +=
-                    (uint32_t)(wv *
-                               ((int32_t)src[ox * s->stride_w + off] - x_zero));
-            } else {
-              const int8_t *src = (const int8_t *)x + at;
-              for (int32_t ox = lo; ox < hi; ox++)
-                acc[ox] +=
-                    (uint32_t)(wv *
-                               ((int32_t)src[ox * s->stride_w + off] - x_zero));
-            }
+            if (x_dtype == PYRT_U8)
+              tap_u8(acc, (const uint8_t *)x + at, lo, hi, s->stride_w, off, wv,
+                     x_zero);
+            else
+              tap_s8(acc, (const int8_t *)x + at, lo, hi, s->stride_w, off, wv,
+                     x_zero);
           }
         }
         const uint32_t b0 = bias ? (uint32_t)bias[c] : 0u;

@@ -33,38 +33,44 @@ int pyrt_pack_int8(const char *op, int32_t kind, int32_t M, int32_t K,
                      w_dtype);
   const int32_t lo = w_dtype == PYRT_U8 ? 0 : -128;
   const int32_t shift = w_dtype == PYRT_U8 ? 128 : 0; /* u8 -> s8 */
-  pyrt_pack_header *h = (pyrt_pack_header *)packed;
-  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, pyrt_isa_id(), kind, M, K, 0, {0}};
-  int32_t *row_sum = pyrt_pack_row_sum(packed);
-  int32_t *zero = pyrt_pack_w_zero(packed);
+  /* Validate everything before writing: a failed pack leaves the buffer as
+     it was, and the magic goes in last. */
   for (int32_t m = 0; m < M; m++) {
-    int32_t z = w_zero == NULL ? 0 : w_zero[w_zero_per_row ? m : 0];
+    const int32_t z = w_zero == NULL ? 0 : w_zero[w_zero_per_row ? m : 0];
     if (z < lo || z > lo + 255)
       return pyrt_fail(PYRT_ERR_ARG,
                        "%s: weight zero point %d (row %d) outside [%d, %d]", op,
                        z, m, lo, lo + 255);
-    zero[m] = z - shift;
-    if (zero[m] != 0) h->has_w_zero = 1;
   }
   int8_t *w_s8 = malloc((size_t)M * (size_t)K);
   if (w_s8 == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "%s: out of memory", op);
+  pyrt_pack_header *h = (pyrt_pack_header *)packed;
+  *h = (pyrt_pack_header){0, pyrt_isa_id(), kind, M, K, 0, {0}};
+  int32_t *row_sum = pyrt_pack_row_sum(packed);
+  int32_t *zero = pyrt_pack_w_zero(packed);
+  int32_t has_w_zero = 0;
   for (int32_t m = 0; m < M; m++) {
+    zero[m] = (w_zero == NULL ? 0 : w_zero[w_zero_per_row ? m : 0]) - shift;
+    has_w_zero |= zero[m] != 0;
     uint32_t sum = 0; /* wraps like the int32 accumulators it corrects */
     for (int32_t k = 0; k < K; k++) {
-      size_t i = (size_t)m * (size_t)K + (size_t)k;
-      int32_t v = w_dtype == PYRT_U8 ? (int32_t)((const uint8_t *)w)[i] - shift
-                                     : (int32_t)((const int8_t *)w)[i];
+      const size_t i = (size_t)m * (size_t)K + (size_t)k;
+      const int32_t v = w_dtype == PYRT_U8
+                            ? (int32_t)((const uint8_t *)w)[i] - shift
+                            : (int32_t)((const int8_t *)w)[i];
       w_s8[i] = (int8_t)v;
       sum += (uint32_t)v;
     }
     row_sum[m] = (int32_t)sum;
   }
+  h->has_w_zero = has_w_zero;
   const pyrt_kernel_table *t = pyrt_kernels();
   if (kind == PYRT_PACK_DWCONV)
     t->qdwconv_pack_weights(M, K, w_s8, pyrt_pack_weights(packed));
   else
     t->qgemm_pack_weights(M, K, w_s8, pyrt_pack_weights(packed));
   free(w_s8);
+  h->magic = PYRT_PACK_MAGIC; /* last: the pack is complete */
   return PYRT_OK;
 }
 

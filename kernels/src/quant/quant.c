@@ -1,7 +1,16 @@
-/* Public QuantizeLinear / DequantizeLinear entry points. */
+/* Public QuantizeLinear / DequantizeLinear entry points: layout, dtype and
+   scale validation (arithmetic: quant_scalar.c). Zero points need no check:
+   every value of their dtype is valid. */
 #include <math.h>
 
 #include "internal.h"
+
+/* *acc += n * stride for non-negative operands; 0 on int64 overflow. */
+static int add_product(int64_t *acc, int64_t n, int64_t stride) {
+  if (n != 0 && stride > (INT64_MAX - *acc) / n) return 0;
+  *acc += n * stride;
+  return 1;
+}
 
 static int check_layout(const char *op, const pyrt_quant_layout *l) {
   if (l == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: layout is NULL", op);
@@ -15,6 +24,13 @@ static int check_layout(const char *op, const pyrt_quant_layout *l) {
     return pyrt_fail(PYRT_ERR_ARG, "%s: scale strides must be >= 0", op);
   if (l->outer > INT64_MAX / l->axis_len / l->inner)
     return pyrt_fail(PYRT_ERR_SHAPE, "%s: element count overflows", op);
+  /* The largest scale index must not overflow either. */
+  const int64_t blocks = (l->axis_len + l->block - 1) / l->block;
+  int64_t top = 0;
+  if (!add_product(&top, l->outer - 1, l->stride_outer) ||
+      !add_product(&top, blocks - 1, l->stride_axis) ||
+      !add_product(&top, l->inner - 1, l->stride_inner))
+    return pyrt_fail(PYRT_ERR_SHAPE, "%s: scale strides overflow", op);
   return PYRT_OK;
 }
 

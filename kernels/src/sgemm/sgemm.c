@@ -1,4 +1,5 @@
-/* Public fp32 GEMM entry points: y[M][N] = clamp(W[M][K] x X[K][N] + b). */
+/* Public fp32 GEMM entry points: y[M][N] = clamp(W[M][K] x X[K][N] + b).
+   y must not overlap x (kernels may park partial sums in y). */
 #include <math.h>
 
 #include "internal.h"

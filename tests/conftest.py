@@ -1,0 +1,82 @@
+"""Shared fixtures: zoo models quantized once per test session, and the onnxruntime reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import pytest
+
+
+class ZooCache:
+    """FP32 zoo models with their calibration data, and their quantized variants, built once.
+
+    Variants: "QDQ_uint8", "QDQ_int8" (symmetric s8 activations), "QOperator_uint8",
+    "fake_quant" (PyTorch/TensorRT style, per-channel) and "fake_quant_per_tensor".
+    """
+
+    def __init__(self) -> None:
+        self._fp32: dict[str, tuple[onnx.ModelProto, list[dict[str, np.ndarray]]]] = {}
+        self._quantized: dict[tuple[str, str], onnx.ModelProto] = {}
+
+    def fp32(self, name: str) -> tuple[onnx.ModelProto, list[dict[str, np.ndarray]]]:
+        from pyrt import zoo
+
+        if name not in self._fp32:
+            model = zoo.MODELS[name]()
+            self._fp32[name] = (model, zoo.calibration_data(model, n=4))
+        return self._fp32[name]
+
+    def quantized(self, name: str, variant: str) -> onnx.ModelProto:
+        from pyrt import zoo
+
+        key = (name, variant)
+        if key not in self._quantized:
+            model, calib = self.fp32(name)
+            if variant == "fake_quant":
+                q = zoo.fake_quant_qdq(model, calib)
+            elif variant == "fake_quant_per_tensor":
+                q = zoo.fake_quant_qdq(model, calib, per_channel=False)
+            else:
+                fmt, act = variant.split("_")
+                # onnxruntime's own u8 x s8 QOperator kernels (which run even with
+                # optimizations off) saturate with full-range weights; 7-bit weights
+                # keep that reference exact.
+                q = zoo.quantize_qdq(
+                    model,
+                    calib,
+                    activation_type=act,
+                    quant_format=fmt,
+                    reduce_range=fmt == "QOperator",
+                )
+            self._quantized[key] = q
+        return self._quantized[key]
+
+    def test_input(self, name: str) -> dict[str, np.ndarray]:
+        """An input outside the calibration set (so some values leave the calibrated ranges)."""
+        from pyrt import zoo
+
+        return zoo.calibration_data(self.fp32(name)[0], n=1, seed=1234)[0]
+
+
+@pytest.fixture(scope="session")
+def zoo_cache() -> ZooCache:
+    return ZooCache()
+
+
+@pytest.fixture(scope="session")
+def ort_reference() -> Callable[[onnx.ModelProto, dict[str, np.ndarray]], list[np.ndarray]]:
+    """Run a model in onnxruntime with every graph optimization off: the QDQ definition."""
+    ort = pytest.importorskip("onnxruntime")
+
+    def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        return session.run(None, feeds)
+
+    return run
