@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
+from pyrt import _kernels
+
 
 class ZooCache:
     """FP32 zoo models with their calibration data, and their quantized variants, built once.
@@ -80,3 +82,12 @@ def ort_reference() -> Callable[[onnx.ModelProto, dict[str, np.ndarray]], list[n
         return session.run(None, feeds)
 
     return run
+
+
+@pytest.fixture(params=_kernels.isa_available())
+def every_isa(request):
+    """Runs a test once per kernel table this CPU offers (scalar, then each SIMD one)."""
+    before = _kernels.isa()
+    _kernels.set_isa(request.param)
+    yield request.param
+    _kernels.set_isa(before)

@@ -26,7 +26,6 @@ from pyrt import kernels as K
 from pyrt._kernels import ffi, lib
 from pyrt.kernels import QParams
 
-ISAS = _kernels.isa_available()
 F32 = np.float32
 HYPO = settings(
     max_examples=25,
@@ -35,12 +34,7 @@ HYPO = settings(
 )
 
 
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    before = _kernels.isa()
-    _kernels.set_isa(request.param)
-    yield request.param
-    _kernels.set_isa(before)
+pytestmark = pytest.mark.usefixtures("every_isa")  # conftest.py: each test on every ISA
 
 
 def rand_q(rng: np.random.Generator, shape, dtype) -> np.ndarray:

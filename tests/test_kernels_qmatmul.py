@@ -18,15 +18,7 @@ from pyrt import _kernels
 from pyrt import kernels as K
 from pyrt._kernels import ffi, lib
 
-ISAS = _kernels.isa_available()
-
-
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    before = _kernels.isa()
-    _kernels.set_isa(request.param)
-    yield request.param
-    _kernels.set_isa(before)
+pytestmark = pytest.mark.usefixtures("every_isa")  # conftest.py: each test on every ISA
 
 
 # ---- references (numpy only, no kernel calls) ------------------------------------

@@ -61,10 +61,13 @@ def test_kernels_and_models_under_asan_ubsan(tmp_path):
     tests = [
         str(ROOT / "tests" / name)
         for name in (
-            "test_kernels.py",
+            "test_kernels_qmatmul.py",
+            "test_kernels_float_quant.py",
             "test_ops.py",
             "test_models.py",
             "test_reliability.py",
+            "test_bad_models.py",
+            "test_bad_inputs.py",
             "test_fuzz.py",
         )
     ]
