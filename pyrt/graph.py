@@ -115,6 +115,7 @@ def read_model(model: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
         raise ModelError(f"{origin} is not an ONNX model (protobuf decode failed: {exc})") from exc
     if not proto.HasField("graph"):
         raise ModelError(f"{origin} is not an ONNX model (no graph)")
+    _check_text(proto)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
         if isinstance(model, (str, Path)):
             try:  # onnx refuses locations outside the model's directory
@@ -124,6 +125,30 @@ def read_model(model: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
         else:
             raise ModelError("model uses external data; pass its path so the data can be found")
     return proto
+
+
+def _check_text(proto: onnx.ModelProto) -> None:
+    """Names must be text: protobuf hands back bytes for string fields that are not UTF-8."""
+
+    def text(value, what: str) -> None:
+        if not isinstance(value, str):
+            raise ModelError(f"{what} is not valid UTF-8: {value!r}")
+
+    for o in proto.opset_import:
+        text(o.domain, "an opset_import domain")
+    g = proto.graph
+    for i, n in enumerate(g.node):
+        for value in (n.name, n.op_type, n.domain, *n.input, *n.output):
+            text(value, f"a name in node {i}")
+        for a in n.attribute:
+            text(a.name, f"an attribute name in node {i}")
+    for t in g.initializer:
+        text(t.name, "an initializer name")
+    for vi in (*g.input, *g.output, *g.value_info):
+        text(vi.name, "a graph input, output or value_info name")
+        if vi.type.HasField("tensor_type"):
+            for d in vi.type.tensor_type.shape.dim:
+                text(d.dim_param, f"a dimension of '{vi.name}'")
 
 
 def _np_dtype(elem_type: int) -> np.dtype | None:
@@ -158,8 +183,8 @@ def _check_size(what: str, shape: tuple, itemsize: int, limit: int) -> None:
         )
 
 
-def _initializer(t: onnx.TensorProto, limit: int) -> np.ndarray:
-    what = f"initializer '{t.name}'"
+def _initializer(t: onnx.TensorProto, limit: int, what: str = "") -> np.ndarray:
+    what = what or f"initializer '{t.name}'"
     dtype = _np_dtype(t.data_type)
     if dtype is None:
         raise ModelError(f"{what}: unsupported element type {t.data_type}")
@@ -173,18 +198,24 @@ def _initializer(t: onnx.TensorProto, limit: int) -> np.ndarray:
     return array
 
 
-def _attrs(node: onnx.NodeProto, label: str) -> dict[str, Any]:
+def _attrs(node: onnx.NodeProto, label: str, limit: int) -> dict[str, Any]:
     attrs = {}
     for a in node.attribute:
         if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             attrs[SUBGRAPH] = attrs[a.name] = a.name  # listed as unsupported by plan.py
             continue
+        what = f"{label}: attribute '{a.name}'"
         try:
             value = helper.get_attribute_value(a)
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, bytes):
+                    text.decode()  # string attributes must be UTF-8 text
+            if isinstance(value, onnx.TensorProto):
+                value = _initializer(value, limit, what)
+        except ModelError:
+            raise
         except Exception as exc:
-            raise ModelError(f"{label}: attribute '{a.name}' cannot be decoded ({exc})") from exc
-        if isinstance(value, onnx.TensorProto):
-            value = numpy_helper.to_array(value)
+            raise ModelError(f"{what} cannot be decoded ({exc})") from exc
         attrs[a.name] = value
     return attrs
 
@@ -374,7 +405,7 @@ def load(
                 domain,
                 list(n.input),
                 list(n.output),
-                _attrs(n, label),
+                _attrs(n, label, memory_limit),
                 opsets.get(domain, 1),
             )
         )

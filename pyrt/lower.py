@@ -75,15 +75,57 @@ def _product_scale(b: _Builder, *names: str, factor: float = 1.0) -> str | None:
     values = [b.g.constants.get(n) for n in names]
     if any(v is None for v in values):
         return None
+    if any(v.size == 0 or v.dtype.kind != "f" for v in values):
+        raise ModelError(f"{b.node.label}: scales must be non-empty float tensors")
     scale = np.float32(factor) * values[0].astype(np.float32)
     for v in values[1:]:
         scale = scale * v.astype(np.float32)
     return b.const(scale.astype(np.float32).reshape(-1) if scale.size > 1 else scale.reshape(()))
 
 
+# Inputs each QOperator op needs (the optional ones may follow).
+REQUIRED_INPUTS = {
+    "QLinearConv": 8,
+    "QLinearMatMul": 8,
+    "QLinearAdd": 7,
+    "QLinearMul": 7,
+    "QLinearConcat": 5,
+    "QLinearAveragePool": 4,
+    "QLinearGlobalAveragePool": 4,
+    "QLinearSigmoid": 4,
+    "QLinearLeakyRelu": 4,
+    "QLinearSoftmax": 4,
+    "QGemm": 6,
+}
+ZERO_POINT_SLOTS = {  # may be left empty (zero)
+    "QLinearConv": (2, 5, 7),
+    "QLinearMatMul": (2, 5, 7),
+    "QLinearAdd": (2, 5, 7),
+    "QLinearMul": (2, 5, 7),
+    "QGemm": (2, 5, 8),
+}
+
+
+def _check_inputs(node: Node) -> None:
+    need = REQUIRED_INPUTS[node.op_type]
+    i = node.inputs
+    if len(i) < need:
+        raise ModelError(f"{node.label}: needs {need} inputs, got {len(i)}")
+    if node.op_type == "QLinearConcat" and (len(i) - 2) % 3:
+        raise ModelError(f"{node.label}: inputs must be y_scale, y_zero, then (x, scale, zero)s")
+    zeros = ZERO_POINT_SLOTS.get(node.op_type, (2, 4))
+    if node.op_type == "QLinearConcat":
+        zeros = range(1, len(i), 3)
+    missing = [k for k in range(need) if not i[k] and k not in zeros]
+    if missing:
+        raise ModelError(f"{node.label}: required input {missing[0]} is empty")
+
+
 def _lower_node(g: Graph, node: Node) -> list[Node] | None:
     b = _Builder(g, node)
     op, i = node.op_type, node.inputs
+    if op in REQUIRED_INPUTS:
+        _check_inputs(node)
     if op == "QLinearConv":
         x = b.dq(i[0], i[1], i[2])
         w = b.dq(i[3], i[4], i[5], axis=0)

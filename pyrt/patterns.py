@@ -120,6 +120,8 @@ class QInput:
 def _valid_scale(node: Node, scale: np.ndarray) -> None:
     if scale.dtype.kind != "f":
         raise ModelError(f"{node.label}: scale must be a float tensor, got {scale.dtype}")
+    if scale.size == 0:
+        raise ModelError(f"{node.label}: scale is empty")
     s = scale.astype(np.float64)
     if not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ModelError(f"{node.label}: scale must be finite and > 0, got {scale.reshape(-1)[:8]}")

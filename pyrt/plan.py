@@ -91,6 +91,8 @@ def _np_dtype_of(elem_type: int) -> np.dtype | None:
 def _check_scale(node: Node, scale: np.ndarray) -> None:
     if scale.dtype.kind != "f":
         raise ModelError(f"{node.label}: scale must be float, got {scale.dtype}")
+    if scale.size == 0:
+        raise ModelError(f"{node.label}: scale is empty")
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise ModelError(f"{node.label}: scale must be finite and > 0")
 

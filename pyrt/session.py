@@ -73,6 +73,7 @@ class Session:
             folded += fold_constants(graph, keep_dequantize=False)
             remove_dead(graph)
             self._steps: list[Step] = build_steps(graph)
+            self._report = _make_report(original, self._steps, folded)
         except PyrtError:
             raise
         except (RecursionError, MemoryError) as exc:
@@ -86,7 +87,6 @@ class Session:
         self._output_names = [t.name for t in graph.outputs]
         self.inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.inputs]
         self.outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.outputs]
-        self._report = _make_report(original, self._steps, folded)
 
     def report(self) -> Report:
         """How each node of the model runs: int8 kernel, fp32 kernel, numpy, folded, fused."""

@@ -564,3 +564,60 @@ def test_run_time_conv_output_over_the_cap_is_refused():
             session.run(X)
 
     assert _peak_while(run) < 32 << 20
+
+
+def test_constant_attribute_over_the_cap():
+    value = TensorProto(name="v", data_type=TensorProto.FLOAT, dims=[1 << 20, 1 << 20])
+    model = build([helper.make_node("Constant", [], ["y"], name="k", value=value)], [], [vi("y")])
+    refused(model, "k.*'value'.*memory limit")
+
+
+def test_names_that_are_not_utf8():
+    """protobuf hands back bytes for string fields that are not UTF-8; pyrt refuses them."""
+    blob = bytearray(qdq_conv().SerializeToString())
+    at = blob.index(b"conv")
+    blob[at] = 0x80  # node name "\x80onv"
+    refused(bytes(blob), "UTF-8")
+    model = build(
+        [helper.make_node("Pad", ["x", "p"], ["y"], name="pad", mode=b"\xff\xfe")],
+        [vi("x", shape=[2])],
+        [vi("y")],
+        [const("p", np.array([1, 1]))],
+    )
+    refused(model, "pad.*'mode'")
+
+
+def test_shapes_that_crash_onnx_shape_inference_are_a_model_error():
+    """onnx's C++ inference asserts on some malformed shapes (here a Slice of a dimension a
+    bad Pad made negative); it runs in a child process, so this is an error, not an abort."""
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+        helper.make_node("Slice", ["p", "starts", "ends", "axes"], ["y"], name="slice"),
+    ]
+    inits = [
+        const("pads", np.array([0, -(2**63)])),
+        const("starts", np.array([1])),
+        const("ends", np.array([-1])),
+        const("axes", np.array([0])),
+    ]
+    refused(build(nodes, [vi("x", shape=[8])], [vi("y")], inits), None)
+
+
+@pytest.mark.parametrize(
+    "op, attrs, extra, inits",
+    [
+        ("Concat", dict(axis=5), ["x"], []),
+        ("Softmax", dict(axis=9), [], []),
+        ("Gather", dict(axis=-7), ["i"], [const("i", np.array([0]))]),
+        ("Flatten", dict(axis=9), [], []),
+        ("Split", dict(axis=4), [], []),
+        ("ReduceSum", {}, ["axes"], [const("axes", np.array([7]))]),
+        ("Unsqueeze", {}, ["axes"], [const("axes", np.array([9]))]),
+    ],
+)
+def test_axis_errors_that_depend_on_the_input_rank_name_the_node(op, attrs, extra, inits):
+    """With a symbolic input shape they surface at run time, as a ModelError all the same."""
+    node = helper.make_node(op, ["x", *extra], ["y"], name="the_node", **attrs)
+    session = pyrt.Session(build([node], [vi("x", shape=["N", 3])], [vi("y")], inits))
+    with pytest.raises(pyrt.ModelError, match="the_node.*ax"):
+        session.run(np.ones((2, 3), np.float32))

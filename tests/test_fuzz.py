@@ -4,7 +4,7 @@ no crash (it would kill this process), no hang (a watchdog kills the process aft
 PYRT_FUZZ_TIMEOUT seconds and prints every thread's stack). Random valid geometries are
 also checked against onnxruntime, so a "successful" run cannot be silently wrong.
 
-CI runs a bounded, derandomized number of examples (PYRT_FUZZ_EXAMPLES, default 100 per
+CI runs a bounded, derandomized number of examples (PYRT_FUZZ_EXAMPLES, default 200 per
 test); `python tools/fuzz.py --examples 100000` runs long with fresh randomness.
 """
 
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import faulthandler
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import pyrt
 
-EXAMPLES = int(os.environ.get("PYRT_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("PYRT_FUZZ_EXAMPLES", "200"))
 TIMEOUT = float(os.environ.get("PYRT_FUZZ_TIMEOUT", "60"))
+SAVE = os.environ.get("PYRT_FUZZ_SAVE")
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -192,14 +194,28 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.tobytes() == b.tobytes()
 
 
+def _save(model, feeds) -> None:
+    """Before each example (tools/fuzz.py sets PYRT_FUZZ_SAVE): a crash leaves its culprit."""
+    folder = Path(SAVE)
+    blob = model if isinstance(model, bytes) else model.SerializeToString()
+    (folder / "last.onnx").write_bytes(blob)
+    arrays = feeds if isinstance(feeds, dict) else {"x": feeds}
+    with open(folder / "last.npz", "wb") as f:
+        np.savez(f, **{str(k): np.asarray(v) for k, v in arrays.items()})
+
+
 def run_or_pyrt_error(model, feeds) -> list[np.ndarray] | None:
     """The property: a PyrtError, or outputs that are well-formed arrays and repeatable."""
+    if SAVE:
+        _save(model, feeds)
     try:
         session = pyrt.Session(model, memory_limit=LIMIT)
         first = session.run(feeds)
     except pyrt.PyrtError as exc:
         assert "internal error" not in str(exc), f"an unforeseen failure: {exc!r}"
+        event(f"refused: {type(exc).__name__}")
         return None
+    event("ran")
     assert isinstance(first, list) and len(first) == len(session.outputs)
     for y in first:
         assert isinstance(y, np.ndarray), type(y)
@@ -216,7 +232,7 @@ def run_or_pyrt_error(model, feeds) -> list[np.ndarray] | None:
 @given(seed=st.sampled_from(sorted(BLOBS)), data=st.data())
 def test_byte_level_mutations(seed, data):
     blob = bytearray(BLOBS[seed])
-    for _ in range(data.draw(st.integers(1, 8), label="edits")):
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
         pos = data.draw(st.integers(0, len(blob) - 1), label="pos")
         kind = data.draw(st.sampled_from(["set", "flip", "insert", "delete"]), label="kind")
         if kind == "set":
@@ -227,7 +243,9 @@ def test_byte_level_mutations(seed, data):
             blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
         else:
             del blob[pos : pos + data.draw(st.integers(1, 8))]
-    cut = data.draw(st.integers(len(blob) // 2, len(blob)), label="cut")
+    cut = len(blob)
+    if data.draw(st.booleans(), label="truncate"):
+        cut = data.draw(st.integers(0, len(blob)), label="cut")
     run_or_pyrt_error(bytes(blob[:cut]), X)
 
 
@@ -250,7 +268,10 @@ def _small_int(data) -> int:
 
 def _mutate_initializer(graph, data) -> None:
     t = data.draw(st.sampled_from(list(graph.initializer)), label="initializer")
-    value = numpy_helper.to_array(t).copy()
+    try:
+        value = numpy_helper.to_array(t).copy()
+    except Exception:  # an earlier mutation broke it already
+        return
     kind = data.draw(st.sampled_from(["value", "dtype", "shape", "dims"]), label="init mutation")
     if kind == "value" and value.size:
         flat = value.reshape(-1)
@@ -289,8 +310,9 @@ def _mutate_attribute(graph, data) -> None:
         if name in INT_ATTRS:
             node.attribute.append(helper.make_attribute(name, _small_int(data)))
         elif name in INTS_ATTRS:
-            n = data.draw(st.integers(0, 5))
-            node.attribute.append(helper.make_attribute(name, [_small_int(data) for _ in range(n)]))
+            attr = onnx.AttributeProto(name=name, type=onnx.AttributeProto.INTS)
+            attr.ints.extend(_small_int(data) for _ in range(data.draw(st.integers(0, 5))))
+            node.attribute.append(attr)
         else:
             choices = [
                 "SAME_UPPER",
@@ -464,6 +486,7 @@ def test_random_geometries_match_onnxruntime(case, seed):
     x = (rng.standard_normal(x_shape) * 2).astype(np.float32)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
     try:
         ref = ort.InferenceSession(
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
@@ -477,4 +500,4 @@ def test_random_geometries_match_onnxruntime(case, seed):
     assert ours.shape == ref.shape, (ours.shape, ref.shape, attrs)
     steps = np.abs(ours.astype(np.float64) - ref) / 0.07
     assert steps.max() <= 1.0 + 1e-3, (float(steps.max()), attrs)  # rounding: one step at most
-    assert (steps < 1e-3).mean() >= 0.9, attrs
+    assert (steps > 1e-3).sum() <= max(2, steps.size // 10), attrs  # and on few elements
