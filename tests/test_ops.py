@@ -121,8 +121,6 @@ def test_quantize_linear(opset, form, dtype):
 @pytest.mark.parametrize("opset,form", CASES)
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32])
 def test_dequantize_linear(opset, form, dtype):
-    if dtype == np.int32 and form != "tensor" and opset < 21:
-        pytest.skip("onnxruntime takes int32 per-axis only from opset 21")
     x = (
         q((2, 5, 3), dtype)
         if dtype != np.int32
@@ -130,14 +128,15 @@ def test_dequantize_linear(opset, form, dtype):
     )
     scale, zero, attrs = quant_params(form, x.shape, np.int8 if dtype == np.int32 else dtype)
     zero = zero.astype(dtype) if dtype != np.int32 else np.zeros_like(zero, np.int32)
-    m = model(
-        [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"], **attrs)],
-        {"x": x},
-        {"s": scale, "z": zero},
-        ["y"],
-        opset,
-    )
-    ours, ref = both(m, {"x": x})
+
+    def dq_model(opset):
+        node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"], **attrs)
+        return model([node], {"x": x}, {"s": scale, "z": zero}, ["y"], opset)
+
+    ours = pyrt.run(dq_model(opset), {"x": x})
+    # onnxruntime takes int32 per-axis only from opset 21; the meaning is the same before
+    ref_opset = 21 if dtype == np.int32 and form != "tensor" and opset < 21 else opset
+    ref = _ort_session(dq_model(ref_opset), optimized=False).run(None, {"x": x})
     np.testing.assert_allclose(ours[0], ref[0], rtol=1e-6)
 
 
@@ -160,8 +159,6 @@ def test_quantize_nan_and_inf_saturate():
 @pytest.mark.parametrize("w_dtype", [np.int8, np.uint8])
 @pytest.mark.parametrize("group", [1, 2, 8])
 def test_qlinearconv(x_dtype, w_dtype, group):
-    if x_dtype == np.int8 and w_dtype == np.uint8:
-        pytest.skip("onnxruntime has no s8 x u8 QLinearConv")
     x = q((1, 8, 9, 7), x_dtype)
     # 7-bit weights: onnxruntime's own u8 x s8 kernel saturates on full-range ones
     w = RNG.integers(-63, 64, (8, 8 // group, 3, 3))
@@ -185,7 +182,14 @@ def test_qlinearconv(x_dtype, w_dtype, group):
         pads=[1, 0, 2, 1],
         strides=[2, 1],
     )
-    ours, ref = both(model([node], {"x": x}, inits, ["y"], 10), {"x": x})
+    ours = pyrt.run(model([node], {"x": x}, inits, ["y"], 10), {"x": x})
+    if x_dtype == np.int8 and w_dtype == np.uint8:
+        # onnxruntime has no s8 x u8 QLinearConv: give it the same real weights as s8
+        inits["w"] = (w.astype(np.int16) - 128).astype(np.int8)
+        inits["wz"] = (wz.astype(np.int16) - 128).astype(np.int8)
+    ref = _ort_session(model([node], {"x": x}, inits, ["y"], 10), optimized=False).run(
+        None, {"x": x}
+    )
     assert_close_codes(ours[0], ref[0], steps=0)
 
 
@@ -206,7 +210,8 @@ def test_qlinearmatmul(dtype, const_b, opset):
     (inits if const_b else feeds)["b"] = b
     node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
     ours, ref = both(model([node], feeds, inits, ["y"], opset), feeds)
-    assert_close_codes(ours[0], ref[0])
+    # constant B runs the int8 kernel; two activations run in float: a tie may round apart
+    assert_close_codes(ours[0], ref[0], exact=0.99 if const_b else 0.9)
 
 
 @pytest.mark.parametrize("w_dtype", [np.uint8, np.int8])
