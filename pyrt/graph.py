@@ -220,6 +220,26 @@ def _attrs(node: onnx.NodeProto, label: str, limit: int) -> dict[str, Any]:
     return attrs
 
 
+_A = onnx.AttributeProto
+_SCALAR_TYPES = {
+    _A.FLOAT: (float, int),
+    _A.INT: (int,),
+    _A.STRING: (bytes, str),
+    _A.TENSOR: (np.ndarray,),
+}
+_LIST_TYPES = {_A.FLOATS: (float, int), _A.INTS: (int,), _A.STRINGS: (bytes, str)}
+
+
+def _attr_type_ok(kind, value: Any) -> bool:
+    """A decoded attribute value against its schema type (others are not checked)."""
+    kind = int(kind)
+    if kind in _SCALAR_TYPES:
+        return isinstance(value, _SCALAR_TYPES[kind])
+    if kind in _LIST_TYPES:
+        return isinstance(value, list) and all(isinstance(v, _LIST_TYPES[kind]) for v in value)
+    return True
+
+
 def _check_arity(node: Node) -> None:
     """Required inputs present and input count within the operator's schema."""
     try:
@@ -233,6 +253,11 @@ def _check_arity(node: Node) -> None:
     for name, attr in schema.attributes.items():
         if attr.required and name not in node.attrs:
             raise ModelError(f"{node.label}: required attribute '{name}' is missing")
+    for name, value in node.attrs.items():
+        spec = schema.attributes.get(name)
+        if spec is not None and name != SUBGRAPH and not _attr_type_ok(spec.type, value):
+            kind = onnx.AttributeProto.AttributeType.Name(int(spec.type)).lower()
+            raise ModelError(f"{node.label}: attribute '{name}' must be {kind}, got {value!r}")
     if not schema.min_input <= len(node.inputs) <= schema.max_input:
         raise ModelError(
             f"{node.label}: takes {schema.min_input} to {schema.max_input} inputs, "

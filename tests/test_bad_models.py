@@ -621,3 +621,13 @@ def test_axis_errors_that_depend_on_the_input_rank_name_the_node(op, attrs, extr
     session = pyrt.Session(build([node], [vi("x", shape=["N", 3])], [vi("y")], inits))
     with pytest.raises(pyrt.ModelError, match="the_node.*ax"):
         session.run(np.ones((2, 3), np.float32))
+
+
+def test_attribute_of_the_wrong_type_names_node_and_attribute():
+    node = helper.make_node("Softmax", ["x"], ["y"], name="soft")
+    node.attribute.append(onnx.AttributeProto(name="axis", type=onnx.AttributeProto.STRING, s=b""))
+    refused(build([node], [vi("x", shape=[2, 3])], [vi("y")]), "soft.*'axis' must be int")
+    model = qdq_conv()
+    model.graph.node[2].attribute[0].Clear()  # dq_w's axis: no type, no value
+    model.graph.node[2].attribute[0].name = "axis"
+    refused(model, "dq_w.*'axis'")
