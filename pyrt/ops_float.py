@@ -811,7 +811,7 @@ def _auto_pad(node: NodeView) -> str:
     return auto_pad
 
 
-def _pads(
+def window_pads(
     node: NodeView,
     spatial: Sequence[int],
     kernel: Sequence[int],
@@ -915,7 +915,7 @@ def conv(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     if b is not None and b.shape != (w.shape[0],):
         raise fail(node, f"B has shape {list(b.shape)}, expected [{w.shape[0]}]")
     strides, dilations = _spatial_attrs(node, nd)
-    pads = _pads(node, x.shape[2:], kernel, strides, dilations)
+    pads = window_pads(node, x.shape[2:], kernel, strides, dilations)
     out_sizes = _out_sizes(node, x.shape[2:], kernel, strides, dilations, pads)
     wx = _work(node, x, "X")
     ww = _work(node, w, "W").astype(wx.dtype)
@@ -1030,7 +1030,7 @@ def _pool_setup(node: NodeView, x: np.ndarray):
     if kernel is None or len(kernel) != nd or any(k < 1 for k in kernel):
         raise fail(node, f"attribute 'kernel_shape' {kernel} must hold {nd} positive values")
     strides, dilations = _spatial_attrs(node, nd)
-    pads = _pads(node, x.shape[2:], kernel, strides, dilations, dilated_same=False)
+    pads = window_pads(node, x.shape[2:], kernel, strides, dilations, dilated_same=False)
     ceil_mode = bool(_iattr(node, "ceil_mode", 0))
     out_sizes = _out_sizes(node, x.shape[2:], kernel, strides, dilations, pads, ceil_mode)
     return nd, kernel, strides, dilations, pads, out_sizes

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ModelError
-from .graph import MS_DOMAIN, Graph, Node
+from .graph import MS_DOMAIN, Graph, Node, toposort
 from .kernels import OutputStage, QParams
+from .ops_float import run_float_op, window_pads
 
 INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 QDQ_DOMAINS = ("", MS_DOMAIN)
@@ -117,9 +118,9 @@ class QInput:
         return QParams(float(self.scale.reshape(-1)[0]), int(self.zero.reshape(-1)[0]), self.dtype)
 
 
-def _valid_scale(node: Node, scale: np.ndarray) -> None:
+def valid_scale(node: Node, scale: np.ndarray) -> None:
     if scale.dtype.kind != "f":
-        raise ModelError(f"{node.label}: scale must be a float tensor, got {scale.dtype}")
+        raise ModelError(f"{node.label}: scale must be float, got {scale.dtype}")
     if scale.size == 0:
         raise ModelError(f"{node.label}: scale is empty")
     s = scale.astype(np.float64)
@@ -154,7 +155,7 @@ class Matcher:
         zero = self.const(zero_name) if zero_name else np.zeros(1, np.int32)
         if scale is None or zero is None or scale.dtype != np.float32:
             return None
-        _valid_scale(node, scale)
+        valid_scale(node, scale)
         dtype = self.g.dtype(node.inputs[0])
         if zero_name and dtype is not None and zero.dtype != dtype:
             raise ModelError(f"{node.label}: zero point is {zero.dtype}, data is {dtype}")
@@ -202,7 +203,7 @@ class Matcher:
             )
         if dtype not in INT8:
             return None
-        _valid_scale(node, scale)
+        valid_scale(node, scale)
         return QParams(
             float(scale.reshape(-1)[0]),
             int(zero.reshape(-1)[0]) if zero is not None else 0,
@@ -377,26 +378,19 @@ def int_attr_list(node: Node, name: str, n: int, default: int) -> list[int]:
 def conv_pads(
     node: Node, in_hw: tuple | None, kernel: list[int], strides: list[int], dilations: list[int]
 ) -> list[int] | None:
-    """ONNX pads [begin..., end...] for a 2-D window op, resolving auto_pad."""
+    """ONNX pads [begin..., end...]; auto_pad resolves as the float path does
+    (ops_float.window_pads). None when SAME needs sizes unknown at load."""
     auto_pad = node.attr("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    nd = len(kernel)
     if auto_pad in ("NOTSET", ""):
-        return int_attr_list(node, "pads", 2 * nd, 0)
-    if auto_pad == "VALID":
-        return [0] * (2 * nd)
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise ModelError(f"{node.label}: unknown auto_pad '{auto_pad}'")
-    if in_hw is None or not all(isinstance(d, int) for d in in_hw):
+        return int_attr_list(node, "pads", 2 * len(kernel), 0)
+    if auto_pad.startswith("SAME") and (
+        in_hw is None or not all(isinstance(d, int) for d in in_hw)
+    ):
         return None
-    begin, end = [], []
-    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
-        out = -(-size // s)
-        total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
-        small, large = total // 2, total - total // 2
-        begin.append(small if auto_pad == "SAME_UPPER" else large)
-        end.append(large if auto_pad == "SAME_UPPER" else small)
-    return begin + end
+    sizes = list(in_hw) if in_hw is not None else [1] * len(kernel)
+    same_dilated = node.op_type in ("Conv", "ConvInteger")
+    return window_pads(node, sizes, kernel, strides, dilations, dilated_same=same_dilated)
 
 
 def real_const(m: Matcher, name: str) -> np.ndarray | None:
@@ -463,7 +457,7 @@ def match_conv(m: Matcher, node: Node) -> list[Node] | None:
     if wq is None:
         return None
     w_scale, w_zero = wq
-    _valid_scale(node, x.scale)
+    valid_scale(node, x.scale)
     nd = data.ndim - 2
     kernel = list(data.shape[2:])
     if node.attr("kernel_shape") is not None and list(node.attr("kernel_shape")) != kernel:
@@ -532,7 +526,7 @@ def match_matmul(m: Matcher, node: Node) -> list[Node] | None:
     if wq is None:
         return None
     w_scale, w_zero = wq
-    _valid_scale(node, x.scale)
+    valid_scale(node, x.scale)
     acc_scale = alpha * float(x.scale.reshape(-1)[0]) * w_scale
     bias = None
     if gemm and len(node.inputs) > 2 and node.inputs[2] and beta != 0:
@@ -584,8 +578,8 @@ def match_binary(m: Matcher, node: Node) -> list[Node] | None:
     if found is None:
         return None
     qy, lo, hi, taken, out_name = found
-    _valid_scale(node, a.scale)
-    _valid_scale(node, b.scale)
+    valid_scale(node, a.scale)
+    valid_scale(node, b.scale)
     info = np.iinfo(qy.dtype)
     qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
     qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
@@ -618,7 +612,7 @@ def match_avgpool(m: Matcher, node: Node) -> list[Node] | None:
     qy = m.q_params(q) if q is not None else None
     if qy is None:
         return None
-    _valid_scale(node, x.scale)
+    valid_scale(node, x.scale)
     attrs = dict(qx=x.qparams(), qy=qy, fused=[node.name, q.name])
     if node.op_type == "AveragePool":
         window = window_attrs(node, m.shape(node.inputs[0]))
@@ -777,8 +771,6 @@ def match_integer_exact(m: Matcher, node: Node) -> list[Node] | None:
 
 def match_lut(m: Matcher, node: Node) -> list[Node] | None:
     """Elementwise op of one int8 tensor (and scalar constants) -> Q: a lookup table."""
-    from .ops_float import run_float_op
-
     qin, qidx, consts = None, None, []
     for i, name in enumerate(node.inputs):
         q = m.dq(name) if name else None
@@ -796,7 +788,7 @@ def match_lut(m: Matcher, node: Node) -> list[Node] | None:
     qy = m.q_params(q) if q is not None else None
     if qy is None:
         return None
-    _valid_scale(node, qin.scale)
+    valid_scale(node, qin.scale)
 
     def fn(real: np.ndarray) -> np.ndarray:
         args = [real if i == qidx else c for i, c in enumerate(consts)]
@@ -921,7 +913,5 @@ def fuse(g: Graph) -> None:
             nodes.extend(emitted[node.name])
         elif node.name not in taken:
             nodes.append(node)
-    from .graph import toposort
-
     g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
     g.reindex()

@@ -18,7 +18,7 @@ from . import kernels as K
 from .errors import KernelError, ModelError, PyrtError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
-from .patterns import INT8, conv_pads, int_attr_list, window_attrs
+from .patterns import INT8, conv_pads, int_attr_list, valid_scale, window_attrs
 
 NONDETERMINISTIC = {
     "RandomNormal",
@@ -88,15 +88,6 @@ def _np_dtype_of(elem_type: int) -> np.dtype | None:
         return None
 
 
-def _check_scale(node: Node, scale: np.ndarray) -> None:
-    if scale.dtype.kind != "f":
-        raise ModelError(f"{node.label}: scale must be float, got {scale.dtype}")
-    if scale.size == 0:
-        raise ModelError(f"{node.label}: scale is empty")
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise ModelError(f"{node.label}: scale must be finite and > 0")
-
-
 def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.ndarray:
     if p.size == 1:
         return p.reshape(())
@@ -139,7 +130,7 @@ def validate_quant_node(node: Node, g: Graph) -> None:
     zero = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     x_dtype = g.dtype(node.inputs[0])
     if scale is not None:
-        _check_scale(node, scale)
+        valid_scale(node, scale)
     if node.op_type == "DequantizeLinear" and x_dtype is not None:
         _check_quant_dtype(node, np.dtype(x_dtype), "input")
     out_type = int(node.attr("output_dtype", 0))
@@ -188,7 +179,7 @@ def quantize_step(node: Node, g: Graph) -> Callable:
     zero_const, dtype = _q_zero(node, g)
 
     def run(x, scale, zero=None):
-        _check_scale(node, scale)
+        valid_scale(node, scale)
         zero = zero if zero is not None else zero_const
         if zero is not None and zero.dtype != dtype:
             raise ModelError(f"{node.label}: zero point dtype {zero.dtype}, expected {dtype}")
@@ -212,7 +203,7 @@ def dequantize_step(node: Node) -> Callable:
     out_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(out_type)) if out_type else None
 
     def run(x, scale, zero=None):
-        _check_scale(node, scale)
+        valid_scale(node, scale)
         if zero is not None and zero.dtype != x.dtype:
             raise ModelError(
                 f"{node.label}: zero point dtype {zero.dtype} differs from data {x.dtype}"
