@@ -38,6 +38,8 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->transpose = pyrt_transpose_scalar;
+  t->lut8 = pyrt_lut8_scalar;
 }
 
 #if defined(PYRT_HAVE_X86)

@@ -138,6 +138,11 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool)(int64_t rows, int64_t hw, const void *x,
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
+
+  /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
+  void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
+                    int64_t cols, const void *x, void *y);
+  void (*lut8)(int64_t n, const uint8_t *table, const uint8_t *x, uint8_t *y);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -212,6 +217,11 @@ void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy);
+
+void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
+                           int64_t cols, const void *x, void *y);
+void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
+                      uint8_t *y);
 
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
