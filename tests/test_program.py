@@ -142,9 +142,7 @@ def test_memory_plan_never_overlaps_live_tensors():
             assert offsets[i] % 64 == 0 and offsets[i] + sizes[i] <= top
             for j in range(i):
                 live = lifetimes[i][0] <= lifetimes[j][1] and lifetimes[j][0] <= lifetimes[i][1]
-                apart = (
-                    offsets[i] + sizes[i] <= offsets[j] or offsets[j] + sizes[j] <= offsets[i]
-                )
+                apart = offsets[i] + sizes[i] <= offsets[j] or offsets[j] + sizes[j] <= offsets[i]
                 assert not live or apart
         assert top <= sum(-(-s // 64) * 64 for s in sizes)
 
