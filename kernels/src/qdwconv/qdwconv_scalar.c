@@ -16,7 +16,8 @@ static size_t weights_size(int32_t channels, int32_t taps) {
 }
 
 static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
-                 void *dst) {
+                 const int32_t *w_zero, void *dst) {
+  (void)w_zero; /* run subtracts it */
   int8_t *d = (int8_t *)dst;
   for (int32_t t = 0; t < taps; t++)
     for (int32_t c = 0; c < channels; c++)
