@@ -36,11 +36,22 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
+  t->qmaxpool2d_nhwc = pyrt_qmaxpool2d_nhwc_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
+  t->qavgpool2d_nhwc = pyrt_qavgpool2d_nhwc_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
 }
 
 #if defined(PYRT_HAVE_X86)
+static int has_avx2(void) {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static void init_avx2(pyrt_kernel_table *t) {
+  pyrt_qpool_init_avx2(t);
+  pyrt_qbinary_init_avx2(t);
+  pyrt_quant_init_avx2(t);
+}
 static int has_avx512vnni(void) {
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bw") &&
@@ -49,6 +60,9 @@ static int has_avx512vnni(void) {
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx512vnni(t);
+  pyrt_qpool_init_avx512vnni(t);
+  pyrt_qbinary_init_avx512vnni(t);
+  pyrt_quant_init_avx512vnni(t);
 }
 #endif
 
@@ -62,7 +76,8 @@ typedef struct {
 static const level levels[] = {
     {"scalar", -1, NULL, init_scalar},
 #if defined(PYRT_HAVE_X86)
-    {"avx512vnni", 0, has_avx512vnni, init_avx512vnni},
+    {"avx2", 0, has_avx2, init_avx2},
+    {"avx512vnni", 1, has_avx512vnni, init_avx512vnni},
 #endif
 };
 enum { LEVELS = sizeof levels / sizeof levels[0] };
