@@ -13,7 +13,7 @@ static inline __m512 widen16(__m128i b, int32_t dtype, __m512 zero) {
 }
 
 static inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+  return (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
 }
 
 static void qbinary(int32_t op, int64_t rows, int64_t cols, const void *a,

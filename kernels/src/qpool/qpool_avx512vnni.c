@@ -15,7 +15,7 @@ static inline __mmask64 mask64(int64_t left) {
 }
 static inline __mmask16 mask16(int64_t left) {
   if (left <= 0) return 0;
-  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+  return (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
 }
 
 /* Where tap (ky, kx) of window w reads channel 0 of image b. */

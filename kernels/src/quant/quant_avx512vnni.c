@@ -16,7 +16,7 @@ static int32_t zero_at(const void *zero, int32_t dtype) {
 }
 
 static inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+  return (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
 }
 
 static void quantize(int64_t n, const float *x, const float *scale,
