@@ -11,8 +11,11 @@
 static inline void pyrt_taps_inside(int64_t start, int32_t k, int32_t dilation,
                                     int64_t lo, int64_t hi, int32_t *first,
                                     int32_t *end) {
-  int64_t f = start >= lo ? 0 : (lo - start + dilation - 1) / dilation;
-  int64_t e = hi <= start ? 0 : (hi - start + dilation - 1) / dilation;
+  int64_t f = start >= lo ? 0 : lo - start, e = hi <= start ? 0 : hi - start;
+  if (dilation > 1) { /* (dilation 1, the common case, needs no division) */
+    f = (f + dilation - 1) / dilation;
+    e = (e + dilation - 1) / dilation;
+  }
   f = f > k ? k : f;
   e = e > k ? k : e;
   *first = (int32_t)f;
