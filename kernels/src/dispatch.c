@@ -37,8 +37,11 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
+  t->qmaxpool2d_nhwc = pyrt_qmaxpool2d_nhwc_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
+  t->qavgpool2d_nhwc = pyrt_qavgpool2d_nhwc_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
   t->transpose = pyrt_transpose_scalar;
   t->lut8 = pyrt_lut8_scalar;
 }
@@ -65,6 +68,9 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx2(t);
   pyrt_qdwconv_init_avx2(t);
   pyrt_requant_init_avx2(t);
+  pyrt_qpool_init_avx2(t);
+  pyrt_qbinary_init_avx2(t);
+  pyrt_quant_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -73,6 +79,9 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx512vnni(t);
   pyrt_qdwconv_init_avx512vnni(t);
   pyrt_requant_init_avx512vnni(t);
+  pyrt_qpool_init_avx512vnni(t);
+  pyrt_qbinary_init_avx512vnni(t);
+  pyrt_quant_init_avx512vnni(t);
 }
 #endif
 
