@@ -16,8 +16,8 @@ from __future__ import annotations
 from .graph import Graph, Node, TensorInfo
 from .patterns import INT8
 
-# Consume and produce NHWC: data input index -> layout.
-NHWC_NATIVE = {"QConv"}
+# Consume and produce NHWC (their first input): integer convolutions and pools.
+NHWC_NATIVE = {"QConv", "QMaxPool", "QAvgPool", "QGlobalAvgPool"}
 # Elementwise on same-shaped inputs: any layout in, the same layout out.
 ELEMENTWISE = {"QLut", "QBinary"}
 
@@ -27,8 +27,17 @@ def _rank4_int8(g: Graph, name: str) -> bool:
     return shape is not None and len(shape) == 4 and g.dtype(name) in INT8
 
 
-def _native(node: Node) -> bool:
-    return node.domain == "pyrt" and node.op_type in NHWC_NATIVE and not node.attr("conv1d")
+def _native(node: Node, g: Graph) -> bool:
+    if node.domain == "pyrt" and node.op_type in NHWC_NATIVE:
+        return not node.attr("conv1d") and _rank4_int8(g, node.inputs[0])
+    # MaxPool on int8 data (QOperator graphs) without its indices output
+    return (
+        node.domain == ""
+        and node.op_type == "MaxPool"
+        and not (len(node.outputs) > 1 and node.outputs[1])
+        and len(node.attr("kernel_shape") or ()) == 2
+        and _rank4_int8(g, node.inputs[0])
+    )
 
 
 class _Layouts:
@@ -55,7 +64,7 @@ class _Layouts:
 
     def place(self, node: Node) -> None:
         data = [i for i in node.inputs if i and i not in self.g.constants]
-        if _native(node):
+        if _native(node, self.g):
             node.inputs[0] = self.convert(node.inputs[0], "nhwc")
             node.attrs["nhwc"] = True
             self.nhwc.add(node.outputs[0])
@@ -67,18 +76,23 @@ class _Layouts:
         self.nodes.append(node)
 
     def _elementwise_nhwc(self, node: Node, data: list[str]) -> bool:
+        """Same-shaped rank-4 int8 inputs, or ones that broadcast only over H and W: an
+        [N, C, 1, 1] tensor has the same bytes in NCHW and NHWC."""
         if node.domain != "pyrt" or node.op_type not in ELEMENTWISE:
             return False
         if not any(i in self.nhwc for i in data) or len(data) != len(node.inputs):
             return False
-        shapes = {self.g.shape(i) for i in data}
-        return len(shapes) == 1 and all(_rank4_int8(self.g, i) for i in data)
+        if not all(_rank4_int8(self.g, i) for i in data):
+            return False
+        shapes = [self.g.shape(i) for i in data]
+        full = max(shapes, key=lambda s: sum(d != 1 for d in s))
+        return all(s == full or ((s[2], s[3]) == (1, 1) and s[1] == full[1]) for s in shapes)
 
 
 def assign_layouts(g: Graph) -> set[str]:
     """Rewrites g: NHWC between native ops, transposes at the borders, NCHW outputs.
     Returns the tensors stored NHWC."""
-    if not any(_native(n) for n in g.nodes):
+    if not any(_native(n, g) for n in g.nodes):
         return set()
     lay = _Layouts(g)
     for node in g.nodes:

@@ -437,8 +437,11 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         return qbinary_step(node, ctx)
     if node.op_type in ("QMaxPool", "QAvgPool"):
         _check_pool(node, g, a)
+    layout = "nhwc" if a.get("nhwc") else "nchw"
     if node.op_type == "QMaxPool":
-        return Step(node, "int8", lambda x: [_maxpool(a, x, ctx)], emit=_emit_maxpool(a))
+        return Step(
+            node, "int8", lambda x: [_maxpool(a, x, ctx, layout)], emit=_emit_maxpool(a, layout)
+        )
     if node.op_type == "QAvgPool":
 
         def avgpool(x):
@@ -454,6 +457,7 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
                     a["count_include_pad"],
                     a["dilations"],
                     ctx,
+                    layout,
                 )
             ]
 
@@ -462,7 +466,7 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
             if x.ndim != 4 or x.size == 0 or outs[0].array.size == 0:
                 return False
             s = K._pool_shape(
-                x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"]
+                x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"], layout
             )
             s.count_include_pad = int(a["count_include_pad"])
             qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
@@ -479,6 +483,14 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
                 return False
             qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
             em.keep(qx, qy)
+            if layout == "nhwc":
+                n, c = x.shape[0], x.shape[-1]
+                em.add(
+                    lib.pyrt_plan_qglobalavgpool_nhwc(
+                        em.plan, n, x.size // (n * c), c, ins[0].offset, qx, outs[0].offset, qy
+                    )
+                )
+                return True
             rows, hw = x.shape[0] * x.shape[1], x.size // (x.shape[0] * x.shape[1])
             em.add(
                 lib.pyrt_plan_qglobalavgpool(
@@ -488,7 +500,10 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
             return True
 
         return Step(
-            node, "int8", lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"], ctx)], emit=emit_gap
+            node,
+            "int8",
+            lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"], ctx, layout)],
+            emit=emit_gap,
         )
     raise AssertionError(f"unknown fused op {node.op_type}")
 
@@ -500,22 +515,25 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
         return [K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"], ctx)]
 
     def emit(em, ins, outs) -> bool:
-        x, y = ins[0].array, ins[1].array
-        if x.shape != y.shape or x.size == 0:
-            return False  # broadcasting: numpy lays it out first
-        if x.dtype != a["qa"].dtype or y.dtype != a["qb"].dtype:
+        first, second, qa, qb = ins[0], ins[1], a["qa"], a["qb"]
+        if first.array.size < second.array.size:  # Add and Mul commute bit for bit
+            first, second, qa, qb = second, first, qb, qa
+        if first.array.dtype != qa.dtype or second.array.dtype != qb.dtype:
             return False
-        params = K._qparams(a["qa"]), K._qparams(a["qb"]), K._qparams(a["qy"])
+        split = broadcast_split(first.array.shape, second.array.shape)
+        if split is None or outs[0].array.shape != first.array.shape or first.array.size == 0:
+            return False
+        params = K._qparams(qa), K._qparams(qb), K._qparams(a["qy"])
         em.keep(*params)
         op = lib.PYRT_ADD if a["op"] == "add" else lib.PYRT_MUL
         em.add(
             lib.pyrt_plan_qbinary(
                 em.plan,
                 op,
-                x.size,
-                ins[0].offset,
+                *split,
+                first.offset,
                 params[0],
-                ins[1].offset,
+                second.offset,
                 params[1],
                 outs[0].offset,
                 params[2],
@@ -528,18 +546,37 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
     return Step(node, "int8", run, emit=emit, arena_inputs=(0, 1))
 
 
-def _maxpool(w: dict, x: np.ndarray, ctx: Context) -> np.ndarray:
+def broadcast_split(full: tuple, small: tuple) -> tuple[int, int, int] | None:
+    """(outer, middle, inner) with full = [outer][middle][inner] and small broadcasting as
+    [outer][1][inner] (pyrt_qbinary_broadcast), or None if small broadcasts otherwise."""
+    if len(small) > len(full):
+        return None
+    small = (1,) * (len(full) - len(small)) + tuple(small)
+    differ = [d for d in range(len(full)) if small[d] != full[d]]
+    if any(small[d] != 1 for d in differ):
+        return None
+    if not differ:
+        return 1, 1, math.prod(full)
+    i, j = differ[0], differ[-1] + 1
+    if j - i != len(differ):
+        return None
+    return math.prod(full[:i]), math.prod(full[i:j]), math.prod(full[j:])
+
+
+def _maxpool(w: dict, x: np.ndarray, ctx: Context, layout: str) -> np.ndarray:
     return K.qmaxpool2d(
-        x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], ctx
+        x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], ctx, layout
     )
 
 
-def _emit_maxpool(w: dict) -> Callable:
+def _emit_maxpool(w: dict, layout: str) -> Callable:
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
         if x.ndim != 4 or x.dtype not in INT8 or x.size == 0 or outs[0].array.size == 0:
             return False
-        s = K._pool_shape(x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"])
+        s = K._pool_shape(
+            x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], layout
+        )
         em.keep(s)
         em.add(
             lib.pyrt_plan_qmaxpool2d(em.plan, s, ins[0].offset, dtype_code(x.dtype), outs[0].offset)
@@ -808,12 +845,14 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
             return Step(node, "fp32", fn)
     if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
         window = window_attrs(node, g.shape(node.inputs[0]))
+        layout = "nhwc" if node.attrs.get("nhwc") else "nchw"  # layout.py: int8 data only
         if window is not None and g.dtype(node.inputs[0]) in INT8:  # QOperator graphs
             return Step(
-                node, "int8", lambda x: maxpool(node, window, x, ctx), emit=_emit_maxpool(window)
+                node,
+                "int8",
+                lambda x: [_maxpool(window, x, ctx, layout)],
+                emit=_emit_maxpool(window, layout),
             )
-        if window is not None:
-            return Step(node, "numpy", lambda x: maxpool(node, window, x, ctx))
     if op not in FLOAT_OPS:
         raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
     step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
@@ -832,12 +871,6 @@ def _emit_copy(em, ins, outs) -> bool:
         return False
     em.add(lib.pyrt_plan_copy(em.plan, x.nbytes, ins[0].offset, outs[0].offset))
     return True
-
-
-def maxpool(node: Node, w: dict, x: np.ndarray, ctx: Context) -> list[np.ndarray]:
-    if x.dtype in INT8 and x.ndim == 4:
-        return [_maxpool(w, x, ctx)]
-    return run_float_op(node, [x])
 
 
 SPECIAL_OPS = {
