@@ -405,12 +405,21 @@ class _Worker:
                 raise
             code = process.wait()
             cls.stop()
-        if code == -getattr(signal, "SIGALRM", 0):
+        if hasattr(signal, "SIGALRM") and code == -signal.SIGALRM:
             raise ModelError(f"onnx shape inference took over {timeout:g} s on this model")
-        how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
         raise ModelError(
-            f"onnx shape inference crashed on this model ({how}): its shapes are malformed"
+            f"onnx shape inference crashed on this model ({_how_it_ended(code)}): "
+            "its shapes are malformed"
         )
+
+
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
 atexit.register(_Worker.stop)

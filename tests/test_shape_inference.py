@@ -22,6 +22,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=lambda: FORKS.append(1))
 
 
+@pytest.fixture(scope="module")
+def resnet() -> onnx.ModelProto:
+    return zoo.resnet18()
+
+
 def relu_chain(n: int) -> onnx.ModelProto:
     nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"], name=f"r{i}") for i in range(n)]
     g = helper.make_graph(
@@ -57,10 +62,9 @@ def crashing_model() -> onnx.ModelProto:
     return model
 
 
-def test_inference_matches_onnx_in_process():
-    model = zoo.resnet18()
-    expected = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
-    typed = graph.infer_shapes(model)
+def test_inference_matches_onnx_in_process(resnet):
+    expected = onnx.shape_inference.infer_shapes(resnet, data_prop=True).graph
+    typed = graph.infer_shapes(resnet)
     assert list(typed.value_info) == list(expected.value_info)
     assert list(typed.output) == list(expected.output)
     assert len(typed.value_info) > 50
@@ -82,19 +86,19 @@ def test_a_hang_is_a_model_error():
     assert graph.infer_shapes(relu_chain(3)) is not None
 
 
-def test_loading_never_forks_this_process():
+def test_loading_never_forks_this_process(resnet):
     """A bare fork copies a process mid-flight (unsafe with threads: pyrt's pool, OpenBLAS's);
     register_at_fork's hook sees every os.fork, multiprocessing's included."""
     before = len(FORKS)
     graph._Worker.stop()  # starting the worker must not fork either
-    pyrt.Session(zoo.resnet18())
+    pyrt.Session(resnet)
     with pytest.raises(pyrt.ModelError):
         pyrt.Session(crashing_model())
     pyrt.Session(relu_chain(5))
     assert len(FORKS) == before
 
 
-def test_loading_with_threads_alive_gives_no_fork_warning():
+def test_loading_with_threads_alive_gives_no_fork_warning(resnet):
     """Python 3.12+ warns (DeprecationWarning) when a process with threads forks."""
     stop = threading.Event()
     waiter = threading.Thread(target=stop.wait)
@@ -103,21 +107,21 @@ def test_loading_with_threads_alive_gives_no_fork_warning():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             graph._Worker.stop()
-            pyrt.Session(zoo.resnet18())
+            pyrt.Session(resnet)
     finally:
         stop.set()
         waiter.join()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_loading_keeps_numpy_blas_threads():
+def test_loading_keeps_numpy_blas_threads(resnet):
     """A fork ran OpenBLAS's atfork hook, which shut down its thread pool (one thread left),
     and the next batched matmul paid to start it again."""
     a = np.random.default_rng(0).standard_normal((16, 256, 256)).astype(np.float32)
     a @ a  # OpenBLAS starts its pool (where it has more than one core)
     before = len(os.listdir("/proc/self/task"))
     graph._Worker.stop()
-    graph.load(zoo.resnet18())  # the load stage alone: sessions may start threads of their own
+    graph.load(resnet)  # the load stage alone: sessions may start threads of their own
     assert len(os.listdir("/proc/self/task")) == before
 
 
@@ -142,13 +146,12 @@ def test_a_forked_child_gets_its_own_worker():
     assert graph.infer_shapes(relu_chain(5)) is not None
 
 
-def test_without_a_worker_inference_runs_in_process(monkeypatch):
+def test_without_a_worker_inference_runs_in_process(monkeypatch, resnet):
     """No Python executable to start (embedded interpreters): same result, no isolation."""
     graph._Worker.stop()
     monkeypatch.setattr("sys.executable", "")
-    model = zoo.resnet18()
-    typed = graph.infer_shapes(model)
+    typed = graph.infer_shapes(resnet)
     assert graph._Worker.process is None
     assert list(typed.value_info) == list(
-        onnx.shape_inference.infer_shapes(model, data_prop=True).graph.value_info
+        onnx.shape_inference.infer_shapes(resnet, data_prop=True).graph.value_info
     )
