@@ -224,6 +224,18 @@ def _work_itemsize(x: np.ndarray) -> int:
     return (8 if x.dtype == np.float64 else 4) if _is_float(x.dtype) else x.dtype.itemsize
 
 
+def _mean(
+    x: np.ndarray, axis: int | Sequence[int] | None = None, keepdims: bool = False, dtype=None
+) -> np.ndarray:
+    """np.mean's sum-then-divide, without its warning for an empty reduction (NaN all the
+    same: 0 / 0 under run_float_op's errstate)."""
+    if dtype is None and x.dtype.kind in "biu":
+        dtype = np.float64  # as np.mean accumulates integers
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    count = math.prod(x.shape[a] for a in axes)
+    return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype), count)
+
+
 def _like(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(y).astype(x.dtype, copy=False)
 
@@ -1257,7 +1269,7 @@ def global_pool(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         p = _iattr(node, "p", 2)
         y = np.sum(np.abs(w.astype(np.float64)) ** p, axis=axes, keepdims=True) ** (1.0 / p)
         return [_like(y, x)]
-    return [_like(np.mean(w, axis=axes, keepdims=True, dtype=np.float64), x)]
+    return [_like(_mean(w, axes, True, np.float64), x)]
 
 
 # ---- normalization -------------------------------------------------------------------------
@@ -1296,8 +1308,8 @@ def instance_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     w = _work(node, x)
     axes = tuple(range(2, x.ndim))
     eps = _fattr(node, "epsilon", 1e-5)
-    mean = w.mean(axis=axes, keepdims=True, dtype=np.float64)
-    var = ((w - mean) ** 2).mean(axis=axes, keepdims=True)
+    mean = _mean(w, axes, True, np.float64)
+    var = _mean((w - mean) ** 2, axes, True)
     s = _channel(node, scale, x, "scale", np.float64)
     b = _channel(node, bias, x, "B", np.float64)
     return [_like((w - mean) / np.sqrt(var + eps) * s + b, x)]
@@ -1313,8 +1325,8 @@ def layer_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         _broadcast_into(node, bias.shape, norm_shape, "B")
     w = _work(node, x).astype(np.float64)
     axes = tuple(range(axis, x.ndim))
-    mean = w.mean(axis=axes, keepdims=True)
-    var = ((w - mean) ** 2).mean(axis=axes, keepdims=True)
+    mean = _mean(w, axes, True)
+    var = _mean((w - mean) ** 2, axes, True)
     inv = 1 / np.sqrt(var + _fattr(node, "epsilon", 1e-5))
     y = (w - mean) * inv * scale.astype(np.float64)
     if bias is not None:
@@ -1343,8 +1355,8 @@ def group_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         )
     w = _work(node, x).astype(np.float64)
     g = w.reshape(x.shape[0], groups, -1)
-    mean = g.mean(axis=2, keepdims=True)
-    var = ((g - mean) ** 2).mean(axis=2, keepdims=True)
+    mean = _mean(g, 2, True)
+    var = _mean((g - mean) ** 2, 2, True)
     g = (g - mean) / np.sqrt(var + _fattr(node, "epsilon", 1e-5))
     y = g.reshape(x.shape)
     s, b = scale.astype(np.float64), bias.astype(np.float64)
@@ -1378,8 +1390,8 @@ def mvn(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     x = inputs[0]
     axes = _axes(node, _intsattr(node, "axes", [0, 2, 3]) or [], x.ndim)
     w = _work(node, x).astype(np.float64)
-    mean = w.mean(axis=tuple(axes), keepdims=True)
-    var = ((w - mean) ** 2).mean(axis=tuple(axes), keepdims=True)
+    mean = _mean(w, tuple(axes), True)
+    var = _mean((w - mean) ** 2, tuple(axes), True)
     return [_like((w - mean) / (np.sqrt(var) + 1e-9), x)]
 
 
@@ -1394,7 +1406,7 @@ def _logsumexp(x: np.ndarray, axis: tuple, keepdims: bool) -> np.ndarray:
 
 
 _REDUCE: dict[str, Callable[..., np.ndarray]] = {
-    "ReduceMean": np.mean,
+    "ReduceMean": _mean,
     "ReduceSum": np.sum,
     "ReduceMax": np.max,
     "ReduceMin": np.min,
