@@ -3,8 +3,8 @@
 onnx's C++ shape inference aborts or segfaults on some malformed models (its wheels are
 built with libstdc++ assertions; e.g. a Slice of a dimension that a bad Pad made
 negative). graph.py therefore sends each model here, to a Python process of its own,
-started once with fork + exec (never a bare fork, which is unsafe in a process with
-threads and tears down OpenBLAS's thread pool), so a crash kills only this worker.
+started once as a new program (fork + exec, never a bare fork: that is unsafe in a
+process with threads and tears down OpenBLAS's thread pool); a crash kills only it.
 
 Run as a script (`python -I _infer_worker.py SYS_PATH_JSON`), it imports only onnx, says
 READY, then answers requests on stdin/stdout until stdin closes:
