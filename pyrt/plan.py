@@ -391,11 +391,11 @@ def layout_step(node: Node, ctx: Context) -> Step:
     return Step(node, "layout", run, emit=emit)
 
 
-def integer_exact_step(node: Node) -> Callable:
+def integer_exact_step(node: Node, memory_limit: int) -> Callable:
     dtype = node.attrs["int_dtype"]
 
     def run(*inputs):
-        outs = run_float_op(node, list(inputs))
+        outs = run_float_op(node, list(inputs), memory_limit)
         return [o.astype(dtype) if o.dtype != dtype and o.dtype.kind == "f" else o for o in outs]
 
     return run
@@ -819,7 +819,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:
-        step = Step(node, "int8", integer_exact_step(node))
+        step = Step(node, "int8", integer_exact_step(node, g.memory_limit))
         if node.op_type in RESHAPES:
             step.emit = _emit_copy
         return step
@@ -855,7 +855,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
             )
     if op not in FLOAT_OPS:
         raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
-    step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
+    step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs), g.memory_limit))
     if op in RESHAPES and node.outputs:
         step.emit = _emit_copy
     return step
