@@ -29,9 +29,7 @@ static void init_scalar(pyrt_kernel_table *t) {
   pyrt_init_scalar(t);
   pyrt_qdwconv_init_scalar(t);
   t->requantize = pyrt_requantize_scalar;
-  t->sgemm_weights_size = pyrt_sgemm_weights_size_scalar;
-  t->sgemm_pack_weights = pyrt_sgemm_pack_weights_scalar;
-  t->sgemm = pyrt_sgemm_scalar;
+  pyrt_sgemm_init_scalar(t);
   t->quantize = pyrt_quantize_scalar;
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
@@ -41,6 +39,12 @@ static void init_scalar(pyrt_kernel_table *t) {
 }
 
 #if defined(PYRT_HAVE_X86)
+static int has_avx2(void) {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static void init_avx2(pyrt_kernel_table *t) {
+  pyrt_sgemm_init_avx2(t);
+}
 static int has_avx512vnni(void) {
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bw") &&
@@ -49,6 +53,7 @@ static int has_avx512vnni(void) {
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx512vnni(t);
+  pyrt_sgemm_init_avx512vnni(t);
 }
 #endif
 
@@ -62,7 +67,8 @@ typedef struct {
 static const level levels[] = {
     {"scalar", -1, NULL, init_scalar},
 #if defined(PYRT_HAVE_X86)
-    {"avx512vnni", 0, has_avx512vnni, init_avx512vnni},
+    {"avx2", 0, has_avx2, init_avx2},
+    {"avx512vnni", 1, has_avx512vnni, init_avx512vnni},
 #endif
 };
 enum { LEVELS = sizeof levels / sizeof levels[0] };
