@@ -13,6 +13,8 @@
 
 enum { MR = 6, NR = 16, KC = 256 };
 
+#define PYRT_UNROLL _Pragma("GCC unroll 16")
+
 /* Lanes [0, n) of 8 (n may be <= 0 or > 8). */
 static inline __m256i lanes(int32_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -31,8 +33,10 @@ static inline __attribute__((always_inline)) void tile(
   __m256 c0[MR], c1[MR];
   if (init) {
     const __m256 i0 = _mm256_loadu_ps(init), i1 = _mm256_loadu_ps(init + 8);
+    PYRT_UNROLL
     for (int r = 0; r < mr; r++) c0[r] = i0, c1[r] = i1;
   } else {
+    PYRT_UNROLL
     for (int r = 0; r < mr; r++) {
       c0[r] = _mm256_maskload_ps(y + (size_t)r * ldy, m0);
       c1[r] = _mm256_maskload_ps(y + (size_t)r * ldy + 8, m1);
@@ -40,6 +44,7 @@ static inline __attribute__((always_inline)) void tile(
   }
   for (int32_t k = 0; k < kc; k++, b += NR) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    PYRT_UNROLL
     for (int r = 0; r < mr; r++) {
       const __m256 av = _mm256_broadcast_ss(a + (size_t)r * lda + (size_t)k);
       c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
@@ -48,11 +53,13 @@ static inline __attribute__((always_inline)) void tile(
   }
   if (clamp) {
     const __m256 lo = _mm256_set1_ps(clamp[0]), hi = _mm256_set1_ps(clamp[1]);
+    PYRT_UNROLL
     for (int r = 0; r < mr; r++) {
       c0[r] = clamp_to(c0[r], lo, hi);
       c1[r] = clamp_to(c1[r], lo, hi);
     }
   }
+  PYRT_UNROLL
   for (int r = 0; r < mr; r++) {
     float *d = y + (size_t)r * ldy;
     if (nr == NR) {
