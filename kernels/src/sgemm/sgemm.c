@@ -81,29 +81,39 @@ typedef struct {
 /* im2col rows [m0, m1) of an NHWC convolution: row m holds, for each tap
    (ky, kx), the group's in_c / groups channels of the input pixel it
    reads, or 0.0f in the padding; K = kernel_h * kernel_w * in_c / groups,
-   the order of the packed weights [out_c][kh][kw][in_c / groups]. */
+   the order of the packed weights [out_c][kh][kw][in_c / groups]. With one
+   group and no dilation a kernel row inside the input is one contiguous
+   run of kernel_w * in_c floats. */
 static void im2col_nhwc(const pyrt_sgemm_a *a, int32_t m0, int32_t m1,
                         int32_t K, float *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
-  const size_t bytes = (size_t)cin * sizeof(float);
+  const int32_t kw = s->kernel_w, row = kw * cin;
+  const int runs = s->groups == 1 && s->dilation_w == 1;
   for (int32_t m = m0; m < m1; m++, dst += K) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
+    const int32_t ix0 = ox * s->stride_w - s->pad_left;
     float *d = dst;
-    for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+    for (int32_t ky = 0; ky < s->kernel_h; ky++, d += row) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-      for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
-        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
-          memset(d, 0, bytes);
-          continue;
-        }
-        memcpy(d,
-               a->a +
-                   (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
-                       s->in_c +
-                   (size_t)a->group * cin,
-               bytes);
+      if (iy < 0 || iy >= s->in_h) {
+        memset(d, 0, (size_t)row * sizeof(float));
+        continue;
+      }
+      const float *src =
+          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+          (size_t)a->group * cin;
+      if (runs && ix0 >= 0 && ix0 + kw <= s->in_w) {
+        memcpy(d, src + (size_t)ix0 * s->in_c, (size_t)row * sizeof(float));
+        continue;
+      }
+      for (int32_t kx = 0; kx < kw; kx++) {
+        const int32_t ix = ix0 + kx * s->dilation_w;
+        float *dk = d + (size_t)kx * cin;
+        if (ix < 0 || ix >= s->in_w)
+          memset(dk, 0, (size_t)cin * sizeof(float));
+        else
+          memcpy(dk, src + (size_t)ix * s->in_c, (size_t)cin * sizeof(float));
       }
     }
   }
