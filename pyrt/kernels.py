@@ -310,12 +310,26 @@ class _Conv:
         self.dilations = tuple(_int32("conv dilation", v) for v in dilations)
         self.pads = tuple(_int32("conv pad", v) for v in pads)
         self.in_c = w.shape[1] * groups
+        self._nhwc_shapes: dict[tuple, object] = {}
 
     def shape(self, x_shape: tuple):
         if len(x_shape) != 4 or x_shape[1] != self.in_c:
             raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x_shape)}")
         s = _conv_shape(self.w.shape, x_shape, self.groups, self.strides, self.dilations, self.pads)
         check(lib.pyrt_conv2d_infer(s))
+        return s
+
+    def nhwc_shape(self, x_shape: tuple):
+        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit).
+
+        Built once per input shape: callers must not change it.
+        """
+        s = self._nhwc_shapes.get(x_shape)
+        if s is None:
+            if len(x_shape) != 4:
+                raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
+            n, h, w, c = x_shape
+            s = self._nhwc_shapes[x_shape] = self.shape((n, c, h, w))
         return s
 
     def pack_shape(self):
@@ -382,13 +396,6 @@ class QConv2d(_Conv, _Packed):
             raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x.shape)}")
         y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), ctx)
         return y.transpose(0, 3, 1, 2)
-
-    def nhwc_shape(self, x_shape: tuple):
-        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit)."""
-        if len(x_shape) != 4:
-            raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
-        n, h, w, c = x_shape
-        return self.shape((n, c, h, w))
 
     def nhwc(
         self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
@@ -549,13 +556,6 @@ class Conv2d(_Conv, _Packed):
             raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x.shape)}")
         y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32), ctx)
         return y.transpose(0, 3, 1, 2)
-
-    def nhwc_shape(self, x_shape: tuple):
-        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit)."""
-        if len(x_shape) != 4:
-            raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
-        n, h, w, c = x_shape
-        return self.shape((n, c, h, w))
 
     def nhwc(
         self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None

@@ -101,27 +101,54 @@ static inline __m256 load(const float *p, int masked, __m256i m) {
   return masked ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
 }
 
-/* Channels [c, c + 8 * nv) of one pixel; when `masked`, one vector of the
-   lanes in m. */
-static inline __attribute__((always_inline)) void dw_block(
-    const int nv, const int masked, int32_t c, __m256i m, int32_t taps,
-    const float *const *x, const float *const *w, size_t at, const float *bias,
-    __m256 lo, __m256 hi, float *y) {
-  __m256 acc[4];
-  for (int v = 0; v < nv; v++) acc[v] = load(bias + c + 8 * v, masked, m);
+/* Channels [c, c + 8 * nv) of pixels [0, px): each tap's weight vectors are
+   loaded once for all px pixels. When `masked`, one vector of the lanes in
+   m. */
+static inline __attribute__((always_inline)) void dw_tile(
+    const int px, const int nv, const int masked, int32_t c, __m256i m,
+    int32_t taps, const float *const *x, const float *const *w, size_t at,
+    size_t x_step, const float *bias, __m256 lo, __m256 hi, float *y,
+    int32_t channels) {
+  __m256 acc[4][2];
+  for (int v = 0; v < nv; v++) {
+    const __m256 bv = load(bias + c + 8 * v, masked, m);
+    PYRT_UNROLL
+    for (int p = 0; p < px; p++) acc[p][v] = bv;
+  }
   for (int32_t i = 0; i < taps; i++) {
     const float *xi = x[i] + at + c, *wi = w[i] + c;
-    for (int v = 0; v < nv; v++)
-      acc[v] = _mm256_fmadd_ps(load(xi + 8 * v, masked, m),
-                               load(wi + 8 * v, masked, m), acc[v]);
+    for (int v = 0; v < nv; v++) {
+      const __m256 wv = load(wi + 8 * v, masked, m);
+      PYRT_UNROLL
+      for (int p = 0; p < px; p++)
+        acc[p][v] = _mm256_fmadd_ps(
+            load(xi + (size_t)p * x_step + 8 * v, masked, m), wv, acc[p][v]);
+    }
   }
-  for (int v = 0; v < nv; v++) {
-    const __m256 out = clamp_to(acc[v], lo, hi);
-    if (masked)
-      _mm256_maskstore_ps(y + c, m, out);
-    else
-      _mm256_storeu_ps(y + c + 8 * v, out);
-  }
+  PYRT_UNROLL
+  for (int p = 0; p < px; p++)
+    for (int v = 0; v < nv; v++) {
+      const __m256 out = clamp_to(acc[p][v], lo, hi);
+      float *d = y + (size_t)p * channels + c + 8 * v;
+      if (masked)
+        _mm256_maskstore_ps(d, m, out);
+      else
+        _mm256_storeu_ps(d, out);
+    }
+}
+
+/* Channels [c, c + 8 * nv) of every pixel, four at a time. */
+static inline __attribute__((always_inline)) void dw_channels(
+    const int nv, const int masked, int32_t c, __m256i m, int32_t taps,
+    const float *const *x, const float *const *w, int32_t pixels, size_t x_step,
+    const float *bias, __m256 lo, __m256 hi, float *y, int32_t channels) {
+  int32_t p = 0;
+  for (; p + 4 <= pixels; p += 4)
+    dw_tile(4, nv, masked, c, m, taps, x, w, (size_t)p * x_step, x_step, bias,
+            lo, hi, y + (size_t)p * channels, channels);
+  for (; p < pixels; p++)
+    dw_tile(1, nv, masked, c, m, taps, x, w, (size_t)p * x_step, x_step, bias,
+            lo, hi, y + (size_t)p * channels, channels);
 }
 
 static void dwconv(int32_t channels, int32_t taps, const float *const *x,
@@ -129,16 +156,16 @@ static void dwconv(int32_t channels, int32_t taps, const float *const *x,
                    const float *bias, const float *clamp, float *y) {
   const __m256 lo = _mm256_set1_ps(clamp[0]), hi = _mm256_set1_ps(clamp[1]);
   const __m256i none = _mm256_setzero_si256();
-  for (int32_t p = 0; p < pixels; p++, y += channels) {
-    const size_t at = (size_t)p * x_step;
-    int32_t c = 0;
-    for (; c + 32 <= channels; c += 32)
-      dw_block(4, 0, c, none, taps, x, w, at, bias, lo, hi, y);
-    for (; c + 8 <= channels; c += 8)
-      dw_block(1, 0, c, none, taps, x, w, at, bias, lo, hi, y);
-    if (c < channels)
-      dw_block(1, 1, c, lanes(channels - c), taps, x, w, at, bias, lo, hi, y);
-  }
+  int32_t c = 0;
+  for (; c + 16 <= channels; c += 16)
+    dw_channels(2, 0, c, none, taps, x, w, pixels, x_step, bias, lo, hi, y,
+                channels);
+  for (; c + 8 <= channels; c += 8)
+    dw_channels(1, 0, c, none, taps, x, w, pixels, x_step, bias, lo, hi, y,
+                channels);
+  if (c < channels)
+    dw_channels(1, 1, c, lanes(channels - c), taps, x, w, pixels, x_step, bias,
+                lo, hi, y, channels);
 }
 
 void pyrt_sgemm_init_avx2(pyrt_kernel_table *t) {

@@ -102,39 +102,60 @@ static void ukernel(int32_t mr, int32_t nr, int32_t kc, const float *a,
   }
 }
 
-/* Channels [c, c + 16 * nv) of one pixel, vector v masked to m[v]. */
-static inline __attribute__((always_inline)) void dw_block(
-    const int nv, int32_t c, const __mmask16 *m, int32_t taps,
-    const float *const *x, const float *const *w, size_t at, const float *bias,
-    __m512 lo, __m512 hi, float *y) {
-  __m512 acc[4];
-  for (int v = 0; v < nv; v++)
-    acc[v] = _mm512_maskz_loadu_ps(m[v], bias + c + 16 * v);
+/* Channels [c, c + 16 * nv) of pixels [0, px): each tap's weight vectors
+   are loaded once for all px pixels. Vector v is masked to m[v]. */
+static inline __attribute__((always_inline)) void dw_tile(
+    const int px, const int nv, int32_t c, const __mmask16 *m, int32_t taps,
+    const float *const *x, const float *const *w, size_t at, size_t x_step,
+    const float *bias, __m512 lo, __m512 hi, float *y, int32_t channels) {
+  __m512 acc[4][2];
+  for (int v = 0; v < nv; v++) {
+    const __m512 bv = _mm512_maskz_loadu_ps(m[v], bias + c + 16 * v);
+    for (int p = 0; p < px; p++) acc[p][v] = bv;
+  }
   for (int32_t i = 0; i < taps; i++) {
     const float *xi = x[i] + at + c, *wi = w[i] + c;
-    for (int v = 0; v < nv; v++)
-      acc[v] =
-          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], xi + 16 * v),
-                          _mm512_maskz_loadu_ps(m[v], wi + 16 * v), acc[v]);
+    for (int v = 0; v < nv; v++) {
+      const __m512 wv = _mm512_maskz_loadu_ps(m[v], wi + 16 * v);
+      for (int p = 0; p < px; p++)
+        acc[p][v] = _mm512_fmadd_ps(
+            _mm512_maskz_loadu_ps(m[v], xi + (size_t)p * x_step + 16 * v), wv,
+            acc[p][v]);
+    }
   }
-  for (int v = 0; v < nv; v++)
-    _mm512_mask_storeu_ps(y + c + 16 * v, m[v], clamp_to(acc[v], lo, hi));
+  for (int p = 0; p < px; p++)
+    for (int v = 0; v < nv; v++)
+      _mm512_mask_storeu_ps(y + (size_t)p * channels + c + 16 * v, m[v],
+                            clamp_to(acc[p][v], lo, hi));
+}
+
+/* Channels [c, c + 16 * nv) of every pixel, four at a time. */
+static inline __attribute__((always_inline)) void dw_channels(
+    const int nv, int32_t c, const __mmask16 *m, int32_t taps,
+    const float *const *x, const float *const *w, int32_t pixels, size_t x_step,
+    const float *bias, __m512 lo, __m512 hi, float *y, int32_t channels) {
+  int32_t p = 0;
+  for (; p + 4 <= pixels; p += 4)
+    dw_tile(4, nv, c, m, taps, x, w, (size_t)p * x_step, x_step, bias, lo, hi,
+            y + (size_t)p * channels, channels);
+  for (; p < pixels; p++)
+    dw_tile(1, nv, c, m, taps, x, w, (size_t)p * x_step, x_step, bias, lo, hi,
+            y + (size_t)p * channels, channels);
 }
 
 static void dwconv(int32_t channels, int32_t taps, const float *const *x,
                    const float *const *w, int32_t pixels, size_t x_step,
                    const float *bias, const float *clamp, float *y) {
   const __m512 lo = _mm512_set1_ps(clamp[0]), hi = _mm512_set1_ps(clamp[1]);
-  const __mmask16 all[4] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
-  for (int32_t p = 0; p < pixels; p++, y += channels) {
-    const size_t at = (size_t)p * x_step;
-    int32_t c = 0;
-    for (; c + 64 <= channels; c += 64)
-      dw_block(4, c, all, taps, x, w, at, bias, lo, hi, y);
-    for (; c < channels; c += 16) {
-      const __mmask16 m = lanes(channels - c);
-      dw_block(1, c, &m, taps, x, w, at, bias, lo, hi, y);
-    }
+  const __mmask16 all[2] = {0xFFFF, 0xFFFF};
+  int32_t c = 0;
+  for (; c + 32 <= channels; c += 32)
+    dw_channels(2, c, all, taps, x, w, pixels, x_step, bias, lo, hi, y,
+                channels);
+  for (; c < channels; c += 16) {
+    const __mmask16 m = lanes(channels - c);
+    dw_channels(1, c, &m, taps, x, w, pixels, x_step, bias, lo, hi, y,
+                channels);
   }
 }
 
