@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "test_kernels_qmatmul.py",
     "test_kernels_float_quant.py",
+    "test_kernels_fp32.py",
     "test_ops.py",
     "test_models.py",
     "test_reliability.py",
