@@ -110,6 +110,24 @@ def test_sgemm_tiles_bit_exact_with_scalar(k):
             np.testing.assert_array_equal(gemm.rows(x, ctx(isa)), expect, f"{isa} {m}x{n}x{k}")
 
 
+def test_sgemm_rows_4k_apart_bit_exact():
+    """Rows 4 KiB apart (K 1024, K 4608 im2col) make the driver copy K blocks of A first."""
+    rng = np.random.default_rng(8)
+    w, x, bias = random_gemm(rng, 29, 40, 1024)
+    gemm = K.Gemm(w, bias)
+    expect = gemm.rows(x, ctx("scalar"))
+    assert_close(expect, *gemm_ref64(w, x, bias, -np.inf, np.inf))
+    assert_same_everywhere(lambda c: gemm.rows(x, c), expect)
+    for cin, kernel, stride in ((1024, 1, 2), (512, 3, 1)):
+        x, w, bias = random_conv(rng, (1, cin, 5, 4), 20, (kernel, kernel), 1)
+        pads = (kernel // 2,) * 4
+        conv = K.Conv2d(w, bias, groups=1, strides=(stride,) * 2, dilations=(1, 1), pads=pads)
+        y = conv(x, ctx("scalar"))
+        ref, bound = conv_ref64(x, w, bias, 1, (stride,) * 2, (1, 1), pads)
+        assert_close(y, ref, bound)
+        assert_same_everywhere(lambda c, conv=conv, x=x: conv(x, c), y)
+
+
 def test_sgemm_threads_and_isas_identical():
     rng = np.random.default_rng(5)
     w, x, bias = random_gemm(rng, 157, 70, 300)

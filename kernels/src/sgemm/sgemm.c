@@ -75,6 +75,7 @@ typedef struct {
   float *y;
   size_t ldy;
   pyrt_gemm_tasks tasks;
+  int copy; /* copy K blocks of A (see copy_blocks) */
   int status;
 } drive_job;
 
@@ -119,35 +120,68 @@ static void im2col_nhwc(const pyrt_sgemm_a *a, int32_t m0, int32_t m1,
   }
 }
 
+/* Row stride of a packed K block of A: kc plus one cache line. */
+static size_t block_stride(const pyrt_sgemm_config *c) {
+  return (size_t)c->kc + 16;
+}
+
+/* 1 if each K block of A is to be copied to rows block_stride() apart:
+   when the tile's mr rows, lda floats apart, crowd one set of a 64-set L1
+   (strides near a multiple of 4 KiB: K or in_c 1024, K 4608 ...) and A is
+   in cache anyway (im2col rows, or a small matrix). Copying rows that
+   spread well, or streaming a large A from memory through the copy, costs
+   more than it saves (measured on Zen 4). */
+static int copy_blocks(const pyrt_sgemm_a *a, int32_t M, int32_t K,
+                       int32_t mr) {
+  const size_t lda = a->conv != NULL ? (size_t)K : a->lda;
+  if (a->conv == NULL && (size_t)M * lda * 4 > ((size_t)2 << 20)) return 0;
+  int32_t count[64] = {0};
+  for (int32_t r = 0; r < mr; r++)
+    if (++count[(size_t)r * lda * 4 / 64 % 64] > 4) return 1;
+  return 0;
+}
+
 static void drive_task(void *arg, int32_t task, int32_t worker) {
   drive_job *j = (drive_job *)arg;
   const pyrt_sgemm_config *c = j->c;
   int32_t m0, m1, p0, p1;
   pyrt_gemm_task_range(&j->tasks, j->M, task, &m0, &m1, &p0, &p1);
+  const size_t rows = (size_t)(m1 - m0), ldp = block_stride(c);
+  const size_t cols = j->a->conv != NULL ? PYRT_ALIGN_UP(rows * j->K * 4) : 0;
+  /* scratch: im2col rows (convolutions) | the copied K block */
+  const size_t bytes = cols + (j->copy ? rows * ldp * 4 : 0);
+  char *s = bytes ? pyrt_scratch(j->ctx, worker, bytes) : NULL;
+  if (bytes && s == NULL) {
+    j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
+    return;
+  }
   const float *a = j->a->a + (size_t)m0 * j->a->lda;
   size_t lda = j->a->lda;
   if (j->a->conv != NULL) {
-    float *buf = pyrt_scratch(j->ctx, worker,
-                              (size_t)(m1 - m0) * (size_t)j->K * sizeof(float));
-    if (buf == NULL) {
-      j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
-      return;
-    }
-    im2col_nhwc(j->a, m0, m1, j->K, buf);
-    a = buf;
+    im2col_nhwc(j->a, m0, m1, j->K, (float *)s);
+    a = (const float *)s;
     lda = (size_t)j->K;
   }
+  float *block = (float *)(s + cols);
   const size_t panel = (size_t)j->K * (size_t)c->nr;
   for (int32_t k0 = 0; k0 < j->K; k0 += c->kc) {
     const int32_t kc = j->K - k0 < c->kc ? j->K - k0 : c->kc;
     const int first = k0 == 0, last = k0 + kc == j->K;
+    const float *ak = a + (size_t)k0;
+    size_t ldk = lda;
+    if (j->copy) {
+      for (size_t r = 0; r < rows; r++)
+        memcpy(block + r * ldp, ak + r * lda, (size_t)kc * 4);
+      ak = block;
+      ldk = ldp;
+    }
     for (int32_t p = p0; p < p1; p++) {
       const int32_t n0 = p * c->nr;
       const int32_t nr = j->N - n0 < c->nr ? j->N - n0 : c->nr;
       const float *b = j->b + (size_t)p * panel + (size_t)k0 * (size_t)c->nr;
       for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
         const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-        c->ukernel(mr, nr, kc, a + (size_t)(r0 - m0) * lda + (size_t)k0, lda, b,
+        c->ukernel(mr, nr, kc, ak + (size_t)(r0 - m0) * ldk, ldk, b,
                    first ? j->bias + n0 : NULL, last ? j->clamp : NULL,
                    j->y + (size_t)r0 * j->ldy + (size_t)n0, j->ldy);
       }
@@ -172,6 +206,7 @@ int pyrt_sgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                  y,
                  ldy,
                  {0, 0, 0, 0, 0},
+                 copy_blocks(a, M, K, c->mr),
                  PYRT_OK};
   const int32_t kc = K < c->kc ? K : c->kc;
   j.tasks =
