@@ -19,7 +19,7 @@ from ._kernels import Context, default_context, dtype_code, lib, ptr
 from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
-from .patterns import INT8, conv_pads, int_attr_list, valid_scale, window_attrs
+from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
 from .validate import QUANT_DTYPES, validate_quant_node
 
 
@@ -589,8 +589,12 @@ def _emit_maxpool(w: dict, layout: str) -> Callable:
 # ---- fp32 ops with constant weights -----------------------------------------
 
 
-def float_conv_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
-    w = g.constants.get(node.inputs[1])
+def float_conv_params(node: Node, g: Graph) -> dict | None:
+    """A Conv that the fp32 kernels run (constant float32 weights, constant or no bias,
+    pads known at load): its weights and geometry as 2-D; None for numpy."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Conv":
+        return None
+    w = g.constants.get(node.inputs[1]) if len(node.inputs) > 1 else None
     bias = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if w is None or w.ndim not in (3, 4) or w.dtype != np.float32:
         return None
@@ -606,22 +610,71 @@ def float_conv_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
     if nd == 1:
         w = w[:, :, None, :]
         strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
-    conv = K.Conv2d(
-        np.ascontiguousarray(w),
-        bias,
+    return dict(
+        w=np.ascontiguousarray(w),
+        bias=bias,
         groups=int(node.attr("group", 1)),
         strides=tuple(strides),
         dilations=tuple(dilations),
         pads=tuple(pads),
+        conv1d=nd == 1,
+    )
+
+
+def float_conv_step(node: Node, g: Graph, ctx: Context) -> Step | None:
+    p = float_conv_params(node, g)
+    if p is None:
+        return None
+    lo, hi = node.attrs.get("clamp", (-np.inf, np.inf))  # a fused Relu / Clip
+    conv = K.Conv2d(
+        p["w"],
+        p["bias"],
+        groups=p["groups"],
+        strides=p["strides"],
+        dilations=p["dilations"],
+        pads=p["pads"],
+        lo=lo,
+        hi=hi,
     )
     conv._weights(ctx)
-    check = _conv_guard(node, conv, g, nd == 1, 4)
-    if nd == 1:
-        return lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
-    return lambda x, *_: [conv(_checked(check, x), ctx)]
+    check = _conv_guard(node, conv, g, p["conv1d"], 4)
+    if p["conv1d"]:
+        return Step(
+            node, "fp32", lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+        )
+    if not node.attrs.get("nhwc"):
+        return Step(node, "fp32", lambda x, *_: [conv(_checked(check, x), ctx)])
+
+    def run(x, *_):  # x is stored NHWC (layout.py)
+        if x.ndim == 4:
+            check(x.transpose(0, 3, 1, 2))
+        return [conv.nhwc(x, ctx)]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.dtype != np.float32 or x.shape[0] == 0:
+            return False
+        s = conv.nhwc_shape(x.shape)
+        packed = conv._weights(em.ctx)
+        em.keep(s, packed)
+        em.add(
+            lib.pyrt_plan_conv2d(
+                em.plan,
+                s,
+                ptr(packed),
+                ptr(conv.bias, "float *"),
+                conv.lo,
+                conv.hi,
+                ins[0].offset,
+                outs[0].offset,
+            )
+        )
+        return True
+
+    return Step(node, "fp32", run, emit=emit)
 
 
-def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
+def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Step | None:
     """MatMul / Gemm with a constant 2-D fp32 weight: y = x @ W + bias."""
     w = g.constants.get(node.inputs[1])
     if w is None or w.ndim != 2 or w.dtype != np.float32:
@@ -637,7 +690,8 @@ def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
         if c is None or c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
             return None
         bias = (beta * np.broadcast_to(c.reshape(-1), (n,))).astype(np.float32)
-    kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias)
+    lo, hi = node.attrs.get("clamp", (-np.inf, np.inf))
+    kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias, lo, hi)
     kernel._weights(ctx)
 
     def run(x, *_):
@@ -645,10 +699,102 @@ def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
             x = x.T
         if x.shape[-1] != k:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
-        y = kernel(np.ascontiguousarray(x.reshape(-1, k).T, dtype=np.float32), ctx)
-        return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
+        y = kernel.rows(np.ascontiguousarray(x.reshape(-1, k), dtype=np.float32), ctx)
+        return [y.reshape(*x.shape[:-1], n)]
 
-    return run
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if trans_a or x.ndim < 1 or x.shape[-1] != k or x.dtype != np.float32:
+            return False
+        rows = x.size // k
+        if rows == 0 or rows >= 2**31:
+            return False
+        packed = kernel._weights(em.ctx)
+        em.keep(packed)
+        em.add(
+            lib.pyrt_plan_sgemm(
+                em.plan,
+                rows,
+                n,
+                k,
+                ins[0].offset,
+                k,
+                ptr(packed),
+                ptr(kernel.bias, "float *"),
+                kernel.lo,
+                kernel.hi,
+                outs[0].offset,
+                n,
+            )
+        )
+        return True
+
+    return Step(node, "fp32", run, emit=emit)
+
+
+def fuse_float_convs(g: Graph) -> None:
+    """fp32 Convs with constant weights absorb what follows them alone, as onnxruntime's
+    optimizer does: a BatchNormalization (inference form, constant statistics) folds into
+    the weights and bias; then a Relu or a Clip with constant bounds becomes the kernel's
+    clamp. The absorbed nodes go; the report lists them as fused."""
+    outputs = {t.name for t in g.outputs}
+    matcher = Matcher(g)
+    drop: set[str] = set()
+    for node in g.nodes:
+        if float_conv_params(node, g) is None or "clamp" in node.attrs:
+            continue
+        fused = [node.name]
+        follower = matcher.sole_consumer(node.outputs[0])
+        if follower is not None and _fold_batchnorm(g, node, follower):
+            fused.append(follower.name)
+            drop.add(follower.name)
+            node.outputs = [follower.outputs[0]]
+            follower = matcher.sole_consumer(follower.outputs[0])
+        bounds = None
+        if follower is not None and follower.domain in ("", "ai.onnx"):
+            if follower.op_type == "Relu":
+                bounds = (0.0, np.inf)
+            elif follower.op_type == "Clip":
+                bounds = matcher.clip_bounds(follower)
+                if bounds is not None and (np.isnan(bounds).any() or bounds[0] > bounds[1]):
+                    bounds = None
+        if bounds is not None and node.outputs[0] not in outputs:
+            node.attrs["clamp"] = bounds
+            fused.append(follower.name)
+            drop.add(follower.name)
+            node.outputs = [follower.outputs[0]]
+        if len(fused) > 1:
+            node.attrs["fused"] = fused
+    if drop:
+        g.nodes = [n for n in g.nodes if n.name not in drop]
+        g.reindex()
+
+
+def _fold_batchnorm(g: Graph, conv: Node, bn: Node) -> bool:
+    """Folds an inference BatchNormalization that reads conv's output into conv's weights."""
+    if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
+        return False
+    if (
+        bn.attr("training_mode", 0)
+        or len(bn.inputs) != 5
+        or conv.outputs[0] in {t.name for t in g.outputs}
+    ):
+        return False
+    if len(bn.outputs) > 1 and any(bn.outputs[1:]):
+        return False
+    params = [g.constants.get(i) for i in bn.inputs[1:]]
+    w = g.constants[conv.inputs[1]]
+    if any(p is None or p.size != w.shape[0] for p in params):
+        return False
+    gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
+    scale = gamma / np.sqrt(var + float(bn.attr("epsilon", 1e-5)))
+    bias = g.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
+    b = bias.astype(np.float64) if bias is not None else np.zeros(w.shape[0])
+    w_name, b_name = f"{conv.inputs[1]}#bn:{bn.name}", f"{conv.name}#bias:{bn.name}"
+    g.constants[w_name] = (w * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+    g.constants[b_name] = ((b - mean) * scale + beta).astype(np.float32)
+    conv.inputs = [conv.inputs[0], w_name, b_name]
+    return True
 
 
 # ---- building -----------------------------------------------------------
@@ -836,13 +982,13 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     if op in ("ConvInteger", "MatMulInteger"):
         return Step(node, "numpy", integer_product(node))
     if op == "Conv":
-        fn = float_conv_step(node, g, ctx)
-        if fn is not None:
-            return Step(node, "fp32", fn)
+        step = float_conv_step(node, g, ctx)
+        if step is not None:
+            return step
     if op in ("Gemm", "MatMul"):
-        fn = float_gemm_step(node, g, ctx)
-        if fn is not None:
-            return Step(node, "fp32", fn)
+        step = float_gemm_step(node, g, ctx)
+        if step is not None:
+            return step
     if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
         window = window_attrs(node, g.shape(node.inputs[0]))
         layout = "nhwc" if node.attrs.get("nhwc") else "nchw"  # layout.py: int8 data only

@@ -278,6 +278,12 @@ int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
                       const void *packed, int32_t x_dtype, int32_t x_zero,
                       const int32_t *bias, const pyrt_output_stage *out,
                       int64_t x, int64_t y);
+int pyrt_plan_conv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                     const void *packed, const float *bias, float lo, float hi,
+                     int64_t x, int64_t y);
+int pyrt_plan_sgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t lda, const void *packed, const float *bias,
+                    float lo, float hi, int64_t y, int32_t ldy);
 int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,

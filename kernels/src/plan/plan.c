@@ -9,6 +9,8 @@
 #include "internal.h"
 
 enum kind {
+  CONV,
+  SGEMM,
   QCONV,
   QGEMM,
   QBINARY,
@@ -27,6 +29,7 @@ typedef struct {
   int32_t kind;
   int32_t i[6];             /* small integer arguments */
   int64_t n[3];             /* sizes */
+  float lo, hi;             /* CONV, SGEMM clamp */
   int64_t x, b, y;          /* arena offsets: inputs and output */
   const void *p[4];         /* packed weights, bias, scales, zero points ... */
   pyrt_conv2d_shape conv;   /* QCONV */
@@ -83,6 +86,30 @@ int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
   if (e) {
     e->conv = *s, e->out = *out, e->p[0] = packed, e->p[1] = bias;
     e->i[0] = x_dtype, e->i[1] = x_zero, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_conv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                     const void *packed, const float *bias, float lo, float hi,
+                     int64_t x, int64_t y) {
+  if (s == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_conv2d: NULL shape");
+  entry *e = add(p, CONV);
+  if (e) {
+    e->conv = *s, e->p[0] = packed, e->p[1] = bias, e->lo = lo, e->hi = hi;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_sgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t lda, const void *packed, const float *bias,
+                    float lo, float hi, int64_t y, int32_t ldy) {
+  entry *e = add(p, SGEMM);
+  if (e) {
+    e->i[0] = M, e->i[1] = N, e->i[2] = K, e->i[3] = lda, e->n[0] = ldy;
+    e->p[0] = packed, e->p[1] = bias, e->lo = lo, e->hi = hi;
+    e->x = a, e->y = y;
   }
   return added(p, e);
 }
@@ -213,6 +240,13 @@ int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y) {
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
   char *x = arena + e->x, *y = arena + e->y;
   switch (e->kind) {
+    case CONV:
+      return pyrt_conv2d(ctx, &e->conv, e->p[0], (const float *)x,
+                         (const float *)e->p[1], e->lo, e->hi, (float *)y);
+    case SGEMM:
+      return pyrt_sgemm(ctx, e->i[0], e->i[1], e->i[2], (const float *)x,
+                        e->i[3], e->p[0], (const float *)e->p[1], e->lo, e->hi,
+                        (float *)y, (int32_t)e->n[0]);
     case QCONV:
       return pyrt_qconv2d(ctx, &e->conv, e->p[0], x, e->i[0], e->i[1],
                           (const int32_t *)e->p[1], &e->out, y);
