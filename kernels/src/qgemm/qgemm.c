@@ -153,29 +153,53 @@ typedef struct {
 } drive_job;
 
 /* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
+/* n bytes src -> dst, each xor flip (the s8 -> u8 flip; 0 copies). */
+static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
+                      uint8_t flip) {
+  if (flip == 0) {
+    memcpy(dst, src, n);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
+}
+
+/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. A
+   kernel row whose taps all lie inside the image and are adjacent in memory
+   (one group, dilation 1) is one contiguous run of kernel_w * in_c bytes. */
 static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
                         int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
   const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
+  const int runs = s->groups == 1 && s->dilation_w == 1;
   for (int32_t m = m0; m < m1; m++, dst += kp) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
+    const int32_t ix0 = ox * s->stride_w - s->pad_left;
+    const int inside = ix0 >= 0 && ix0 + s->kernel_w <= s->in_w;
     uint8_t *d = dst;
     for (int32_t ky = 0; ky < s->kernel_h; ky++) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+      if (iy < 0 || iy >= s->in_h) {
+        memset(d, pad, (size_t)cin * s->kernel_w);
+        d += (size_t)cin * s->kernel_w;
+        continue;
+      }
+      const uint8_t *row =
+          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+          (size_t)a->group * cin;
+      if (runs && inside) {
+        copy_flip(d, row + (size_t)ix0 * s->in_c, (size_t)cin * s->kernel_w,
+                  flip);
+        d += (size_t)cin * s->kernel_w;
+        continue;
+      }
       for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
-        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
+        const int32_t ix = ix0 + kx * s->dilation_w;
+        if (ix < 0 || ix >= s->in_w)
           memset(d, pad, (size_t)cin);
-          continue;
-        }
-        const uint8_t *src =
-            a->a +
-            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
-                s->in_c +
-            (size_t)a->group * cin;
-        for (int32_t c = 0; c < cin; c++) d[c] = src[c] ^ flip;
+        else
+          copy_flip(d, row + (size_t)ix * s->in_c, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
