@@ -494,6 +494,7 @@ def _mutate(config: dict, path: str, value) -> dict:
 
 _DELETE = object()
 IP = "calibration_parameters.input_parameters"
+CT = "calibration_parameters.calibration_type"
 
 BAD = [
     # (field path to set, value, text the message must hold)
@@ -519,7 +520,7 @@ BAD = [
     (f"{IP}.0.data_list_path", _DELETE, f"{IP}[0].data_list_path"),
     (f"{IP}.0.preprocess_file", "nowhere.py:fn", "nowhere.py"),
     (f"{IP}.0.preprocess_file", "RESNET", f"{IP}[0].preprocess_file"),
-    ("calibration_parameters.calibration_type", "entropy", "calibration_parameters.calibration_type"),
+    (CT, "entropy", CT),
     (f"{IP}.0.file_type", "jpg", f"{IP}[0].file_type"),
     (f"{IP}.0.color_format", "yuv", f"{IP}[0].color_format"),
     ("calibration_parameters.input_parameters", [], "calibration_parameters.input_parameters"),
