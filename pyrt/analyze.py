@@ -102,7 +102,7 @@ class OutputStats:
     cosine: float
     snr: float
     max_abs_err: float
-    argmax_agree: float  # share of samples whose argmax over the last axis agrees
+    argmax_agree: float | None  # share of samples whose top-1 agrees ([N, classes] outputs)
 
 
 @dataclass
@@ -130,10 +130,7 @@ class AnalysisReport:
                 f"{r.cosine:>8.4f}{mark}"
             )
         for o in self.outputs:
-            lines.append(
-                f"output {o.name}: cosine {o.cosine:.5f}, SNR {o.snr:.5f}, "
-                f"argmax agrees on {100 * o.argmax_agree:.1f}% of samples"
-            )
+            lines.append(f"output {o.name}: cosine {o.cosine:.5f}, SNR {o.snr:.5f}{_top1(o)}")
         if self.suggestion:
             lines.append("keep in FP32 (ignore_op_names): " + ", ".join(self.suggestion))
         return "\n".join(lines)
@@ -153,9 +150,9 @@ class AnalysisReport:
             "|---|---|---|---|---|",
         ]
         for o in self.outputs:
+            agree = "-" if o.argmax_agree is None else f"{100 * o.argmax_agree:.1f}%"
             out.append(
-                f"| {o.name} | {o.cosine:.5f} | {o.snr:.5f} | {o.max_abs_err:.4g} | "
-                f"{100 * o.argmax_agree:.1f}% |"
+                f"| {o.name} | {o.cosine:.5f} | {o.snr:.5f} | {o.max_abs_err:.4g} | {agree} |"
             )
         out += ["", "## Suggestion", ""]
         if self.suggestion:
@@ -179,6 +176,12 @@ class AnalysisReport:
                 f"{','.join(map(str, r.hist))} |"
             )
         return "\n".join(out) + "\n"
+
+
+def _top1(o: OutputStats) -> str:
+    if o.argmax_agree is None:
+        return ""
+    return f", top-1 agrees on {100 * o.argmax_agree:.1f}% of samples"
 
 
 # --- computing ---------------------------------------------------------------------------
@@ -288,15 +291,12 @@ def analyze(
     for name in outputs:
         f_list, q_list = f_vals[name], q_vals[name]
         f, q = _stack(f_list), _stack(q_list)
-        agree = [
-            np.argmax(a, axis=-1).tolist() == np.argmax(b, axis=-1).tolist()
-            for a, b in zip(f_list, q_list)
-        ]
-        out_rows.append(
-            OutputStats(
-                name, _cosine(q, f), _snr(q, f), float(np.max(np.abs(q - f))), float(np.mean(agree))
-            )
-        )
+        agree = None
+        if all(a.ndim == 2 for a in f_list):
+            top = [np.array_equal(a.argmax(-1), b.argmax(-1)) for a, b in zip(f_list, q_list)]
+            agree = float(np.mean(top))
+        err = float(np.max(np.abs(q - f)))
+        out_rows.append(OutputStats(name, _cosine(q, f), _snr(q, f), err, agree))
     rows.sort(key=lambda r: r.snr, reverse=True)
     suggestion, reasons = _suggest(rows, int8_proto, producer)
     return AnalysisReport(rows, out_rows, suggestion, len(samples), reasons)
@@ -421,7 +421,8 @@ def html_page(report: AnalysisReport, png: bytes) -> str:
         )
     outs = "".join(
         f"<tr><td>{e(o.name)}</td><td>{o.cosine:.5f}</td><td>{o.snr:.5f}</td>"
-        f"<td>{o.max_abs_err:.4g}</td><td>{100 * o.argmax_agree:.1f}%</td></tr>"
+        f"<td>{o.max_abs_err:.4g}</td>"
+        f"<td>{'-' if o.argmax_agree is None else f'{100 * o.argmax_agree:.1f}%'}</td></tr>"
         for o in report.outputs
     )
     if report.suggestion:
