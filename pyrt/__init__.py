@@ -8,6 +8,7 @@ print(pyrt.check("model.onnx", {"input": x}))        # compare with onnxruntime
 result = pyrt.quantize("cfg.json")                   # FP32 + XSlim config -> INT8 QDQ
 """
 
+from . import analyze
 from .check import CheckReport, OutputCheck, check
 from .errors import (
     ConfigError,
@@ -32,6 +33,7 @@ __all__ = [
     "CheckReport",
     "OutputCheck",
     "quantize",
+    "analyze",
     "QuantizeResult",
     "PyrtError",
     "ModelError",
