@@ -104,7 +104,7 @@ def load_image(path: str, bound: BoundInput) -> np.ndarray:
         short = int(height / 0.875)
         w, h = img.size
         size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-        img = _center_crop(img.resize(size, Image.BILINEAR), height, height, lambda v: round(v))
+        img = _center_crop(img.resize(size, Image.BILINEAR), height, height, round)
     elif p.preprocess_file == "IMAGENET":
         # MLPerf style: scale to 1/0.875 of the output keeping the aspect ratio, center crop.
         new_h, new_w = int(100.0 * height / 87.5), int(100.0 * width / 87.5)
@@ -123,12 +123,16 @@ def _custom_function(bound: BoundInput) -> Callable:
     if spec is None or spec.loader is None:
         raise ConfigError(f"config field '{where}': cannot load '{module_file}' as Python")
     module = importlib.util.module_from_spec(spec)
+    folder = str(Path(module_file).resolve().parent)
+    sys.path.insert(0, folder)  # as XSlim: the script may import its neighbours
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise ConfigError(
             f"config field '{where}': importing '{module_file}' failed: {exc!r}"
         ) from exc
+    finally:
+        sys.path.remove(folder)
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise ConfigError(f"config field '{where}': '{module_file}' has no function '{func_name}'")
@@ -282,6 +286,10 @@ class _Graph:
         self.inputs = {i.name for i in model_inputs(model)}
         self.outputs = [o.name for o in model.graph.output]
         self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.nodes:
+            for i in node.input:
+                self.consumers.setdefault(i, []).append(node)
         self.tensors = self.inputs | set(self.producer) | self.consts
 
     def upstream(self, tensors: set[str]) -> set[str]:
@@ -296,15 +304,15 @@ class _Graph:
         return seen
 
     def downstream(self, tensors: set[str]) -> set[str]:
-        reached, names, changed = set(tensors), set(), True
-        while changed:
-            changed = False
-            for node in self.nodes:
-                if node.name not in names and any(i in reached for i in node.input):
-                    names.add(node.name)
-                    reached.update(node.output)
-                    changed = True
-        return names
+        """Names of the nodes that read `tensors`, directly or through other nodes."""
+        seen, todo = set(), [n for t in tensors for n in self.consumers.get(t, [])]
+        while todo:
+            node = todo.pop()
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            todo += [n for o in node.output for n in self.consumers.get(o, [])]
+        return seen
 
 
 def _check_tensors(graph: _Graph, names: list[str], where: str) -> None:
@@ -497,7 +505,8 @@ def calibrate_ranges(
     from onnxruntime.quantization import create_calibrator
 
     kind = resolve_type(kind)
-    options: dict[str, Any] = {"symmetric": symmetric}
+    # MSE searches a histogram of the values themselves (symmetric would histogram |x|).
+    options: dict[str, Any] = {"symmetric": symmetric and kind != "mse"}
     if kind == "percentile":
         options["percentile"] = 100.0 * percentile
     with tempfile.TemporaryDirectory() as tmp:
@@ -512,14 +521,8 @@ def calibrate_ranges(
             calibrator.collect_data(_Reader(data, f"calibrating ({kind})", progress))
             if kind == "mse":
                 return {
-                    name: _mse_range(hist, edges, float(lo), float(hi), symmetric)
-                    for name, (
-                        hist,
-                        edges,
-                        lo,
-                        hi,
-                        _,
-                    ) in calibrator.collector.histogram_dict.items()
+                    name: _mse_range(h[0], h[1], float(h[2]), float(h[3]), symmetric)
+                    for name, h in calibrator.collector.histogram_dict.items()
                 }
             computed = calibrator.compute_data()
     return {name: tuple(float(v) for v in r.range_value) for name, r in computed.data.items()}
@@ -555,6 +558,27 @@ def _load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         return onnx.load(str(model))
     except Exception as exc:
         raise ModelError(f"cannot load the ONNX model '{model}': {exc}") from exc
+
+
+def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Unnamed nodes get unique names (op type and position): exclusion works by name."""
+    if all(n.name for n in model.graph.node) and len({n.name for n in model.graph.node}) == len(
+        model.graph.node
+    ):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    taken = {n.name for n in out.graph.node if n.name}
+    seen: set[str] = set()
+    for i, node in enumerate(out.graph.node):
+        if not node.name or node.name in seen:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+        seen.add(node.name)
+    return out
 
 
 def _onnxruntime_quantization():
@@ -611,7 +635,7 @@ def _quantize_once(
         raise ConfigError(
             "config field 'model_parameters.onnx_model' is required (or pass the model)"
         )
-    proto = _load_model(source)
+    proto = _named(_load_model(source))
     quantized = sorted({n.op_type for n in proto.graph.node} & set(QUANTIZED_MARKERS))
     if quantized or any(n.op_type.startswith("QLinear") for n in proto.graph.node):
         raise ModelError(

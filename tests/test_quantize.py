@@ -351,6 +351,27 @@ def test_calibration_types(mlp: dict, kind: str) -> None:
     assert run_fp32_and_int8(mlp, result) > 0.99
 
 
+@pytest.mark.parametrize("kind", ["kl", "percentile", "mse"])
+def test_calibration_types_with_symmetric_activations(mlp: dict, kind: str) -> None:
+    config = with_fields(
+        mlp,
+        calibration_parameters={"calibration_type": kind},
+        pyrt_parameters={"activation_type": "int8"},
+    )
+    result = pyrt.quantize(config, progress=False)
+    assert run_fp32_and_int8(mlp, result) > 0.99
+
+
+def test_unnamed_nodes_get_names(mlp: dict, tmp_path: Path) -> None:
+    model = mlp_model()
+    for node in model.graph.node:
+        node.name = ""
+    config = with_fields(mlp, quantization_parameters={"ignore_op_types": ["Softmax"]})
+    result = pyrt.quantize(config, model=model, output=tmp_path / "q.onnx", progress=False)
+    assert result.excluded == ["Softmax_4 (ignore_op_types)"]
+    assert all(n.name for n in result.model.graph.node)
+
+
 def scale_of(model: onnx.ModelProto, tensor: str) -> float:
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
