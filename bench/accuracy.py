@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import pyrt  # noqa: E402
-from pyrt.quant_config import parse_config  # noqa: E402
-from pyrt.quantize import load_image  # noqa: E402
+from pyrt.quant_config import CALIBRATION_TYPES  # noqa: E402
+from pyrt.quantize import analysis_samples  # noqa: E402
 
 DIGITS_MODEL = ROOT / "tests" / "data" / "digits_cnn.onnx"
 
@@ -45,13 +45,13 @@ def write_pngs(images: np.ndarray, folder: Path, list_name: str) -> Path:
     return listing
 
 
-def digits_config(calib_list: Path, samples: int) -> dict:
+def digits_config(calib_list: Path, samples: int, calibration_type: str = "default") -> dict:
     """The XSlim config a user writes for this model and data."""
     return {
         "model_parameters": {"onnx_model": str(DIGITS_MODEL)},
         "calibration_parameters": {
             "calibration_step": samples,
-            "calibration_type": "default",
+            "calibration_type": calibration_type,
             "input_parametres": [
                 {
                     "file_type": "img",
@@ -70,36 +70,20 @@ def top1(session_run, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def run_digits(work: Path, calib_samples: int = 64) -> dict:
+def run_digits(work: Path, calib_samples: int = 64, calibration_type: str = "default") -> dict:
     import onnxruntime as ort
     from train_digits import digits_split
 
     x_train, _, x_test, y_test = digits_split()
     calib_list = write_pngs(x_train[:calib_samples], work / "calib", "calib")
     test_list = write_pngs(x_test, work / "test", "test")
-    config = digits_config(calib_list, calib_samples)
+    config = digits_config(calib_list, calib_samples, calibration_type)
     result = pyrt.quantize(config, output=work / "digits_cnn.q.onnx", progress=False)
 
-    # The test images read exactly as the config reads calibration images.
-    cfg = parse_config(
-        config
-        | {
-            "calibration_parameters": {
-                "input_parametres": [
-                    dict(
-                        config["calibration_parameters"]["input_parametres"][0],
-                        data_list_path=str(test_list),
-                    )
-                ]
-            }
-        }
-    )
-    import onnx
-
-    from pyrt.quant_config import bind_inputs
-
-    bound = bind_inputs(cfg, onnx.load(str(DIGITS_MODEL)))[0]
-    x = np.concatenate([load_image(f, bound) for f in bound.files])
+    # The test images, read exactly as the config reads the calibration images.
+    test_config = digits_config(test_list, len(y_test))
+    samples = analysis_samples(DIGITS_MODEL, [], test_config, len(y_test))
+    x = np.concatenate([s["input"] for s in samples])
 
     fp32 = pyrt.Session(DIGITS_MODEL)
     int8 = pyrt.Session(result.output)
@@ -111,7 +95,7 @@ def run_digits(work: Path, calib_samples: int = 64) -> dict:
         "int8_top1": top1(lambda a: int8.run({"input": a})[0], x, y_test),
         "ort_int8_top1": top1(lambda a: ort_int8.run(None, {"input": a})[0], x, y_test),
         "calibration_samples": calib_samples,
-        "calibration_type": "default",
+        "calibration_type": config["calibration_parameters"]["calibration_type"],
     }
 
 
@@ -120,9 +104,12 @@ def main() -> int:
     parser.add_argument("--dataset", choices=["digits"], default="digits")
     parser.add_argument("--json", type=Path, help="write the record here")
     parser.add_argument("--calib-samples", type=int, default=64)
+    parser.add_argument(
+        "--calibration-type", default="default", choices=CALIBRATION_TYPES, help="as in the config"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        record = run_digits(Path(tmp), args.calib_samples)
+        record = run_digits(Path(tmp), args.calib_samples, args.calibration_type)
     print(
         f"{record['dataset']}: n={record['n']}  fp32 top-1 {100 * record['fp32_top1']:.2f}%  "
         f"int8 top-1 {100 * record['int8_top1']:.2f}% (pyrt)  "

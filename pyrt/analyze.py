@@ -225,27 +225,45 @@ def quantized_tensors(int8: onnx.ModelProto, fp32_names: set[str]) -> list[_Quan
     return out
 
 
-def _snr(q: np.ndarray, f: np.ndarray) -> float:
-    """XSlim's SNR: per sample sum((q - f)^2) / sum(f^2), averaged over the samples."""
-    noise = np.sum((q - f) ** 2, axis=1)
-    signal = np.sum(f**2, axis=1)
-    return float(np.mean(noise / (signal + 1e-7)))
+class _Stats:
+    """Running per-tensor statistics over samples; keeps a bounded subsample of the FP32
+    values for the histogram, so memory does not grow with the model's activations."""
+
+    KEEP = 4096  # values per sample kept for the histogram
+
+    def __init__(self) -> None:
+        self.snr: list[float] = []
+        self.cos: list[float] = []
+        self.sq_err = 0.0
+        self.count = 0
+        self.q_range = [np.inf, -np.inf]
+        self.f_range = [np.inf, -np.inf]
+        self.kept: list[np.ndarray] = []
+        self.max_err = 0.0
+
+    def add(self, q: np.ndarray, f: np.ndarray) -> None:
+        q, f = q.astype(np.float64).ravel(), f.astype(np.float64).ravel()
+        err = q - f
+        self.snr.append(float(err @ err / (f @ f + 1e-7)))  # XSlim's: noise / signal power
+        norms = np.linalg.norm(q) * np.linalg.norm(f)
+        self.cos.append(float(q @ f / norms) if norms > 0 else float(np.array_equal(q, f)))
+        self.sq_err += float(err @ err)
+        self.count += f.size
+        self.max_err = max(self.max_err, float(np.max(np.abs(err)))) if f.size else self.max_err
+        for rng, v in ((self.q_range, q), (self.f_range, f)):
+            if v.size:
+                rng[0], rng[1] = min(rng[0], float(v.min())), max(rng[1], float(v.max()))
+        step = max(1, f.size // self.KEEP)
+        self.kept.append(f[::step].astype(np.float32))
+
+    def hist(self) -> list[int]:
+        lo, hi = self.f_range
+        values = np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32)
+        counts = np.histogram(values, HIST_BINS, range=(lo, hi if hi > lo else lo + 1))[0]
+        return [int(c) for c in counts]
 
 
-def _cosine(q: np.ndarray, f: np.ndarray) -> float:
-    norms = np.linalg.norm(q, axis=1) * np.linalg.norm(f, axis=1)
-    dots = np.sum(q * f, axis=1)
-    cos = np.where(norms > 0, dots / np.maximum(norms, 1e-30), np.all(q == f, axis=1))
-    return float(np.mean(cos))
-
-
-def _stack(values: list[np.ndarray]) -> np.ndarray:
-    return np.stack([np.asarray(v, np.float64).ravel() for v in values])
-
-
-def analyze(
-    fp32: ModelLike, int8: ModelLike, samples: Sequence[Inputs], *, progress: bool = False
-) -> AnalysisReport:
+def analyze(fp32: ModelLike, int8: ModelLike, samples: Sequence[Inputs]) -> AnalysisReport:
     """Runs both models in pyrt on `samples` and compares every quantized tensor."""
     fp32_proto, int8_proto = _proto(fp32), _proto(int8)
     producer = {o: n for n in fp32_proto.graph.node for o in n.output}
@@ -253,50 +271,50 @@ def analyze(
     quantized = quantized_tensors(int8_proto, fp32_names)
     outputs = [o.name for o in fp32_proto.graph.output]
     fp32_session, int8_session = Session(fp32_proto), Session(int8_proto)
-    f_vals: dict[str, list[np.ndarray]] = {}
-    q_vals: dict[str, list[np.ndarray]] = {}
+    stats = {q.tensor: _Stats() for q in quantized}
+    local = {q.tensor: _Stats() for q in quantized}
+    out_stats = {name: _Stats() for name in outputs}
+    top1: dict[str, list[bool]] = {name: [] for name in outputs}
     for feeds in samples:
         f = layer_values(fp32_proto, feeds, [q.tensor for q in quantized] + outputs, fp32_session)
         q = layer_values(int8_proto, feeds, [q.codes for q in quantized] + outputs, int8_session)
-        for k, v in f.items():
-            f_vals.setdefault(k, []).append(v)
-        for k, v in q.items():
-            q_vals.setdefault(k, []).append(v)
+        for qt in quantized:
+            value = f[qt.tensor].astype(np.float64)
+            stats[qt.tensor].add((q[qt.codes].astype(np.float64) - qt.zero) * qt.scale, value)
+            info = np.iinfo(qt.dtype)
+            codes = np.clip(np.rint(value / qt.scale) + qt.zero, info.min, info.max)
+            local[qt.tensor].add((codes - qt.zero) * qt.scale, value)
+        for name in outputs:
+            out_stats[name].add(q[name], f[name])
+            if f[name].ndim == 2:
+                top1[name].append(np.array_equal(f[name].argmax(-1), q[name].argmax(-1)))
     rows = []
     for position, qt in enumerate(quantized):
-        f = _stack(f_vals[qt.tensor])
-        q = (_stack(q_vals[qt.codes]) - qt.zero) * qt.scale
-        info = np.iinfo(qt.dtype)
-        local = (np.clip(np.rint(f / qt.scale) + qt.zero, info.min, info.max) - qt.zero) * qt.scale
-        node = producer.get(qt.tensor)
-        f_min, f_max = float(f.min()), float(f.max())
-        hist = np.histogram(f, HIST_BINS, range=(f_min, f_max if f_max > f_min else f_min + 1))[0]
+        st, node = stats[qt.tensor], producer.get(qt.tensor)
         rows.append(
             TensorStats(
                 qt.tensor,
                 f"{node.name}[{node.op_type}]" if node is not None else "input",
-                _snr(q, f),
-                float(np.mean((q - f) ** 2)),
-                _cosine(q, f),
-                _snr(local, f),
-                float(q.min()),
-                float(q.max()),
-                f_min,
-                f_max,
-                [int(h) for h in hist],
+                float(np.mean(st.snr)),
+                st.sq_err / max(st.count, 1),
+                float(np.mean(st.cos)),
+                float(np.mean(local[qt.tensor].snr)),
+                *st.q_range,
+                *st.f_range,
+                st.hist(),
                 position,
             )
         )
-    out_rows = []
-    for name in outputs:
-        f_list, q_list = f_vals[name], q_vals[name]
-        f, q = _stack(f_list), _stack(q_list)
-        agree = None
-        if all(a.ndim == 2 for a in f_list):
-            top = [np.array_equal(a.argmax(-1), b.argmax(-1)) for a, b in zip(f_list, q_list)]
-            agree = float(np.mean(top))
-        err = float(np.max(np.abs(q - f)))
-        out_rows.append(OutputStats(name, _cosine(q, f), _snr(q, f), err, agree))
+    out_rows = [
+        OutputStats(
+            name,
+            float(np.mean(st.cos)),
+            float(np.mean(st.snr)),
+            st.max_err,
+            float(np.mean(top1[name])) if len(top1[name]) == len(samples) else None,
+        )
+        for name, st in out_stats.items()
+    ]
     rows.sort(key=lambda r: r.snr, reverse=True)
     suggestion, reasons = _suggest(rows, int8_proto, producer)
     return AnalysisReport(rows, out_rows, suggestion, len(samples), reasons)

@@ -608,6 +608,14 @@ def quantize(
     cfg = config if isinstance(config, QuantConfig) else parse_config(config)
     if auto_exclude:
         cfg = dataclasses.replace(cfg, analysis_enable=True)
+    if cfg.analysis_enable:
+        try:
+            import matplotlib  # noqa: F401  (the report's plot; checked before any work)
+        except ImportError as exc:
+            raise ConfigError(
+                "config field 'quantization_parameters.analysis_enable': the analysis needs "
+                "matplotlib: pip install 'pyrt[quantize]', or set it to false"
+            ) from exc
     result = _quantize_once(cfg, model, output, progress)
     added: list[str] = []
     for _ in range(3):
