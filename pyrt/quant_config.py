@@ -491,7 +491,7 @@ def _bind(params: InputParameters, info: onnx.ValueInfoProto) -> BoundInput:
     ]
     if params.input_shape is not None:
         if len(params.input_shape) != len(dims) or any(
-            m is not None and m != c for m, c in zip(dims[1:], params.input_shape[1:])
+            m is not None and m != c for m, c in zip(dims, params.input_shape)
         ):
             raise _fail(
                 f"{params.where}.input_shape",

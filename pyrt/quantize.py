@@ -727,6 +727,9 @@ def _quantize_static(ortq, cfg, pre, out_path, exclude, data, decided, progress)
     options: dict[str, Any] = {
         "ActivationSymmetric": symmetric,
         "CalibPercentile": 100.0 * cfg.max_percentile,
+        # LayerNormalization's 1-D scale is per channel along its only axis (onnxruntime's
+        # default axis 1 does not exist there: it would warn and fall back to per tensor).
+        "QDQOpTypePerChannelSupportToAxis": {"LayerNormalization": -1},
     }
     if overrides:
         options["TensorQuantOverrides"] = {

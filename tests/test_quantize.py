@@ -626,6 +626,13 @@ def test_unreadable_image(tmp_path: Path) -> None:
         load_image(str(tmp_path / "img.png"), bound)
 
 
+def test_input_shape_must_fit_a_fixed_batch(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"input_shape': expected a shape matching .*\[1, 3, 8, 8\]"
+    ):
+        bound_image_input(tmp_path, [1, 3, 8, 8], input_shape=[4, 3, 8, 8])
+
+
 def test_truncation_that_does_not_split_in_two(tmp_path: Path) -> None:
     """x -> Relu r -> Sigmoid s -> Add(r, s): cutting at s leaves r crossing the cut."""
     nodes = [
