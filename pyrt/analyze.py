@@ -13,7 +13,7 @@ cosine < 0.99 are flagged. The error a tensor adds itself ("local": its FP32 val
 quantized with its own scale) separates a layer that breaks from one that inherits
 the error; the suggestion names the nodes whose tensor adds most of its error.
 
-Values come from `layer_values`, which uses only `Session`'s public API.
+Values come from `LayerValues` / `layer_values`, which use only `Session`'s public API.
 """
 
 from __future__ import annotations
@@ -36,21 +36,35 @@ COSINE_LIMIT = 0.99
 HIST_BINS = 32
 
 
-def layer_values(
-    model: ModelLike, inputs: Inputs, names: Sequence[str], session: Session | None = None
-) -> dict[str, np.ndarray]:
-    """The values of `names` (any tensors of the model) when pyrt runs `inputs`.
+class LayerValues:
+    """Reads chosen tensors of a model while pyrt runs it, with Session's public API only.
 
-    Asks `Session.run(keep=names)` of the model as compiled; tensors the compiler fused
-    away are recovered by compiling the model with them as extra graph outputs."""
-    names = list(dict.fromkeys(names))
-    session = session or Session(model)
-    try:
-        values = session.run(inputs, keep=names)[len(session.outputs) :]
-    except InputError:
-        session = Session(_with_outputs(_proto(model), names))
-        values = session.run(inputs)[-len(names) :] if names else []
-    return dict(zip(names, values))
+    `Session.run(inputs, keep=names)` on the model as compiled; if a tensor did not survive
+    compilation (fused into an integer op), the model is compiled once more with the
+    tensors as extra graph outputs, and that session serves every later call."""
+
+    def __init__(self, model: ModelLike, names: Sequence[str]):
+        self.model = _proto(model)
+        self.names = list(dict.fromkeys(names))
+        self.session = Session(self.model)
+        self.extended = False
+
+    def __call__(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        if not self.extended:
+            try:
+                values = self.session.run(inputs, keep=self.names)
+                return dict(zip(self.names, values[len(self.session.outputs) :]))
+            except InputError:
+                self.session = Session(_with_outputs(self.model, self.names))
+                self.extended = True
+        values = self.session.run(inputs)
+        by_name = dict(zip((o.name for o in self.session.outputs), values))
+        return {n: by_name[n] for n in self.names}
+
+
+def layer_values(model: ModelLike, inputs: Inputs, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The values of `names` (any tensors of the model) when pyrt runs `inputs`."""
+    return LayerValues(model, names)(inputs)
 
 
 def _proto(model: ModelLike) -> onnx.ModelProto:
@@ -270,14 +284,14 @@ def analyze(fp32: ModelLike, int8: ModelLike, samples: Sequence[Inputs]) -> Anal
     fp32_names = set(producer) | {i.name for i in fp32_proto.graph.input}
     quantized = quantized_tensors(int8_proto, fp32_names)
     outputs = [o.name for o in fp32_proto.graph.output]
-    fp32_session, int8_session = Session(fp32_proto), Session(int8_proto)
+    read_fp32 = LayerValues(fp32_proto, [q.tensor for q in quantized] + outputs)
+    read_int8 = LayerValues(int8_proto, [q.codes for q in quantized] + outputs)
     stats = {q.tensor: _Stats() for q in quantized}
     local = {q.tensor: _Stats() for q in quantized}
     out_stats = {name: _Stats() for name in outputs}
     top1: dict[str, list[bool]] = {name: [] for name in outputs}
     for feeds in samples:
-        f = layer_values(fp32_proto, feeds, [q.tensor for q in quantized] + outputs, fp32_session)
-        q = layer_values(int8_proto, feeds, [q.codes for q in quantized] + outputs, int8_session)
+        f, q = read_fp32(feeds), read_int8(feeds)
         for qt in quantized:
             value = f[qt.tensor].astype(np.float64)
             stats[qt.tensor].add((q[qt.codes].astype(np.float64) - qt.zero) * qt.scale, value)

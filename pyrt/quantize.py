@@ -255,7 +255,12 @@ class _Reader:
             if self.progress and n:
                 _bar(self.label, n, n, time.perf_counter() - self.start, final=True)
             return None
-        sample = self.data[self.index]
+        try:
+            sample = self.data[self.index]
+        except Exception:
+            if self.progress and sys.stderr.isatty():
+                sys.stderr.write("\n")  # the error goes below the bar, not into it
+            raise
         self.index += 1
         if self.progress and sys.stderr.isatty():
             _bar(self.label, self.index, n, time.perf_counter() - self.start, final=False)
@@ -284,7 +289,6 @@ class _Graph:
         self.nodes = list(model.graph.node)
         self.consts = {t.name for t in model.graph.initializer}
         self.inputs = {i.name for i in model_inputs(model)}
-        self.outputs = [o.name for o in model.graph.output]
         self.producer = {o: n for n in self.nodes for o in n.output if o}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in self.nodes:
@@ -710,7 +714,16 @@ def _output_path(cfg: QuantConfig, source: object, output: str | Path | None) ->
     return folder / f"{cfg.output_prefix or stem + '.q'}.onnx"
 
 
-def _quantize_static(ortq, cfg, pre, out_path, exclude, data, decided, progress) -> None:
+def _quantize_static(
+    ortq: Any,
+    cfg: QuantConfig,
+    pre: str,
+    out_path: Path,
+    exclude: list[str],
+    data: CalibrationData,
+    decided: Plan,
+    progress: bool,
+) -> None:
     symmetric = cfg.activation_type == "int8"
     kind = resolve_type(cfg.calibration_type)
     overrides: dict[str, tuple[float, float]] = {}
@@ -759,7 +772,9 @@ def _quantize_static(ortq, cfg, pre, out_path, exclude, data, decided, progress)
         raise ModelError(f"onnxruntime's quantize_static failed: {exc}") from exc
 
 
-def _quantize_dynamic(ortq, cfg, pre, out_path, exclude) -> None:
+def _quantize_dynamic(
+    ortq: Any, cfg: QuantConfig, pre: str, out_path: Path, exclude: list[str]
+) -> None:
     try:
         ortq.quantize_dynamic(
             pre,
