@@ -663,6 +663,11 @@ def _quantize_once(
                 f"failed: {exc}"
             ) from exc
     out_path = _output_path(cfg, source, output)
+    if isinstance(source, str | Path) and out_path.resolve() == Path(source).resolve():
+        raise ConfigError(
+            f"the output '{out_path}' is the FP32 model itself; choose another output_prefix, "
+            "working_dir or -o"
+        )
     decided = plan(cfg, proto)
     excluded, notes = decided.excluded, cfg.notes + decided.notes
     if not cfg.skip_onnxsim:
@@ -795,6 +800,8 @@ def analysis_samples(
 ) -> list[Sample]:
     """Samples for `analyze`: read as `config` reads calibration data, or from data lists
     (one per model input, in order; npy/raw/img by the first file's extension)."""
+    if not isinstance(count, int) or count < 1:
+        raise ConfigError(f"the analysis needs a positive number of samples, got {count!r}")
     if config is not None:
         cfg = parse_config(config)
     elif data_lists:

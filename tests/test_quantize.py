@@ -491,6 +491,11 @@ def test_batchnorm_folds_into_conv_keeping_names() -> None:
     np.testing.assert_allclose(pyrt.run(folded, x)[0], pyrt.run(model, x)[0], atol=1e-4)
 
 
+def test_output_may_not_overwrite_the_model(mlp: dict) -> None:
+    with pytest.raises(ConfigError, match="is the FP32 model itself"):
+        pyrt.quantize(mlp, output=mlp["model_parameters"]["onnx_model"], progress=False)
+
+
 def test_already_quantized_model_is_refused(mlp: dict, tmp_path: Path) -> None:
     q = pyrt.quantize(mlp, progress=False)
     with pytest.raises(ModelError, match="already quantized"):
