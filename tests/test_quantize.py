@@ -328,6 +328,61 @@ def test_npy_raw_and_multi_input_lists_pair_line_by_line(tmp_path: Path) -> None
     assert result.analysis is not None and result.analysis.outputs[0].cosine > 0.99
 
 
+def test_integer_npy_inputs_as_bertsquad(tmp_path: Path) -> None:
+    """XSlim's samples/bertsquad.json shape: npy token ids (int64) and a float mask."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((50, 16)).astype(np.float32), "emb"),
+        numpy_helper.from_array(rng.standard_normal((16, 4)).astype(np.float32), "w"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["tok"], "embed"),
+        helper.make_node("Unsqueeze", ["mask", "axis"], ["m3"], "unsq"),
+        helper.make_node("Mul", ["tok", "m3"], ["masked"], "apply_mask"),
+        helper.make_node("MatMul", ["masked", "w"], ["out"], "head"),
+    ]
+    inits.append(numpy_helper.from_array(np.array([-1], np.int64), "axis"))
+    graph = helper.make_graph(
+        nodes,
+        "bert_like",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 8]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 8]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 8, 4])],
+        inits,
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "b.onnx"
+    )
+    for i in range(6):
+        np.save(tmp_path / f"ids_{i}.npy", rng.integers(0, 50, (1, 8)))
+        np.save(tmp_path / f"mask_{i}.npy", np.ones((1, 8), np.float32))
+    config = {
+        "model_parameters": {"onnx_model": str(tmp_path / "b.onnx")},
+        "calibration_parameters": {
+            "input_parameters": [
+                {
+                    "file_type": "npy",
+                    "data_list_path": str(
+                        write_list(tmp_path, "ids.txt", [f"ids_{i}.npy" for i in range(6)])
+                    ),
+                },
+                {
+                    "file_type": "npy",
+                    "data_list_path": str(
+                        write_list(tmp_path, "mask.txt", [f"mask_{i}.npy" for i in range(6)])
+                    ),
+                },
+            ]
+        },
+        "quantization_parameters": {"finetune_level": 2, "precision_level": 2},
+    }
+    result = pyrt.quantize(config, progress=False)
+    assert result.analysis.outputs[0].cosine > 0.99
+    assert any("finetune_level" in n for n in result.notes)
+
+
 def test_calibration_batch_size(mlp: dict) -> None:
     config = with_fields(mlp, calibration_parameters={"calibration_batch_size": 4})
     cfg = parse_config(config)
