@@ -242,17 +242,31 @@ class CalibrationData:
         return (self[i] for i in range(self.count))
 
 
+CHUNK = 16  # samples onnxruntime holds the activations of at once while calibrating
+
+
+def _chunk(count: int) -> int:
+    """The largest divisor of `count` up to CHUNK (onnxruntime needs equal chunks)."""
+    return max(d for d in range(1, min(CHUNK, count) + 1) if count % d == 0)
+
+
 class _Reader:
-    """onnxruntime's CalibrationDataReader over CalibrationData, with a progress bar."""
+    """onnxruntime's CalibrationDataReader over CalibrationData, with a progress bar.
+
+    onnxruntime calibrates chunk by chunk (`set_range`), so it keeps the activations of
+    one chunk in memory, not of every sample."""
 
     def __init__(self, data: CalibrationData | list[Sample], label: str, progress: bool):
         self.data, self.label, self.progress = data, label, progress
-        self.index, self.start = 0, time.perf_counter()
+        self.index, self.end, self.start = 0, len(data), time.perf_counter()
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.index, self.end = start_index, min(end_index, len(self.data))
 
     def get_next(self) -> Sample | None:
         n = len(self.data)
-        if self.index >= n:
-            if self.progress and n:
+        if self.index >= self.end:
+            if self.progress and n and self.end == n:
                 _bar(self.label, n, n, time.perf_counter() - self.start, final=True)
             return None
         try:
@@ -265,6 +279,13 @@ class _Reader:
         if self.progress and sys.stderr.isatty():
             _bar(self.label, self.index, n, time.perf_counter() - self.start, final=False)
         return sample
+
+    def chunks(self) -> Iterator[_Reader]:
+        """This reader over successive chunks (for calibrators driven directly)."""
+        step = _chunk(len(self.data))
+        for start in range(0, len(self.data), step):
+            self.set_range(start, start + step)
+            yield self
 
     def __iter__(self):
         return iter(self.get_next, None)
@@ -522,7 +543,8 @@ def calibrate_ranges(
             extra_options=options,
         )
         with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints its settings
-            calibrator.collect_data(_Reader(data, f"calibrating ({kind})", progress))
+            for chunk in _Reader(data, f"calibrating ({kind})", progress).chunks():
+                calibrator.collect_data(chunk)
             if kind == "mse":
                 return {
                     name: _mse_range(h[0], h[1], float(h[2]), float(h[3]), symmetric)
@@ -756,6 +778,7 @@ def _quantize_static(
         }
     # When MSE set every range, onnxruntime's own pass only needs one sample.
     reader_data = [data[0]] if kind == "mse" else data
+    options["CalibStridedMinMax"] = _chunk(len(reader_data))  # chunks, for any calibrator
     types = {"uint8": ortq.QuantType.QUInt8, "int8": ortq.QuantType.QInt8}
     try:
         with contextlib.redirect_stdout(io.StringIO()):
