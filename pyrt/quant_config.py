@@ -166,12 +166,11 @@ def _numbers(value: object, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
-def _path(value: object, where: str, kind: str = "file") -> str:
+def check_file(value: object, where: str) -> str:
     path = _str(value, where)
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config field '{where}': {kind} '{path}' does not exist")
-    if kind == "file" and not p.is_file():
+    if not Path(path).exists():
+        raise ConfigError(f"config field '{where}': file '{path}' does not exist")
+    if not Path(path).is_file():
         raise ConfigError(f"config field '{where}': '{path}' is not a file")
     return path
 
@@ -250,8 +249,8 @@ def parse_config(config: str | Path | dict) -> QuantConfig:
 def _model_section(cfg: QuantConfig, sec: dict) -> None:
     w = "model_parameters"
     _check_keys(sec, MODEL_KEYS, w)
-    if sec.get("onnx_model") is not None:
-        cfg.onnx_model = _path(sec["onnx_model"], f"{w}.onnx_model")
+    if sec.get("onnx_model") is not None:  # checked when used: a model argument overrides it
+        cfg.onnx_model = _str(sec["onnx_model"], f"{w}.onnx_model")
     if sec.get("output_prefix") is not None:
         cfg.output_prefix = _str(sec["output_prefix"], f"{w}.output_prefix")
         if not cfg.output_prefix or "/" in cfg.output_prefix:
@@ -342,14 +341,14 @@ def _input_entry(item: object, where: str) -> InputParameters:
                 raise _fail(
                     f"{where}.preprocess_file", "PT_IMAGENET, IMAGENET or 'file.py:function'", pre
                 )
-            _path(module, f"{where}.preprocess_file")
+            check_file(module, f"{where}.preprocess_file")
         entry.preprocess_file = pre
     if item.get("data_list_path") is None:
         raise ConfigError(
             f"config field '{where}.data_list_path' is required: a text file listing "
             "the calibration files, one a line"
         )
-    entry.data_list_path = _path(item["data_list_path"], f"{where}.data_list_path")
+    entry.data_list_path = check_file(item["data_list_path"], f"{where}.data_list_path")
     return entry
 
 

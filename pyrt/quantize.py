@@ -31,7 +31,14 @@ import numpy as np
 import onnx
 
 from .errors import ConfigError, ModelError, PyrtError
-from .quant_config import BoundInput, QuantConfig, bind_inputs, model_inputs, parse_config
+from .quant_config import (
+    BoundInput,
+    QuantConfig,
+    bind_inputs,
+    check_file,
+    model_inputs,
+    parse_config,
+)
 
 Sample = dict[str, np.ndarray]
 
@@ -669,6 +676,8 @@ def _quantize_once(
         raise ConfigError(
             "config field 'model_parameters.onnx_model' is required (or pass the model)"
         )
+    if model is None:
+        check_file(source, "model_parameters.onnx_model")
     proto = _named(_load_model(source))
     quantized = sorted({n.op_type for n in proto.graph.node} & set(QUANTIZED_MARKERS))
     if quantized or any(n.op_type.startswith("QLinear") for n in proto.graph.node):

@@ -207,8 +207,7 @@ def test_output_defaults_to_model_folder_and_stem(mlp: dict) -> None:
 
 
 def test_model_and_output_arguments_override(mlp: dict, tmp_path: Path) -> None:
-    config = json.loads(json.dumps(mlp))
-    del config["model_parameters"]
+    config = _mutate(mlp, "model_parameters.onnx_model", "elsewhere/missing.onnx")
     proto = mlp_model()
     result = pyrt.quantize(config, model=proto, output=tmp_path / "x" / "out.onnx", progress=False)
     assert result.output == tmp_path / "x" / "out.onnx" and result.output.exists()
