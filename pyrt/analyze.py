@@ -160,7 +160,7 @@ class AnalysisReport:
             "",
             "## Outputs",
             "",
-            "| output | cosine | SNR | max abs err | argmax agrees |",
+            "| output | cosine | SNR | max abs err | top-1 agrees |",
             "|---|---|---|---|---|",
         ]
         for o in self.outputs:
@@ -483,7 +483,7 @@ svg.hist rect {{ fill: #1f77b4; }}
 tensors, <b>{len(report.flagged)} flagged</b>
 (SNR &gt; {SNR_LIMIT} or cosine &lt; {COSINE_LIMIT}).</p>
 <h2>Outputs</h2>
-<table><tr><th>output</th><th>cosine</th><th>SNR</th><th>max abs err</th><th>argmax agrees</th></tr>
+<table><tr><th>output</th><th>cosine</th><th>SNR</th><th>max abs err</th><th>top-1 agrees</th></tr>
 {outs}</table>
 <h2>Suggestion</h2>
 {suggestion}
