@@ -5,6 +5,7 @@ against onnxruntime, and the report files (the HTML page rendered in headless Ch
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -305,3 +306,15 @@ def test_cli_auto_exclude_needs_a_config(broken, capsys) -> None:
     argv = ["analyze", "--fp32", config["model_parameters"]["onnx_model"]]
     assert main([*argv, "--int8", str(result.output), "--auto-exclude"]) == 2
     assert "give its --config" in capsys.readouterr().err
+
+
+def test_cli_analyze_auto_exclude_rewrites_the_model(broken, tmp_path: Path, capsys) -> None:
+    config, _ = broken
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    int8 = tmp_path / "enc.q.onnx"
+    fp32 = config["model_parameters"]["onnx_model"]
+    argv = ["analyze", "--fp32", fp32, "--int8", str(int8), "--config", str(tmp_path / "cfg.json")]
+    assert main([*argv, "--auto-exclude"]) == 0
+    out = capsys.readouterr().out
+    assert f"rewrote {int8}; kept in FP32: {FFN2} (ignore_op_names)" in out
+    assert "0 flagged" in out and (tmp_path / "enc.q.report.html").exists()
