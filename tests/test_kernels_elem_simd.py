@@ -327,6 +327,7 @@ POOLS = [
     ((1, 17, 5, 5), (5, 5), (1, 1), (0, 0, 0, 0), (1, 1)),
     ((1, 4, 6, 11), (3, 3), (3, 4), (2, 0, 2, 2), (1, 1)),
     ((1, 1, 2, 2), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    ((1, 5, 18, 19), (16, 17), (1, 1), (0, 1, 0, 0), (1, 1)),  # > 255 taps: int16 sums flush
 ]
 
 
@@ -369,7 +370,7 @@ def test_avgpool_nhwc_equals_nchw(isa, tx, ty):
 @pytest.mark.parametrize("tx,ty", [(np.uint8, np.uint8), (np.int8, np.int8), (np.int8, np.uint8)])
 def test_globalavgpool_nhwc_nchw_bit_exact(isa, tx, ty):
     rng = np.random.default_rng(10)
-    for hw in ((1, 1), (7, 7), (1, 33), (8, 8), (9, 15)):
+    for hw in ((1, 1), (7, 7), (1, 33), (8, 8), (9, 15), (17, 31)):
         for channels in CHANNELS:
             x = rand_q(rng, (2, channels, *hw), tx)
             for zx, zy, sy in ((extreme_zeros(tx)[0], 0, 0.02), (extreme_zeros(tx)[2], 3, 1e-3)):
@@ -385,6 +386,20 @@ def test_globalavgpool_nhwc_nchw_bit_exact(isa, tx, ty):
                 want = np.rint(total.astype(F32) * m) + F32(qy.zero_point)
                 want = np.clip(want, info.min, info.max)
                 np.testing.assert_array_equal(ref.reshape(want.shape), want)
+
+
+@every_simd
+@pytest.mark.parametrize("dtype", QT)
+def test_avgpools_extreme_codes_over_many_taps(isa, dtype):
+    """Windows of 272 and 527 taps of the extreme codes: the largest partial sums."""
+    info = np.iinfo(dtype)
+    qx, qy = qparams(dtype, 0.05, 0), qparams(np.uint8, 0.04, 0)
+    for code in (info.min, info.max):
+        x = np.full((1, 37, 18, 31), code, dtype)
+        args = (qx, qy, (16, 17), (1, 7), (0, 0, 0, 0))
+        same(isa, K.qavgpool2d, nhwc(x), *args, layout="nhwc")
+        same(isa, K.qglobalavgpool, nhwc(x), qx, qy, layout="nhwc")
+        same(isa, K.qglobalavgpool, x, qx, qy)
 
 
 @pytest.mark.parametrize("isa", _kernels.isa_available())
