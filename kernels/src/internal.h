@@ -93,14 +93,20 @@ typedef struct {
                    const pyrt_output_stage *out, void *y, size_t ldy);
 } pyrt_qgemm_config;
 
-/* Depthwise NHWC: weights [taps][C] per ISA; output rows [r0, r1) of the
-   batch * out_h rows. */
+/* Depthwise NHWC: an ISA's weight block for w_s8 [C][taps] (w_zero: the C
+   zero points as stored in the pack, already shifted like w_s8); `run`
+   writes output rows [r0, r1) of the batch * out_h rows, with `scratch` of
+   scratch_size(s) bytes (64-byte aligned) to itself; scratch_size NULL: no
+   scratch. */
 typedef struct {
   size_t (*weights_size)(int32_t channels, int32_t taps);
-  void (*pack)(int32_t channels, int32_t taps, const int8_t *w_s8, void *dst);
+  void (*pack)(int32_t channels, int32_t taps, const int8_t *w_s8,
+               const int32_t *w_zero, void *dst);
+  size_t (*scratch_size)(const pyrt_conv2d_shape *s);
   void (*run)(const pyrt_conv2d_shape *s, const void *packed, const uint8_t *x,
               int32_t x_flip, int32_t x_zero, const int32_t *bias,
-              const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1);
+              const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1,
+              void *scratch);
 } pyrt_qdwconv_config;
 
 /*
@@ -154,6 +160,11 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool)(int64_t rows, int64_t hw, const void *x,
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
+
+  /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
+  void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
+                    int64_t cols, const void *x, void *y);
+  void (*lut8)(int64_t n, const uint8_t *table, const uint8_t *x, uint8_t *y);
   /* NHWC: y[c] = mean over r < hw of x[r * ld + c], c < cols. */
   void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
                               const void *x, const pyrt_qparams *qx, void *y,
@@ -260,9 +271,20 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
                                      const void *x, const pyrt_qparams *qx,
                                      void *y, const pyrt_qparams *qy);
 
+void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
+                           int64_t cols, const void *x, void *y);
+void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
+                      uint8_t *y);
+
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
+void pyrt_qgemm_init_avx2(pyrt_kernel_table *t);
+void pyrt_qdwconv_init_avx2(pyrt_kernel_table *t);
+void pyrt_requant_init_avx2(pyrt_kernel_table *t);
+void pyrt_qgemm_init_avxvnni(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qdwconv_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_requant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qpool_init_avx2(pyrt_kernel_table *t);
 void pyrt_qpool_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qbinary_init_avx2(pyrt_kernel_table *t);

@@ -232,4 +232,64 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy);
 
+/* ---- data movement ---------------------------------------------------- */
+
+/* y[b][c][r] = x[b][r][c] for elements of elem_size 1 or 4 bytes: NCHW ->
+   NHWC is rows = C, cols = H * W; NHWC -> NCHW the reverse. */
+int pyrt_transpose(pyrt_context *ctx, int32_t elem_size, int64_t batch,
+                   int64_t rows, int64_t cols, const void *x, void *y);
+/* y[i] = table[x[i]] for n bytes (u8 or s8 codes, read as bytes). */
+int pyrt_lut8(pyrt_context *ctx, int64_t n, const uint8_t *table, const void *x,
+              void *y);
+
+/* ---- execution plan -------------------------------------------------- */
+
+/*
+ * A list of kernel calls whose tensors live at byte offsets in one arena,
+ * resolved once (shapes, strides, packed weights, output stages); a run of
+ * consecutive entries executes in one call. Each pyrt_plan_* call appends
+ * an entry and returns its index (>= 0) or a negative PYRT_ERR_* code. The
+ * plan copies the argument structs; what they point to (packed weights,
+ * scales, tables, bias) must outlive the plan. Arguments are checked when
+ * the entry runs, by the same public entry points.
+ */
+typedef struct pyrt_plan pyrt_plan;
+int pyrt_plan_create(pyrt_plan **plan);
+void pyrt_plan_destroy(pyrt_plan *plan);
+int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                      const void *packed, int32_t x_dtype, int32_t x_zero,
+                      const int32_t *bias, const pyrt_output_stage *out,
+                      int64_t x, int64_t y);
+int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t a_dtype, int32_t a_zero, int32_t lda,
+                    const void *packed, const int32_t *bias,
+                    const pyrt_output_stage *out, int64_t y, int32_t ldy);
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax);
+int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                       const float *scale, const void *zero, int32_t out_dtype,
+                       int64_t y);
+int pyrt_plan_dequantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                         int32_t x_dtype, const float *scale, const void *zero,
+                         int64_t y);
+int pyrt_plan_qmaxpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         int32_t dtype, int64_t y);
+int pyrt_plan_qavgpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         const pyrt_qparams *qx, int64_t y,
+                         const pyrt_qparams *qy);
+int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
+                             const pyrt_qparams *qx, int64_t y,
+                             const pyrt_qparams *qy);
+int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
+                        int64_t rows, int64_t cols, int64_t x, int64_t y);
+int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
+                   int64_t y);
+int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y);
+/* Runs entries [first, last) on arena; on failure returns the status and
+   stores the failing entry's index in *failed (may be NULL). */
+int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
+                  int32_t last, void *arena, int32_t *failed);
+
 #endif /* PYRT_KERNELS_H */
