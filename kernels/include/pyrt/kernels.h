@@ -268,6 +268,13 @@ int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
                       const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
                       int64_t y, const pyrt_qparams *qy, int32_t qmin,
                       int32_t qmax);
+/* a, y [outer][middle][inner], b [outer][1][inner]: pyrt_qbinary_broadcast */
+int pyrt_plan_qbinary_broadcast(pyrt_plan *p, int32_t op, int64_t outer,
+                                int64_t middle, int64_t inner, int64_t a,
+                                const pyrt_qparams *qa, int64_t b,
+                                const pyrt_qparams *qb, int64_t y,
+                                const pyrt_qparams *qy, int32_t qmin,
+                                int32_t qmax);
 int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
                        const float *scale, const void *zero, int32_t out_dtype,
                        int64_t y);
@@ -282,6 +289,10 @@ int pyrt_plan_qavgpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
 int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
                              const pyrt_qparams *qx, int64_t y,
                              const pyrt_qparams *qy);
+int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                  int64_t channels, int64_t x,
+                                  const pyrt_qparams *qx, int64_t y,
+                                  const pyrt_qparams *qy);
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y);
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
