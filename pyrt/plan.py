@@ -527,7 +527,7 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
         em.keep(*params)
         op = lib.PYRT_ADD if a["op"] == "add" else lib.PYRT_MUL
         em.add(
-            lib.pyrt_plan_qbinary(
+            lib.pyrt_plan_qbinary_broadcast(
                 em.plan,
                 op,
                 *split,

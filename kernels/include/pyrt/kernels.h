@@ -288,11 +288,17 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,
                     const pyrt_output_stage *out, int64_t y, int32_t ldy);
-/* pyrt_qbinary_broadcast's shapes (equal shapes: outer 1, middle 1). */
-int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
-                      int64_t inner, int64_t a, const pyrt_qparams *qa,
-                      int64_t b, const pyrt_qparams *qb, int64_t y,
-                      const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax);
+/* pyrt_qbinary_broadcast's shapes; pyrt_plan_qbinary is outer 1, middle 1. */
+int pyrt_plan_qbinary_broadcast(pyrt_plan *p, int32_t op, int64_t outer,
+                                int64_t middle, int64_t inner, int64_t a,
+                                const pyrt_qparams *qa, int64_t b,
+                                const pyrt_qparams *qb, int64_t y,
+                                const pyrt_qparams *qy, int32_t qmin,
+                                int32_t qmax);
 int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
                        const float *scale, const void *zero, int32_t out_dtype,
                        int64_t y);
