@@ -285,6 +285,10 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
   }
 }
 
+/* Bands of about this many packed A bytes stay in L2 while every panel
+   of B streams past them. */
+enum { BAND_BYTES = 96 * 1024 };
+
 int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                      const pyrt_qgemm_a *a, const void *packed,
                      const int32_t *bias, const pyrt_output_stage *out, void *y,
@@ -319,7 +323,7 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                  PYRT_OK};
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
   j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
-                                 ctx->threads);
+                                 BAND_BYTES, ctx->threads);
   pyrt_parallel(ctx, pyrt_gemm_task_count(&j.tasks), drive_task, &j);
   if (j.status != PYRT_OK)
     return pyrt_fail(j.status, "qgemm: out of memory for scratch");
