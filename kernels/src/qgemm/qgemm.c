@@ -152,30 +152,54 @@ typedef struct {
   int status;
 } drive_job;
 
-/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
+/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst. */
+static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
+                      uint8_t flip) {
+  if (flip == 0) {
+    memcpy(dst, src, n);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
+}
+
+/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp.
+   With dilation_w 1 the taps of one kernel row are contiguous in x, so an
+   unclipped row is one copy (the whole K row of a 7x7 stem over 3 channels
+   is 7 copies, not 49). */
 static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
                         int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
   const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
+  const size_t span = (size_t)s->kernel_w * cin; /* one kernel row of K */
+  const int contiguous = s->dilation_w == 1 && cin == s->in_c;
   for (int32_t m = m0; m < m1; m++, dst += kp) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
+    const int32_t ix0 = ox * s->stride_w - s->pad_left;
+    const int row_inside =
+        ix0 >= 0 && ix0 + (s->kernel_w - 1) * s->dilation_w < s->in_w;
     uint8_t *d = dst;
-    for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+    for (int32_t ky = 0; ky < s->kernel_h; ky++, d += span) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-      for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
-        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
-          memset(d, pad, (size_t)cin);
-          continue;
-        }
-        const uint8_t *src =
-            a->a +
-            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
-                s->in_c +
-            (size_t)a->group * cin;
-        for (int32_t c = 0; c < cin; c++) d[c] = src[c] ^ flip;
+      if (iy < 0 || iy >= s->in_h) {
+        memset(d, pad, span);
+        continue;
+      }
+      const uint8_t *line =
+          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+          (size_t)a->group * cin;
+      if (contiguous && row_inside) {
+        copy_flip(d, line + (size_t)ix0 * s->in_c, span, flip);
+        continue;
+      }
+      for (int32_t kx = 0; kx < s->kernel_w; kx++) {
+        const int32_t ix = ix0 + kx * s->dilation_w;
+        uint8_t *dk = d + (size_t)kx * cin;
+        if (ix < 0 || ix >= s->in_w)
+          memset(dk, pad, (size_t)cin);
+        else
+          copy_flip(dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
@@ -199,7 +223,7 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
     for (int32_t r = 0; r < rows; r++) {
       const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
       uint8_t *d = buf + (size_t)r * kp;
-      for (int32_t k = 0; k < j->K; k++) d[k] = src[k] ^ a->flip;
+      copy_flip(d, src, (size_t)j->K, a->flip);
       memset(d + j->K, 0, (size_t)(kp - j->K));
     }
   }
