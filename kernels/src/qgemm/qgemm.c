@@ -213,7 +213,7 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
   const pyrt_qgemm_a *a = j->a;
   const pyrt_qgemm_config *c = j->c;
   const int32_t kp = j->kp, rows = m1 - m0;
-  if (a->conv == NULL && c->a_width == 1 && a->flip == 0 && kp == j->K) {
+  if (a->conv == NULL && c->a_width == 1 && kp == j->K) { /* tile flips */
     *lda = a->lda;
     return a->a + (size_t)m0 * a->lda;
   }
@@ -259,12 +259,14 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
       pack_band(j, m0, m1, (uint8_t *)s, (uint8_t *)s + narrow, &lda);
   int32_t *row_sum = (int32_t *)(s + narrow + wide);
   int32_t *acc = (int32_t *)(s + narrow + wide + sums);
+  /* The source read in place (then the tile flips), or packed rows. */
+  const uint8_t flip = a == j->a->a + (size_t)m0 * j->a->lda ? j->a->flip : 0;
   if (j->w_zero != NULL) {
-    const pyrt_qgemm_a *src = j->a;
     for (size_t r = 0; r < rows; r++) {
       uint32_t sum = 0; /* padding lanes are 0 in packed rows */
-      if (a == src->a + (size_t)m0 * src->lda) { /* unpacked u8 source */
-        for (size_t k = 0; k < (size_t)j->K; k++) sum += a[r * lda + k];
+      if (a == j->a->a + (size_t)m0 * j->a->lda) {
+        for (size_t k = 0; k < (size_t)j->K; k++)
+          sum += (uint8_t)(a[r * lda + k] ^ flip);
       } else {
         const uint8_t *row = (const uint8_t *)s + r * kp;
         for (size_t k = 0; k < kp; k++) sum += row[k];
@@ -280,7 +282,7 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
     const float *scale = out->per_channel ? out->scale + n0 : out->scale;
     for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
       const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc);
+      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
       c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
                   j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
                   out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,

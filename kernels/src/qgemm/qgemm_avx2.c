@@ -35,7 +35,8 @@ static inline const uint8_t *row(const uint8_t *a, size_t lda, int32_t r,
 
 /* Named accumulators, not arrays, so that they stay in registers. */
 static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                    const void *b, int32_t *acc) {
+                    const void *b, int32_t *acc, uint8_t flip) {
+  (void)flip; /* 0: the driver flips while widening */
   const int16_t *w = (const int16_t *)b;
   const uint8_t *a0 = a, *a1 = row(a, lda, 1, mr), *a2 = row(a, lda, 2, mr),
                 *a3 = row(a, lda, 3, mr), *a4 = row(a, lda, 4, mr),

@@ -22,20 +22,22 @@ static inline const uint8_t *row(const uint8_t *a, size_t lda, int32_t r,
   return a + (size_t)(r < mr ? r : mr - 1) * lda;
 }
 
-/* One row's two accumulators += its 4 activation bytes x the K group. */
-#define STEP(ar, x0, x1)                        \
-  do {                                          \
-    int32_t word;                               \
-    memcpy(&word, (ar) + k, 4);                 \
-    const __m512i av = _mm512_set1_epi32(word); \
-    x0 = _mm512_dpbusd_epi32(x0, av, b0);       \
-    x1 = _mm512_dpbusd_epi32(x1, av, b1);       \
+/* One row's two accumulators += its 4 activation bytes (flipped) x the K
+   group. */
+#define STEP(ar, x0, x1)                                              \
+  do {                                                                \
+    int32_t word;                                                     \
+    memcpy(&word, (ar) + k, 4);                                       \
+    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(word), fx); \
+    x0 = _mm512_dpbusd_epi32(x0, av, b0);                             \
+    x1 = _mm512_dpbusd_epi32(x1, av, b1);                             \
   } while (0)
 
 /* Named accumulators, not arrays: GCC keeps these in registers (arrays of
    16 zmm it spills, which halved the speed of wider tiles). */
 static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                    const void *b, int32_t *acc) {
+                    const void *b, int32_t *acc, uint8_t flip) {
+  const __m512i fx = _mm512_set1_epi8((char)flip);
   const int8_t *w = (const int8_t *)b;
   const uint8_t *a0 = a, *a1 = row(a, lda, 1, mr), *a2 = row(a, lda, 2, mr),
                 *a3 = row(a, lda, 3, mr), *a4 = row(a, lda, 4, mr),
