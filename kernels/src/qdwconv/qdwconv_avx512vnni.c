@@ -8,18 +8,15 @@
  *   sum_t (x_t - x_zero) w'_t = sum_t x_t w'_t - x_zero * sum_t w'_t
  * and a tap in the padding reads a row of x_zero bytes (adding exactly the
  * x_zero w'_t the correction removes), so per output pixel the taps are
- * one table of row pointers and the channel loop has no branches. s8
- * activations are sign-extended with their own zero point (no flip).
+ * one table of row pointers and the channel loop has no branches; PX
+ * pixels of a row go together and share each weight load. s8 activations
+ * are sign-extended with their own zero point (no flip).
  *
  * Block: int32 wsum[CP] (sum_t w'_t) | int32 w'[CP / 16][taps][16], CP = C
  * rounded up to 16, zero-padded. Scratch: the tap pointers, base[CP] (bias
  * minus the zero-point term) and the row of x_zero bytes.
  */
-#include <string.h>
-
-#include "requant/requant_avx512.h"
-
-enum { VL = 16, PX = 4 };
+ { VL = 16, PX = 4 };
 
 static int32_t padded(int32_t channels) {
   return (channels + VL - 1) / VL * VL;
