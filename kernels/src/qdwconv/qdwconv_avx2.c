@@ -4,7 +4,8 @@
  * Exact int32 arithmetic: with w' = w - w_zero (in [-255, 255]) packed as
  * a u16 in the low half of each int32 lane (high half 0) and x widened to
  * int32 lanes, vpmaddwd gives x * w' + x_hi * 0 per lane and vpaddd
- * accumulates, wrapping like the reference. The activation zero point is folded out:
+ * accumulates, wrapping like the reference. The activation zero point is
+ * folded out:
  *   sum_t (x_t - x_zero) w'_t = sum_t x_t w'_t - x_zero * sum_t w'_t
  * and a tap in the padding reads a row of x_zero bytes (adding exactly the
  * x_zero w'_t the correction removes), so per output pixel the taps are

@@ -16,7 +16,11 @@
  * rounded up to 16, zero-padded. Scratch: the tap pointers, base[CP] (bias
  * minus the zero-point term) and the row of x_zero bytes.
  */
- { VL = 16, PX = 4 };
+#include <string.h>
+
+#include "requant/requant_avx512.h"
+
+enum { VL = 16, PX = 4 };
 
 static int32_t padded(int32_t channels) {
   return (channels + VL - 1) / VL * VL;
