@@ -76,10 +76,12 @@ static inline size_t pyrt_pack_prefix_size(int32_t N) {
 typedef struct {
   int32_t mr, nr, kr;       /* tile rows, panel columns, K group */
   int32_t a_width, b_width; /* bytes per packed A / B element (1 or 2) */
-  /* acc[r * nr + j] = sum_{k < kp} a[r][k] * b[k][j] for r < mr (rows of a
-     at a + r * lda bytes), j < nr; wraps like int32. Reads rows < mr only. */
+  /* acc[r * nr + j] = sum_{k < kp} (a[r][k] ^ flip) * b[k][j] for r < mr
+     (rows of a at a + r * lda bytes), j < nr; wraps like int32. Reads rows
+     < mr only. flip (0 or 0x80) lets a tile read s8 activations in place;
+     it is always 0 when a_width is 2 (the widened copy is flipped). */
   void (*ukernel)(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                  const void *b, int32_t *acc);
+                  const void *b, int32_t *acc, uint8_t flip);
   /* m rows of kp u8 (already flipped) at src / ld_src -> the packed A rows
      at dst / ld_dst (bytes). Only called when a_width is 2. */
   void (*widen_a)(int32_t m, int32_t kp, const uint8_t *src, size_t ld_src,
