@@ -159,12 +159,12 @@ static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
     memcpy(dst, src, n);
     return;
   }
-  if (n < 8) {
+  if (n < 8 || n >= 64) { /* the long loop vectorizes */
     for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
     return;
   }
   /* 8 bytes at a time, the last word overlapping: short im2col spans (21
-     bytes in a 7x7 stem over 3 channels) need no byte loop. */
+     bytes in a 7x7 stem over 3 channels) need no byte loop either. */
   const uint64_t mask = 0x0101010101010101u * flip;
   for (size_t i = 0;; i += 8) {
     if (i + 8 > n) i = n - 8;
