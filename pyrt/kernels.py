@@ -878,10 +878,11 @@ def qmaxpool2d(
     ctx: Context | None = None,
     layout: str = "nchw",
 ) -> np.ndarray:
-    """MaxPool on int8 codes; x and y are [N, C, H, W] or, with layout "nhwc", [N, H, W, C]."""
+    """MaxPool on int8 codes or float32 values; x and y are [N, C, H, W] or, with layout
+    "nhwc", [N, H, W, C]."""
     x = np.ascontiguousarray(x)
-    if x.dtype not in QTYPES:
-        raise KernelError(f"qmaxpool2d input must be uint8/int8, got {x.dtype}")
+    if x.dtype not in (*QTYPES, np.dtype(np.float32)):
+        raise KernelError(f"qmaxpool2d input must be uint8/int8/float32, got {x.dtype}")
     s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
     y = _pool_output(s, x.dtype)
     check(lib.pyrt_qmaxpool2d(_ctx(ctx).ptr, s, ptr(x), dtype_code(x.dtype), ptr(y)))
@@ -939,4 +940,20 @@ def qglobalavgpool(
     rows, hw = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:]))
     y = np.empty((*x.shape[:2], *([1] * (x.ndim - 2))), qy.dtype)
     check(lib.pyrt_qglobalavgpool(ctx_ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    return y
+
+
+def globalavgpool_f32(x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """fp32 GlobalAveragePool of an NHWC tensor [N, H, W, C] -> [N, 1, 1, C]."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise KernelError(f"globalavgpool_f32 input must be [N, H, W, C], got {list(x.shape)}")
+    n, h, w, c = x.shape
+    y = np.empty((n, 1, 1, c), np.float32)
+    if y.size and h * w:
+        check(
+            lib.pyrt_globalavgpool_f32_nhwc(
+                _ctx(ctx).ptr, n, h * w, c, ptr(x, "float *"), ptr(y, "float *")
+            )
+        )
     return y

@@ -307,6 +307,10 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
                                      const void *x, const pyrt_qparams *qx,
                                      void *y, const pyrt_qparams *qy);
 
+void pyrt_maxpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
+                               float *y, int64_t r0, int64_t r1);
+void pyrt_globalavgpool_f32_nhwc_scalar(int64_t hw, int64_t channels,
+                                        const float *x, float *y);
 void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
                            int64_t cols, const void *x, void *y);
 void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,

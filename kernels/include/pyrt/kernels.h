@@ -234,7 +234,8 @@ typedef struct {
   int32_t layout;            /* PYRT_NCHW or PYRT_NHWC, for x and y alike */
 } pyrt_pool2d_shape;
 
-/* Max over the window (padding ignored); x and y share dtype and qparams. */
+/* Max over the window (padding ignored); x and y share dtype (U8, S8, or
+   F32 for fp32 models) and qparams. */
 int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
                     const void *x, int32_t dtype, void *y);
 int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
@@ -249,6 +250,10 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              int64_t channels, const void *x,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy);
+
+/* fp32, NHWC: y[b][c] = sum over p < hw of x[b][p][c] (in order) / hw. */
+int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                                int64_t channels, const float *x, float *y);
 
 /* ---- data movement ---------------------------------------------------- */
 
@@ -317,6 +322,8 @@ int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
                                   int64_t channels, int64_t x,
                                   const pyrt_qparams *qx, int64_t y,
                                   const pyrt_qparams *qy);
+int pyrt_plan_globalavgpool_f32_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                     int64_t channels, int64_t x, int64_t y);
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y);
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,

@@ -20,6 +20,7 @@ enum kind {
   AVGPOOL,
   GAP,
   GAP_NHWC,
+  FGAP_NHWC,
   TRANSPOSE,
   LUT,
   COPY
@@ -224,6 +225,13 @@ int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
   return added(p, e);
 }
 
+int pyrt_plan_globalavgpool_f32_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                     int64_t channels, int64_t x, int64_t y) {
+  entry *e = add(p, FGAP_NHWC);
+  if (e) e->n[0] = batch, e->n[1] = hw, e->n[2] = channels, e->x = x, e->y = y;
+  return added(p, e);
+}
+
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y) {
   entry *e = add(p, TRANSPOSE);
@@ -284,6 +292,9 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
     case GAP_NHWC:
       return pyrt_qglobalavgpool_nhwc(ctx, e->n[0], e->n[1], e->n[2], x,
                                       &e->q[0], y, &e->q[1]);
+    case FGAP_NHWC:
+      return pyrt_globalavgpool_f32_nhwc(ctx, e->n[0], e->n[1], e->n[2],
+                                         (const float *)x, (float *)y);
     case TRANSPOSE:
       return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
     case LUT:

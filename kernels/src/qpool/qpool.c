@@ -123,7 +123,9 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
   const int64_t r1 =
       r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
   const int nhwc = j->s->layout == PYRT_NHWC;
-  if (j->qx == NULL)
+  if (j->dtype == PYRT_F32) /* scalar loops over channels vectorize */
+    pyrt_maxpool2d_f32_scalar(j->s, (const float *)j->x, (float *)j->y, r0, r1);
+  else if (j->qx == NULL)
     (nhwc ? j->t->qmaxpool2d_nhwc : j->t->qmaxpool2d)(j->s, j->x, j->dtype,
                                                       j->y, r0, r1);
   else
@@ -164,9 +166,9 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (rc) return rc;
   if (x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: NULL buffer");
-  if (dtype != PYRT_U8 && dtype != PYRT_S8)
-    return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: dtype must be U8 or S8, got %d",
-                     dtype);
+  if (dtype != PYRT_U8 && dtype != PYRT_S8 && dtype != PYRT_F32)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "qmaxpool2d: dtype must be U8, S8 or F32, got %d", dtype);
   pool_job j = {NULL, s, x, dtype, NULL, NULL, y, 0, 0};
   run_pool(ctx, &j);
   return PYRT_OK;
@@ -278,5 +280,21 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
   pyrt_context_enter(ctx);
   pyrt_parallel(ctx, tasks, global_task, &j);
   pyrt_context_leave(ctx);
+  return PYRT_OK;
+}
+
+int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                                int64_t channels, const float *x, float *y) {
+  if (ctx == NULL || x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "globalavgpool_f32_nhwc: NULL argument");
+  if (batch <= 0 || hw <= 0 || channels <= 0 ||
+      channels > INT64_MAX / hw / batch)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "globalavgpool_f32_nhwc: batch %lld, hw %lld, channels "
+                     "%lld must be > 0 and fit",
+                     (long long)batch, (long long)hw, (long long)channels);
+  for (int64_t b = 0; b < batch; b++)
+    pyrt_globalavgpool_f32_nhwc_scalar(hw, channels, x + b * hw * channels,
+                                       y + b * channels);
   return PYRT_OK;
 }
