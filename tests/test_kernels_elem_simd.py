@@ -414,7 +414,7 @@ def test_pools_threads_identical(isa):
         same_threads(isa, K.qmaxpool2d, t, (3, 3), (2, 2), (1, 1, 1, 1), layout=layout)
         same_threads(isa, K.qavgpool2d, t, qx, qy, (3, 3), (1, 1), (1, 1, 1, 1), layout=layout)
         same_threads(isa, K.qglobalavgpool, t, qx, qy, layout=layout)
-    one = nhwc(rand_q(rng, (1, 1280, 7, 7), np.int8))  # one image: channel chunks
+    one = nhwc(rand_q(rng, (1, 1280, 10, 10), np.int8))  # one image: channel chunks
     q8 = qparams(np.int8, 0.05, -3)
     same_threads(isa, K.qglobalavgpool, one, q8, q8, layout="nhwc")
 

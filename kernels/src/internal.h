@@ -245,10 +245,12 @@ void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
 
 /* Elementwise work, rows x cols elements, cut into tasks for
    pyrt_parallel: one task when single-threaded or small, else about
-   8 per thread of at least PYRT_GRAIN elements each, made of whole rows or,
-   when one row is longer than that, of pieces of one row (multiples of 64
-   columns). */
-#define PYRT_GRAIN 16384
+   PYRT_TASKS_PER_THREAD per thread of at least PYRT_GRAIN elements each,
+   made of whole rows or, when one row is longer than that, of pieces of one
+   row (multiples of 64 columns). The work is uniform, so few large tasks
+   beat fine balancing (each task costs a hand-off in the pool). */
+#define PYRT_GRAIN 32768
+#define PYRT_TASKS_PER_THREAD 2
 typedef struct {
   int64_t rows, cols;
   int64_t rows_per_task; /* when whole rows */

@@ -133,11 +133,11 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
                                                       j->qy, r0, r1);
 }
 
-/* Tasks of whole rows: one when single-threaded or small, else about 8 per
-   thread. */
+/* Tasks of whole rows: one when single-threaded or small, else about
+   PYRT_TASKS_PER_THREAD per thread. */
 static int32_t row_tasks(const pyrt_context *ctx, int64_t rows, int64_t work) {
   if (ctx->threads == 1 || work < 2 * PYRT_GRAIN) return 1;
-  const int64_t tasks = 8 * (int64_t)ctx->threads;
+  const int64_t tasks = PYRT_TASKS_PER_THREAD * (int64_t)ctx->threads;
   return (int32_t)(rows < tasks ? rows : tasks);
 }
 
@@ -267,9 +267,10 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
   global_job j = {ctx->t, batch, hw, channels, channels, 1, 0, x, qx, qy, y};
   int32_t tasks = 1;
   if (ctx->threads > 1 && batch * channels * hw >= 2 * PYRT_GRAIN &&
-      batch <= 8 * ctx->threads) {
-    /* per image, channel chunks of whole vectors: about 8 tasks per thread */
-    const int64_t want = (8 * (int64_t)ctx->threads + batch - 1) / batch;
+      batch <= PYRT_TASKS_PER_THREAD * ctx->threads) {
+    /* per image, channel chunks of whole vectors */
+    const int64_t want =
+        (PYRT_TASKS_PER_THREAD * (int64_t)ctx->threads + batch - 1) / batch;
     int64_t per = (channels + want - 1) / want;
     per = (per + 63) / 64 * 64;
     j.per_task = per < channels ? per : channels;
