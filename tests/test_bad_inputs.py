@@ -437,6 +437,7 @@ def _cases() -> dict[str, Case]:
         ],
     )
 
+    # fp32: y[n][m] = x[n][k] x W[k][m] like qgemm, the pack's N is m
     sw = buf(np.float32, m * k, 0.5)
     spacked = buf(np.uint8, lib.pyrt_sgemm_packed_size(CTX, m, k) + 64)
     cases["sgemm_pack"] = Case(
@@ -445,27 +446,38 @@ def _cases() -> dict[str, Case]:
     assert lib.pyrt_sgemm_pack(CTX, m, k, _p(sw, "float *"), _p(spacked)) == lib.PYRT_OK
     sx, sy = buf(np.float32, k * n), buf(np.float32, m * n)
     sbase = [
-        m,
         n,
+        m,
+        k,
+        _p(sx, "float *"),
         k,
         _p(spacked),
-        _p(sx, "float *"),
-        n,
         ffi.NULL,
         -np.inf,
         np.inf,
         _p(sy, "float *"),
-        n,
+        m,
     ]
+
+    def sgemm(**change):
+        args = list(sbase)
+        for i, v in change.items():
+            args[int(i[1:])] = v
+        return args
+
     cases["sgemm"] = Case(
         lib.pyrt_sgemm,
         sbase,
-        pointers=[3, 4, 9],
+        pointers=[3, 5, 9],
         sizes=[0, 1, 2],
         extra=[
-            ("ldx<N", sbase[:5] + [n - 1] + sbase[6:]),
-            ("ldy<N", sbase[:10] + [n - 1]),
-            ("K of another pack", sbase[:2] + [k + 1] + sbase[3:]),
+            ("lda<K", sgemm(a4=k - 1)),
+            ("ldy<N", sgemm(a10=m - 1)),
+            ("N of another pack", sgemm(a1=m + 1)),
+            ("K of another pack", sgemm(a2=k + 1)),
+            ("clamp NaN", sgemm(a7=np.nan)),
+            ("clamp lo > hi", sgemm(a7=1.0, a8=0.0)),
+            ("not a pack", sgemm(a5=_p(buf(np.uint8, 4096)))),
         ],
     )
 
@@ -591,6 +603,14 @@ def _cases() -> dict[str, Case]:
         ],
     )
 
+    cases["qbinary_broadcast"] = Case(
+        lib.pyrt_qbinary_broadcast,
+        [lib.PYRT_MUL, 2, 5, 1, _p(a), qp, _p(b), qp, _p(c), qp, 0, 255],
+        pointers=[4, 5, 6, 7, 8, 9],
+        sizes=[1, 2, 3],
+        extra=[("op 9", [9, 2, 5, 1, _p(a), qp, _p(b), qp, _p(c), qp, 0, 255])],
+    )
+
     px, py = buf(np.uint8, 2 * 36), buf(np.uint8, 2 * 16)
     bad_pools = {
         **{f"{f}=0": _pool_shape(**{f: 0}) for f in ("batch", "channels", "in_h", "kernel_w")},
@@ -598,6 +618,7 @@ def _cases() -> dict[str, Case]:
         "out too big": _pool_shape(out_h=7),  # a window starting past the input
         "out 0": _pool_shape(out_h=0),
         "padding-only window": _pool_shape(pad_top=3, pad_bottom=3, out_h=7),
+        "layout 2": _pool_shape(layout=2),
     }
     pbase = [_pool_shape(), _p(px), lib.PYRT_U8, _p(py)]
     cases["qmaxpool2d"] = Case(
@@ -623,6 +644,12 @@ def _cases() -> dict[str, Case]:
         [2, 36, _p(px), qp, _p(gy), qp],
         pointers=[2, 3, 4, 5],
         sizes=[0, 1],
+    )
+    cases["qglobalavgpool_nhwc"] = Case(
+        lib.pyrt_qglobalavgpool_nhwc,
+        [1, 36, 2, _p(px), qp, _p(gy), qp],
+        pointers=[3, 4, 5, 6],
+        sizes=[0, 1, 2],
     )
     out = ffi.new("pyrt_context **")
     cases["context_create"] = Case(

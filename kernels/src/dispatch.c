@@ -30,15 +30,18 @@ static void init_scalar(pyrt_kernel_table *t) {
   pyrt_init_scalar(t);
   pyrt_qdwconv_init_scalar(t);
   t->requantize = pyrt_requantize_scalar;
-  t->sgemm_weights_size = pyrt_sgemm_weights_size_scalar;
-  t->sgemm_pack_weights = pyrt_sgemm_pack_weights_scalar;
-  t->sgemm = pyrt_sgemm_scalar;
+  pyrt_sgemm_init_scalar(t);
   t->quantize = pyrt_quantize_scalar;
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
+  t->qmaxpool2d_nhwc = pyrt_qmaxpool2d_nhwc_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
+  t->qavgpool2d_nhwc = pyrt_qavgpool2d_nhwc_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
+  t->transpose = pyrt_transpose_scalar;
+  t->lut8 = pyrt_lut8_scalar;
 }
 
 #if defined(PYRT_HAVE_X86)
@@ -63,6 +66,10 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx2(t);
   pyrt_qdwconv_init_avx2(t);
   pyrt_requant_init_avx2(t);
+  pyrt_qpool_init_avx2(t);
+  pyrt_qbinary_init_avx2(t);
+  pyrt_quant_init_avx2(t);
+  pyrt_sgemm_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -71,6 +78,10 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx512vnni(t);
   pyrt_qdwconv_init_avx512vnni(t);
   pyrt_requant_init_avx512vnni(t);
+  pyrt_qpool_init_avx512vnni(t);
+  pyrt_qbinary_init_avx512vnni(t);
+  pyrt_quant_init_avx512vnni(t);
+  pyrt_sgemm_init_avx512vnni(t);
 }
 #endif
 

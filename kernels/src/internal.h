@@ -112,6 +112,48 @@ typedef struct {
 } pyrt_qdwconv_config;
 
 /*
+ * The fp32 GEMM tile, under the fp32 driver (sgemm/sgemm.c), which owns
+ * blocking, threads, im2col and the bias; the ISA supplies the tile only.
+ *
+ * Arithmetic, one definition for every ISA (so every SIMD tile is bit-exact
+ * with the scalar one): output (m, n) is
+ *   acc = bias[n] (0.0f without bias);
+ *   for k = 0, 1, ..., K-1:  acc = fma(a[m][k], w[k][n], acc);
+ *   y = min(max(acc, lo), hi)  as  v = lo > acc ? lo : acc; hi < v ? hi : v
+ * with fma the exactly rounded fused multiply-add (C fmaf, x86 vfmadd,
+ * RISC-V fmadd). The clamp passes NaN through (vmaxps(lo, x) / vminps(hi, v)
+ * are exactly these selects). Everything else is compiled with
+ * -ffp-contract=off, so no compiler fuses anything behind our back.
+ *
+ * Packed B (weights, once): panels of NR columns, [N/NR][K][NR] floats,
+ * zero-padded in N. The driver runs K in blocks of kc, parking the unrounded
+ * fp32 partial sums in y between blocks: the order above is kept exactly.
+ */
+typedef struct {
+  int32_t mr, nr, kc; /* tile rows, panel columns, K block */
+  /* For r < mr, j < nr (nr <= the config's; only those are read or written
+     in y): acc = init ? init[j] : y[r][j]; for k < kc: acc = fma(a[r][k],
+     b[k][j], acc); y[r][j] = clamp ? min(max(acc, clamp[0]), clamp[1]) :
+     acc. a: rows at a + r * lda; b: kc rows of the config's nr floats;
+     init: the config's nr floats; y: rows of ldy floats. */
+  void (*ukernel)(int32_t mr, int32_t nr, int32_t kc, const float *a,
+                  size_t lda, const float *b, const float *init,
+                  const float *clamp, float *y, size_t ldy);
+} pyrt_sgemm_config;
+
+/* fp32 depthwise NHWC, vectorised over channels; the driver (conv/conv.c)
+   resolves strides, dilations and padding into tap pointers. For pixel
+   p < pixels and channel c < channels:
+     acc = bias[c]; for i < taps: acc = fma(x[i][p * x_step + c], w[i][c], acc)
+     y[p * channels + c] = min(max(acc, clamp[0]), clamp[1])
+   (taps in the padding are not in the list: they contribute nothing). */
+typedef struct {
+  void (*run)(int32_t channels, int32_t taps, const float *const *x,
+              const float *const *w, int32_t pixels, size_t x_step,
+              const float *bias, const float *clamp, float *y);
+} pyrt_sdwconv_config;
+
+/*
  * One table of kernels per ISA. dispatch.c fills each once: a level starts
  * as a copy of the level below and overrides what it does better (MLAS's
  * platform.cpp). Callers never branch on ISA.
@@ -125,27 +167,49 @@ typedef struct pyrt_kernel_table {
   void (*requantize)(int64_t rows, int64_t cols, int32_t channels,
                      const int32_t *acc, const pyrt_output_stage *out, void *y);
 
-  size_t (*sgemm_weights_size)(int32_t M, int32_t K);
-  void (*sgemm_pack_weights)(int32_t M, int32_t K, const float *w, void *dst);
-  void (*sgemm)(int32_t M, int32_t N, int32_t K, const void *weights,
-                const float *x, int32_t ldx, const float *bias, float lo,
-                float hi, float *y, int32_t ldy);
+  pyrt_sgemm_config sgemm;
+  pyrt_sdwconv_config sdwconv;
 
-  void (*quantize)(const pyrt_quant_layout *l, const float *x,
-                   const float *scale, const void *zero, int32_t out_dtype,
-                   void *y);
-  void (*dequantize)(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
-                     const float *scale, const void *zero, float *y);
-  void (*qbinary)(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
-                  const void *b, const pyrt_qparams *qb, void *y,
-                  const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+  /* Quantize / dequantize n elements; element i's scale is scale[i * step]
+     and its zero point zero[i * step] (zero NULL: 0), step >= 0 (SIMD
+     tables vectorize step 0, the per-tensor and per-axis case). */
+  void (*quantize)(int64_t n, const float *x, const float *scale,
+                   const void *zero, int64_t step, int32_t out_dtype, void *y);
+  void (*dequantize)(int64_t n, const void *x, int32_t x_dtype,
+                     const float *scale, const void *zero, int64_t step,
+                     float *y);
+  /* Add / Mul of a and y [rows][cols] (dense) with b broadcast over rows:
+     b holds cols values when b_step is 1, one value when it is 0. */
+  void (*qbinary)(int32_t op, int64_t rows, int64_t cols, const void *a,
+                  const pyrt_qparams *qa, const void *b, int32_t b_step,
+                  const pyrt_qparams *qb, void *y, const pyrt_qparams *qy,
+                  int32_t qmin, int32_t qmax);
+  /* Pools over output rows [r0, r1): NCHW rows are (plane, oy) pairs,
+     batch * channels * out_h of them; NHWC rows are (image, oy) pairs,
+     batch * out_h of them, each out_w pixels of all channels. */
   void (*qmaxpool2d)(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
-                     void *y);
+                     void *y, int64_t r0, int64_t r1);
+  void (*qmaxpool2d_nhwc)(const pyrt_pool2d_shape *s, const void *x,
+                          int32_t dtype, void *y, int64_t r0, int64_t r1);
   void (*qavgpool2d)(const pyrt_pool2d_shape *s, const void *x,
-                     const pyrt_qparams *qx, void *y, const pyrt_qparams *qy);
+                     const pyrt_qparams *qx, void *y, const pyrt_qparams *qy,
+                     int64_t r0, int64_t r1);
+  void (*qavgpool2d_nhwc)(const pyrt_pool2d_shape *s, const void *x,
+                          const pyrt_qparams *qx, void *y,
+                          const pyrt_qparams *qy, int64_t r0, int64_t r1);
+  /* NCHW: y[r] = mean of row r of x [rows][hw]. */
   void (*qglobalavgpool)(int64_t rows, int64_t hw, const void *x,
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
+
+  /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
+  void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
+                    int64_t cols, const void *x, void *y);
+  void (*lut8)(int64_t n, const uint8_t *table, const uint8_t *x, uint8_t *y);
+  /* NHWC: y[c] = mean over r < hw of x[r * ld + c], c < cols. */
+  void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
+                              const void *x, const pyrt_qparams *qx, void *y,
+                              const pyrt_qparams *qy);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -179,6 +243,23 @@ typedef void (*pyrt_task_fn)(void *arg, int32_t task, int32_t worker);
 void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
                    void *arg);
 
+/* Elementwise work, rows x cols elements, cut into tasks for
+   pyrt_parallel: one task when single-threaded or small, else about
+   8 per thread of at least PYRT_GRAIN elements each, made of whole rows or,
+   when one row is longer than that, of pieces of one row (multiples of 64
+   columns). */
+#define PYRT_GRAIN 16384
+typedef struct {
+  int64_t rows, cols;
+  int64_t rows_per_task; /* when whole rows */
+  int64_t piece, pieces; /* columns per piece, pieces per row (else 0) */
+  int32_t tasks;
+} pyrt_grid;
+pyrt_grid pyrt_grid_make(const pyrt_context *ctx, int64_t rows, int64_t cols);
+/* Task `task`'s rows [*r0, *r1) and columns [*c0, *c1). */
+void pyrt_grid_task(const pyrt_grid *g, int32_t task, int64_t *r0, int64_t *r1,
+                    int64_t *c0, int64_t *c1);
+
 /* Held by every compute entry point around its table calls. */
 void pyrt_context_enter(pyrt_context *ctx);
 void pyrt_context_leave(pyrt_context *ctx);
@@ -196,30 +277,40 @@ void pyrt_qdwconv_init_scalar(pyrt_kernel_table *t);
 void pyrt_requantize_scalar(int64_t rows, int64_t cols, int32_t channels,
                             const int32_t *acc, const pyrt_output_stage *out,
                             void *y);
-size_t pyrt_sgemm_weights_size_scalar(int32_t M, int32_t K);
-void pyrt_sgemm_pack_weights_scalar(int32_t M, int32_t K, const float *w,
-                                    void *dst);
-void pyrt_sgemm_scalar(int32_t M, int32_t N, int32_t K, const void *weights,
-                       const float *x, int32_t ldx, const float *bias, float lo,
-                       float hi, float *y, int32_t ldy);
-void pyrt_quantize_scalar(const pyrt_quant_layout *l, const float *x,
-                          const float *scale, const void *zero,
-                          int32_t out_dtype, void *y);
-void pyrt_dequantize_scalar(const pyrt_quant_layout *l, const void *x,
-                            int32_t x_dtype, const float *scale,
-                            const void *zero, float *y);
-void pyrt_qbinary_scalar(int32_t op, int64_t n, const void *a,
-                         const pyrt_qparams *qa, const void *b,
+void pyrt_sgemm_init_scalar(pyrt_kernel_table *t); /* + sdwconv */
+void pyrt_quantize_scalar(int64_t n, const float *x, const float *scale,
+                          const void *zero, int64_t step, int32_t out_dtype,
+                          void *y);
+void pyrt_dequantize_scalar(int64_t n, const void *x, int32_t x_dtype,
+                            const float *scale, const void *zero, int64_t step,
+                            float *y);
+void pyrt_qbinary_scalar(int32_t op, int64_t rows, int64_t cols, const void *a,
+                         const pyrt_qparams *qa, const void *b, int32_t b_step,
                          const pyrt_qparams *qb, void *y,
                          const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 void pyrt_qmaxpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
-                            int32_t dtype, void *y);
+                            int32_t dtype, void *y, int64_t r0, int64_t r1);
+void pyrt_qmaxpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 int32_t dtype, void *y, int64_t r0,
+                                 int64_t r1);
 void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
                             const pyrt_qparams *qx, void *y,
-                            const pyrt_qparams *qy);
+                            const pyrt_qparams *qy, int64_t r0, int64_t r1);
+void pyrt_qavgpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 const pyrt_qparams *qx, void *y,
+                                 const pyrt_qparams *qy, int64_t r0,
+                                 int64_t r1);
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy);
+void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
+                                     const void *x, const pyrt_qparams *qx,
+                                     void *y, const pyrt_qparams *qy);
+
+void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
+                           int64_t cols, const void *x, void *y);
+void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
+                      uint8_t *y);
 
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
@@ -230,6 +321,14 @@ void pyrt_qgemm_init_avxvnni(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qdwconv_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_requant_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qpool_init_avx2(pyrt_kernel_table *t);
+void pyrt_qpool_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qbinary_init_avx2(pyrt_kernel_table *t);
+void pyrt_qbinary_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_quant_init_avx2(pyrt_kernel_table *t);
+void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
+void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
 #endif
 
 #endif /* PYRT_INTERNAL_H */
