@@ -801,3 +801,82 @@ def qglobalavgpool(
         lib.pyrt_qglobalavgpool(_ctx(ctx).ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy))
     )
     return y
+
+
+# ---- int8 products of two activations and the ops around attention ---------
+
+
+def _batched(x: np.ndarray, batch: tuple, rows: int, cols: int) -> tuple[np.ndarray, list[int]]:
+    """x broadcast to batch + (rows, cols), viewed as [B, rows, cols] without copying
+    where numpy can; returns the view and its element strides."""
+    x = np.broadcast_to(x, (*batch, rows, cols)).reshape(-1, rows, cols)
+    if x.strides[0] % x.itemsize or x.strides[1] % x.itemsize or x.strides[2] % x.itemsize:
+        x = np.ascontiguousarray(x)
+    if min(x.strides) < 0:
+        x = np.ascontiguousarray(x)
+    return x, [s // x.itemsize for s in x.strides]
+
+
+def qmatmul(
+    a: np.ndarray,
+    a_zero: int,
+    b: np.ndarray,
+    b_zero: int,
+    out: OutputStage,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """int8 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D):
+    acc = sum_k (a - a_zero)(b - b_zero) in int32, then `out` (channel = column)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise KernelError(f"qmatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    (a_dtype, az), (b_dtype, bz) = _x_params(a.dtype, a_zero, "qmatmul a"), _x_params(
+        b.dtype, b_zero, "qmatmul b"
+    )
+    m, k = a.shape[-2:]
+    if b.shape[-2] != k:
+        raise KernelError(f"qmatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
+    n = b.shape[-1]
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as exc:
+        raise KernelError(f"qmatmul: batch dims of {a.shape} and {b.shape} differ") from exc
+    y = np.empty((*batch, m, n), out.dtype)
+    if y.size == 0 or k == 0:
+        if y.size and k == 0:
+            y[...] = requantize(np.zeros(y.shape, np.int32), 1, out, ctx)
+        return y
+    count = y.size // (m * n)
+    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
+        if dim >= 2**31:
+            raise KernelError(f"qmatmul: {name} {dim} does not fit int32")
+    stage, _scale = _stage(out, n)
+    a3, sa = _batched(a, batch, m, k)
+    if sa[2] != 1 or sa[1] < k:
+        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
+    b3, sb = _batched(b, batch, k, n)
+    check(
+        lib.pyrt_qmatmul(
+            _ctx(ctx).ptr,
+            count,
+            m,
+            n,
+            k,
+            ffi.cast("void *", a3.ctypes.data),
+            dtype_code(a_dtype),
+            az,
+            sa[0],
+            sa[1],
+            ffi.cast("void *", b3.ctypes.data),
+            dtype_code(b_dtype),
+            bz,
+            sb[0],
+            sb[1],
+            sb[2],
+            stage,
+            ptr(y),
+            m * n,
+            n,
+        )
+    )
+    return y

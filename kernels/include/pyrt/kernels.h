@@ -100,6 +100,21 @@ int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                const void *packed, const int32_t *bias,
                const pyrt_output_stage *out, void *y, int32_t ldy);
 
+/* int8 product of two activations, batched: y[i] = A[i] x B[i] for i < batch
+   (QLinearMatMul, attention's Q x K^T and P x V). A[i]: [M][K] of a_dtype at
+   a + i * stride_a (elements), row stride lda >= K. B[i]: K x N of b_dtype at
+   b + i * stride_b, element (k, n) at k * ldb_k + n * ldb_n (a transposed B
+   is just other strides). Batch strides may be 0 (broadcast). y[i]: [M][N] of
+   out->out_dtype at y + i * stride_y, row stride ldy >= N. Per-tensor zero
+   points; acc = sum_k (a - a_zero)(b - b_zero) in int32, then `out` with
+   channel n. B is packed per call, so nothing needs preparing. */
+int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
+                 int32_t K, const void *a, int32_t a_dtype, int32_t a_zero,
+                 int64_t stride_a, int32_t lda, const void *b, int32_t b_dtype,
+                 int32_t b_zero, int64_t stride_b, int32_t ldb_k,
+                 int32_t ldb_n, const pyrt_output_stage *out, void *y,
+                 int64_t stride_y, int32_t ldy);
+
 /* ---- 2-D convolution (int8: NHWC, fp32: NCHW; they share the shape) --- */
 
 typedef struct {
