@@ -111,9 +111,9 @@ int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
 int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  int32_t K, const void *a, int32_t a_dtype, int32_t a_zero,
                  int64_t stride_a, int32_t lda, const void *b, int32_t b_dtype,
-                 int32_t b_zero, int64_t stride_b, int32_t ldb_k,
-                 int32_t ldb_n, const pyrt_output_stage *out, void *y,
-                 int64_t stride_y, int32_t ldy);
+                 int32_t b_zero, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                 const pyrt_output_stage *out, void *y, int64_t stride_y,
+                 int32_t ldy);
 
 /* ---- 2-D convolution (int8: NHWC, fp32: NCHW; they share the shape) --- */
 

@@ -26,8 +26,7 @@ static int32_t round_up(int32_t v, int32_t m) {
   return (v + m - 1) / m * m;
 }
 
-size_t pyrt_qgemm_block_size(const pyrt_qgemm_config *c, int32_t N,
-                              int32_t K) {
+size_t pyrt_qgemm_block_size(const pyrt_qgemm_config *c, int32_t N, int32_t K) {
   return (size_t)round_up(N, c->nr) * (size_t)round_up(K, c->kr) *
          (size_t)c->b_width;
 }
@@ -42,11 +41,11 @@ void pyrt_qgemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
       for (int32_t j = 0; j < nr; j++)
         for (int32_t q = 0; q < kr; q++, i++) {
           const int32_t n = n0 + j, k = k0 + q;
-          const int8_t v =
-              n < N && k < K
-                  ? (int8_t)(w[(ptrdiff_t)n * stride_n + (ptrdiff_t)k * stride_k] ^
-                             flip)
-                  : 0;
+          const int8_t v = n < N && k < K
+                               ? (int8_t)(w[(ptrdiff_t)n * stride_n +
+                                            (ptrdiff_t)k * stride_k] ^
+                                          flip)
+                               : 0;
           if (c->b_width == 2)
             ((int16_t *)dst)[i] = v;
           else
@@ -57,8 +56,9 @@ void pyrt_qgemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
 size_t pyrt_pack_int8_size(const pyrt_kernel_table *t, int32_t kind, int32_t N,
                            int32_t K) {
   if (N <= 0 || K <= 0 || (int64_t)N * K > PYRT_MAX_PACK_ELEMS) return 0;
-  size_t block = kind == PYRT_PACK_DWCONV ? t->qdwconv.weights_size(N, K)
-                                          : pyrt_qgemm_block_size(&t->qgemm, N, K);
+  size_t block = kind == PYRT_PACK_DWCONV
+                     ? t->qdwconv.weights_size(N, K)
+                     : pyrt_qgemm_block_size(&t->qgemm, N, K);
   return pyrt_pack_prefix_size(N) + block;
 }
 
@@ -287,7 +287,6 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
   run_task(j, task, s);
 }
 
-
 /* fixed[n] = bias[n] - za * colsum[n] + K * za * zw[n] (wrapping). */
 static void fixed_terms(int32_t N, int32_t K, const pyrt_qgemm_a *a,
                         const void *packed, const int32_t *bias,
@@ -304,8 +303,8 @@ static void fixed_terms(int32_t N, int32_t K, const pyrt_qgemm_a *a,
 /* Bands: about BAND_BYTES of A each, whole tiles, and enough of them to
    give every thread a few (make_job then splits the panels if bands are too
    few). */
-static int32_t band_rows(const pyrt_qgemm_config *c, int32_t threads,
-                         int32_t M, int32_t kp) {
+static int32_t band_rows(const pyrt_qgemm_config *c, int32_t threads, int32_t M,
+                         int32_t kp) {
   int64_t band = BAND_BYTES / ((int64_t)kp * c->a_width);
   const int64_t per_thread = ((int64_t)M + 4 * threads - 1) / (4 * threads);
   if (threads > 1 && band > per_thread) band = per_thread;

@@ -41,8 +41,8 @@ static void pack_b(const qmatmul_job *j, int32_t index, void *packed) {
   const int32_t N = j->N, K = j->K;
   const uint8_t *b = j->b + (size_t)((int64_t)index * j->stride_b);
   pyrt_pack_header *h = (pyrt_pack_header *)packed;
-  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0, PYRT_PACK_GEMM, N, K,
-                          j->b_zero != 0, j->c->nr, j->c->kr};
+  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0,        PYRT_PACK_GEMM, N, K,
+                          j->b_zero != 0,  j->c->nr, j->c->kr};
   int32_t *col_sum = pyrt_pack_col_sum(packed);
   int32_t *zero = pyrt_pack_w_zero(packed);
   for (int32_t n = 0; n < N; n++) col_sum[n] = 0, zero[n] = j->b_zero;
@@ -73,8 +73,7 @@ static void *y_of(const qmatmul_job *j, int32_t index) {
 
 static void batch_task(void *arg, int32_t index, int32_t worker) {
   qmatmul_job *j = (qmatmul_job *)arg;
-  const size_t drive =
-      pyrt_qgemm_serial_scratch(j->c, j->M, j->N, j->K);
+  const size_t drive = pyrt_qgemm_serial_scratch(j->c, j->M, j->N, j->K);
   char *s = pyrt_scratch(j->ctx, worker, j->pack_bytes + drive);
   if (s == NULL) {
     j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
@@ -92,18 +91,17 @@ static int check_operand(const char *name, int32_t dtype, int32_t zero) {
                      dtype);
   const int32_t lo = dtype == PYRT_U8 ? 0 : -128;
   if (zero < lo || zero > lo + 255)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "qmatmul: %s zero point %d outside [%d, %d]", name, zero,
-                     lo, lo + 255);
+    return pyrt_fail(PYRT_ERR_ARG, "qmatmul: %s zero point %d outside [%d, %d]",
+                     name, zero, lo, lo + 255);
   return PYRT_OK;
 }
 
 int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  int32_t K, const void *a, int32_t a_dtype, int32_t a_zero,
                  int64_t stride_a, int32_t lda, const void *b, int32_t b_dtype,
-                 int32_t b_zero, int64_t stride_b, int32_t ldb_k,
-                 int32_t ldb_n, const pyrt_output_stage *out, void *y,
-                 int64_t stride_y, int32_t ldy) {
+                 int32_t b_zero, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                 const pyrt_output_stage *out, void *y, int64_t stride_y,
+                 int32_t ldy) {
   if (ctx == NULL || a == NULL || b == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qmatmul: ctx, a, b or y is NULL");
   if (batch <= 0 || M <= 0 || N <= 0 || K <= 0)
@@ -122,8 +120,8 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                      (long long)stride_a, (long long)stride_b,
                      (long long)stride_y);
   if ((int64_t)N * K > ((int64_t)1 << 30))
-    return pyrt_fail(PYRT_ERR_SHAPE, "qmatmul: %d x %d B matrices are too large",
-                     K, N);
+    return pyrt_fail(PYRT_ERR_SHAPE,
+                     "qmatmul: %d x %d B matrices are too large", K, N);
   int rc = check_operand("a", a_dtype, a_zero);
   if (!rc) rc = check_operand("b", b_dtype, b_zero);
   if (!rc) rc = pyrt_check_output_stage("qmatmul", out, N);
@@ -131,31 +129,30 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
   const pyrt_qgemm_config *c = &ctx->t->qgemm;
   const uint8_t a_flip = a_dtype == PYRT_S8 ? 0x80 : 0;
   const uint8_t b_flip = b_dtype == PYRT_U8 ? 0x80 : 0; /* packs hold s8 */
-  qmatmul_job j = {c,
-                   M,
-                   N,
-                   K,
-                   (const uint8_t *)a,
-                   stride_a,
-                   lda,
-                   a_flip,
-                   a_zero + (a_flip ? 128 : 0),
-                   (const uint8_t *)b,
-                   stride_b,
-                   ldb_k,
-                   ldb_n,
-                   b_flip,
-                   b_zero - (b_flip ? 128 : 0),
-                   out,
-                   (char *)y,
-                   stride_y,
-                   ldy,
-                   out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1
-                                                                          : 4,
-                   PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) +
-                                 pyrt_qgemm_block_size(c, N, K)),
-                   ctx,
-                   PYRT_OK};
+  qmatmul_job j = {
+      c,
+      M,
+      N,
+      K,
+      (const uint8_t *)a,
+      stride_a,
+      lda,
+      a_flip,
+      a_zero + (a_flip ? 128 : 0),
+      (const uint8_t *)b,
+      stride_b,
+      ldb_k,
+      ldb_n,
+      b_flip,
+      b_zero - (b_flip ? 128 : 0),
+      out,
+      (char *)y,
+      stride_y,
+      ldy,
+      out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
+      PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) + pyrt_qgemm_block_size(c, N, K)),
+      ctx,
+      PYRT_OK};
   pyrt_context_enter(ctx);
   if (batch >= ctx->threads) {
     pyrt_parallel(ctx, batch, batch_task, &j);
