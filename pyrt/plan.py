@@ -19,6 +19,7 @@ from .errors import KernelError, ModelError, PyrtError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, conv_pads, int_attr_list, valid_scale, window_attrs
+from .plan_attention import attention_fn
 
 NONDETERMINISTIC = {
     "RandomNormal",
@@ -619,6 +620,8 @@ def make_step(node: Node, g: Graph) -> Step:
 
 def _make_step(node: Node, g: Graph) -> Step:
     op = node.op_type
+    if (found := attention_fn(node)) is not None:  # pyrt/plan_attention.py
+        return Step(node, *found)
     if node.domain == "pyrt":
         return Step(node, "int8", pyrt_step(node, g))
     if "int_dtype" in node.attrs:

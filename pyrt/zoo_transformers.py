@@ -157,8 +157,13 @@ def encoder(
 
         h = b.linear(x, hidden, ffn, 1.5, f"{p}.intermediate.dense")
         erf = b.node("Erf", [b.node("Div", [h, b.scalar("sqrt2", math.sqrt(2.0))])])
-        h = b.node("Mul", [b.node("Mul", [h, b.node("Add", [erf, b.scalar("one_f", 1.0)])]),
-                           b.scalar("half", 0.5)])
+        h = b.node(
+            "Mul",
+            [
+                b.node("Mul", [h, b.node("Add", [erf, b.scalar("one_f", 1.0)])]),
+                b.scalar("half", 0.5),
+            ],
+        )
         out = b.linear(h, ffn, hidden, 0.7, f"{p}.output.dense")
         x = b.layer_norm(b.node("Add", [out, x]), hidden, f"{p}.output.LayerNorm", 2)
 
@@ -211,8 +216,11 @@ def encoder_inputs(
 
 def ffn_output_nodes(model: onnx.ModelProto) -> list[str]:
     """The FFN output projections' MatMul nodes (what `fp32_ffn_output` keeps in FP32)."""
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and ".output.dense" in n.name
-            and ".attention." not in n.name]
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and ".output.dense" in n.name and ".attention." not in n.name
+    ]
 
 
 def quantize_encoder(

@@ -38,6 +38,9 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->softmax = pyrt_softmax_scalar;
+  t->layernorm = pyrt_layernorm_scalar;
+  t->activation = pyrt_activation_scalar;
 }
 
 #if defined(PYRT_HAVE_X86)

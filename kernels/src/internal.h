@@ -103,6 +103,47 @@ typedef struct {
               const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1);
 } pyrt_qdwconv_config;
 
+/* The float-row kernels around attention. Each runs rows [r0, r1) of its
+   job with `buf`, scratch of 2 * cols floats; x / y are F32 or U8 / S8
+   (dequantized on load, quantized on store, see fmath/fmath.h). */
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  float x_div;       /* v = DQ(x) / x_div (+ mask) */
+  const float *mask; /* NULL, or [rows / rows_per_mask][cols] */
+  int64_t rows_per_mask;
+  void *y;
+  pyrt_qparams qy;
+} pyrt_softmax_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias;    /* NULL or [cols]: v = DQ(x) + bias */
+  const void *residual; /* NULL or [rows][cols]: v = v + DQ(residual) */
+  pyrt_qparams qr;
+  const float *gamma, *beta; /* [cols]; beta may be NULL */
+  float epsilon;
+  float *y; /* NULL, or the float output */
+  void *yq; /* NULL, or the quantized output (qy) */
+  pyrt_qparams qy;
+} pyrt_layernorm_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias; /* NULL or [cols]: v = DQ(x) + bias */
+  int32_t act;       /* enum pyrt_activation */
+  void *y;
+  pyrt_qparams qy;
+} pyrt_activation_job;
+
 /*
  * One table of kernels per ISA. dispatch.c fills each once: a level starts
  * as a copy of the level below and overrides what it does better (MLAS's
@@ -138,6 +179,13 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool)(int64_t rows, int64_t hw, const void *x,
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
+
+  void (*softmax)(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                  float *buf);
+  void (*layernorm)(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                    float *buf);
+  void (*activation)(const pyrt_activation_job *j, int64_t r0, int64_t r1,
+                     float *buf);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -212,6 +260,21 @@ void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy);
+
+void pyrt_softmax_scalar(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                         float *buf);
+void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                           float *buf);
+void pyrt_activation_scalar(const pyrt_activation_job *j, int64_t r0,
+                            int64_t r1, float *buf);
+
+/* Runs rows [0, rows) of a float-row kernel as pyrt_parallel tasks of about
+   a few thousand elements each, with per-worker buffers of 2 * cols
+   floats: fn(ctx->t, job, r0, r1, buf). PYRT_OK or PYRT_ERR_NOMEM. */
+typedef void (*pyrt_rows_fn)(const pyrt_kernel_table *t, const void *job,
+                             int64_t r0, int64_t r1, float *buf);
+int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,
+                  pyrt_rows_fn fn, const void *job);
 
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)

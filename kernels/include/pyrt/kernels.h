@@ -227,4 +227,41 @@ int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
                         const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy);
 
+/* ---- float rows around attention ------------------------------------ */
+
+/* x and y are [rows][cols] of the dtype in their pyrt_qparams: PYRT_F32
+   (plain float; scale and zero point ignored), or U8 / S8, which the kernel
+   dequantizes on load / quantizes on store exactly as pyrt_dequantize /
+   pyrt_quantize do (a DQ -> op -> Q pattern in one pass). The float math is
+   pyrt's own exp / erf and fixed-order sums: every ISA gives the same bits. */
+
+/* Softmax over each row: v = DQ(x) / x_div (+ mask), y = exp(v - max v) /
+   sum. mask NULL, or [rows / rows_per_mask][cols] floats: row r adds mask
+   row r / rows_per_mask (an attention mask [batch, 1, 1, seq] on scores
+   [batch, heads, seq, seq] has rows_per_mask = heads * seq). */
+int pyrt_softmax(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
+                 const pyrt_qparams *qx, float x_div, const float *mask,
+                 int64_t rows_per_mask, void *y, const pyrt_qparams *qy);
+
+/* LayerNormalization over each row: v = DQ(x) (+ bias[cols]) (+ DQ(residual)
+   [rows][cols], qr: F32, U8 or S8), y = (v - mean) / sqrt(var + epsilon) *
+   gamma (+ beta). Writes the float result to y and / or its quantization (qy:
+   U8 / S8) to yq; either may be NULL, not both. */
+int pyrt_layernorm(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
+                   const pyrt_qparams *qx, const float *bias,
+                   const void *residual, const pyrt_qparams *qr,
+                   const float *gamma, const float *beta, float epsilon,
+                   float *y, void *yq, const pyrt_qparams *qy);
+
+enum pyrt_activation {
+  PYRT_ACT_IDENTITY = 0,
+  PYRT_ACT_GELU = 1,     /* 0.5 v (1 + erf(v / sqrt 2)) */
+  PYRT_ACT_GELU_TANH = 2 /* 0.5 v (1 + tanh(sqrt(2 / pi) (v + 0.044715 v^3))) */
+};
+
+/* y = act(DQ(x) (+ bias[cols])). */
+int pyrt_activation(pyrt_context *ctx, int64_t rows, int32_t cols,
+                    const void *x, const pyrt_qparams *qx, const float *bias,
+                    int32_t act, void *y, const pyrt_qparams *qy);
+
 #endif /* PYRT_KERNELS_H */

@@ -1,0 +1,57 @@
+"""Step functions of the fused ops pyrt/patterns_attention.py makes (hooked into
+plan._make_step): each returns the step's kind and its function of the node's inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import kernels as K
+from .graph import Node
+
+ATTENTION_OPS = ("QBatchMatMul", "Softmax", "LayerNorm", "BiasAct")
+
+
+def attention_fn(node: Node) -> tuple[str, Callable] | None:
+    """(kind, fn) for a fused op of patterns_attention, None for any other node."""
+    if node.domain != "pyrt" or node.op_type not in ATTENTION_OPS:
+        return None
+    a = node.attrs
+    quantized = node.op_type == "QBatchMatMul" or any(
+        a.get(k) is not None for k in ("qx", "qy", "qr")
+    )
+    kind = "int8" if quantized else "fp32"
+    if node.op_type == "QBatchMatMul":
+        qa, qb = a["qa"], a["qb"]
+        return kind, lambda x, y: [K.qmatmul(x, qa.zero_point, y, qb.zero_point, a["out"])]
+    if node.op_type == "Softmax":
+        return kind, lambda x, mask=None: [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask)]
+    if node.op_type == "LayerNorm":
+        return kind, _layernorm(node)
+    return kind, lambda x: [K.activation(x, a["act"], a["qx"], a["bias"], a["qy"])]
+
+
+def _layernorm(node: Node) -> Callable:
+    a = node.attrs
+    float_out, quant_out = bool(node.outputs[0]), bool(node.outputs[1])
+
+    def run(x: np.ndarray, residual: np.ndarray | None = None) -> list:
+        if residual is not None and residual.shape != x.shape:
+            full = np.broadcast_shapes(x.shape, residual.shape)
+            x = np.broadcast_to(x, full)
+        outs = K.layernorm(
+            x,
+            a["gamma"],
+            a["beta"],
+            a["epsilon"],
+            qx=a["qx"],
+            bias=a["bias"],
+            residual=residual,
+            qr=a["qr"],
+            qy=a["qy"] if quant_out else None,
+            float_out=float_out,
+        )
+        return [outs[0] if float_out else None, outs[-1] if quant_out else None]
+
+    return run
