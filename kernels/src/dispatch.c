@@ -52,6 +52,9 @@ static int has_avx512vnni(void) {
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avx512vnni(t);
+  pyrt_softmax_init_avx512vnni(t);
+  pyrt_layernorm_init_avx512vnni(t);
+  pyrt_activation_init_avx512vnni(t);
 }
 #endif
 

@@ -279,6 +279,9 @@ int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_softmax_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layernorm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_activation_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 
 #endif /* PYRT_INTERNAL_H */
