@@ -1059,3 +1059,51 @@ def activation(
         )
     )
     return y
+
+
+def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D): each
+    batch matrix of a is packed as the sgemm weights and multiplies b's in place."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    if a.ndim < 2 or b.ndim < 2:
+        raise KernelError(f"smatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if b.shape[-2] != k:
+        raise KernelError(f"smatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as exc:
+        raise KernelError(f"smatmul: batch dims of {a.shape} and {b.shape} differ") from exc
+    y = np.empty((*batch, m, n), np.float32)
+    if y.size == 0 or k == 0:
+        y[...] = 0.0
+        return y
+    for dim, name in ((m, "M"), (n, "N"), (k, "K")):
+        if dim >= 2**31:
+            raise KernelError(f"smatmul: {name} {dim} does not fit int32")
+    ctx = _ctx(ctx)
+    a3 = np.ascontiguousarray(np.broadcast_to(a, (*batch, m, k))).reshape(-1, m, k)
+    b3 = np.ascontiguousarray(np.broadcast_to(b, (*batch, k, n))).reshape(-1, k, n)
+    y3 = y.reshape(-1, m, n)
+    packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(ctx.ptr, m, k))
+    for i in range(y3.shape[0]):
+        check(lib.pyrt_sgemm_pack(ctx.ptr, m, k, ptr(a3[i], "float *"), ptr(packed)))
+        check(
+            lib.pyrt_sgemm(
+                ctx.ptr,
+                m,
+                n,
+                k,
+                ptr(packed),
+                ptr(b3[i], "float *"),
+                n,
+                ffi.NULL,
+                -np.inf,
+                np.inf,
+                ptr(y3[i], "float *"),
+                n,
+            )
+        )
+    return y

@@ -6,6 +6,7 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
   QBatchMatMul  a_q, b_q -> y   DQ -> MatMul -> (Mul/Div by a scalar)* -> Q?
                                 with no constant 2-D operand (Q x K^T, P x V):
                                 attrs qa, qb (QParams), out (OutputStage)
+  BatchMatMul   a, b -> y       fp32 MatMul of two activations
   Softmax       x (, mask) -> y   DQ? -> (Div/Mul scalar)? -> (Add mask)? ->
                                 Softmax(last axis) -> Q?: attrs qx, qy (None =
                                 float), x_div
@@ -43,7 +44,7 @@ def attention_matchers(node: Node) -> list:
     if node.domain != "":
         return []
     return {
-        "MatMul": [match_batch_matmul],
+        "MatMul": [match_batch_matmul, match_float_batch_matmul],
         "Softmax": [match_softmax],
         "LayerNormalization": [match_layernorm],
         "Erf": [match_gelu],
@@ -166,6 +167,20 @@ def match_batch_matmul(m: Matcher, node: Node) -> list[Node] | None:
     ]
 
 
+def match_float_batch_matmul(m: Matcher, node: Node) -> list[Node] | None:
+    """fp32 MatMul of two activations (an FP32 encoder's Q x K^T and P x V)."""
+    if len(node.inputs) != 2:
+        return None
+    if any(m.const(i) is not None or real_const(m, i) is not None for i in node.inputs):
+        return None  # weights: patterns.match_matmul or plan's fp32 GEMM
+    if any(m.g.dtype(i) != np.float32 for i in node.inputs):
+        return None
+    ranks = _rank(m, node.inputs[0]), _rank(m, node.inputs[1])
+    if None in ranks or min(ranks) < 2:
+        return None
+    return [_fused(node, "BatchMatMul", list(node.inputs), list(node.outputs), {}, [node])]
+
+
 # ---- Softmax ------------------------------------------------------------------------
 
 
@@ -178,16 +193,10 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
     name = node.inputs[0]
     add = m.g.producer.get(name)
     if add is not None and add.op_type == "Add" and add.domain == "" and _only_feeds(m, name, node):
-        # scores + mask: the scores are the operand that comes from DQ / Div / Mul
-        score = next(
-            (
-                i
-                for i in add.inputs
-                if m.g.producer.get(i) is not None
-                and m.g.producer[i].op_type in ("DequantizeLinear", "Div", "Mul")
-            ),
-            add.inputs[0],
-        )
+        # scores + mask: the scores have the sum's shape, the mask broadcasts
+        out_shape = m.shape(add.outputs[0])
+        full = [i for i in add.inputs if out_shape is not None and m.shape(i) == out_shape]
+        score = full[0] if len(full) == 1 else add.inputs[0]
         mask, name = _other(add, score), score
         if m.g.dtype(mask) != np.float32:
             return None
@@ -200,14 +209,12 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
         and _only_feeds(m, name, taken[-1])
     ):
         c = _scalar(m, scale.inputs[1])
-        if c is not None and c != 0 and math.isfinite(c) and m.dq(scale.inputs[0]) is not None:
+        if c is not None and c != 0 and math.isfinite(c):
             x_div = c if scale.op_type == "Div" else 1.0 / c
             name = scale.inputs[0]
             taken.append(scale)
     q = _quantized(m, name)
     if q is None and m.g.dtype(name) != np.float32:
-        return None
-    if q is None and x_div != 1.0:  # a float scale: only folded behind a DQ
         return None
     src = q.tensor if q is not None else name
     out, qy = node.outputs[0], None

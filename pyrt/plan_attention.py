@@ -10,7 +10,7 @@ import numpy as np
 from . import kernels as K
 from .graph import Node
 
-ATTENTION_OPS = ("QBatchMatMul", "Softmax", "LayerNorm", "BiasAct")
+ATTENTION_OPS = ("QBatchMatMul", "BatchMatMul", "Softmax", "LayerNorm", "BiasAct")
 
 
 def attention_fn(node: Node) -> tuple[str, Callable] | None:
@@ -25,6 +25,8 @@ def attention_fn(node: Node) -> tuple[str, Callable] | None:
     if node.op_type == "QBatchMatMul":
         qa, qb = a["qa"], a["qb"]
         return kind, lambda x, y: [K.qmatmul(x, qa.zero_point, y, qb.zero_point, a["out"])]
+    if node.op_type == "BatchMatMul":
+        return kind, lambda x, y: [K.smatmul(x, y)]
     if node.op_type == "Softmax":
         return kind, lambda x, mask=None: [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask)]
     if node.op_type == "LayerNorm":

@@ -104,6 +104,16 @@ def test_qmatmul_refuses_bad_arguments():
     assert K.lib.pyrt_qmatmul(ctx, 0, 4, 3, 8, p, 0, 0, 0, 8, p, 1, 0, 0, 3, 1, stage, p, 12, 3)
 
 
+def test_smatmul_fp32_batched():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((2, 3, 17, 40)).astype(np.float32)
+    b = rng.standard_normal((1, 3, 29, 40)).astype(np.float32).transpose(0, 1, 3, 2)
+    (y,) = on_every_isa(lambda: [K.smatmul(a, b)])
+    np.testing.assert_allclose(y, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(KernelError, match="do not multiply"):
+        K.smatmul(a, b[..., :5, :])
+
+
 # ---- softmax, layer norm, GELU ------------------------------------------------------
 
 
@@ -257,6 +267,7 @@ def test_fp32_encoder_matches_onnxruntime(encoders, ort_reference):
         )
     kinds = {(r.op_type, r.ran_as) for r in session.report()}
     assert {("Softmax", "fp32"), ("LayerNormalization", "fp32"), ("Erf", "fp32")} <= kinds
+    assert {r.ran_as for r in session.report() if r.op_type == "MatMul"} == {"fp32"}
 
 
 def ort_int8(model: onnx.ModelProto, feed: dict) -> np.ndarray:
