@@ -14,6 +14,10 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
                                 DQ?(residual))? -> LayerNormalization(last
                                 axis) -> float and / or Q outputs: attrs qx,
                                 qr, bias, gamma, beta, epsilon, qy
+  MaskChain     mask -> y       Unsqueeze/Reshape* -> Cast -> (Sub/Mul/Add/Div/
+                                Where/Equal/Not with constants)* of an integer
+                                mask: one numpy step (attrs nodes); constant
+                                masks are folded at load
   BiasAct       x -> y          DQ? -> (Add bias)? -> GELU (Erf chain, tanh
                                 chain or Gelu) -> Q?, and DQ -> Add bias ->
                                 (Reshape/Transpose...)* -> Q with the data
@@ -51,6 +55,8 @@ def attention_matchers(node: Node) -> list:
         "Tanh": [match_gelu],
         "Gelu": [match_gelu],
         "Add": [match_bias_movement],
+        "Cast": [match_mask_chain],
+        "Equal": [match_mask_chain],
         **{op: [match_movement] for op in MOVEMENT},
     }.get(node.op_type, [])
 
@@ -525,3 +531,50 @@ def match_movement(m: Matcher, node: Node) -> list[Node] | None:
         name = f"{node.name}/requant"
         nodes.append(_lut_node(m, name, out, qnode.outputs[0], lambda v: v, qx, qy, [node.name]))
     return nodes
+
+
+# ---- the mask arithmetic: one numpy step ----------------------------------------------
+
+MASK_SHAPING = ("Unsqueeze", "Reshape", "Squeeze", "Expand")
+MASK_MATH = ("Sub", "Mul", "Add", "Div", "Where", "Equal", "Not", "Cast", "Neg")
+
+
+def match_mask_chain(m: Matcher, node: Node) -> list[Node] | None:
+    """An attention mask's arithmetic (Unsqueeze -> Cast -> Sub 1 -> Mul min, or Equal /
+    Where on it) as one step running the nodes in order; the other inputs of each node
+    must be constants, so the chain reads one tensor."""
+    chain = [node]
+    src = node.inputs[0]
+    while True:  # shaping of the integer mask before the Cast
+        producer = m.g.producer.get(src)
+        if (
+            producer is None
+            or producer.op_type not in MASK_SHAPING
+            or producer.domain != ""
+            or not _only_feeds(m, src, chain[0])
+            or any(m.const(i) is None for i in producer.inputs[1:] if i)
+        ):
+            break
+        chain.insert(0, producer)
+        src = producer.inputs[0]
+    if m.g.dtype(src) is None or m.g.dtype(src).kind not in "iub":
+        return None
+    out = node.outputs[0]
+    while True:
+        user = m.sole_consumer(out)
+        if user is None or user.op_type not in MASK_MATH or user.domain != "":
+            break
+        if any(i != out and i and m.const(i) is None for i in user.inputs):
+            break
+        if len(user.outputs) != 1:
+            break
+        chain.append(user)
+        out = user.outputs[0]
+    if len(chain) < 2:
+        return None
+    steps = [
+        Node(n.name, n.op_type, n.domain, n.inputs, n.outputs, n.attrs, n.opset) for n in chain
+    ]
+    consts = sorted({i for n in chain for i in n.inputs if i and m.const(i) is not None})
+    attrs = dict(nodes=steps, src=src)
+    return [_fused(node, "MaskChain", [src, *consts], [out], attrs, chain)]

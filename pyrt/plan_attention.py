@@ -9,8 +9,9 @@ import numpy as np
 
 from . import kernels as K
 from .graph import Node
+from .ops_float import run_float_op
 
-ATTENTION_OPS = ("QBatchMatMul", "BatchMatMul", "Softmax", "LayerNorm", "BiasAct")
+ATTENTION_OPS = ("QBatchMatMul", "BatchMatMul", "Softmax", "LayerNorm", "BiasAct", "MaskChain")
 
 
 def attention_fn(node: Node) -> tuple[str, Callable] | None:
@@ -21,10 +22,12 @@ def attention_fn(node: Node) -> tuple[str, Callable] | None:
     quantized = node.op_type == "QBatchMatMul" or any(
         a.get(k) is not None for k in ("qx", "qy", "qr")
     )
-    kind = "int8" if quantized else "fp32"
+    kind = "int8" if quantized else "numpy" if node.op_type == "MaskChain" else "fp32"
     if node.op_type == "QBatchMatMul":
         qa, qb = a["qa"], a["qb"]
         return kind, lambda x, y: [K.qmatmul(x, qa.zero_point, y, qb.zero_point, a["out"])]
+    if node.op_type == "MaskChain":
+        return kind, _chain(node)
     if node.op_type == "BatchMatMul":
         return kind, lambda x, y: [K.smatmul(x, y)]
     if node.op_type == "Softmax":
@@ -55,5 +58,19 @@ def _layernorm(node: Node) -> Callable:
             float_out=float_out,
         )
         return [outs[0] if float_out else None, outs[-1] if quant_out else None]
+
+    return run
+
+
+def _chain(node: Node) -> Callable:
+    """The nodes of a MaskChain in order, on the mask and the chain's constants."""
+    names = node.inputs
+
+    def run(*inputs: np.ndarray) -> list:
+        values = dict(zip(names, inputs))
+        for n in node.attrs["nodes"]:
+            outs = run_float_op(n, [values[i] if i else None for i in n.inputs])
+            values.update(zip(n.outputs, outs))
+        return [values[node.outputs[0]]]
 
     return run

@@ -92,8 +92,12 @@ def encoder(
     max_positions: int = 512,
     seed: int = 0,
     opset: int = 17,
+    mask: str = "sub_mul",
 ) -> onnx.ModelProto:
-    """A BERT/MiniLM-shaped FP32 encoder (see the module docstring)."""
+    """A BERT/MiniLM-shaped FP32 encoder (see the module docstring). mask "sub_mul" writes
+    (1 - Cast(mask)) * float32.min, "where" Where(Equal(mask, 0), float32.min, 0)."""
+    if mask not in ("sub_mul", "where"):
+        raise ValueError(f"mask must be 'sub_mul' or 'where', got {mask!r}")
     if hidden % heads:
         raise ValueError(f"hidden {hidden} must be a multiple of heads {heads}")
     if opset < 17:
@@ -131,10 +135,15 @@ def encoder(
     x = b.layer_norm(emb, hidden, "embeddings.LayerNorm", outliers=2)
 
     # additive mask: (1 - mask) * float32.min, [batch, 1, 1, sequence]
-    mask = b.node("Unsqueeze", ["attention_mask", b.const("axes", np.array([1, 2], np.int64))])
-    mask = b.node("Cast", [mask], to=TensorProto.FLOAT)
-    mask = b.node("Sub", [b.scalar("one_f", 1.0), mask])
-    mask = b.node("Mul", [mask, b.scalar("mask_min", float(np.finfo(np.float32).min))])
+    lowest = float(np.finfo(np.float32).min)
+    ext = b.node("Unsqueeze", ["attention_mask", b.const("axes", np.array([1, 2], np.int64))])
+    if mask == "sub_mul":
+        ext = b.node("Cast", [ext], to=TensorProto.FLOAT)
+        ext = b.node("Sub", [b.scalar("one_f", 1.0), ext])
+        ext = b.node("Mul", [ext, b.scalar("mask_min", lowest)])
+    else:
+        padded = b.node("Equal", [ext, b.const("zero_i", np.array(0, np.int64))])
+        ext = b.node("Where", [padded, b.scalar("mask_min", lowest), b.scalar("zero_f", 0.0)])
 
     split = b.const("split_heads", np.array([0, 0, heads, head], np.int64))
     merge = b.const("merge_heads", np.array([0, 0, hidden], np.int64))
@@ -149,7 +158,7 @@ def encoder(
         k = heads_of(b.linear(x, hidden, hidden, 1.0, f"{p}.attention.key"), [0, 2, 3, 1])
         v = heads_of(b.linear(x, hidden, hidden, 1.0, f"{p}.attention.value"), [0, 2, 1, 3])
         scores = b.node("Div", [b.node("MatMul", [q, k], f"{p}.attention.qk"), sqrt_head])
-        probs = b.node("Softmax", [b.node("Add", [scores, mask])], axis=-1)
+        probs = b.node("Softmax", [b.node("Add", [scores, ext])], axis=-1)
         ctx = b.node("MatMul", [probs, v], f"{p}.attention.pv")
         ctx = b.node("Reshape", [b.node("Transpose", [ctx], perm=[0, 2, 1, 3]), merge])
         out = b.linear(ctx, hidden, hidden, 1.0, f"{p}.attention.output.dense")

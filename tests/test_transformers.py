@@ -270,6 +270,19 @@ def test_fp32_encoder_matches_onnxruntime(encoders, ort_reference):
     assert {r.ran_as for r in session.report() if r.op_type == "MatMul"} == {"fp32"}
 
 
+def test_mask_arithmetic_runs_as_one_step(ort_reference):
+    for style in ("sub_mul", "where"):
+        model = zt.encoder(layers=1, mask=style)
+        session = pyrt.Session(model)
+        (feed,) = zt.encoder_inputs(32, batch=2, seed=3)
+        np.testing.assert_allclose(
+            session.run(feed)[0], ort_reference(model, feed)[0], rtol=1e-4, atol=1e-4
+        )
+        chains = [s for s in session._steps if s.node.op_type == "MaskChain"]
+        assert len(chains) == 1 and chains[0].inputs[0] == "attention_mask", style
+        assert len(chains[0].node.attrs["nodes"]) == (4 if style == "sub_mul" else 3)
+
+
 def ort_int8(model: onnx.ModelProto, feed: dict) -> np.ndarray:
     import onnxruntime as ort
 
