@@ -984,19 +984,21 @@ def layernorm(
     qr: QParams | None = None,
     qy: QParams | None = None,
     float_out: bool = True,
+    sum_out: bool = False,
     ctx: Context | None = None,
 ) -> list[np.ndarray]:
     """LayerNormalization over the last axis of DQ?(x) (+ bias) (+ DQ?(residual)); returns
-    [float result] if float_out, then [its quantization] if qy is given."""
+    [float result] if float_out, then [its quantization] if qy is given, then [the
+    sum DQ?(x) (+ bias) (+ DQ?(residual))] if sum_out."""
     x = _rows_in(x, qx, "layernorm")
     cols = x.shape[-1]
-    outs = []
     y = np.empty(x.shape, np.float32) if float_out else None
     yq = np.empty(x.shape, qy.dtype) if qy is not None else None
+    total = np.empty(x.shape, np.float32) if sum_out else None
     if y is None and yq is None:
         raise KernelError("layernorm: no output requested")
     if x.size == 0:
-        return [o for o in (y, yq) if o is not None]
+        return [o for o in (y, yq, total) if o is not None]
     if residual is not None:
         residual = _rows_in(np.broadcast_to(residual, x.shape), qr, "layernorm residual")
     g = _row_vector(gamma, cols, "gamma")
@@ -1018,10 +1020,10 @@ def layernorm(
             ptr(y, "float *"),
             ptr(yq),
             _io(qy),
+            ptr(total, "float *"),
         )
     )
-    outs = [o for o in (y, yq) if o is not None]
-    return outs
+    return [o for o in (y, yq, total) if o is not None]
 
 
 ACTIVATIONS = {"identity": 0, "gelu": 1, "gelu_tanh": 2}

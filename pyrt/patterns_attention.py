@@ -10,10 +10,11 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
   Softmax       x (, mask) -> y   DQ? -> (Div/Mul scalar)? -> (Add mask)? ->
                                 Softmax(last axis) -> Q?: attrs qx, qy (None =
                                 float), x_div
-  LayerNorm     x (, residual) -> y, y_q   DQ? -> (Add bias)? -> (Add
+  LayerNorm     x (, residual) -> y, y_q, sum   DQ? -> (Add bias)? -> (Add
                                 DQ?(residual))? -> LayerNormalization(last
-                                axis) -> float and / or Q outputs: attrs qx,
-                                qr, bias, gamma, beta, epsilon, qy
+                                axis) -> float and / or Q outputs, and the sum
+                                when a pre-LN block reuses it: attrs qx, qr,
+                                bias, gamma, beta, epsilon, qy
   MaskChain     mask -> y       Unsqueeze/Reshape* -> Cast -> (Sub/Mul/Add/Div/
                                 Where/Equal/Not with constants)* of an integer
                                 mask: one numpy step (attrs nodes); constant
@@ -23,6 +24,9 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
                                 (Reshape/Transpose...)* -> Q with the data
                                 movement moved after Q: attrs act, qx, bias, qy
 
+Data movement (Reshape, Transpose, ...) between a DQ and a fused op, or between
+a fused op and its Q, runs on the int8 data instead (it commutes with per-tensor
+Q / DQ), as onnxruntime's pre-processing leaves 2-D Gemms between Reshapes.
 Every fused op means exactly what the nodes it replaces mean; the float math
 inside runs in C kernels (pyrt/kernels.py: qmatmul, softmax, layernorm,
 activation).
@@ -36,7 +40,7 @@ import numpy as np
 
 from .graph import Node
 from .kernels import QParams
-from .patterns import INT8, Matcher, QInput, _lut_node, real_const
+from .patterns import INT8, Matcher, QInput, _lut_node, _same, real_const
 
 # Data movement that commutes with per-tensor Q/DQ and keeps the last axis
 # where a per-channel bias needs it only when it comes after the bias Add.
@@ -57,7 +61,7 @@ def attention_matchers(node: Node) -> list:
         "Add": [match_bias_movement],
         "Cast": [match_mask_chain],
         "Equal": [match_mask_chain],
-        **{op: [match_movement] for op in MOVEMENT},
+        **{op: [match_movement] for op in (*MOVEMENT, "Gather")},
     }.get(node.op_type, [])
 
 
@@ -115,9 +119,10 @@ def _bias_of(m: Matcher, add: Node) -> tuple[np.ndarray, str] | None:
 
 
 def _prologue(m: Matcher, name: str, consumers: list[Node]):
-    """What feeds `name`: DQ? -> (Add bias)?, each used only by `consumers`.
+    """What feeds `name`: DQ? -> (Add bias)?, or DQ -> movement+ (run on the int8
+    data instead), each used only by `consumers`.
 
-    Returns (source tensor, qx or None, bias or None, nodes taken)."""
+    Returns (source tensor, qx or None, bias or None, nodes taken, new nodes)."""
     producer = m.g.producer.get(name)
     users = m.g.consumers.get(name, [])
     exclusive = name not in m.outputs and {id(u) for u in users} <= {id(c) for c in consumers}
@@ -127,13 +132,68 @@ def _prologue(m: Matcher, name: str, consumers: list[Node]):
             bias, src = found
             q = _quantized(m, src)
             if q is not None:
-                return q.tensor, q.qparams(), bias, [producer]
+                return q.tensor, q.qparams(), bias, [producer], []
             if m.g.dtype(src) == np.float32:
-                return src, None, bias, [producer]
+                return src, None, bias, [producer], []
+        moves, t = [], name
+        while (
+            producer is not None
+            and _is_move(m, producer, producer.inputs[0] if producer.inputs else "")
+            and (not moves or _only_feeds(m, t, moves[0]))
+        ):
+            moves.insert(0, producer)
+            t = producer.inputs[0]
+            producer = m.g.producer.get(t)
+        q = _quantized(m, t) if moves and _only_feeds(m, t, moves[0]) else None
+        if q is not None:
+            new, out = _moved(m, q.tensor, moves, q.dtype, None)
+            return out, q.qparams(), None, moves, new
     q = _quantized(m, name)
     if q is not None:
-        return q.tensor, q.qparams(), None, []
-    return name, None, None, []
+        return q.tensor, q.qparams(), None, [], []
+    return name, None, None, [], []
+
+
+def _moved(m: Matcher, src: str, moves: list[Node], dtype, final: str | None):
+    """The movement nodes rewritten to run on int8 data from src; the last writes
+    `final` (None: a fresh name). Returns (nodes, output)."""
+    nodes, out = [], src
+    for i, op in enumerate(moves):
+        last = i == len(moves) - 1
+        dst = final if last and final else m.fresh(op.outputs[0])
+        attrs = dict(op.attrs, fused=[], int_dtype=dtype)
+        nodes.append(
+            Node(op.name, op.op_type, op.domain, [out, *op.inputs[1:]], [dst], attrs, op.opset)
+        )
+        out = dst
+    return nodes, out
+
+
+def _quantized_tail(m: Matcher, out: str):
+    """out -> movement* -> per-tensor Q: (qy, the Q node, the movement nodes), or None."""
+    chain = _movement_chain(m, out)
+    if chain is None:
+        return None
+    moves, q_in = chain
+    found = _q_of(m, q_in)
+    if found is None:
+        return None
+    return found[0], found[1], moves
+
+
+def _emit_quantized(m: Matcher, out: str, taken: list[Node]):
+    """Where a fused op writes when its output is quantized after movement:
+    (qy or None, the tensor it writes, nodes to emit after it)."""
+    tail = _quantized_tail(m, out)
+    if tail is None:
+        return None, out, []
+    qy, qnode, moves = tail
+    taken += [*moves, qnode]
+    if not moves:
+        return qy, qnode.outputs[0], []
+    start = m.fresh(out)
+    after, _ = _moved(m, start, moves, qy.dtype, qnode.outputs[0])
+    return qy, start, after
 
 
 def _fused(node: Node, op: str, inputs: list[str], outputs: list[str], attrs: dict, taken):
@@ -223,14 +283,10 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
     if q is None and m.g.dtype(name) != np.float32:
         return None
     src = q.tensor if q is not None else name
-    out, qy = node.outputs[0], None
-    found = _q_of(m, out)
-    if found is not None:
-        qy, qnode = found
-        taken.append(qnode)
-        out = qnode.outputs[0]
+    qy, out, after = _emit_quantized(m, node.outputs[0], taken)
     attrs = dict(qx=q.qparams() if q else None, qy=qy, x_div=x_div)
-    return [_fused(node, "Softmax", [src, *([mask] if mask else [])], [out], attrs, taken)]
+    inputs = [src, *([mask] if mask else [])]
+    return [_fused(node, "Softmax", inputs, [out], attrs, taken), *after]
 
 
 # ---- LayerNormalization -------------------------------------------------------------
@@ -247,7 +303,7 @@ def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:
         return None
     if len(node.inputs) > 2 and node.inputs[2] and (beta is None or beta.shape != gamma.shape):
         return None
-    taken, residual, qr = [node], None, None
+    taken, residual, qr, sum_out = [node], None, None, ""
     name = node.inputs[0]
     add = m.g.producer.get(name)
     if (
@@ -256,21 +312,26 @@ def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:
         and add.op_type == "Add"
         and add.domain == ""
         and len(add.inputs) == 2
-        and _only_feeds(m, name, node)
         and all(m.g.dtype(i) == np.float32 for i in add.inputs)
     ):
-        branch, residual = _branch_and_residual(m, add)
-        src, qx, bias, more = _prologue(m, branch, [add])
+        # pre-LN blocks use the sum again: the kernel writes it too
+        sum_out = "" if _only_feeds(m, name, node) else name
+        # the branch is the operand behind a DQ or a bias Add, the other the residual
+        # (a bias Add beats a DQ, which beats a float tensor)
+        options = [(_prologue(m, t, [add]), other) for t, other in (add.inputs, add.inputs[::-1])]
+        (src, qx, bias, more, pre), residual = max(
+            options, key=lambda o: (o[0][2] is not None, o[0][1] is not None)
+        )
         taken += [add, *more]
         q = _quantized(m, residual)
         if q is not None:
             residual, qr = q.tensor, q.qparams()
     else:
-        src, qx, bias, more = _prologue(m, name, [node])
+        src, qx, bias, more, pre = _prologue(m, name, [node])
         taken += more
     if qx is None and m.g.dtype(src) != np.float32:
         return None
-    out = node.outputs[0]
+    out, after = node.outputs[0], []
     users = m.g.consumers.get(out, [])
     qnode = next(
         (
@@ -282,10 +343,15 @@ def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:
         ),
         None,
     )
-    qy = m.q_params(qnode) if qnode is not None else None
-    float_out = out if out in m.outputs or any(u is not qnode for u in users) else ""
     if qnode is not None:
+        qy, q_out = m.q_params(qnode), qnode.outputs[0]
         taken.append(qnode)
+        float_out = out if out in m.outputs or any(u is not qnode for u in users) else ""
+    elif len(users) == 1 and out not in m.outputs:  # LN -> Reshape -> Q, or a float user
+        qy, q_out, after = _emit_quantized(m, out, taken)
+        q_out, float_out = (q_out, "") if qy is not None else ("", out)
+    else:
+        qy, q_out, float_out = None, "", out
     attrs = dict(
         qx=qx,
         qr=qr,
@@ -296,17 +362,8 @@ def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:
         qy=qy,
     )
     inputs = [src, *([residual] if residual else [])]
-    outputs = [float_out, qnode.outputs[0] if qnode is not None else ""]
-    return [_fused(node, "LayerNorm", inputs, outputs, attrs, taken)]
-
-
-def _branch_and_residual(m: Matcher, add: Node) -> tuple[str, str]:
-    """(branch, residual) of a residual Add: the branch is the operand a bias Add makes."""
-    a, b = add.inputs
-    producer = m.g.producer.get(b)
-    if producer is not None and _bias_of(m, producer) is not None:
-        return b, a
-    return a, b
+    outputs = [float_out, q_out, sum_out]
+    return [*pre, _fused(node, "LayerNorm", inputs, outputs, attrs, taken), *after]
 
 
 # ---- GELU and bias + requantization ---------------------------------------------------
@@ -426,17 +483,13 @@ def match_gelu(m: Matcher, node: Node) -> list[Node] | None:
     if found is None:
         return None
     x, nodes, out = found
-    src, qx, bias, more = _prologue(m, x, [n for n in nodes if x in n.inputs])
+    src, qx, bias, more, pre = _prologue(m, x, [n for n in nodes if x in n.inputs])
     if qx is None and m.g.dtype(src) != np.float32:
         return None
-    qy = None
-    q = _q_of(m, out)
-    if q is not None:
-        qy, qnode = q
-        nodes.append(qnode)
-        out = qnode.outputs[0]
+    taken = [*nodes, *more]
+    qy, out, after = _emit_quantized(m, out, taken)
     attrs = dict(act=act, qx=qx, bias=bias, qy=qy)
-    return [_fused(node, "BiasAct", [src], [out], attrs, [*nodes, *more])]
+    return [*pre, _fused(node, "BiasAct", [src], [out], attrs, taken), *after]
 
 
 def _movement_chain(m: Matcher, name: str) -> tuple[list[Node], str] | None:
@@ -446,7 +499,7 @@ def _movement_chain(m: Matcher, name: str) -> tuple[list[Node], str] | None:
         user = m.sole_consumer(name)
         if user is None:
             return None
-        if user.op_type in MOVEMENT and user.domain == "" and user.inputs[0] == name:
+        if _is_move(m, user, name):
             chain.append(user)
             name = user.outputs[0]
             continue
@@ -498,38 +551,67 @@ def match_bias_movement(m: Matcher, node: Node) -> list[Node] | None:
     return _requant_then_move(m, node, q.tensor, q.qparams(), bias, *chain)
 
 
+def _is_move(m: Matcher, node: Node, name: str) -> bool:
+    """node moves tensor `name` (its data input) without arithmetic."""
+    if node.domain != "" or not node.inputs or node.inputs[0] != name or len(node.outputs) != 1:
+        return False
+    if node.op_type == "Gather":  # constant indices: a selection
+        return len(node.inputs) > 1 and m.const(node.inputs[1]) is not None
+    return node.op_type in MOVEMENT
+
+
+def _movement_tree(m: Matcher, name: str, moves: list, leaves: list) -> bool:
+    """Collects the movement ops fanning out of `name` down to per-tensor Qs (every
+    user of every tensor on the way): fills moves (in order) and leaves (Q nodes)."""
+    users = m.g.consumers.get(name, [])
+    if name in m.outputs or not users:
+        return False
+    for user in users:
+        if user.op_type == "QuantizeLinear" and m.q_params(user) is not None:
+            leaves.append(user)
+        elif _is_move(m, user, name):
+            moves.append(user)
+            if not _movement_tree(m, user.outputs[0], moves, leaves):
+                return False
+        else:
+            return False
+    return True
+
+
 def match_movement(m: Matcher, node: Node) -> list[Node] | None:
-    """DQ -> two or more movement ops -> Q (heads merged back: Transpose -> Reshape)."""
+    """DQ -> movement ops (a chain of two or more, or a tree: the fused QKV split by
+    Reshape / Transpose / Gather) -> Qs: the movement runs on the int8 data, and each
+    Q whose params differ from the DQ's becomes a requantizing table."""
     q = _quantized(m, node.inputs[0])
-    if q is None:
+    moves, leaves = [], []
+    if q is None or not _movement_tree(m, node.inputs[0], moves, leaves):
         return None
-    chain = _movement_chain(m, node.inputs[0])
-    if chain is None or len(chain[0]) < 2:
-        return None  # one op: patterns.match_integer_exact
-    moves, q_in = chain
-    found = _q_of(m, q_in)
-    if found is None:
-        return None
-    qy, qnode = found
+    if len(moves) < 2 and len(leaves) < 2:
+        return None  # one op into one Q: patterns.match_integer_exact
     qx = q.qparams()
-    same = (qx.dtype, qx.zero_point, np.float32(qx.scale)) == (
-        qy.dtype,
-        qy.zero_point,
-        np.float32(qy.scale),
-    )
-    nodes, out = [], q.tensor
-    for i, op in enumerate(moves):
-        last = i == len(moves) - 1
-        dst = qnode.outputs[0] if last and same else m.fresh(op.outputs[0])
-        fused = [op.name, *([qnode.name] if last else [])]
-        attrs = dict(op.attrs, fused=fused, int_dtype=qx.dtype)
-        nodes.append(
-            Node(op.name, op.op_type, op.domain, [out, *op.inputs[1:]], [dst], attrs, op.opset)
+    renamed = {node.inputs[0]: q.tensor}
+    nodes = []
+    for op in moves:
+        out = op.outputs[0]
+        users = m.g.consumers[out]
+        direct = (
+            len(users) == 1
+            and any(users[0] is leaf for leaf in leaves)
+            and _same(m.q_params(users[0]), qx)
         )
-        out = dst
-    if not same:  # the Q's params differ: one requantizing table at the end
-        name = f"{node.name}/requant"
-        nodes.append(_lut_node(m, name, out, qnode.outputs[0], lambda v: v, qx, qy, [node.name]))
+        renamed[out] = users[0].outputs[0] if direct else m.fresh(out)
+        fused = [op.name, *([users[0].name] if direct else [])]
+        attrs = dict(op.attrs, fused=fused, int_dtype=qx.dtype)
+        inputs = [renamed[op.inputs[0]], *op.inputs[1:]]
+        nodes.append(Node(op.name, op.op_type, op.domain, inputs, [renamed[out]], attrs, op.opset))
+    for leaf in leaves:
+        if renamed.get(leaf.inputs[0]) == leaf.outputs[0]:
+            continue
+        # a requantizing table (a copy when the params agree but the tensor is shared)
+        src, qy = renamed[leaf.inputs[0]], m.q_params(leaf)
+        nodes.append(
+            _lut_node(m, leaf.name, src, leaf.outputs[0], lambda v: v, qx, qy, [leaf.name])
+        )
     return nodes
 
 

@@ -39,7 +39,7 @@ def attention_fn(node: Node) -> tuple[str, Callable] | None:
 
 def _layernorm(node: Node) -> Callable:
     a = node.attrs
-    float_out, quant_out = bool(node.outputs[0]), bool(node.outputs[1])
+    float_out, quant_out, sum_out = (bool(o) for o in node.outputs)
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> list:
         if residual is not None and residual.shape != x.shape:
@@ -56,8 +56,10 @@ def _layernorm(node: Node) -> Callable:
             qr=a["qr"],
             qy=a["qy"] if quant_out else None,
             float_out=float_out,
+            sum_out=sum_out,
         )
-        return [outs[0] if float_out else None, outs[-1] if quant_out else None]
+        it = iter(outs)
+        return [next(it) if wanted else None for wanted in (float_out, quant_out, sum_out)]
 
     return run
 

@@ -9,7 +9,7 @@ size), the additive mask from Unsqueeze / Cast / Sub / Mul of the int64
 mask, Softmax, P·V MatMul, the output projection, residual Add and
 LayerNormalization (post-LN), and the FFN with GELU in the Erf form
 (Div / Erf / Add / Mul / Mul). Output: last_hidden_state [batch, sequence,
-hidden].
+hidden]. `vit()` writes a ViT-style classifier (16x16 patch Conv, 224x224).
 
 Weights are random and seeded but shaped like trained ones: projections
 scaled so that activations stay O(1), attention scores of a few units, and
@@ -186,6 +186,101 @@ def encoder(
             for name in ("input_ids", "attention_mask", "token_type_ids")
         ],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, hidden])],
+        b.inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pyrt.zoo"
+    )
+    model.ir_version = min(model.ir_version, 9)
+    onnx.checker.check_model(model)
+    return model
+
+
+def vit(
+    layers: int = 2,
+    hidden: int = 192,
+    heads: int = 3,
+    ffn: int = 768,
+    size: int = 224,
+    patch: int = 16,
+    classes: int = 10,
+    seed: int = 0,
+    opset: int = 17,
+) -> onnx.ModelProto:
+    """A ViT-style FP32 classifier as timm exports it: 16x16 patch-embedding Conv,
+    Reshape / Transpose to tokens, a class token (Concat) and position embeddings,
+    pre-LN blocks with one fused QKV MatMul split by Reshape / Transpose / Gather,
+    Mul by 1/sqrt(head size), Softmax, GELU (Erf form); final LayerNorm, the class
+    token (Gather) and a Gemm head. Input "input" [1, 3, size, size], output
+    "logits" [1, classes]. Defaults: ViT-Tiny widths, 2 blocks."""
+    if hidden % heads or size % patch:
+        raise ValueError(f"hidden {hidden} / heads {heads} or size {size} / patch {patch}")
+    b = _Builder(seed)
+    head, tokens = hidden // heads, (size // patch) ** 2 + 1
+    fan_in = 3 * patch * patch
+    w = b.rng.standard_normal((hidden, 3, patch, patch)) * (1 / math.sqrt(fan_in))
+    x = b.node(
+        "Conv",
+        [
+            "input",
+            b.const("patch_embed.weight", w.astype(np.float32)),
+            b.const("patch_embed.bias", (0.02 * b.rng.standard_normal(hidden)).astype(np.float32)),
+        ],
+        "patch_embed",
+        kernel_shape=[patch, patch],
+        strides=[patch, patch],
+    )
+    x = b.node("Reshape", [x, b.const("flat", np.array([1, hidden, -1], np.int64))])
+    x = b.node("Transpose", [x], perm=[0, 2, 1])
+    cls = b.const("cls_token", (0.5 * b.rng.standard_normal((1, 1, hidden))).astype(np.float32))
+    x = b.node("Concat", [cls, x], axis=1)
+    pos = (0.5 * b.rng.standard_normal((1, tokens, hidden))).astype(np.float32)
+    x = b.node("Add", [x, b.const("pos_embed", pos)])
+    split = b.const("split_qkv", np.array([0, 0, 3, heads, head], np.int64))
+    merge = b.const("merge_heads", np.array([0, 0, hidden], np.int64))
+    scale = b.scalar("scale", 1 / math.sqrt(head))
+    for i in range(layers):
+        p = f"blocks.{i}"
+        y = b.layer_norm(x, hidden, f"{p}.norm1", outliers=1)
+        qkv = b.linear(y, hidden, 3 * hidden, 1.0, f"{p}.attn.qkv")
+        qkv = b.node("Transpose", [b.node("Reshape", [qkv, split])], perm=[2, 0, 3, 1, 4])
+        q, k, v = (
+            b.node("Gather", [qkv, b.const("index", np.array(j, np.int64))], axis=0)
+            for j in range(3)
+        )
+        k = b.node("Transpose", [k], perm=[0, 1, 3, 2])
+        scores = b.node("Mul", [b.node("MatMul", [q, k], f"{p}.attn.qk"), scale])
+        probs = b.node("Softmax", [scores], axis=-1)
+        ctx = b.node("MatMul", [probs, v], f"{p}.attn.pv")
+        ctx = b.node("Reshape", [b.node("Transpose", [ctx], perm=[0, 2, 1, 3]), merge])
+        x = b.node("Add", [x, b.linear(ctx, hidden, hidden, 0.5, f"{p}.attn.proj")])
+        y = b.layer_norm(x, hidden, f"{p}.norm2", outliers=1)
+        h = b.linear(y, hidden, ffn, 1.5, f"{p}.mlp.fc1")
+        erf = b.node("Erf", [b.node("Div", [h, b.scalar("sqrt2", math.sqrt(2.0))])])
+        h = b.node(
+            "Mul",
+            [
+                b.node("Mul", [h, b.node("Add", [erf, b.scalar("one_f", 1.0)])]),
+                b.scalar("half", 0.5),
+            ],
+        )
+        x = b.node("Add", [x, b.linear(h, ffn, hidden, 0.5, f"{p}.mlp.fc2")])
+    x = b.layer_norm(x, hidden, "norm")
+    x = b.node("Gather", [x, b.const("cls_index", np.array(0, np.int64))], axis=1)
+    w = b.rng.standard_normal((classes, hidden)) / math.sqrt(hidden)
+    bias = (0.1 * b.rng.standard_normal(classes)).astype(np.float32)
+    logits = b.node(
+        "Gemm",
+        [x, b.const("head.weight", w.astype(np.float32)), b.const("head.bias", bias)],
+        "head",
+        transB=1,
+    )
+    b.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="output"))
+    graph = helper.make_graph(
+        b.nodes,
+        "pyrt_vit",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         b.inits,
     )
     model = helper.make_model(

@@ -325,3 +325,52 @@ def test_quantized_encoder_runs_as_a_few_fused_steps(encoders):
     assert per_layer <= 26, steps
     numpy = [s.node.op_type for s in session._steps if s.kind == "numpy"]
     assert len(numpy) <= 12, numpy  # only the embedding lookups and the mask arithmetic
+
+
+# ---- ViT ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vits():
+    from pyrt import zoo
+
+    fp32 = zt.vit()
+    calib = zoo.calibration_data(fp32, 4)
+    return {
+        "fp32": fp32,
+        "matmul": zoo.quantize_qdq(fp32, calib, op_types=["MatMul", "Gemm"]),
+        "matmul_conv": zoo.quantize_qdq(fp32, calib, op_types=["MatMul", "Gemm", "Conv"]),
+    }
+
+
+def test_vit_fp32_matches_onnxruntime(vits, ort_reference):
+    from pyrt import zoo
+
+    model = vits["fp32"]
+    x = zoo.calibration_data(model, 1, seed=5)[0]
+    assert x["input"].shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(
+        pyrt.run(model, x)[0], ort_reference(model, x)[0], rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("variant", ["matmul", "matmul_conv"])
+def test_quantized_vit_matches_onnxruntime(vits, ort_reference, variant):
+    """onnxruntime's pre-processing leaves 2-D Gemms between Reshapes and one QKV
+    projection split by Reshape / Transpose / Gather: all of it stays int8."""
+    from pyrt import zoo
+
+    model = vits[variant]
+    x = zoo.calibration_data(model, 1, seed=6)[0]
+    session = pyrt.Session(model)
+    ref = ort_reference(model, x)[0]
+    ours = compare("logits", session.run(x)[0], ref, None)
+    theirs = compare("logits", ort_int8(model, x), ref, None)
+    assert ours.cosine >= min(0.9995, theirs.cosine - 5e-4), (ours, theirs)
+    assert ours.max_abs_err < 0.2, (ours, theirs)
+    report = session.report()
+    for op in ("MatMul", "Gemm", "Softmax", "LayerNormalization", "Erf", "Gather"):
+        kinds = {r.ran_as for r in report if r.op_type == op}
+        assert kinds <= {"int8", "fused", "folded"}, (op, kinds)
+    numpy = [s.node.op_type for s in session._steps if s.kind == "numpy"]
+    assert len(numpy) <= 3, numpy  # the patch tokens' Reshape / Transpose / Concat

@@ -131,6 +131,7 @@ typedef struct {
   float *y; /* NULL, or the float output */
   void *yq; /* NULL, or the quantized output (qy) */
   pyrt_qparams qy;
+  float *sum; /* NULL, or v itself (pre-LN blocks keep the residual sum) */
 } pyrt_layernorm_job;
 
 typedef struct {

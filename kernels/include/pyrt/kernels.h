@@ -246,12 +246,13 @@ int pyrt_softmax(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
 /* LayerNormalization over each row: v = DQ(x) (+ bias[cols]) (+ DQ(residual)
    [rows][cols], qr: F32, U8 or S8), y = (v - mean) / sqrt(var + epsilon) *
    gamma (+ beta). Writes the float result to y and / or its quantization (qy:
-   U8 / S8) to yq; either may be NULL, not both. */
+   U8 / S8) to yq; either may be NULL, not both. sum, if not NULL, receives v
+   (the residual stream of pre-LN blocks). */
 int pyrt_layernorm(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
                    const pyrt_qparams *qx, const float *bias,
                    const void *residual, const pyrt_qparams *qr,
                    const float *gamma, const float *beta, float epsilon,
-                   float *y, void *yq, const pyrt_qparams *qy);
+                   float *y, void *yq, const pyrt_qparams *qy, float *sum);
 
 enum pyrt_activation {
   PYRT_ACT_IDENTITY = 0,

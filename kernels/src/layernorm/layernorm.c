@@ -12,7 +12,7 @@ int pyrt_layernorm(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
                    const pyrt_qparams *qx, const float *bias,
                    const void *residual, const pyrt_qparams *qr,
                    const float *gamma, const float *beta, float epsilon,
-                   float *y, void *yq, const pyrt_qparams *qy) {
+                   float *y, void *yq, const pyrt_qparams *qy, float *sum) {
   if (ctx == NULL || x == NULL || gamma == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "layernorm: ctx, x or gamma is NULL");
   if (y == NULL && yq == NULL)
@@ -35,8 +35,8 @@ int pyrt_layernorm(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
   }
   if (rc) return rc;
   const pyrt_layernorm_job j = {
-      rows,  cols, x,       *qx, bias, residual,       residual ? *qr : none,
-      gamma, beta, epsilon, y,   yq,   yq ? *qy : none};
+      rows,  cols, x,       *qx, bias, residual,        residual ? *qr : none,
+      gamma, beta, epsilon, y,   yq,   yq ? *qy : none, sum};
   pyrt_context_enter(ctx);
   rc = pyrt_run_rows(ctx, rows, cols, run, &j);
   pyrt_context_leave(ctx);

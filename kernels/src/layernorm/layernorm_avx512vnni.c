@@ -15,6 +15,7 @@ static void layernorm_rows(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
       if (j->residual != NULL)
         v = _mm512_add_ps(v, pyrt_load16(j->residual, r * n + c, &j->qr, k));
       _mm512_mask_storeu_ps(buf + c, k, v);
+      if (j->sum != NULL) _mm512_mask_storeu_ps(j->sum + r * n + c, k, v);
       acc = _mm512_mask_add_ps(acc, k, acc, v);
     }
     const __m512 mean = _mm512_set1_ps(pyrt_fold16(acc) / (float)n);

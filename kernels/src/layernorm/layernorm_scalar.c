@@ -3,7 +3,7 @@
  *   mean = sum v / n, var = sum (v - mean)^2 / n   (PYRT_LANES partial sums)
  *   inv = 1 / sqrtf(var + epsilon)
  *   out[c] = (v[c] - mean) * inv * gamma[c] (+ beta[c])
- * then the float row and / or its quantization.
+ * then the float row and / or its quantization (and v itself if asked).
  */
 #include "fmath/fmath.h"
 
@@ -19,6 +19,7 @@ void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
       pyrt_load_row(n, j->residual, r * n, &j->qr, d);
       for (int32_t c = 0; c < n; c++) v[c] = v[c] + d[c];
     }
+    if (j->sum != NULL) memcpy(j->sum + r * n, v, (size_t)n * sizeof(float));
     const float mean = pyrt_sum(n, v) / (float)n;
     for (int32_t c = 0; c < n; c++) {
       const float t = v[c] - mean;
