@@ -8,14 +8,16 @@ from collections.abc import Callable
 import numpy as np
 
 from . import kernels as K
+from ._kernels import Context
 from .graph import Node
 from .ops_float import run_float_op
 
 ATTENTION_OPS = ("QBatchMatMul", "BatchMatMul", "Softmax", "LayerNorm", "BiasAct", "MaskChain")
 
 
-def attention_fn(node: Node) -> tuple[str, Callable] | None:
-    """(kind, fn) for a fused op of patterns_attention, None for any other node."""
+def attention_fn(node: Node, ctx: Context) -> tuple[str, Callable] | None:
+    """(kind, fn) for a fused op of patterns_attention on the session's context, None
+    for any other node."""
     if node.domain != "pyrt" or node.op_type not in ATTENTION_OPS:
         return None
     a = node.attrs
@@ -25,19 +27,19 @@ def attention_fn(node: Node) -> tuple[str, Callable] | None:
     kind = "int8" if quantized else "numpy" if node.op_type == "MaskChain" else "fp32"
     if node.op_type == "QBatchMatMul":
         qa, qb = a["qa"], a["qb"]
-        return kind, lambda x, y: [K.qmatmul(x, qa.zero_point, y, qb.zero_point, a["out"])]
+        return kind, lambda x, y: [K.qmatmul(x, qa.zero_point, y, qb.zero_point, a["out"], ctx)]
     if node.op_type == "MaskChain":
         return kind, _chain(node)
     if node.op_type == "BatchMatMul":
-        return kind, lambda x, y: [K.smatmul(x, y)]
+        return kind, lambda x, y: [K.smatmul(x, y, ctx)]
     if node.op_type == "Softmax":
-        return kind, lambda x, mask=None: [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask)]
+        return kind, lambda x, mask=None: [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask, ctx)]
     if node.op_type == "LayerNorm":
-        return kind, _layernorm(node)
-    return kind, lambda x: [K.activation(x, a["act"], a["qx"], a["bias"], a["qy"])]
+        return kind, _layernorm(node, ctx)
+    return kind, lambda x: [K.activation(x, a["act"], a["qx"], a["bias"], a["qy"], ctx)]
 
 
-def _layernorm(node: Node) -> Callable:
+def _layernorm(node: Node, ctx: Context) -> Callable:
     a = node.attrs
     float_out, quant_out, sum_out = (bool(o) for o in node.outputs)
 
@@ -57,6 +59,7 @@ def _layernorm(node: Node) -> Callable:
             qy=a["qy"] if quant_out else None,
             float_out=float_out,
             sum_out=sum_out,
+            ctx=ctx,
         )
         it = iter(outs)
         return [next(it) if wanted else None for wanted in (float_out, quant_out, sum_out)]

@@ -112,7 +112,7 @@ int pyrt_pack_int8(const pyrt_kernel_table *t, const char *op, int32_t kind,
   }
   h->has_w_zero = has_w_zero;
   if (kind == PYRT_PACK_DWCONV)
-    t->qdwconv.pack(N, K, w_s8, pyrt_pack_weights(packed));
+    t->qdwconv.pack(N, K, w_s8, zero, pyrt_pack_weights(packed));
   else
     pyrt_qgemm_pack_block(&t->qgemm, N, K, (const uint8_t *)w_s8, K, 1, 0,
                           pyrt_pack_weights(packed));
