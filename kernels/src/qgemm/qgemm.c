@@ -33,24 +33,36 @@ size_t pyrt_qgemm_block_size(const pyrt_qgemm_config *c, int32_t N, int32_t K) {
 
 void pyrt_qgemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
                            const uint8_t *w, ptrdiff_t stride_n,
-                           ptrdiff_t stride_k, uint8_t flip, void *dst) {
+                           ptrdiff_t stride_k, uint8_t flip, void *dst,
+                           int32_t *col_sum) {
   const int32_t nr = c->nr, kr = c->kr, kp = round_up(K, kr);
-  size_t i = 0;
-  for (int32_t n0 = 0; n0 < N; n0 += nr)
-    for (int32_t k0 = 0; k0 < kp; k0 += kr)
-      for (int32_t j = 0; j < nr; j++)
-        for (int32_t q = 0; q < kr; q++, i++) {
-          const int32_t n = n0 + j, k = k0 + q;
-          const int8_t v = n < N && k < K
-                               ? (int8_t)(w[(ptrdiff_t)n * stride_n +
-                                            (ptrdiff_t)k * stride_k] ^
-                                          flip)
-                               : 0;
-          if (c->b_width == 2)
-            ((int16_t *)dst)[i] = v;
-          else
-            ((int8_t *)dst)[i] = v;
-        }
+  const size_t panel = (size_t)kp * (size_t)nr;   /* elements per panel */
+  memset(dst, 0, pyrt_qgemm_block_size(c, N, K)); /* the padding stays 0 */
+  if (col_sum != NULL) memset(col_sum, 0, (size_t)N * sizeof(int32_t));
+  /* k outer: each source row of B (k fixed) is read along n */
+  for (int32_t k = 0; k < K; k++) {
+    const uint8_t *src = w + (ptrdiff_t)k * stride_k;
+    const size_t at_k = (size_t)(k / kr) * (size_t)(nr * kr) + (size_t)(k % kr);
+    for (int32_t n0 = 0, p = 0; n0 < N; n0 += nr, p++) {
+      const int32_t cols = N - n0 < nr ? N - n0 : nr;
+      const size_t base = (size_t)p * panel + at_k;
+      const uint8_t *s = src + (ptrdiff_t)n0 * stride_n;
+      if (c->b_width == 2) {
+        int16_t *d = (int16_t *)dst + base;
+        for (int32_t j = 0; j < cols; j++)
+          d[(size_t)j * kr] = (int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip);
+      } else {
+        int8_t *d = (int8_t *)dst + base;
+        for (int32_t j = 0; j < cols; j++)
+          d[(size_t)j * kr] = (int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip);
+      }
+      if (col_sum != NULL) /* wraps like the int32 accumulators it corrects */
+        for (int32_t j = 0; j < cols; j++)
+          col_sum[n0 + j] =
+              (int32_t)((uint32_t)col_sum[n0 + j] +
+                        (uint32_t)(int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip));
+    }
+  }
 }
 
 size_t pyrt_pack_int8_size(const pyrt_kernel_table *t, int32_t kind, int32_t N,
@@ -115,7 +127,7 @@ int pyrt_pack_int8(const pyrt_kernel_table *t, const char *op, int32_t kind,
     t->qdwconv.pack(N, K, w_s8, zero, pyrt_pack_weights(packed));
   else
     pyrt_qgemm_pack_block(&t->qgemm, N, K, (const uint8_t *)w_s8, K, 1, 0,
-                          pyrt_pack_weights(packed));
+                          pyrt_pack_weights(packed), NULL);
   free(w_s8);
   h->magic = PYRT_PACK_MAGIC; /* last: the pack is complete */
   return PYRT_OK;

@@ -43,18 +43,10 @@ static void pack_b(const qmatmul_job *j, int32_t index, void *packed) {
   pyrt_pack_header *h = (pyrt_pack_header *)packed;
   *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0,        PYRT_PACK_GEMM, N, K,
                           j->b_zero != 0,  j->c->nr, j->c->kr};
-  int32_t *col_sum = pyrt_pack_col_sum(packed);
   int32_t *zero = pyrt_pack_w_zero(packed);
-  for (int32_t n = 0; n < N; n++) col_sum[n] = 0, zero[n] = j->b_zero;
-  for (int32_t k = 0; k < K; k++) {
-    const uint8_t *row = b + (ptrdiff_t)k * j->ldb_k;
-    for (int32_t n = 0; n < N; n++)
-      col_sum[n] = (int32_t)((uint32_t)col_sum[n] +
-                             (uint32_t)(int8_t)(row[(ptrdiff_t)n * j->ldb_n] ^
-                                                j->b_flip));
-  }
+  for (int32_t n = 0; n < N; n++) zero[n] = j->b_zero;
   pyrt_qgemm_pack_block(j->c, N, K, b, j->ldb_n, j->ldb_k, j->b_flip,
-                        pyrt_pack_weights(packed));
+                        pyrt_pack_weights(packed), pyrt_pack_col_sum(packed));
 }
 
 static pyrt_qgemm_a a_of(const qmatmul_job *j, int32_t index) {
