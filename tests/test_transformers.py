@@ -204,6 +204,31 @@ def test_activation_quantized_with_bias():
     assert np.abs(y.astype(np.int32) - want).max() <= 1 and np.mean(y == want) > 0.999
 
 
+@pytest.mark.parametrize("cols", [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 40])
+def test_float_row_kernels_are_bit_exact_at_every_width(cols):
+    """Row tails of every SIMD width, NaN / Inf / huge values, and int8 in and out."""
+    rng = np.random.default_rng(cols)
+    x = (rng.standard_normal((5, cols)) * 30).astype(np.float32)
+    x[0, 0], x[1, -1], x[2, cols // 2] = np.nan, np.inf, -1e30
+    q8 = codes(rng, U8, (5, cols))
+    qx, qy = K.QParams(0.3, 128, U8), K.QParams(0.02, -5, S8)
+    gamma = rng.standard_normal(cols).astype(np.float32)
+    mask = np.where(rng.random((5, cols)) < 0.2, -1e4, 0).astype(np.float32)
+
+    def run():
+        return [
+            K.softmax(x, x_div=3.0, mask=mask),
+            K.softmax(q8, qx, qy, mask=mask),
+            *K.layernorm(x, gamma, gamma, 1e-6, residual=x, sum_out=True),
+            *K.layernorm(q8, gamma, None, 1e-6, qx, bias=gamma, residual=q8, qr=qx, qy=qy),
+            K.activation(x, "gelu"),
+            K.activation(x, "gelu_tanh", bias=gamma),
+            K.activation(q8, "gelu", qx, gamma, qy),
+        ]
+
+    on_every_isa(run)
+
+
 def test_float_row_kernels_refuse_bad_arguments():
     x = np.zeros((2, 8), np.float32)
     with pytest.raises(KernelError, match="bias has 3 values"):

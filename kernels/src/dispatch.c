@@ -74,6 +74,9 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_qpool_init_avx2(t);
   pyrt_qbinary_init_avx2(t);
   pyrt_quant_init_avx2(t);
+  pyrt_softmax_init_avx2(t);
+  pyrt_layernorm_init_avx2(t);
+  pyrt_activation_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
