@@ -943,13 +943,15 @@ def fold_code_clamps(g: Graph) -> None:
 
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
+    from .patterns_attention import attention_matchers  # imports this module
+
     m = Matcher(g)
     taken: set[str] = set()
     emitted: dict[str, list[Node]] = {}
     for node in g.nodes:
         if node.name in taken:
             continue
-        for matcher in _matcher_for(node):
+        for matcher in [*attention_matchers(node), *_matcher_for(node)]:
             new = matcher(m, node)
             if new:
                 emitted[node.name] = new

@@ -20,6 +20,7 @@ from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
+from .plan_attention import attention_fn
 from .validate import QUANT_DTYPES, validate_quant_node
 
 
@@ -962,6 +963,8 @@ def make_step(node: Node, g: Graph, ctx: Context | None = None) -> Step:
 
 def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     op = node.op_type
+    if (found := attention_fn(node, ctx)) is not None:  # pyrt/plan_attention.py
+        return Step(node, *found)
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:

@@ -111,6 +111,48 @@ typedef struct {
               void *scratch);
 } pyrt_qdwconv_config;
 
+/* The float-row kernels around attention. Each runs rows [r0, r1) of its
+   job with `buf`, scratch of 2 * cols floats; x / y are F32 or U8 / S8
+   (dequantized on load, quantized on store, see fmath/fmath.h). */
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  float x_div;       /* v = DQ(x) / x_div (+ mask) */
+  const float *mask; /* NULL, or [rows / rows_per_mask][cols] */
+  int64_t rows_per_mask;
+  void *y;
+  pyrt_qparams qy;
+} pyrt_softmax_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias;    /* NULL or [cols]: v = DQ(x) + bias */
+  const void *residual; /* NULL or [rows][cols]: v = v + DQ(residual) */
+  pyrt_qparams qr;
+  const float *gamma, *beta; /* [cols]; beta may be NULL */
+  float epsilon;
+  float *y; /* NULL, or the float output */
+  void *yq; /* NULL, or the quantized output (qy) */
+  pyrt_qparams qy;
+  float *sum; /* NULL, or v itself (pre-LN blocks keep the residual sum) */
+} pyrt_layernorm_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias; /* NULL or [cols]: v = DQ(x) + bias */
+  int32_t act;       /* enum pyrt_activation */
+  void *y;
+  pyrt_qparams qy;
+} pyrt_activation_job;
+
 /*
  * The fp32 GEMM tile, under the fp32 driver (sgemm/sgemm.c), which owns
  * blocking, threads, im2col and the bias; the ISA supplies the tile only.
@@ -202,6 +244,12 @@ typedef struct pyrt_kernel_table {
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
 
+  void (*softmax)(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                  float *buf);
+  void (*layernorm)(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                    float *buf);
+  void (*activation)(const pyrt_activation_job *j, int64_t r0, int64_t r1,
+                     float *buf);
   /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
   void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
                     int64_t cols, const void *x, void *y);
@@ -318,6 +366,21 @@ void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
 void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
                       uint8_t *y);
 
+void pyrt_softmax_scalar(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                         float *buf);
+void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                           float *buf);
+void pyrt_activation_scalar(const pyrt_activation_job *j, int64_t r0,
+                            int64_t r1, float *buf);
+
+/* Runs rows [0, rows) of a float-row kernel as pyrt_parallel tasks of about
+   a few thousand elements each, with per-worker buffers of 2 * cols
+   floats: fn(ctx->t, job, r0, r1, buf). PYRT_OK or PYRT_ERR_NOMEM. */
+typedef void (*pyrt_rows_fn)(const pyrt_kernel_table *t, const void *job,
+                             int64_t r0, int64_t r1, float *buf);
+int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,
+                  pyrt_rows_fn fn, const void *job);
+
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
 void pyrt_qgemm_init_avx2(pyrt_kernel_table *t);
@@ -325,6 +388,12 @@ void pyrt_qdwconv_init_avx2(pyrt_kernel_table *t);
 void pyrt_requant_init_avx2(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avxvnni(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_softmax_init_avx2(pyrt_kernel_table *t);
+void pyrt_layernorm_init_avx2(pyrt_kernel_table *t);
+void pyrt_activation_init_avx2(pyrt_kernel_table *t);
+void pyrt_softmax_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layernorm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_activation_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qdwconv_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_requant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qpool_init_avx2(pyrt_kernel_table *t);
