@@ -1,0 +1,120 @@
+"""bench/compare.py end to end on a small model, and its MAC count against hand-counted layers.
+
+No timing assertions: speed figures come from bench/compare.py runs, not from tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pyrt import zoo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import compare  # noqa: E402  (bench/ is not a package)
+
+pytest.importorskip("onnxruntime")
+
+RECORD_KEYS = {"model", "engine", "precision", "cores", "isa", "median_ms", "p10_ms", "p90_ms"}
+ENGINES = [e for e in compare.ENGINES if e == "pyrt" or importlib.util.find_spec(e)]
+
+
+def run_compare(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYRT_BENCH_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / "compare.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_compare_end_to_end(tmp_path):
+    """Every engine times every precision of the demo CNN; JSON, markdown and chart written."""
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("matplotlib is in the bench extra")
+    out, chart = tmp_path / "out.json", tmp_path / "out.png"
+    result = run_compare(
+        tmp_path,
+        *("--models", "demo_cnn", "--rounds", "2", "--warmup", "1", "--cores", "1"),
+        *("--engines", ",".join(ENGINES), "--isa", "scalar"),
+        *("--json", str(out), "--plot", str(chart), "--markdown"),
+    )
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    precisions = ["fp32", "int8-u8", "int8-s8"]
+    assert sorted((r["precision"], r["engine"]) for r in records) == sorted(
+        (p, e) for p in precisions for e in ENGINES
+    )
+    for r in records:
+        assert set(r) == RECORD_KEYS, r
+        assert r["model"] == "demo_cnn" and r["cores"] == 1
+        assert r["isa"] == ("scalar" if r["engine"] == "pyrt" else "native")
+        assert 0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"], r
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| model | precision | engine | median ms |" in result.stdout
+    assert "note:" not in result.stdout, result.stdout  # engines agree; OpenVINO ran int8
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| demo_cnn |")]
+    assert len(rows) == len(records) + 1  # one per record, and the model's summary row
+
+
+def test_compare_refuses_bad_arguments(tmp_path):
+    for args, message in [
+        (("--engines", "pyrt,tensorflow"), "unknown engine 'tensorflow'"),
+        (("--cores", "0"), "--cores must be >= 1"),
+        (("--isa", "no-such-isa"), "--isa no-such-isa"),
+    ]:
+        result = run_compare(tmp_path, "--models", "demo_cnn", "--rounds", "1", *args)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, macs",
+    [
+        # stem 118.0M + layer1 4 x 115.6M + per later stage 57.8M + 3 x 115.6M + 6.4M + fc 0.5M
+        ("resnet18", 1_814_073_344),
+        # stem 1.77M + layer1 4 x 37.7M + per later stage 18.9M + 3 x 37.7M + 2.1M + fc 5120
+        ("cifar_resnet18", 555_422_720),
+    ],
+)
+def test_count_macs_full_size(name, macs):
+    assert compare.count_macs(zoo.FULL_SIZE[name]()) == macs
+
+
+def test_count_macs_mobilenet_v2_and_qdq():
+    """MobileNetV2 1.0 at 224: 300M multiply-adds (Sandler et al.); the QDQ graph counts
+    the same as its FP32 original."""
+    assert abs(compare.count_macs(zoo.FULL_SIZE["mobilenet_v2"]()) - 300e6) < 3e6
+    fp32 = zoo.demo_cnn()
+    qdq = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2))
+    assert compare.count_macs(qdq) == compare.count_macs(fp32) > 0
+
+
+def test_count_macs_matmul_and_gemm():
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    g = numpy_helper.from_array(np.ones((3, 4), np.float32), "g")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+            helper.make_node("Reshape", ["y", "shape"], ["flat"]),
+            helper.make_node("Gemm", ["flat", "g"], ["z"], transB=1),
+        ],
+        "macs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, 16])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [w, g, numpy_helper.from_array(np.array([8, 4], np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert compare.count_macs(model) == 8 * 16 * 4 + 8 * 4 * 3  # batch counts as 1
