@@ -55,7 +55,7 @@ import peak
 from google.protobuf.message import DecodeError
 
 ENGINES = ("pyrt", "onnxruntime", "openvino")
-DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "cifar_resnet18")
+DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "cifar_resnet18")  # + an encoder with attention
 PRECISIONS = {"uint8": "int8-u8", "int8": "int8-s8"}  # activation type -> label
 MIN_ROUNDS = 5
 SLICE_S = 0.05  # a configuration's turn in a round lasts at least this long

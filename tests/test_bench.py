@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -118,3 +119,31 @@ def test_count_macs_matmul_and_gemm():
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert compare.count_macs(model) == 8 * 16 * 4 + 8 * 4 * 3  # batch counts as 1
+
+
+def test_openvino_int8_check(tmp_path):
+    """The check behind the 'OpenVINO runs INT8' claim: none of an FP32 model's matrix layers,
+    all of its QDQ twin's."""
+    ov = pytest.importorskip("openvino")
+    fp32 = zoo.demo_cnn()
+    qdq = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2))
+    counts = []
+    for name, model in (("fp32", fp32), ("qdq", qdq)):
+        onnx.save(model, tmp_path / f"{name}.onnx")
+        compiled = ov.Core().compile_model(str(tmp_path / f"{name}.onnx"), "CPU")
+        counts.append(compare.openvino_int8_layers(compiled))
+    (fp32_int8, fp32_all), (qdq_int8, qdq_all) = counts
+    assert fp32_int8 == 0 and fp32_all == qdq_all == qdq_int8 > 0, counts
+
+
+def test_disagreements_flag_a_wrong_engine():
+    y = np.linspace(-1, 1, 10, dtype=np.float32)
+    outputs = {
+        ("m", "fp32", "onnxruntime"): y,
+        ("m", "fp32", "pyrt"): y + 1e-4,
+        ("m", "fp32", "openvino"): y[::-1].copy(),  # fast and wrong
+        ("m", "int8-u8", "pyrt"): y,  # no onnxruntime: compared with the first engine
+        ("m", "int8-u8", "openvino"): np.zeros(3, np.float32),  # wrong shape
+    }
+    notes = compare.disagreements(outputs)
+    assert len(notes) == 2 and all("openvino m" in n for n in notes), notes
