@@ -492,10 +492,16 @@ def plot(recs: list[dict], path: str, title: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cores", type=int, default=1, help="threads per engine (default 1)")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME_OR_PATH")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        metavar="NAME_OR_PATH",
+        help=f"zoo names or .onnx files (default: {' '.join(DEFAULT_MODELS)})",
+    )
     parser.add_argument("--engines", default="pyrt,onnxruntime,openvino", help="comma-separated")
     parser.add_argument("--isa", help="pyrt kernels: scalar, avx2, avxvnni, avx512vnni")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: fill --budget)")
