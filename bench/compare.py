@@ -25,6 +25,8 @@ Timing: every configuration (model, precision, engine) is warmed up, then all
 are timed round-robin, one turn each per round (configurations faster than
 50 ms repeat within their turn), so machine noise hits all alike; rounds run
 until the time budget is spent (at least 5) unless --rounds is given.
+Every engine's output is compared with onnxruntime's (cosine >= 0.99), and a
+note under the table names any that disagrees: a fast wrong answer is no result.
 Only ratios from one run compare across machines. The table gives median,
 p10 and p90 per configuration, INT8 speedup over the same engine's FP32,
 pyrt's time over each peer's, GMAC/s (MACs counted from the graph) and the

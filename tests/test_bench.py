@@ -76,13 +76,32 @@ def test_compare_end_to_end(tmp_path, bench_cache):
     assert len(rows) == len(records) + 1  # one per record, and the model's summary row
 
 
+def test_compare_model_files(tmp_path, bench_cache):
+    """An FP32 file is quantized both ways; a quantized file runs as it is, named by its stem."""
+    fp32 = zoo.demo_cnn(size=32)
+    onnx.save(fp32, tmp_path / "mine.onnx")
+    s8 = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2), activation_type="int8")
+    onnx.save(s8, tmp_path / "mine_s8.onnx")
+    out = tmp_path / "out.json"
+    result = run_compare(
+        bench_cache,
+        *("--models", str(tmp_path / "mine.onnx"), str(tmp_path / "mine_s8.onnx")),
+        *("--engines", "pyrt,onnxruntime", "--rounds", "1", "--warmup", "0", "--json", str(out)),
+    )
+    assert result.returncode == 0, result.stderr
+    runs = sorted((r["model"], r["precision"], r["engine"]) for r in json.loads(out.read_text()))
+    expected = [("mine", p, e) for p in ("fp32", "int8-s8", "int8-u8") for e in ENGINES[:2]]
+    assert runs == sorted(expected + [("mine_s8", "int8-s8", e) for e in ENGINES[:2]])
+
+
 def test_compare_refuses_bad_arguments(bench_cache):
     for args, message in [
         (("--engines", "pyrt,tensorflow"), "unknown engine 'tensorflow'"),
         (("--cores", "0"), "--cores must be >= 1"),
         (("--isa", "no-such-isa"), "--isa no-such-isa"),
+        (("--models", "no-such-model"), "neither a zoo model"),
     ]:
-        result = run_compare(bench_cache, "--models", "demo_cnn", "--rounds", "1", *args)
+        result = run_compare(bench_cache, "--rounds", "1", *args)
         assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
 
