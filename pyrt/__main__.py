@@ -1,4 +1,4 @@
-"""Command line: python -m pyrt {demo,info,check,run} ..."""
+"""Command line: python -m pyrt {demo,info,check,run,profile} ..."""
 
 from __future__ import annotations
 
@@ -31,8 +31,12 @@ def _load_inputs(session, paths: list[str]) -> dict[str, np.ndarray] | None:
 
 
 def cmd_info(args) -> int:
+    from . import _kernels
     from .session import Session
 
+    print(f"kernels: {_kernels.isa_default()} (available: {', '.join(_kernels.isa_available())})")
+    if args.model is None:
+        return 0
     session = Session(args.model)
     for kind, specs in (("input", session.inputs), ("output", session.outputs)):
         for s in specs:
@@ -66,6 +70,21 @@ def cmd_run(args) -> int:
     if args.output:
         np.savez(args.output, **{s.name: v for s, v in zip(session.outputs, outputs)})
         print(f"saved {args.output}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from .profile import format_profile, profile, tile_ceiling
+    from .session import Session
+
+    session = Session(args.model, cores=args.cores, isa=args.isa)
+    feeds = _load_inputs(session, args.input)
+    if feeds is None:
+        from .check import random_inputs
+
+        feeds = random_inputs(session)
+    layers = profile(session, feeds, rounds=args.rounds)
+    print(format_profile(layers, session.isa, tile_ceiling(session.context)))
     return 0
 
 
@@ -140,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="build, quantize, run and check a small CNN")
     p.add_argument("--repeat", type=int, default=20)
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("info", help="inputs, outputs and how every node runs")
-    p.add_argument("model", type=Path)
+    p = sub.add_parser("info", help="the kernel table in use; a model's inputs, outputs, nodes")
+    p.add_argument("model", type=Path, nargs="?")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("check", help="compare with onnxruntime, per output (and --layers)")
     p.add_argument("model", type=Path)
@@ -153,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", action="append", default=[])
     p.add_argument("--output", help="save outputs to this .npz")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("profile", help="time per layer: ms, GMAC/s, share of the GEMM ceiling")
+    p.add_argument("model", type=Path)
+    p.add_argument("--input", action="append", default=[])
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--isa", help="kernel table (default: $PYRT_ISA or the best)")
+    p.set_defaults(fn=cmd_profile)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
