@@ -23,8 +23,9 @@ INT8 models in int8. --isa forces pyrt's kernels (PYRT_ISA).
 
 Timing: every configuration (model, precision, engine) is warmed up, then all
 are timed round-robin, one turn each per round (configurations faster than
-50 ms repeat within their turn), so machine noise hits all alike; rounds run
-until the time budget is spent (at least 5) unless --rounds is given.
+50 ms repeat within their turn), so machine noise hits all alike; rounds go on
+until the time budget (--budget, 60 s) is spent, at least 5, unless --rounds
+is given.
 Every engine's output is compared with onnxruntime's (cosine >= 0.99), and a
 note under the table names any that disagrees: a fast wrong answer is no result.
 Only ratios from one run compare across machines. The table gives median,
@@ -316,7 +317,9 @@ def status(text: str) -> None:
 def measure(
     runners: dict, warmup: int, rounds: int | None, budget_s: float
 ) -> tuple[dict[tuple, list[float]], int, dict[tuple, np.ndarray]]:
-    """Seconds per run of every runner, interleaved; the number of rounds; the outputs."""
+    """Seconds per run of every runner, interleaved; the number of rounds; the outputs.
+
+    Without `rounds`, rounds go on until budget_s is spent, and at least MIN_ROUNDS."""
     estimate, outputs = {}, {}
     for i, (key, run) in enumerate(runners.items()):
         status(f"warm-up {i + 1}/{len(runners)}: {' '.join(key)}")
@@ -326,24 +329,25 @@ def measure(
         outputs[key] = np.array(run())
         estimate[key] = time.perf_counter() - start
     repeats = {key: max(1, int(SLICE_S / t)) for key, t in estimate.items()}
-    round_s = sum(repeats[key] * t for key, t in estimate.items())
-    rounds = rounds or max(MIN_ROUNDS, math.ceil(budget_s / round_s))
     samples: dict[tuple, list[float]] = {key: [] for key in runners}
-    start = time.perf_counter()
-    for r in range(rounds):
+    start, done, r, shown = time.perf_counter(), 0.0, 0, -1
+    while done < 1:
         for key, run in runners.items():
             for _ in range(repeats[key]):
                 t = time.perf_counter()
                 run()
                 samples[key].append(time.perf_counter() - t)
-        if sys.stderr.isatty() or (r + 1) % max(1, rounds // 10) == 0:  # logs: every 10%
-            done, spent = (r + 1) / rounds, time.perf_counter() - start
+        r, spent = r + 1, time.perf_counter() - start
+        done = r / rounds if rounds else min(r / MIN_ROUNDS, spent / budget_s)
+        if sys.stderr.isatty() or int(10 * done) > shown:  # logs: every 10%
+            shown = int(10 * done)
             bar = "#" * int(30 * done) + "." * (30 - int(30 * done))
-            left = spent / done - spent
-            status(f"timing [{bar}] round {r + 1}/{rounds}, {spent:.0f} s, {left:.0f} s left")
+            status(
+                f"timing [{bar}] round {r}, {spent:.0f} s, about {max(spent / done - spent, 0):.0f} s left"
+            )
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return samples, rounds, outputs
+    return samples, r, outputs
 
 
 def records(samples: dict[tuple, list[float]], cores: int, isa: str) -> list[dict]:
