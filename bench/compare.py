@@ -342,9 +342,8 @@ def measure(
         if sys.stderr.isatty() or int(10 * done) > shown:  # logs: every 10%
             shown = int(10 * done)
             bar = "#" * int(30 * done) + "." * (30 - int(30 * done))
-            status(
-                f"timing [{bar}] round {r}, {spent:.0f} s, about {max(spent / done - spent, 0):.0f} s left"
-            )
+            left = max(spent / done - spent, 0)
+            status(f"timing [{bar}] round {r}, {spent:.0f} s, about {left:.0f} s left")
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return samples, r, outputs
