@@ -17,6 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import pyrt
 from pyrt import _kernels, zoo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ def bench_cache(tmp_path_factory) -> Path:
 
 def run_bench(cache: Path, *command: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYRT_BENCH_CACHE=str(cache), MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    here = str(Path(pyrt.__file__).resolve().parent.parent)  # the pyrt these tests import
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
