@@ -1,11 +1,11 @@
 """Kernel microbenchmarks: GMAC/s per kernel, ISA and shape, against this CPU's peak.
 
-    PYTHONPATH=. pytest bench/ --benchmark-only            # every ISA this CPU offers
-    pytest bench/ --benchmark-only -k "qconv3x3 and avx2"  # one kernel, one ISA
+    PYTHONPATH=. pytest bench/ --benchmark-only                 # every ISA this CPU offers
+    PYTHONPATH=. pytest bench/ --benchmark-only -k "qconv and avx512vnni"
 
 Not part of `pytest -q` (testpaths is tests/). Shapes are layers of ResNet-18 and
 MobileNetV2 at 224x224, batch 1, uint8 activations, per-channel int8 weights and a
-requantizing output stage, as the executor runs them. Each result's extra_info
+requantizing output stage, on one thread, as the executor runs them. Each result's extra_info
 has the MACs, GMAC/s and the share of the one-core peak that bench/peak.py
 measures (the CPU's best int8 or fp32 register loop, and that ISA's own loop);
 the summary at the end lists them (bench/conftest.py).
@@ -27,7 +27,7 @@ from pyrt import kernels as K
 @dataclass(frozen=True)
 class Case:
     kernel: str  # qgemm, qconv, qdwconv, sgemm, sconv
-    dims: tuple  # gemm: (M, N, K); conv: (C_in, C_out, H, kernel, stride)
+    dims: tuple  # gemm: (M channels, N pixels, K); conv: (C_in, C_out, H = W, kernel, stride)
     where: str  # the layer it comes from
 
     @property
