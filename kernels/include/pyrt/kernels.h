@@ -7,7 +7,8 @@
  * Conventions
  * - Every entry point checks its arguments and returns PYRT_OK (0) or a
  *   PYRT_ERR_* code; pyrt_last_error() then describes the problem (per thread).
- * - Tensors are dense, row-major (NCHW for images) unless a stride is given.
+ * - Tensors are dense, row-major (NCHW for images) unless a stride or a
+ *   layout (NHWC: channels last) is given.
  * - Weights are packed once (pyrt_*_pack) into a caller-owned buffer of
  *   pyrt_*_packed_size() bytes; the packed layout belongs to the ISA that was
  *   active when packing, and the compute entry points refuse a mismatch.
@@ -184,12 +185,25 @@ typedef struct {
 enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1 };
 
 /* y = Q_y(op(DQ_a(a), DQ_b(b))) clamped to [qmin, qmax]; a, b, y hold n
-   elements each (callers broadcast first). */
+   elements each. */
 int pyrt_qbinary(pyrt_context *ctx, int32_t op, int64_t n, const void *a,
                  const pyrt_qparams *qa, const void *b, const pyrt_qparams *qb,
                  void *y, const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+/* The same with b broadcast: a and y are [outer][middle][inner], b is
+   [outer][1][inner]. Covers equal shapes (middle 1), a Squeeze-Excite scale
+   y[n,h,w,c] = a[n,h,w,c] op b[n,c] (NHWC: outer N, middle H*W, inner C;
+   NCHW: outer N*C, middle H*W, inner 1), a per-channel vector (outer 1) and
+   a scalar (outer 1, inner 1). Add and Mul are commutative bit for bit, so a
+   broadcast first operand is passed as b. */
+int pyrt_qbinary_broadcast(pyrt_context *ctx, int32_t op, int64_t outer,
+                           int64_t middle, int64_t inner, const void *a,
+                           const pyrt_qparams *qa, const void *b,
+                           const pyrt_qparams *qb, void *y,
+                           const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 
-/* ---- int8 pooling, NCHW ----------------------------------------------- */
+/* ---- int8 pooling, NCHW or NHWC ---------------------------------------- */
+
+enum pyrt_layout { PYRT_NCHW = 0, PYRT_NHWC = 1 };
 
 typedef struct {
   int32_t batch, channels, in_h, in_w;
@@ -199,6 +213,7 @@ typedef struct {
   int32_t pad_top, pad_left, pad_bottom, pad_right;
   int32_t out_h, out_w;      /* from the caller (ceil_mode is its choice) */
   int32_t count_include_pad; /* AveragePool: divide by the padded window */
+  int32_t layout;            /* PYRT_NCHW or PYRT_NHWC, for x and y alike */
 } pyrt_pool2d_shape;
 
 /* Max over the window (padding ignored); x and y share dtype and qparams. */
@@ -207,10 +222,15 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
 int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
                     const void *x, const pyrt_qparams *qx, void *y,
                     const pyrt_qparams *qy);
-/* x: [rows][hw] (rows = N * C); y: [rows]. */
+/* NCHW: x [rows][hw] (rows = N * C); y: [rows]. */
 int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
                         const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy);
+/* NHWC: x [batch][hw][channels]; y [batch][channels]. */
+int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                             int64_t channels, const void *x,
+                             const pyrt_qparams *qx, void *y,
+                             const pyrt_qparams *qy);
 
 /* ---- data movement ---------------------------------------------------- */
 
