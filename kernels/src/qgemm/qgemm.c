@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_tasks.h"
 #include "requant/requant.h"
 
 /* Packs stay far below this; it keeps every size computation in range. */
@@ -147,35 +148,72 @@ typedef struct {
   const pyrt_output_stage *out;
   char *y;
   size_t ldy, out_size;
-  int32_t band, bands;         /* rows per band, band count */
-  int32_t panels, panel_chunk; /* panels per task */
+  pyrt_gemm_tasks tasks;
   int status;
 } drive_job;
 
-/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
+/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst. */
+static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
+                      uint8_t flip) {
+  if (flip == 0) {
+    memcpy(dst, src, n);
+    return;
+  }
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
+    return;
+  }
+  /* 8 bytes at a time, the last word overlapping: short im2col spans (21
+     bytes in a 7x7 stem over 3 channels) need no byte loop. */
+  const uint64_t mask = 0x0101010101010101u * flip;
+  for (size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;
+    uint64_t word;
+    memcpy(&word, src + i, 8);
+    word ^= mask;
+    memcpy(dst + i, &word, 8);
+    if (i + 8 == n) break;
+  }
+}
+
+/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp.
+   With dilation_w 1 the taps of one kernel row are contiguous in x, so an
+   unclipped row is one copy (the whole K row of a 7x7 stem over 3 channels
+   is 7 copies, not 49). */
 static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
                         int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
   const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
+  const size_t span = (size_t)s->kernel_w * cin; /* one kernel row of K */
+  const int contiguous = s->dilation_w == 1 && cin == s->in_c;
   for (int32_t m = m0; m < m1; m++, dst += kp) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
+    const int32_t ix0 = ox * s->stride_w - s->pad_left;
+    const int row_inside =
+        ix0 >= 0 && ix0 + (s->kernel_w - 1) * s->dilation_w < s->in_w;
     uint8_t *d = dst;
-    for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+    for (int32_t ky = 0; ky < s->kernel_h; ky++, d += span) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-      for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
-        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
-          memset(d, pad, (size_t)cin);
-          continue;
-        }
-        const uint8_t *src =
-            a->a +
-            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
-                s->in_c +
-            (size_t)a->group * cin;
-        for (int32_t c = 0; c < cin; c++) d[c] = src[c] ^ flip;
+      if (iy < 0 || iy >= s->in_h) {
+        memset(d, pad, span);
+        continue;
+      }
+      const uint8_t *line =
+          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+          (size_t)a->group * cin;
+      if (contiguous && row_inside) {
+        copy_flip(d, line + (size_t)ix0 * s->in_c, span, flip);
+        continue;
+      }
+      for (int32_t kx = 0; kx < s->kernel_w; kx++) {
+        const int32_t ix = ix0 + kx * s->dilation_w;
+        uint8_t *dk = d + (size_t)kx * cin;
+        if (ix < 0 || ix >= s->in_w)
+          memset(dk, pad, (size_t)cin);
+        else
+          copy_flip(dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
@@ -189,7 +227,7 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
   const pyrt_qgemm_a *a = j->a;
   const pyrt_qgemm_config *c = j->c;
   const int32_t kp = j->kp, rows = m1 - m0;
-  if (a->conv == NULL && c->a_width == 1 && a->flip == 0 && kp == j->K) {
+  if (a->conv == NULL && c->a_width == 1 && kp == j->K) { /* tile flips */
     *lda = a->lda;
     return a->a + (size_t)m0 * a->lda;
   }
@@ -199,7 +237,7 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
     for (int32_t r = 0; r < rows; r++) {
       const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
       uint8_t *d = buf + (size_t)r * kp;
-      for (int32_t k = 0; k < j->K; k++) d[k] = src[k] ^ a->flip;
+      copy_flip(d, src, (size_t)j->K, a->flip);
       memset(d + j->K, 0, (size_t)(kp - j->K));
     }
   }
@@ -213,12 +251,8 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
 static void drive_task(void *arg, int32_t task, int32_t worker) {
   drive_job *j = (drive_job *)arg;
   const pyrt_qgemm_config *c = j->c;
-  const int32_t band = task % j->bands, chunk = task / j->bands;
-  const int32_t m0 = band * j->band;
-  const int32_t m1 = m0 + j->band < j->M ? m0 + j->band : j->M;
-  const int32_t p0 = chunk * j->panel_chunk;
-  const int32_t p1 =
-      p0 + j->panel_chunk < j->panels ? p0 + j->panel_chunk : j->panels;
+  int32_t m0, m1, p0, p1;
+  pyrt_gemm_task_range(&j->tasks, j->M, task, &m0, &m1, &p0, &p1);
   const size_t rows = (size_t)(m1 - m0), kp = (size_t)j->kp;
   /* scratch: u8 rows | widened rows | row sums | one int32 tile */
   const size_t narrow = PYRT_ALIGN_UP(rows * kp);
@@ -235,12 +269,14 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
       pack_band(j, m0, m1, (uint8_t *)s, (uint8_t *)s + narrow, &lda);
   int32_t *row_sum = (int32_t *)(s + narrow + wide);
   int32_t *acc = (int32_t *)(s + narrow + wide + sums);
+  /* The source read in place (then the tile flips), or packed rows. */
+  const uint8_t flip = a == j->a->a + (size_t)m0 * j->a->lda ? j->a->flip : 0;
   if (j->w_zero != NULL) {
-    const pyrt_qgemm_a *src = j->a;
     for (size_t r = 0; r < rows; r++) {
       uint32_t sum = 0; /* padding lanes are 0 in packed rows */
-      if (a == src->a + (size_t)m0 * src->lda) { /* unpacked u8 source */
-        for (size_t k = 0; k < (size_t)j->K; k++) sum += a[r * lda + k];
+      if (a == j->a->a + (size_t)m0 * j->a->lda) {
+        for (size_t k = 0; k < (size_t)j->K; k++)
+          sum += (uint8_t)(a[r * lda + k] ^ flip);
       } else {
         const uint8_t *row = (const uint8_t *)s + r * kp;
         for (size_t k = 0; k < kp; k++) sum += row[k];
@@ -256,7 +292,7 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
     const float *scale = out->per_channel ? out->scale + n0 : out->scale;
     for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
       const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc);
+      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
       c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
                   j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
                   out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,
@@ -299,32 +335,12 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                  (char *)y,
                  ldy,
                  out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
-                 0,
-                 0,
-                 0,
-                 0,
+                 {0, 0, 0, 0, 0},
                  PYRT_OK};
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
-  j.panels = (N + c->nr - 1) / c->nr;
-  /* Bands: about BAND_BYTES of A each, whole tiles, and enough of them to
-     give every thread a few; then split the panels if bands are too few. */
-  int64_t band = BAND_BYTES / ((int64_t)j.kp * c->a_width);
-  const int64_t per_thread =
-      ((int64_t)M + 4 * ctx->threads - 1) / (4 * ctx->threads);
-  if (ctx->threads > 1 && band > per_thread) band = per_thread;
-  band = (band + c->mr - 1) / c->mr * c->mr;
-  if (band < c->mr) band = c->mr;
-  if (band > M) band = M;
-  j.band = (int32_t)band;
-  j.bands = (int32_t)((M + band - 1) / band);
-  int32_t chunks = 1;
-  if (j.bands < 2 * ctx->threads) {
-    chunks = (2 * ctx->threads + j.bands - 1) / j.bands;
-    if (chunks > j.panels) chunks = j.panels;
-  }
-  j.panel_chunk = (j.panels + chunks - 1) / chunks;
-  chunks = (j.panels + j.panel_chunk - 1) / j.panel_chunk;
-  pyrt_parallel(ctx, j.bands * chunks, drive_task, &j);
+  j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
+                                 BAND_BYTES, ctx->threads);
+  pyrt_parallel(ctx, pyrt_gemm_task_count(&j.tasks), drive_task, &j);
   if (j.status != PYRT_OK)
     return pyrt_fail(j.status, "qgemm: out of memory for scratch");
   return PYRT_OK;

@@ -144,8 +144,10 @@ static void run_pool(pyrt_context *ctx, pool_job *j) {
   j->t = ctx->t;
   j->rows =
       (int64_t)s->batch * s->out_h * (s->layout == PYRT_NHWC ? 1 : s->channels);
+  /* outputs (< 2^55, check_shape) times taps, capped to stay in range */
+  const int64_t taps = (int64_t)s->kernel_h * s->kernel_w;
   const int64_t work = (int64_t)s->batch * s->channels * s->out_h * s->out_w *
-                       s->kernel_h * s->kernel_w;
+                       (taps < 256 ? taps : 256);
   const int32_t tasks = row_tasks(ctx, j->rows, work);
   j->rows_per_task = (j->rows + tasks - 1) / tasks;
   pyrt_context_enter(ctx);
@@ -254,8 +256,7 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy) {
   const char *op = "qglobalavgpool_nhwc";
-  if (batch <= 0 || channels <= 0 ||
-      (batch > 0 && channels > INT64_MAX / 256 / batch))
+  if (batch <= 0 || channels <= 0 || channels > INT64_MAX / 256 / batch)
     return pyrt_fail(PYRT_ERR_ARG,
                      "%s: batch %lld and channels %lld must be > 0", op,
                      (long long)batch, (long long)channels);

@@ -25,64 +25,96 @@ static inline int32_t code(const void *x, int32_t dtype, int64_t i) {
   return dtype == PYRT_U8 ? ((const uint8_t *)x)[i] : ((const int8_t *)x)[i];
 }
 
-/* ---- NCHW: one window of one plane at a time ----------------------------- */
+/* ---- NCHW -----------------------------------------------------------------
+ */
 
-static int32_t max_window(const void *plane, int32_t dtype,
-                          const pyrt_pool2d_shape *s,
-                          const pyrt_pool_window *w) {
-  int32_t best = INT32_MIN;
-  for (int32_t ky = w->ky0; ky < w->ky1; ky++) {
-    const int64_t row = (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0;
-    for (int32_t kx = w->kx0; kx < w->kx1; kx++) {
-      const int32_t v = code(plane, dtype, row + (int64_t)kx * s->dilation_w);
-      best = v > best ? v : best;
-    }
-  }
-  return best;
-}
+/*
+ * Rows r of NCHW are (plane r / out_h, oy r % out_h). All windows of one
+ * output row share their input rows, so a row is reduced separably: those
+ * rows column by column into `col` (max, or sum of codes), then every
+ * output over its columns of `col`. Integer max and sums are exact, so this
+ * equals reducing each window directly, which is what happens when a
+ * window's span exceeds COLS. Output columns go in chunks whose input
+ * columns fit COLS.
+ */
+enum { COLS = 2048 };
 
-static int64_t sum_window(const void *plane, int32_t dtype, int32_t zero,
-                          const pyrt_pool2d_shape *s,
-                          const pyrt_pool_window *w) {
-  int64_t sum = 0;
-  for (int32_t ky = w->ky0; ky < w->ky1; ky++) {
-    const int64_t row = (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0;
-    for (int32_t kx = w->kx0; kx < w->kx1; kx++)
-      sum += code(plane, dtype, row + (int64_t)kx * s->dilation_w) - zero;
-  }
-  return sum;
-}
-
-/* Rows r of NCHW are (plane r / out_h, oy r % out_h). */
-void pyrt_qmaxpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
-                            int32_t dtype, void *y, int64_t r0, int64_t r1) {
+static void nchw_rows(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
+                      const pyrt_qparams *qx, const pyrt_qparams *qy, void *y,
+                      int64_t r0, int64_t r1) {
+  const int is_max = qx == NULL;
   const int64_t in_plane = (int64_t)s->in_h * s->in_w;
+  const int64_t span = (int64_t)(s->kernel_w - 1) * s->dilation_w + 1;
+  const int64_t chunk = span > COLS ? 0 : (COLS - span) / s->stride_w + 1;
+  const int32_t out_dtype = is_max ? dtype : qy->dtype;
+  const float zy = is_max ? 0.0f : (float)qy->zero_point;
+  int64_t col[COLS];
   for (int64_t r = r0; r < r1; r++) {
     const char *plane = (const char *)x + r / s->out_h * in_plane;
-    for (int32_t ox = 0; ox < s->out_w; ox++) {
-      const pyrt_pool_window w =
-          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
-      store(y, dtype, r * s->out_w + ox, max_window(plane, dtype, s, &w));
+    const int32_t oy = (int32_t)(r % s->out_h);
+    for (int32_t ox0 = 0; ox0 < s->out_w;) {
+      const int32_t ox1 =
+          chunk && s->out_w - ox0 > chunk ? ox0 + (int32_t)chunk : s->out_w;
+      const pyrt_pool_window first = pyrt_pool_window_at(s, oy, ox0);
+      /* input columns [c0, c1) of this chunk's windows */
+      const int64_t c0 = first.x0 < 0 ? 0 : first.x0;
+      int64_t c1 = (int64_t)(ox1 - 1) * s->stride_w - s->pad_left + span;
+      c1 = c1 > s->in_w ? s->in_w : c1;
+      if (chunk) {
+        for (int64_t c = c0; c < c1; c++) col[c - c0] = is_max ? INT32_MIN : 0;
+        for (int32_t ky = first.ky0; ky < first.ky1; ky++) {
+          const int64_t row =
+              (first.y0 + (int64_t)ky * s->dilation_h) * s->in_w;
+          if (dtype == PYRT_U8) {
+            const uint8_t *q = (const uint8_t *)plane + row;
+            for (int64_t c = c0; c < c1; c++)
+              col[c - c0] = is_max ? (q[c] > col[c - c0] ? q[c] : col[c - c0])
+                                   : col[c - c0] + q[c];
+          } else {
+            const int8_t *q = (const int8_t *)plane + row;
+            for (int64_t c = c0; c < c1; c++)
+              col[c - c0] = is_max ? (q[c] > col[c - c0] ? q[c] : col[c - c0])
+                                   : col[c - c0] + q[c];
+          }
+        }
+      }
+      for (int32_t ox = ox0; ox < ox1; ox++) {
+        const pyrt_pool_window w = pyrt_pool_window_at(s, oy, ox);
+        int64_t v = is_max ? INT32_MIN : 0;
+        for (int32_t ky = chunk ? 0 : w.ky0; ky < (chunk ? 1 : w.ky1); ky++)
+          for (int32_t kx = w.kx0; kx < w.kx1; kx++) {
+            const int64_t ix = w.x0 + (int64_t)kx * s->dilation_w;
+            const int64_t t =
+                chunk
+                    ? col[ix - c0]
+                    : code(plane, dtype,
+                           (w.y0 + (int64_t)ky * s->dilation_h) * s->in_w + ix);
+            v = is_max ? (t > v ? t : v) : v + t;
+          }
+        const int64_t at = r * s->out_w + ox;
+        if (is_max) {
+          store(y, out_dtype, at, (int32_t)v);
+        } else {
+          const int64_t taps = (int64_t)(w.ky1 - w.ky0) * (w.kx1 - w.kx0);
+          const float m = pyrt_pool_multiplier(qx, qy, w.count);
+          store(y, out_dtype, at,
+                pyrt_pool_value(v - taps * qx->zero_point, m, out_dtype, zy));
+        }
+      }
+      ox0 = ox1;
     }
   }
+}
+
+void pyrt_qmaxpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
+                            int32_t dtype, void *y, int64_t r0, int64_t r1) {
+  nchw_rows(s, x, dtype, NULL, NULL, y, r0, r1);
 }
 
 void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
                             const pyrt_qparams *qx, void *y,
                             const pyrt_qparams *qy, int64_t r0, int64_t r1) {
-  const int64_t in_plane = (int64_t)s->in_h * s->in_w;
-  const float zy = (float)qy->zero_point;
-  for (int64_t r = r0; r < r1; r++) {
-    const char *plane = (const char *)x + r / s->out_h * in_plane;
-    for (int32_t ox = 0; ox < s->out_w; ox++) {
-      const pyrt_pool_window w =
-          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
-      const int64_t sum = sum_window(plane, qx->dtype, qx->zero_point, s, &w);
-      const float m = pyrt_pool_multiplier(qx, qy, w.count);
-      store(y, qy->dtype, r * s->out_w + ox,
-            pyrt_pool_value(sum, m, qy->dtype, zy));
-    }
-  }
+  nchw_rows(s, x, qx->dtype, qx, qy, y, r0, r1);
 }
 
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
