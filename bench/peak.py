@@ -5,8 +5,10 @@
 peak.c, compiled with the system C compiler ($CC, else cc) for each ISA level
 the CPU has (flags from /proc/cpuinfo), runs register loops of independent
 int8 dot products (vpdpbusd zmm / ymm, or AVX2 vpmaddwd) and fp32 FMAs, and
-reports GMAC/s (one MAC = one multiply-add: 2 flops). The result is cached in
-the bench cache (cache_dir()) under the CPU's name and flags.
+reports GMAC/s (one MAC = one multiply-add: 2 flops). The AVX2 int8 figure is
+the exact 16-bit vpmaddwd path; a kernel on vpmaddubsw with bounded operands can
+pass it, so the CPU's peak (the best ISA) is the yardstick. The result is
+cached in the bench cache (cache_dir()) under the CPU's name and flags.
 """
 
 from __future__ import annotations
