@@ -8,7 +8,9 @@ running statistics measured on probe inputs while building (see Net), so
 activations stay O(1) through any depth and quantization is meaningful:
 the quantized models stay within cosine ~0.999 of FP32. Inputs are small
 and widths reduced, so tests and the demo need no downloads and run fast on
-two cores; the block structure is the real one.
+two cores; the block structure is the real one. FULL_SIZE has ResNet-18 and
+MobileNetV2 at 224x224 with 1000 classes and the CIFAR ResNet-18 (32x32) at
+their real widths, for benchmarks.
 
 Quantization: quantize_qdq wraps onnxruntime's quantize_static (QDQ or
 QOperator, u8 or symmetric s8 activations); fake_quant_qdq writes the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -237,11 +240,24 @@ class Net:
 
 
 def resnet18(
-    width: int = 16, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+    width: int = 16,
+    size: int = 64,
+    classes: int = 10,
+    seed: int = 0,
+    opset: int = 17,
+    stem: str = "imagenet",
 ) -> onnx.ModelProto:
-    """ResNet-18: 7x7 stem, max pool, BasicBlocks [2, 2, 2, 2] with 1x1 downsample shortcuts."""
+    """ResNet-18: 7x7 stem, max pool, BasicBlocks [2, 2, 2, 2] with 1x1 downsample shortcuts.
+
+    stem="cifar" is the 32x32 variant: a 3x3 stride-1 stem and no max pool.
+    """
     net = Net(3, size, seed, opset)
-    x = net.maxpool(net.conv("input", 3, width, 7, 2), 3, 2, 1)
+    if stem == "imagenet":
+        x = net.maxpool(net.conv("input", 3, width, 7, 2), 3, 2, 1)
+    elif stem == "cifar":
+        x = net.conv("input", 3, width, 3)
+    else:
+        raise ValueError(f"unknown ResNet stem {stem!r}, expected 'imagenet' or 'cifar'")
     cin = width
     for stage, blocks in enumerate([2, 2, 2, 2]):
         cout = width * 2**stage
@@ -394,6 +410,13 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "densenet": densenet,
     "squeezenet": squeezenet,
     "demo_cnn": demo_cnn,
+}
+
+# The real networks at full width, input size and class count (bench/compare.py's defaults).
+FULL_SIZE: dict[str, Callable[..., onnx.ModelProto]] = {
+    "resnet18": partial(resnet18, width=64, size=224, classes=1000),
+    "mobilenet_v2": partial(mobilenet_v2, width=1.0, size=224, classes=1000),
+    "cifar_resnet18": partial(resnet18, width=64, size=32, classes=10, stem="cifar"),
 }
 
 
