@@ -6,8 +6,9 @@
 
 Models (--models, names or .onnx paths): by default the real networks of
 pyrt.zoo.FULL_SIZE (ResNet-18 and MobileNetV2 at 224x224 with 1000 classes,
-the CIFAR ResNet-18 at 32x32; a transformer encoder joins once pyrt runs
-attention); the small test nets of pyrt.zoo.MODELS by name; or files. Weights
+the CIFAR ResNet-18 at 32x32) and "minilm", the MiniLM-L6-shaped encoder of
+pyrt.zoo_transformers at 128 tokens (every MatMul quantized, u8 activations);
+the small test nets of pyrt.zoo.MODELS by name; or files. Weights
 are random and seeded (He init), BatchNormalization folded into the
 convolutions as exporters do. Each FP32 model is quantized with onnxruntime's
 quantize_static (QDQ, MinMax on 4 random inputs, per-channel s8 weights) with
@@ -58,7 +59,7 @@ import peak
 from google.protobuf.message import DecodeError
 
 ENGINES = ("pyrt", "onnxruntime", "openvino")
-DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "cifar_resnet18")  # + an encoder with attention
+DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "cifar_resnet18", "minilm")
 PRECISIONS = {"uint8": "int8-u8", "int8": "int8-s8"}  # activation type -> label
 MIN_ROUNDS = 5
 SLICE_S = 0.05  # a configuration's turn in a round lasts at least this long
@@ -175,6 +176,26 @@ def build_variants(name: str, build: Callable[[], onnx.ModelProto], folder: Path
     return [Variant(name, p, path, macs, feeds) for p, path in paths.items()]
 
 
+ENCODER_SEQ = 128
+
+
+def build_encoder(folder: Path) -> list[Variant]:
+    """The MiniLM-L6-shaped encoder at 128 tokens (pyrt.zoo_transformers.minilm): FP32 and
+    onnxruntime's QDQ with every MatMul / Gemm quantized, u8 activations."""
+    from pyrt import zoo_transformers
+
+    paths = {"int8-u8": folder / "minilm-int8-u8.onnx", "fp32": folder / "minilm-fp32.onnx"}
+    if not all(p.exists() for p in paths.values()):
+        status(f"building minilm (cached in {folder})")
+        folder.mkdir(parents=True, exist_ok=True)
+        encoder = zoo_transformers.minilm(seq=ENCODER_SEQ)
+        onnx.save(encoder.int8["int8"], paths["int8-u8"])
+        onnx.save(encoder.fp32, paths["fp32"])  # last: its presence means the set is complete
+    feeds = zoo_transformers.encoder_inputs(ENCODER_SEQ, n=1, seed=100)[0]
+    macs = macs_or_none(onnx.load(paths["fp32"]), "minilm")
+    return [Variant("minilm", p, path, macs, feeds) for p, path in paths.items()]
+
+
 def macs_or_none(model: onnx.ModelProto, name: str) -> int | None:
     try:
         return count_macs(model)
@@ -193,6 +214,9 @@ def load_models(names: list[str], cache: Path) -> list[Variant]:
     folder = cache / f"models-{stamp}-ort{importlib.metadata.version('onnxruntime')}"
     variants = []
     for name in names:
+        if name == "minilm":
+            variants += build_encoder(folder / "full")
+            continue
         if name in builders:
             size = "full" if name in zoo.FULL_SIZE else "small"
             variants += build_variants(name, builders[name], folder / size)
