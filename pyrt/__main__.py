@@ -30,9 +30,27 @@ def _load_inputs(session, paths: list[str]) -> dict[str, np.ndarray] | None:
     return feeds
 
 
+def runtime_info() -> str:
+    """The platform, the kernel library and the ISA its dispatch chose."""
+    import platform
+
+    from . import _kernels
+
+    return "\n".join(
+        [
+            f"python {platform.python_version()} on {platform.machine()} ({sys.platform})",
+            f"kernels {_kernels.LIBRARY_PATH}",
+            f"isa {_kernels.isa()} (available: {', '.join(_kernels.isa_available())})",
+        ]
+    )
+
+
 def cmd_info(args) -> int:
     from .session import Session
 
+    print(runtime_info())
+    if args.model is None:
+        return 0
     session = Session(args.model)
     for kind, specs in (("input", session.inputs), ("output", session.outputs)):
         for s in specs:
@@ -140,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="build, quantize, run and check a small CNN")
     p.add_argument("--repeat", type=int, default=20)
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("info", help="inputs, outputs and how every node runs")
-    p.add_argument("model", type=Path)
+    p = sub.add_parser("info", help="the platform and ISA; a model's inputs, outputs, nodes")
+    p.add_argument("model", type=Path, nargs="?")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("check", help="compare with onnxruntime, per output (and --layers)")
     p.add_argument("model", type=Path)

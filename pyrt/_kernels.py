@@ -47,7 +47,8 @@ def _library_path() -> str:
 
 ffi = cffi.FFI()
 ffi.cdef(_header_text())
-lib = ffi.dlopen(_library_path())
+LIBRARY_PATH = _library_path()
+lib = ffi.dlopen(LIBRARY_PATH)
 
 DTYPE_CODE = {
     np.dtype(np.uint8): lib.PYRT_U8,
