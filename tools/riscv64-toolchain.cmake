@@ -25,7 +25,7 @@ if(PYRT_RISCV_BOARD)
 else()
   set(PYRT_RISCV_CPU "baseline_rv64+v+zba+zbb+zbs")
 endif()
-set(CMAKE_C_FLAGS_INIT "-target riscv64-linux-gnu.2.36 -mcpu=${PYRT_RISCV_CPU}")
+set(CMAKE_C_FLAGS_INIT "-target riscv64-linux-gnu.2.36 -mcpu=${PYRT_RISCV_CPU} -fno-vectorize -fno-slp-vectorize")
 # zig links its own glibc stubs; libm is named here because find_library finds none.
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "-lm")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-lm")

@@ -5,6 +5,7 @@
 #   tools/riscv64.sh build [--board]       # cross-compile libpyrt_kernels.so
 #   tools/riscv64.sh run [--board] CMD...  # run CMD (python3 ...) under QEMU, pyrt from here
 #   tools/riscv64.sh wheel [--board]       # dist/pyrt-*-linux_riscv64.whl
+#   tools/riscv64.sh test-kernels [--board] # tests/riscv/kernel_check.c at VLEN 128, 256, 512
 #   tools/riscv64.sh env                   # print the paths the other commands use
 #
 # The baseline build targets RVV 1.0 + Zba/Zbb/Zbs at any VLEN and runs under Debian
@@ -253,6 +254,28 @@ cmd_wheel() {
     --out "$ROOT/dist"
 }
 
+# test-kernels [--board]: the C kernel check (every ISA against scalar, no Python) at
+# each VLEN the flavour runs at (board builds assume VLEN >= 256).
+cmd_test_kernels() {
+  local flavour lib exe vlen status=0
+  flavour="$(flavour_of "${1:-}")"
+  lib="$(cmd_build "${1:-}")"
+  exe="$BUILD/$flavour/kernel_check"
+  local cpu="baseline_rv64+v+zba+zbb+zbs"
+  [ "$flavour" = board ] && cpu=spacemit_x60
+  "$ZIGCC" -target riscv64-linux-gnu.2.36 -mcpu="$cpu" -O2 -std=c11 -Wall -Wextra -Werror \
+    -I"$ROOT/kernels/include" -o "$exe" "$ROOT/tests/riscv/kernel_check.c" \
+    -L"$(dirname "$lib")" -lpyrt_kernels -Wl,-rpath,"$(dirname "$lib")" -lm
+  for vlen in 128 256 512; do
+    [ "$flavour" = board ] && [ "$vlen" -lt 256 ] && continue
+    echo "== VLEN $vlen"
+    local -a qemu
+    mapfile -t qemu < <(PYRT_RVV_VLEN=$vlen qemu_cmd "$flavour")
+    "${qemu[@]}" "$exe" || status=1
+  done
+  return $status
+}
+
 cmd_env() {
   cat <<EOF
 CACHE=$CACHE
@@ -273,6 +296,7 @@ run)
   cmd_run "$@"
   ;;
 wheel) cmd_wheel "${2:-}" ;;
+test-kernels) cmd_test_kernels "${2:-}" ;;
 env) cmd_env ;;
-*) die "usage: $0 {setup|build [--board]|run [--board] CMD...|wheel [--board]|env}" ;;
+*) die "usage: $0 {setup|build|run|wheel|test-kernels|env} (see the top of this file)" ;;
 esac
