@@ -3,7 +3,9 @@
 #
 #   tools/riscv64.sh setup                 # once (idempotent, cached; seconds when cached)
 #   tools/riscv64.sh build [--board]       # cross-compile libpyrt_kernels.so
-#   tools/riscv64.sh run [--board] CMD...  # run CMD (python3 ...) under QEMU, pyrt from here
+#   tools/riscv64.sh run [--board] [--installed] CMD...
+#                                          # run CMD (python3 ...) under QEMU, pyrt from this
+#                                          # checkout (--installed: as the Python finds it)
 #   tools/riscv64.sh wheel [--board]       # dist/pyrt-*-linux_riscv64.whl
 #   tools/riscv64.sh test-kernels [--board] # tests/riscv/kernel_check.c at VLEN 128, 256, 512
 #   tools/riscv64.sh env                   # print the paths the other commands use
@@ -15,6 +17,8 @@
 # has no plugin support.
 #
 # Environment: PYRT_RISCV_CACHE (default ~/.cache/pyrt-riscv64), PYRT_RVV_VLEN (256),
+# PYRT_RISCV_KERNELS (a riscv64 library for `run` instead of build-riscv64/; the host's
+# PYRT_KERNELS is not passed on), PYRT_RISCV_PYTHONPATH (more guest import paths),
 # PYRT_ISA and QEMU_* pass through to the emulated process and QEMU, PYTHON (host
 # python3 used to find or install zig; default python3).
 set -euo pipefail
@@ -218,15 +222,25 @@ qemu_cmd() {
 # run [--board] CMD...: CMD's first word python3 (or a path in the userland) runs the
 # riscv64 Python; pyrt comes from this checkout, the kernels from build-riscv64/.
 cmd_run() {
-  local flavour=baseline
-  if [ "${1:-}" = "--board" ]; then
-    flavour=board
+  local flavour=baseline installed=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+    --board) flavour=board ;;
+    --installed) installed=1 ;;
+    *) break ;;
+    esac
     shift
-  fi
+  done
   [ $# -gt 0 ] || die "run: give a command, e.g. python3 -m pyrt info"
   need_setup
-  local lib="${PYRT_KERNELS:-$BUILD/$flavour/libpyrt_kernels.so}"
-  [ -f "$lib" ] || die "$lib missing: run tools/riscv64.sh build$([ $flavour = board ] && echo ' --board')"
+  local lib="${PYRT_RISCV_KERNELS:-$BUILD/$flavour/libpyrt_kernels.so}"
+  local -a checkout=("PYTHONPATH=$ROOT${PYRT_RISCV_PYTHONPATH:+:$PYRT_RISCV_PYTHONPATH}"
+    "PYRT_KERNELS=$lib")
+  if [ $installed = 1 ]; then
+    checkout=("PYTHONPATH=${PYRT_RISCV_PYTHONPATH:-}")
+  elif [ ! -f "$lib" ]; then
+    die "$lib missing: run tools/riscv64.sh build$([ $flavour = board ] && echo ' --board')"
+  fi
   local prog="$1"
   shift
   case "$prog" in
@@ -238,9 +252,7 @@ cmd_run() {
   # The host's Python settings must not reach the riscv64 Python; bytecode caching stays
   # on (without it every emulated start recompiles numpy and onnx: 4x slower).
   env -u PYTHONDONTWRITEBYTECODE -u PYTHONHOME -u VIRTUAL_ENV -u PYTHONSTARTUP \
-    -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-    PYTHONPATH="$ROOT${PYRT_RISCV_PYTHONPATH:+:$PYRT_RISCV_PYTHONPATH}" \
-    PYRT_KERNELS="$lib" \
+    -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u PYRT_KERNELS "${checkout[@]}" \
     "${qemu[@]}" "$prog" "$@"
 }
 
