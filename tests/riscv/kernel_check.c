@@ -1,4 +1,5 @@
-/* Every kernel of every ISA the CPU runs, against the scalar table, bit for bit.
+/* Every kernel of every ISA the CPU runs, against the scalar table, bit for
+   bit.
 
    Built natively and for riscv64 (tests/test_riscv.py runs it under QEMU at
    VLEN 128, 256 and 512; no Python involved). Each case packs its weights and
@@ -11,9 +12,9 @@
      FAIL <case> <isa>: <what>
 
    and a last line "N passed, N failed". Output buffers start filled with one
-   pattern for every ISA, so row padding a kernel must not touch compares too. The hashes of the scalar outputs
-   must also agree between architectures (the test compares riscv64's with
-   x86's): the scalar C is the same everywhere.
+   pattern for every ISA, so row padding a kernel must not touch compares too.
+   The hashes of the scalar outputs must also agree between architectures (the
+   test compares riscv64's with x86's): the scalar C is the same everywhere.
 
    A new ISA table needs nothing here; a new kernel gets a case function and
    a shape list in main(). */
@@ -52,11 +53,14 @@ static void fill_codes(rng *r, void *p, size_t n, int32_t dtype) {
 static void fill_f(rng *r, float *p, size_t n, float lo, float hi) {
   for (size_t i = 0; i < n; i++) p[i] = uniform_f(r, lo, hi);
 }
-static int32_t code_lo(int32_t dtype) { return dtype == PYRT_U8 ? 0 : -128; }
+static int32_t code_lo(int32_t dtype) {
+  return dtype == PYRT_U8 ? 0 : -128;
+}
 
 static uint64_t fnv1a(const void *p, size_t n) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
   return h;
 }
 
@@ -76,40 +80,47 @@ typedef int (*case_fn)(const void *params, uint64_t seed, void *out);
 static int passed, failed;
 
 /* Run fn under every ISA, scalar first, and compare the outputs. */
-static void run_case(const char *name, case_fn fn, const void *params, size_t out_bytes) {
+static void run_case(const char *name, case_fn fn, const void *params,
+                     size_t out_bytes) {
   char isas[256];
   snprintf(isas, sizeof isas, "%s", pyrt_isa_available());
   uint8_t *ref = xmalloc(out_bytes), *got = xmalloc(out_bytes);
   uint64_t seed = fnv1a(name, strlen(name));
   int ok = 1;
-  if (pyrt_set_isa("scalar") != PYRT_OK || fn(params, seed, memset(ref, 0xa5, out_bytes))) {
+  if (pyrt_set_isa("scalar") != PYRT_OK ||
+      fn(params, seed, memset(ref, 0xa5, out_bytes))) {
     printf("FAIL %s scalar: %s\n", name, pyrt_last_error());
     ok = 0;
   }
-  for (char *isa = strtok(isas, ","); ok && isa != NULL; isa = strtok(NULL, ",")) {
+  for (char *isa = strtok(isas, ","); ok && isa != NULL;
+       isa = strtok(NULL, ",")) {
     if (strcmp(isa, "scalar") == 0) continue;
-    if (pyrt_set_isa(isa) != PYRT_OK || fn(params, seed, memset(got, 0xa5, out_bytes))) {
+    if (pyrt_set_isa(isa) != PYRT_OK ||
+        fn(params, seed, memset(got, 0xa5, out_bytes))) {
       printf("FAIL %s %s: %s\n", name, isa, pyrt_last_error());
       ok = 0;
     } else if (memcmp(ref, got, out_bytes) != 0) {
       size_t i = 0;
       while (ref[i] == got[i]) i++;
-      printf("FAIL %s %s: output byte %zu of %zu is %02x, scalar %02x\n", name, isa, i,
-             out_bytes, got[i], ref[i]);
+      printf("FAIL %s %s: output byte %zu of %zu is %02x, scalar %02x\n", name,
+             isa, i, out_bytes, got[i], ref[i]);
       ok = 0;
     }
   }
-  if (ok) printf("ok %s %016llx %s\n", name, (unsigned long long)fnv1a(ref, out_bytes),
-                 pyrt_isa_available());
+  if (ok)
+    printf("ok %s %016llx %s\n", name,
+           (unsigned long long)fnv1a(ref, out_bytes), pyrt_isa_available());
   ok ? passed++ : failed++;
   pyrt_set_isa("scalar");
   free(ref);
   free(got);
 }
 
-static pyrt_output_stage output_stage(rng *r, int32_t dtype, int32_t channels, float *scales,
-                                      float scale_lo, float scale_hi) {
-  for (int32_t c = 0; c < channels; c++) scales[c] = uniform_f(r, scale_lo, scale_hi);
+static pyrt_output_stage output_stage(rng *r, int32_t dtype, int32_t channels,
+                                      float *scales, float scale_lo,
+                                      float scale_hi) {
+  for (int32_t c = 0; c < channels; c++)
+    scales[c] = uniform_f(r, scale_lo, scale_hi);
   int32_t lo = dtype == PYRT_S8 ? -128 : 0, hi = lo + 255;
   pyrt_output_stage out = {dtype, channels > 1, scales, 0, lo, hi};
   if (dtype == PYRT_U8 || dtype == PYRT_S8) {
@@ -124,7 +135,8 @@ static size_t dtype_size(int32_t dtype) {
   return dtype == PYRT_S32 || dtype == PYRT_F32 ? 4 : 1;
 }
 
-/* ---- int8 GEMM ------------------------------------------------------------ */
+/* ---- int8 GEMM ------------------------------------------------------------
+ */
 
 typedef struct {
   int32_t M, N, K, x_dtype, w_dtype, out_dtype, per_row;
@@ -135,35 +147,44 @@ static int qgemm_run(const void *params, uint64_t seed, void *y) {
   rng r = {seed};
   const int32_t ldx = c->N + 3, ldy = c->N + 5;
   int8_t *w = xmalloc((size_t)c->M * c->K), *x = xmalloc((size_t)c->K * ldx);
-  int32_t *w_zero = xmalloc(sizeof(int32_t) * c->M), *bias = xmalloc(sizeof(int32_t) * c->M);
+  int32_t *w_zero = xmalloc(sizeof(int32_t) * c->M),
+          *bias = xmalloc(sizeof(int32_t) * c->M);
   float *scales = xmalloc(sizeof(float) * c->M);
   fill_codes(&r, w, (size_t)c->M * c->K, c->w_dtype);
   fill_codes(&r, x, (size_t)c->K * ldx, c->x_dtype);
   for (int32_t m = 0; m < c->M; m++) {
-    w_zero[m] = c->per_row ? uniform(&r, code_lo(c->w_dtype), code_lo(c->w_dtype) + 255) : 0;
+    w_zero[m] =
+        c->per_row ? uniform(&r, code_lo(c->w_dtype), code_lo(c->w_dtype) + 255)
+                   : 0;
     bias[m] = uniform(&r, -5000, 5000);
   }
-  const int32_t x_zero = uniform(&r, code_lo(c->x_dtype), code_lo(c->x_dtype) + 255);
-  pyrt_output_stage out = output_stage(&r, c->out_dtype, c->per_row ? c->M : 1, scales,
-                                       0.5f / (float)(c->K * 64), 4.0f / (float)(c->K * 64));
+  const int32_t x_zero =
+      uniform(&r, code_lo(c->x_dtype), code_lo(c->x_dtype) + 255);
+  pyrt_output_stage out =
+      output_stage(&r, c->out_dtype, c->per_row ? c->M : 1, scales,
+                   0.5f / (float)(c->K * 64), 4.0f / (float)(c->K * 64));
   void *packed = xmalloc(pyrt_qgemm_packed_size(c->M, c->K));
-  int rc = pyrt_qgemm_pack(c->M, c->K, w, c->w_dtype, w_zero, c->per_row, packed);
+  int rc =
+      pyrt_qgemm_pack(c->M, c->K, w, c->w_dtype, w_zero, c->per_row, packed);
   if (!rc)
-    rc = pyrt_qgemm(c->M, c->N, c->K, packed, x, c->x_dtype, x_zero, ldx, bias, &out, y, ldy);
+    rc = pyrt_qgemm(c->M, c->N, c->K, packed, x, c->x_dtype, x_zero, ldx, bias,
+                    &out, y, ldy);
   free(packed), free(w), free(x), free(w_zero), free(bias), free(scales);
   return rc;
 }
 
-/* ---- convolutions (int8 and fp32) ----------------------------------------- */
+/* ---- convolutions (int8 and fp32) -----------------------------------------
+ */
 
 typedef struct {
   int32_t in_c, hw, out_c, groups, k, stride, dilation, pad;
 } conv_case;
 
 static pyrt_conv2d_shape conv_shape(const conv_case *c) {
-  pyrt_conv2d_shape s = {1, c->in_c, c->hw, c->hw + 1, c->out_c, c->groups, c->k, c->k,
-                         c->stride, c->stride, c->dilation, c->dilation, c->pad, c->pad,
-                         c->pad, c->pad, 0, 0};
+  pyrt_conv2d_shape s = {1,           c->in_c,     c->hw,  c->hw + 1, c->out_c,
+                         c->groups,   c->k,        c->k,   c->stride, c->stride,
+                         c->dilation, c->dilation, c->pad, c->pad,    c->pad,
+                         c->pad,      0,           0};
   pyrt_conv2d_infer(&s);
   return s;
 }
@@ -172,11 +193,13 @@ static int qconv_run(const void *params, uint64_t seed, void *y) {
   const conv_case *c = params;
   rng r = {seed};
   pyrt_conv2d_shape s = conv_shape(c);
-  const size_t nw = (size_t)s.out_c * (s.in_c / s.groups) * s.kernel_h * s.kernel_w;
+  const size_t nw =
+      (size_t)s.out_c * (s.in_c / s.groups) * s.kernel_h * s.kernel_w;
   const size_t nx = (size_t)s.in_c * s.in_h * s.in_w;
   uint8_t *x = xmalloc(nx);
   int8_t *w = xmalloc(nw);
-  int32_t *w_zero = xmalloc(sizeof(int32_t) * s.out_c), *bias = xmalloc(sizeof(int32_t) * s.out_c);
+  int32_t *w_zero = xmalloc(sizeof(int32_t) * s.out_c),
+          *bias = xmalloc(sizeof(int32_t) * s.out_c);
   float *scales = xmalloc(sizeof(float) * s.out_c);
   fill_codes(&r, x, nx, PYRT_U8);
   fill_codes(&r, w, nw, PYRT_S8);
@@ -185,10 +208,13 @@ static int qconv_run(const void *params, uint64_t seed, void *y) {
     bias[m] = uniform(&r, -3000, 3000);
   }
   const float fan = (float)(nw / (size_t)s.out_c) * 64;
-  pyrt_output_stage out = output_stage(&r, PYRT_U8, s.out_c, scales, 0.5f / fan, 4.0f / fan);
+  pyrt_output_stage out =
+      output_stage(&r, PYRT_U8, s.out_c, scales, 0.5f / fan, 4.0f / fan);
   void *packed = xmalloc(pyrt_qconv2d_packed_size(&s));
   int rc = pyrt_qconv2d_pack(&s, w, PYRT_S8, w_zero, 1, packed);
-  if (!rc) rc = pyrt_qconv2d(&s, packed, x, PYRT_U8, uniform(&r, 0, 255), bias, &out, y);
+  if (!rc)
+    rc = pyrt_qconv2d(&s, packed, x, PYRT_U8, uniform(&r, 0, 255), bias, &out,
+                      y);
   free(packed), free(x), free(w), free(w_zero), free(bias), free(scales);
   return rc;
 }
@@ -197,7 +223,8 @@ static int conv_run(const void *params, uint64_t seed, void *y) {
   const conv_case *c = params;
   rng r = {seed};
   pyrt_conv2d_shape s = conv_shape(c);
-  const size_t nw = (size_t)s.out_c * (s.in_c / s.groups) * s.kernel_h * s.kernel_w;
+  const size_t nw =
+      (size_t)s.out_c * (s.in_c / s.groups) * s.kernel_h * s.kernel_w;
   const size_t nx = (size_t)s.in_c * s.in_h * s.in_w;
   float *x = xmalloc(sizeof(float) * nx), *w = xmalloc(sizeof(float) * nw);
   float *bias = xmalloc(sizeof(float) * s.out_c);
@@ -216,7 +243,8 @@ static size_t conv_out_elems(const conv_case *c) {
   return (size_t)s.out_c * s.out_h * s.out_w;
 }
 
-/* ---- fp32 GEMM -------------------------------------------------------------- */
+/* ---- fp32 GEMM --------------------------------------------------------------
+ */
 
 typedef struct {
   int32_t M, N, K;
@@ -226,19 +254,23 @@ static int sgemm_run(const void *params, uint64_t seed, void *y) {
   const sgemm_case *c = params;
   rng r = {seed};
   const int32_t ldx = c->N + 1, ldy = c->N + 2;
-  float *w = xmalloc(sizeof(float) * c->M * c->K), *x = xmalloc(sizeof(float) * c->K * ldx);
+  float *w = xmalloc(sizeof(float) * c->M * c->K),
+        *x = xmalloc(sizeof(float) * c->K * ldx);
   float *bias = xmalloc(sizeof(float) * c->M);
   fill_f(&r, w, (size_t)c->M * c->K, -1, 1);
   fill_f(&r, x, (size_t)c->K * ldx, -1, 1);
   fill_f(&r, bias, (size_t)c->M, -1, 1);
   void *packed = xmalloc(pyrt_sgemm_packed_size(c->M, c->K));
   int rc = pyrt_sgemm_pack(c->M, c->K, w, packed);
-  if (!rc) rc = pyrt_sgemm(c->M, c->N, c->K, packed, x, ldx, bias, -INFINITY, INFINITY, y, ldy);
+  if (!rc)
+    rc = pyrt_sgemm(c->M, c->N, c->K, packed, x, ldx, bias, -INFINITY, INFINITY,
+                    y, ldy);
   free(packed), free(w), free(x), free(bias);
   return rc;
 }
 
-/* ---- requantize, Q / DQ, Add / Mul, pools --------------------------------------- */
+/* ---- requantize, Q / DQ, Add / Mul, pools
+ * --------------------------------------- */
 
 typedef struct {
   int32_t rows, cols, channels, out_dtype;
@@ -252,7 +284,8 @@ static int requant_run(const void *params, uint64_t seed, void *y) {
   float *scales = xmalloc(sizeof(float) * c->channels);
   for (size_t i = 0; i < n; i++) acc[i] = uniform(&r, -40000, 40000);
   acc[0] = INT32_MAX, acc[n - 1] = INT32_MIN; /* saturation */
-  pyrt_output_stage out = output_stage(&r, c->out_dtype, c->channels, scales, 1e-4f, 1e-2f);
+  pyrt_output_stage out =
+      output_stage(&r, c->out_dtype, c->channels, scales, 1e-4f, 1e-2f);
   int rc = pyrt_requantize(c->rows, c->cols, c->channels, acc, &out, y);
   free(acc), free(scales);
   return rc;
@@ -267,7 +300,8 @@ static int quant_run(const void *params, uint64_t seed, void *y) {
   rng r = {seed};
   const size_t n = (size_t)c->outer * c->axis_len * c->inner;
   pyrt_quant_layout l = {c->outer, c->axis_len, c->inner, 1, 0, 1, 0};
-  float *scale = xmalloc(sizeof(float) * c->axis_len), *x = xmalloc(sizeof(float) * n);
+  float *scale = xmalloc(sizeof(float) * c->axis_len),
+        *x = xmalloc(sizeof(float) * n);
   int8_t *zero = xmalloc((size_t)c->axis_len), *q = xmalloc(n);
   fill_f(&r, scale, (size_t)c->axis_len, 0.01f, 0.1f);
   fill_codes(&r, zero, (size_t)c->axis_len, c->dtype);
@@ -289,7 +323,8 @@ typedef struct {
 } binary_case;
 
 static pyrt_qparams qparams(rng *r, int32_t dtype) {
-  return (pyrt_qparams){dtype, uniform_f(r, 0.01f, 0.2f), uniform(r, code_lo(dtype), code_lo(dtype) + 255)};
+  return (pyrt_qparams){dtype, uniform_f(r, 0.01f, 0.2f),
+                        uniform(r, code_lo(dtype), code_lo(dtype) + 255)};
 }
 
 static int binary_run(const void *params, uint64_t seed, void *y) {
@@ -298,7 +333,8 @@ static int binary_run(const void *params, uint64_t seed, void *y) {
   uint8_t *a = xmalloc((size_t)c->n), *b = xmalloc((size_t)c->n);
   fill_codes(&r, a, (size_t)c->n, c->dtype);
   fill_codes(&r, b, (size_t)c->n, c->dtype);
-  pyrt_qparams qa = qparams(&r, c->dtype), qb = qparams(&r, c->dtype), qy = qparams(&r, c->dtype);
+  pyrt_qparams qa = qparams(&r, c->dtype), qb = qparams(&r, c->dtype),
+               qy = qparams(&r, c->dtype);
   const int32_t lo = code_lo(c->dtype);
   int rc = pyrt_qbinary(c->op, c->n, a, &qa, b, &qb, y, &qy, lo, lo + 255);
   free(a), free(b);
@@ -306,14 +342,29 @@ static int binary_run(const void *params, uint64_t seed, void *y) {
 }
 
 typedef struct {
-  int32_t channels, hw, k, stride, pad, kind; /* kind: 0 max, 1 avg, 2 avg incl. pad, 3 global */
+  int32_t channels, hw, k, stride, pad,
+      kind; /* kind: 0 max, 1 avg, 2 avg incl. pad, 3 global */
 } pool_case;
 
 static pyrt_pool2d_shape pool_shape(const pool_case *c) {
   const int32_t span = c->hw + 2 * c->pad - c->k;
-  pyrt_pool2d_shape s = {1, c->channels, c->hw, c->hw, c->k, c->k, c->stride, c->stride, 1, 1,
-                         c->pad, c->pad, c->pad, c->pad, span / c->stride + 1,
-                         span / c->stride + 1, c->kind == 2};
+  pyrt_pool2d_shape s = {1,
+                         c->channels,
+                         c->hw,
+                         c->hw,
+                         c->k,
+                         c->k,
+                         c->stride,
+                         c->stride,
+                         1,
+                         1,
+                         c->pad,
+                         c->pad,
+                         c->pad,
+                         c->pad,
+                         span / c->stride + 1,
+                         span / c->stride + 1,
+                         c->kind == 2};
   return s;
 }
 
@@ -325,31 +376,37 @@ static int pool_run(const void *params, uint64_t seed, void *y) {
   uint8_t *x = xmalloc(n);
   fill_codes(&r, x, n, PYRT_U8);
   pyrt_qparams qx = qparams(&r, PYRT_U8), qy = qparams(&r, PYRT_U8);
-  int rc = c->kind == 0   ? pyrt_qmaxpool2d(&s, x, PYRT_U8, y)
-           : c->kind == 3 ? pyrt_qglobalavgpool(c->channels, (int64_t)c->hw * c->hw, x, &qx, y, &qy)
-                          : pyrt_qavgpool2d(&s, x, &qx, y, &qy);
+  int rc = c->kind == 0 ? pyrt_qmaxpool2d(&s, x, PYRT_U8, y)
+           : c->kind == 3
+               ? pyrt_qglobalavgpool(c->channels, (int64_t)c->hw * c->hw, x,
+                                     &qx, y, &qy)
+               : pyrt_qavgpool2d(&s, x, &qx, y, &qy);
   free(x);
   return rc;
 }
 
-/* ---- the cases -------------------------------------------------------------------- */
+/* ---- the cases
+ * -------------------------------------------------------------------- */
 
 int main(void) {
   char name[160];
-  static const int32_t edges[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65};
+  static const int32_t edges[] = {1,  3,  4,  5,  7,  8,  9,  15,
+                                  16, 17, 31, 32, 33, 63, 64, 65};
   const int n_edges = (int)(sizeof edges / sizeof edges[0]);
   /* qgemm: M and N over the tile edges, K over the K-block edges. */
-  static const int32_t ks[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 64, 255, 257};
+  static const int32_t ks[] = {1,  3,  4,  8,  15,  16, 17,
+                               31, 32, 33, 64, 255, 257};
   const int32_t dtypes[] = {PYRT_U8, PYRT_S8};
   int i = 0;
   for (int m = 0; m < n_edges; m += 2) {
     for (int n = 0; n < n_edges; n += 3) {
       const int32_t K = ks[i++ % (int)(sizeof ks / sizeof ks[0])];
       const int32_t xd = dtypes[i % 2], wd = dtypes[(i / 2) % 2];
-      const int32_t od = (int32_t[]){PYRT_U8, PYRT_S8, PYRT_S32, PYRT_F32}[i % 4];
+      const int32_t od =
+          (int32_t[]){PYRT_U8, PYRT_S8, PYRT_S32, PYRT_F32}[i % 4];
       qgemm_case c = {edges[m], edges[n], K, xd, wd, od, i % 3 != 0};
-      snprintf(name, sizeof name, "qgemm M%d N%d K%d x%d w%d out%d per_row%d", c.M, c.N, c.K,
-               xd, wd, od, c.per_row);
+      snprintf(name, sizeof name, "qgemm M%d N%d K%d x%d w%d out%d per_row%d",
+               c.M, c.N, c.K, xd, wd, od, c.per_row);
       run_case(name, qgemm_run, &c, dtype_size(od) * (size_t)c.M * (c.N + 5));
     }
   }
@@ -360,14 +417,17 @@ int main(void) {
   }
   /* convolutions: in_c, hw, out_c, groups, k, stride, dilation, pad */
   static const conv_case convs[] = {
-      {3, 17, 16, 1, 7, 2, 1, 3},  {8, 9, 17, 1, 3, 1, 1, 1},  {16, 8, 32, 1, 1, 1, 1, 0},
-      {33, 5, 15, 1, 1, 2, 1, 0},  {8, 11, 8, 2, 3, 1, 2, 2},  {32, 9, 32, 32, 3, 1, 1, 1},
-      {17, 10, 17, 17, 3, 2, 1, 1}, {24, 7, 48, 24, 5, 1, 1, 2}, {64, 4, 65, 1, 3, 1, 1, 1},
+      {3, 17, 16, 1, 7, 2, 1, 3},   {8, 9, 17, 1, 3, 1, 1, 1},
+      {16, 8, 32, 1, 1, 1, 1, 0},   {33, 5, 15, 1, 1, 2, 1, 0},
+      {8, 11, 8, 2, 3, 1, 2, 2},    {32, 9, 32, 32, 3, 1, 1, 1},
+      {17, 10, 17, 17, 3, 2, 1, 1}, {24, 7, 48, 24, 5, 1, 1, 2},
+      {64, 4, 65, 1, 3, 1, 1, 1},
   };
   for (size_t c = 0; c < sizeof convs / sizeof convs[0]; c++) {
     const conv_case *v = &convs[c];
-    snprintf(name, sizeof name, "qconv2d c%d hw%d o%d g%d k%d s%d d%d p%d", v->in_c, v->hw,
-             v->out_c, v->groups, v->k, v->stride, v->dilation, v->pad);
+    snprintf(name, sizeof name, "qconv2d c%d hw%d o%d g%d k%d s%d d%d p%d",
+             v->in_c, v->hw, v->out_c, v->groups, v->k, v->stride, v->dilation,
+             v->pad);
     run_case(name, qconv_run, v, conv_out_elems(v));
     name[0] = 'f'; /* "fconv2d ..." */
     run_case(name, conv_run, v, sizeof(float) * conv_out_elems(v));
@@ -380,22 +440,28 @@ int main(void) {
   for (int e = 0; e < n_edges; e += 4) {
     for (int d = 0; d < 4; d++) {
       const int32_t od = (int32_t[]){PYRT_U8, PYRT_S8, PYRT_S32, PYRT_F32}[d];
-      requant_case c = {edges[e] + 2, edges[(e + 5) % n_edges], d % 2 ? edges[e] + 2 : 1, od};
-      snprintf(name, sizeof name, "requantize %dx%d ch%d out%d", c.rows, c.cols, c.channels, od);
+      requant_case c = {edges[e] + 2, edges[(e + 5) % n_edges],
+                        d % 2 ? edges[e] + 2 : 1, od};
+      snprintf(name, sizeof name, "requantize %dx%d ch%d out%d", c.rows, c.cols,
+               c.channels, od);
       run_case(name, requant_run, &c, dtype_size(od) * (size_t)c.rows * c.cols);
     }
   }
   for (int e = 0; e < n_edges; e += 3) {
     for (int q = 0; q < 4; q++) {
-      quant_case c = {2, edges[e], edges[(e + 7) % n_edges], dtypes[q % 2], q / 2};
-      snprintf(name, sizeof name, "%s %dx%dx%d dtype%d", c.dequantize ? "dequantize" : "quantize",
-               c.outer, c.axis_len, c.inner, c.dtype);
+      quant_case c = {2, edges[e], edges[(e + 7) % n_edges], dtypes[q % 2],
+                      q / 2};
+      snprintf(name, sizeof name, "%s %dx%dx%d dtype%d",
+               c.dequantize ? "dequantize" : "quantize", c.outer, c.axis_len,
+               c.inner, c.dtype);
       run_case(name, quant_run, &c,
-               (c.dequantize ? sizeof(float) : 1) * (size_t)c.outer * c.axis_len * c.inner);
+               (c.dequantize ? sizeof(float) : 1) * (size_t)c.outer *
+                   c.axis_len * c.inner);
     }
   }
   for (int e = 0; e < n_edges; e += 2) {
-    binary_case c = {e % 4 ? PYRT_ADD : PYRT_MUL, edges[e] * 3 + 1, dtypes[e % 3 == 0]};
+    binary_case c = {e % 4 ? PYRT_ADD : PYRT_MUL, edges[e] * 3 + 1,
+                     dtypes[e % 3 == 0]};
     snprintf(name, sizeof name, "qbinary op%d n%d dtype%d", c.op, c.n, c.dtype);
     run_case(name, binary_run, &c, (size_t)c.n);
   }
@@ -406,10 +472,11 @@ int main(void) {
   for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++) {
     const pool_case *c = &pools[p];
     const pyrt_pool2d_shape s = pool_shape(c);
-    snprintf(name, sizeof name, "qpool kind%d c%d hw%d k%d s%d p%d", c->kind, c->channels, c->hw,
-             c->k, c->stride, c->pad);
-    run_case(name, pool_run, c,
-             (size_t)c->channels * (c->kind == 3 ? 1 : (size_t)s.out_h * s.out_w));
+    snprintf(name, sizeof name, "qpool kind%d c%d hw%d k%d s%d p%d", c->kind,
+             c->channels, c->hw, c->k, c->stride, c->pad);
+    run_case(
+        name, pool_run, c,
+        (size_t)c->channels * (c->kind == 3 ? 1 : (size_t)s.out_h * s.out_w));
   }
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;

@@ -1,9 +1,11 @@
-/* Known instruction mixes between layer marks, for the QEMU counting plugin's test.
+/* Known instruction mixes between layer marks, for the QEMU counting plugin's
+   test.
 
-   Region 5: one vsetvli, three OP-V instructions, one vector load and one vector store
-   (LOAD-FP / STORE-FP with a vector width), one scalar flw and one fld: the plugin
-   must count 6 vector (1 vsetvl) and at least the 2 FP loads as scalar.
-   Region 6, entered 3 times: 1000 vadd.vv each. Region 100000: a 17-bit id. */
+   Region 5: one vsetvli, three OP-V instructions, one vector load and one
+   vector store (LOAD-FP / STORE-FP with a vector width), one scalar flw and one
+   fld: the plugin must count 6 vector (1 vsetvl) and at least the 2 FP loads as
+   scalar. Region 6, entered 3 times: 1000 vadd.vv each. Region 100000: a 17-bit
+   id. */
 #include <stdint.h>
 #include <stdio.h>
 

@@ -36,11 +36,10 @@
    single-threaded (e.g. OPENBLAS_NUM_THREADS=1) for exact figures. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream, strdup */
 #include <inttypes.h>
+#include <qemu-plugin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <qemu-plugin.h>
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
@@ -56,7 +55,7 @@ typedef struct {
   uint64_t entries;
 } region;
 
-static counts total;    /* incremented inline at every translation block entry */
+static counts total; /* incremented inline at every translation block entry */
 static counts boundary; /* totals at the last commit */
 static region *regions;
 static size_t region_count;
@@ -74,19 +73,20 @@ typedef struct {
 
 static int classify(const uint8_t *bytes, size_t size) {
   if (size != 4) return SCALAR; /* compressed: no RVV forms */
-  uint32_t insn = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
-                  (uint32_t)bytes[3] << 24;
+  uint32_t insn = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 |
+                  (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
   uint32_t opcode = insn & 0x7f, funct3 = (insn >> 12) & 7;
   if (opcode == 0x57) return funct3 == 7 ? VSETVL : VECTOR;
-  if ((opcode == 0x07 || opcode == 0x27) && (funct3 == 0 || funct3 >= 5)) return VECTOR;
+  if ((opcode == 0x07 || opcode == 0x27) && (funct3 == 0 || funct3 >= 5))
+    return VECTOR;
   return SCALAR;
 }
 
 /* slti x0, x0, imm: rd = x0, funct3 = 2, rs1 = x0, opcode OP-IMM. */
 static int mark_kind(const uint8_t *bytes, size_t size) {
   if (size != 4) return -1;
-  uint32_t insn = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
-                  (uint32_t)bytes[3] << 24;
+  uint32_t insn = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 |
+                  (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
   if ((insn & 0xfffff) != 0x02013) return -1;
   int imm = (int)(insn >> 20);
   return imm == MARK_BIT0 || imm == MARK_BIT1 || imm == MARK_COMMIT ? imm : -1;
@@ -143,30 +143,36 @@ static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     in_tb.n[cls[i]]++;
   }
   /* vsetvl is counted as vector and as vsetvl */
-  uint64_t add[CLASSES] = {in_tb.n[SCALAR], in_tb.n[VECTOR] + in_tb.n[VSETVL], in_tb.n[VSETVL]};
+  uint64_t add[CLASSES] = {in_tb.n[SCALAR], in_tb.n[VECTOR] + in_tb.n[VSETVL],
+                           in_tb.n[VSETVL]};
   for (int k = 0; k < CLASSES; k++)
-    if (add[k]) qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
-                                                         &total.n[k], add[k]);
+    if (add[k])
+      qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+                                               &total.n[k], add[k]);
   counts after = {{0}};
   for (size_t i = n; i-- > 0;) {
     after.n[SCALAR] += cls[i] == SCALAR;
     after.n[VECTOR] += cls[i] != SCALAR;
     after.n[VSETVL] += cls[i] == VSETVL;
     struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-    int kind = mark_kind(qemu_plugin_insn_data(insn), qemu_plugin_insn_size(insn));
+    int kind =
+        mark_kind(qemu_plugin_insn_data(insn), qemu_plugin_insn_size(insn));
     if (kind < 0) continue;
     marker *m = malloc(sizeof *m); /* lives as long as the translation */
     if (m == NULL) continue;
     m->kind = kind;
     m->after = after;
-    qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, m);
+    qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark,
+                                           QEMU_PLUGIN_CB_NO_REGS, m);
   }
 }
 
 static void print_counts(FILE *f, const counts *c) {
-  fprintf(f, "\"insns\": %" PRIu64 ", \"scalar\": %" PRIu64 ", \"vector\": %" PRIu64
-             ", \"vsetvl\": %" PRIu64,
-          c->n[SCALAR] + c->n[VECTOR], c->n[SCALAR], c->n[VECTOR], c->n[VSETVL]);
+  fprintf(f,
+          "\"insns\": %" PRIu64 ", \"scalar\": %" PRIu64
+          ", \"vector\": %" PRIu64 ", \"vsetvl\": %" PRIu64,
+          c->n[SCALAR] + c->n[VECTOR], c->n[SCALAR], c->n[VECTOR],
+          c->n[VSETVL]);
 }
 
 static void at_exit(qemu_plugin_id_t id, void *userdata) {
@@ -183,7 +189,8 @@ static void at_exit(qemu_plugin_id_t id, void *userdata) {
   const char *sep = "";
   for (size_t i = 0; i < region_count; i++) {
     if (regions[i].entries == 0 && i != 0) continue;
-    fprintf(f, "%s\n  {\"id\": %zu, \"entries\": %" PRIu64 ", ", sep, i, regions[i].entries);
+    fprintf(f, "%s\n  {\"id\": %zu, \"entries\": %" PRIu64 ", ", sep, i,
+            regions[i].entries);
     print_counts(f, &regions[i].c);
     fprintf(f, "}");
     sep = ",";
@@ -200,14 +207,17 @@ static void at_exit(qemu_plugin_id_t id, void *userdata) {
   free(text);
 }
 
-QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
-                                           int argc, char **argv) {
+QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
+                                           const qemu_info_t *info, int argc,
+                                           char **argv) {
   (void)info;
   for (int i = 0; i < argc; i++) {
     if (strncmp(argv[i], "outfile=", 8) == 0) {
       outfile = strdup(argv[i] + 8);
     } else {
-      fprintf(stderr, "insn_count: unknown argument '%s' (have: outfile=PATH)\n", argv[i]);
+      fprintf(stderr,
+              "insn_count: unknown argument '%s' (have: outfile=PATH)\n",
+              argv[i]);
       return -1;
     }
   }
