@@ -76,13 +76,54 @@ def ptr(array: np.ndarray | None, ctype: str = "void *"):
     return ffi.cast(ctype, array.ctypes.data)
 
 
+class Context:
+    """A C execution context: one kernel table (ISA), `threads` workers and their scratch.
+
+    isa None takes $PYRT_ISA, else the best table this CPU runs. Contexts are
+    independent, so sessions with different ISAs or thread counts coexist.
+    """
+
+    def __init__(self, isa: str | None = None, threads: int = 1):
+        out = ffi.new("pyrt_context **")
+        check(lib.pyrt_context_create(isa.encode() if isa else ffi.NULL, int(threads), out))
+        self.ptr = ffi.gc(out[0], lib.pyrt_context_destroy)
+        self.isa = ffi.string(lib.pyrt_context_isa(self.ptr)).decode()
+        self.threads = int(threads)
+
+    def __repr__(self) -> str:
+        return f"Context(isa={self.isa!r}, threads={self.threads})"
+
+
+_default: dict[str, Context] = {}
+_current: list[str] = []
+
+
+def default_context() -> Context:
+    """The single-threaded context the numpy wrappers use when given none (see set_isa)."""
+    if not _current:
+        ctx = Context()
+        _default[ctx.isa] = ctx
+        _current.append(ctx.isa)
+    return _default[_current[-1]]
+
+
 def isa() -> str:
-    return ffi.string(lib.pyrt_isa()).decode()
+    """The ISA of the default context."""
+    return default_context().isa
 
 
 def isa_available() -> list[str]:
     return ffi.string(lib.pyrt_isa_available()).decode().split(",")
 
 
+def isa_default() -> str:
+    """The ISA a new context takes: $PYRT_ISA if set, else the best this CPU runs."""
+    return ffi.string(lib.pyrt_isa_default()).decode()
+
+
 def set_isa(name: str) -> None:
-    check(lib.pyrt_set_isa(name.encode()))
+    """Switch the default context (tests and benchmarks); sessions keep their own."""
+    if name not in _default:
+        _default[name] = Context(name)
+    default_context()
+    _current[-1] = name

@@ -1,9 +1,10 @@
 """numpy-facing wrappers of the C kernels: the only Python code that calls `lib`.
 
-Prepared ops (QConv2d, QGemm, Conv2d, Gemm) pack their weights once in
-__init__ and are then called with activations only. Free functions cover the
-stateless kernels. Everything here takes and returns numpy arrays; inputs are
-made C-contiguous as needed, outputs are freshly allocated (thread-safe).
+Prepared ops (QConv2d, QGemm, Conv2d, Gemm) pack their weights once per
+kernel table and are then called with activations only. Free functions cover
+the stateless kernels. Every call runs on a Context (ctx=None: the default
+one, see _kernels.set_isa). Everything here takes and returns numpy arrays;
+inputs are made C-contiguous as needed, outputs are freshly allocated.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import check, dtype_code, ffi, isa, lib, ptr
+from ._kernels import Context, check, default_context, dtype_code, ffi, lib, ptr
 from .errors import KernelError
 
 QTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
@@ -53,6 +54,25 @@ def _aligned_buffer(nbytes: int) -> np.ndarray:
     return raw[offset : offset + nbytes]
 
 
+def _ctx(ctx: Context | None) -> Context:
+    return ctx if ctx is not None else default_context()
+
+
+class _Packed:
+    """Weights packed once per kernel table: the ISA of the context a call runs on."""
+
+    _packs: dict
+
+    def _weights(self, ctx: Context) -> np.ndarray:
+        packed = self._packs.get(ctx.isa)
+        if packed is None:
+            packed = self._packs[ctx.isa] = self._pack(ctx)
+        return packed
+
+    def _pack(self, ctx: Context) -> np.ndarray:
+        raise NotImplementedError
+
+
 def _stage(out: OutputStage, channels: int) -> tuple:
     """A pyrt_output_stage (and the arrays it points into, kept alive)."""
     dtype = np.dtype(out.dtype)
@@ -78,7 +98,8 @@ def _stage(out: OutputStage, channels: int) -> tuple:
             setattr(stage, name, value)
     if channels >= 1:  # let C validate it now rather than on the first call
         probe = np.zeros(1, np.int32)
-        if lib.pyrt_requantize(1, 1, channels, ptr(probe, "int32_t *"), stage, ptr(probe)):
+        ctx = default_context().ptr
+        if lib.pyrt_requantize(ctx, 1, 1, channels, ptr(probe, "int32_t *"), stage, ptr(probe)):
             message = ffi.string(lib.pyrt_last_error()).decode()
             raise KernelError(message.replace("requantize:", "output stage:", 1))
     return stage, scale
@@ -100,7 +121,9 @@ def _bias(bias: np.ndarray | None, n: int, dtype) -> np.ndarray | None:
     return bias
 
 
-def requantize(acc: np.ndarray, channels: int, out: OutputStage) -> np.ndarray:
+def requantize(
+    acc: np.ndarray, channels: int, out: OutputStage, ctx: Context | None = None
+) -> np.ndarray:
     """int32 accumulators -> out.dtype, same shape.
 
     acc is viewed as [rows, cols]: the last axis is cols, all leading axes
@@ -119,7 +142,11 @@ def requantize(acc: np.ndarray, channels: int, out: OutputStage) -> np.ndarray:
         return y
     cols = acc.shape[-1] if acc.ndim else 1
     rows = acc.size // cols
-    check(lib.pyrt_requantize(rows, cols, channels, ptr(acc, "int32_t *"), stage, ptr(y)))
+    check(
+        lib.pyrt_requantize(
+            _ctx(ctx).ptr, rows, cols, channels, ptr(acc, "int32_t *"), stage, ptr(y)
+        )
+    )
     return y
 
 
@@ -157,11 +184,13 @@ def _int_bias(bias: np.ndarray | None, n: int, op: str) -> np.ndarray | None:
     return _bias(bias, n, np.int32)
 
 
-class QGemm:
-    """y[M, N] = W[M, K] @ x[K, N] in integers, with the output stage fused.
+class QGemm(_Packed):
+    """Integer matrix product with the output stage fused; weights W[M, K], rows = channels.
 
     acc[m, n] = sum_k (w[m, k] - w_zero[m]) * (x[k, n] - x_zero) + bias[m]
-    (int32, wrapping like ONNX), then `out` (see OutputStage) per row m.
+    (int32, wrapping like ONNX), then `out` (see OutputStage) per channel m.
+    `gemm(x)` takes x[K, N] and returns W @ x [M, N]; `rows(x)` takes x[R, K]
+    and returns (W @ x.T).T [R, M] without transposing: the C orientation.
     """
 
     def __init__(
@@ -183,13 +212,14 @@ class QGemm:
         self.x_dtype, self.x_zero = _x_params(x_dtype, x_zero, "QGemm")
         self.out = out
         self.stage, self.scale = _stage(out, self.m)
-        self.isa, self.packed = self._pack()
+        self._packs = {}
+        self._weights(default_context())  # packing errors surface here
 
-    def _pack(self) -> tuple[str, np.ndarray]:
-        active = isa()
-        packed = _aligned_buffer(lib.pyrt_qgemm_packed_size(self.m, self.k))
+    def _pack(self, ctx: Context) -> np.ndarray:
+        packed = _aligned_buffer(lib.pyrt_qgemm_packed_size(ctx.ptr, self.m, self.k))
         check(
             lib.pyrt_qgemm_pack(
+                ctx.ptr,
                 self.m,
                 self.k,
                 ptr(self.w),
@@ -199,45 +229,47 @@ class QGemm:
                 ptr(packed),
             )
         )
-        return active, packed
-
-    def _weights(self) -> np.ndarray:
-        """The pack for the active ISA (repacked after set_isa); callers hold
-        the returned array so a concurrent repack cannot free it under them."""
-        packed = self.packed
-        if isa() != self.isa:
-            self.isa, self.packed = self._pack()
-            packed = self.packed
         return packed
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] != self.k or x.dtype != self.x_dtype:
             raise KernelError(
                 f"QGemm input must be {self.x_dtype} [{self.k}, N], got {x.dtype} {list(x.shape)}"
             )
-        n = x.shape[1]
-        if n >= 2**31:
-            raise KernelError(f"QGemm: N = {n} does not fit int32")
-        y = np.empty((self.m, n), self.out.dtype)
-        if n == 0:
+        return self.rows(np.ascontiguousarray(x.T), ctx).T
+
+    def rows(self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None):
+        """x[R, K] (rows C-contiguous) -> y[R, M]; y may be given (C-contiguous, right shape)."""
+        if x.ndim != 2 or x.shape[1] != self.k or x.dtype != self.x_dtype:
+            raise KernelError(
+                f"QGemm rows must be {self.x_dtype} [R, {self.k}], got {x.dtype} {list(x.shape)}"
+            )
+        r = x.shape[0]
+        if r >= 2**31:
+            raise KernelError(f"QGemm: {r} rows do not fit int32")
+        if y is None:
+            y = np.empty((r, self.m), self.out.dtype)
+        if r == 0:
             return y
-        packed = self._weights()
+        ctx = _ctx(ctx)
+        packed = self._weights(ctx)
         x = np.ascontiguousarray(x)
         check(
             lib.pyrt_qgemm(
+                ctx.ptr,
+                r,
                 self.m,
-                n,
                 self.k,
-                ptr(packed),
                 ptr(x),
                 dtype_code(x.dtype),
                 self.x_zero,
-                n,
+                self.k,
+                ptr(packed),
                 ptr(self.bias, "int32_t *"),
                 self.stage,
                 ptr(y),
-                n,
+                self.m,
             )
         )
         return y
@@ -291,12 +323,13 @@ class _Conv:
         return self.shape((1, self.in_c, *spans))
 
 
-class QConv2d(_Conv):
-    """int8 NCHW convolution with packed weights and the output stage fused.
+class QConv2d(_Conv, _Packed):
+    """int8 convolution with packed weights and the output stage fused.
 
     Same integer semantics as QGemm with output channels as rows; padding
-    reads x_zero (real 0.0). Depthwise (groups == C == O) runs a direct
-    kernel, everything else im2col + QGemm per group.
+    reads x_zero (real 0.0). The kernels work in NHWC (`nhwc`); calling the
+    object takes and returns NCHW, transposing around them. Depthwise
+    (groups == C == O) runs a direct kernel, everything else the GEMM driver.
     """
 
     def __init__(
@@ -323,39 +356,58 @@ class QConv2d(_Conv):
         self.x_dtype, self.x_zero = _x_params(x_dtype, x_zero, "QConv2d")
         self.out = out
         self.stage, self.scale = _stage(out, out_c)
-        self.isa, self.packed = self._pack()
+        self.w_nhwc = np.ascontiguousarray(self.w.transpose(0, 2, 3, 1))
+        self._packs = {}
+        self._weights(default_context())  # packing errors surface here
 
-    def _pack(self) -> tuple[str, np.ndarray]:
-        active = isa()
+    def _pack(self, ctx: Context) -> np.ndarray:
         s = self.pack_shape()
-        packed = _aligned_buffer(lib.pyrt_qconv2d_packed_size(s))
+        packed = _aligned_buffer(lib.pyrt_qconv2d_packed_size(ctx.ptr, s))
         check(
             lib.pyrt_qconv2d_pack(
+                ctx.ptr,
                 s,
-                ptr(self.w),
+                ptr(self.w_nhwc),
                 dtype_code(self.w.dtype),
                 ptr(self.zero, "int32_t *"),
                 self.zero_per_row,
                 ptr(packed),
             )
         )
-        return active, packed
+        return packed
 
-    _weights = QGemm._weights
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
         x = np.asarray(x)
+        if x.ndim != 4:
+            raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x.shape)}")
+        y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), ctx)
+        return y.transpose(0, 3, 1, 2)
+
+    def nhwc_shape(self, x_shape: tuple):
+        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit)."""
+        if len(x_shape) != 4:
+            raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
+        n, h, w, c = x_shape
+        return self.shape((n, c, h, w))
+
+    def nhwc(
+        self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
+    ) -> np.ndarray:
+        """x [N, H, W, C] -> y [N, OH, OW, O]; y may be given (C-contiguous, right shape)."""
         if x.dtype != self.x_dtype:
             raise KernelError(f"QConv2d input must be {self.x_dtype}, got {x.dtype}")
         if x.ndim == 4 and x.shape[0] == 0:  # empty batch: shape only
-            s = self.shape((1, *x.shape[1:]))
-            return np.empty((0, s.out_c, s.out_h, s.out_w), self.out.dtype)
-        s = self.shape(x.shape)
-        packed = self._weights()
+            s = self.nhwc_shape((1, *x.shape[1:]))
+            return np.empty((0, s.out_h, s.out_w, s.out_c), self.out.dtype)
+        s = self.nhwc_shape(x.shape)
+        ctx = _ctx(ctx)
+        packed = self._weights(ctx)
         x = np.ascontiguousarray(x)
-        y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), self.out.dtype)
+        if y is None:
+            y = np.empty((s.batch, s.out_h, s.out_w, s.out_c), self.out.dtype)
         check(
             lib.pyrt_qconv2d(
+                ctx.ptr,
                 s,
                 ptr(packed),
                 ptr(x),
@@ -369,7 +421,7 @@ class QConv2d(_Conv):
         return y
 
 
-class Gemm:
+class Gemm(_Packed):
     """fp32: y[M, N] = clamp(W[M, K] @ x[K, N] + bias, lo, hi)."""
 
     def __init__(
@@ -381,16 +433,17 @@ class Gemm:
         self.m, self.k = w.shape
         self.bias = _bias(bias, self.m, np.float32)
         self.lo, self.hi = float(lo), float(hi)
-        self._pack()
+        self._packs = {}
+        self._weights(default_context())
 
-    def _pack(self) -> None:
-        self.isa = isa()
-        self.packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(self.m, self.k))
-        check(lib.pyrt_sgemm_pack(self.m, self.k, ptr(self.w, "float *"), ptr(self.packed)))
+    def _pack(self, ctx: Context) -> np.ndarray:
+        packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(ctx.ptr, self.m, self.k))
+        check(lib.pyrt_sgemm_pack(ctx.ptr, self.m, self.k, ptr(self.w, "float *"), ptr(packed)))
+        return packed
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if isa() != self.isa:
-            self._pack()
+    def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+        ctx = _ctx(ctx)
+        packed = self._weights(ctx)
         if x.ndim != 2 or x.shape[0] != self.k:
             raise KernelError(f"Gemm input must be [{self.k}, N], got {list(x.shape)}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -400,10 +453,11 @@ class Gemm:
             return y
         check(
             lib.pyrt_sgemm(
+                ctx.ptr,
                 self.m,
                 n,
                 self.k,
-                ptr(self.packed),
+                ptr(packed),
                 ptr(x, "float *"),
                 n,
                 ptr(self.bias, "float *"),
@@ -416,7 +470,7 @@ class Gemm:
         return y
 
 
-class Conv2d(_Conv):
+class Conv2d(_Conv, _Packed):
     """fp32 NCHW convolution with packed weights and optional fused clamp."""
 
     def __init__(
@@ -434,24 +488,26 @@ class Conv2d(_Conv):
         super().__init__(np.asarray(w, np.float32), groups, strides, dilations, pads)
         self.bias = _bias(bias, w.shape[0], np.float32)
         self.lo, self.hi = float(lo), float(hi)
-        self._pack()
+        self._packs = {}
+        self._weights(default_context())
 
-    def _pack(self) -> None:
-        self.isa = isa()
+    def _pack(self, ctx: Context) -> np.ndarray:
         s = self.pack_shape()
-        self.packed = _aligned_buffer(lib.pyrt_conv2d_packed_size(s))
-        check(lib.pyrt_conv2d_pack(s, ptr(self.w, "float *"), ptr(self.packed)))
+        packed = _aligned_buffer(lib.pyrt_conv2d_packed_size(ctx.ptr, s))
+        check(lib.pyrt_conv2d_pack(ctx.ptr, s, ptr(self.w, "float *"), ptr(packed)))
+        return packed
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if isa() != self.isa:
-            self._pack()
+    def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+        ctx = _ctx(ctx)
+        packed = self._weights(ctx)
         s = self.shape(x.shape)
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), np.float32)
         check(
             lib.pyrt_conv2d(
+                ctx.ptr,
                 s,
-                ptr(self.packed),
+                ptr(packed),
                 ptr(x, "float *"),
                 ptr(self.bias, "float *"),
                 self.lo,
@@ -513,6 +569,7 @@ def quantize(
     axis: int = 1,
     block_size: int = 0,
     dtype: np.dtype = np.uint8,
+    ctx: Context | None = None,
 ) -> np.ndarray:
     """QuantizeLinear: saturate(rint(x / scale) + zero); NaN -> zero point."""
     scale = np.ascontiguousarray(scale, dtype=np.float32)
@@ -531,7 +588,13 @@ def quantize(
     zero = _zero_like(zero_point, scale)
     check(
         lib.pyrt_quantize(
-            layout, ptr(x, "float *"), ptr(scale, "float *"), ptr(zero), dtype_code(dtype), ptr(y)
+            _ctx(ctx).ptr,
+            layout,
+            ptr(x, "float *"),
+            ptr(scale, "float *"),
+            ptr(zero),
+            dtype_code(dtype),
+            ptr(y),
         )
     )
     return y
@@ -543,6 +606,7 @@ def dequantize(
     zero_point: np.ndarray | None,
     axis: int = 1,
     block_size: int = 0,
+    ctx: Context | None = None,
 ) -> np.ndarray:
     """DequantizeLinear: (x - zero) * scale for uint8, int8 or int32 x."""
     x = np.ascontiguousarray(x).reshape(np.shape(x))  # keeps 0-d
@@ -560,7 +624,13 @@ def dequantize(
     layout = _quant_layout(x, scale, axis, block_size)
     check(
         lib.pyrt_dequantize(
-            layout, ptr(x), dtype_code(x.dtype), ptr(scale, "float *"), ptr(zero), ptr(y, "float *")
+            _ctx(ctx).ptr,
+            layout,
+            ptr(x),
+            dtype_code(x.dtype),
+            ptr(scale, "float *"),
+            ptr(zero),
+            ptr(y, "float *"),
         )
     )
     return y
@@ -583,6 +653,7 @@ def qbinary(
     qy: QParams,
     qmin: int | None = None,
     qmax: int | None = None,
+    ctx: Context | None = None,
 ) -> np.ndarray:
     """Q_y(DQ_a(a) op DQ_b(b)) for op "add" or "mul", numpy broadcasting."""
     codes = {"add": lib.PYRT_ADD, "mul": lib.PYRT_MUL}
@@ -605,6 +676,7 @@ def qbinary(
         return y
     check(
         lib.pyrt_qbinary(
+            _ctx(ctx).ptr,
             codes[op],
             y.size,
             ptr(a),
@@ -681,13 +753,14 @@ def qmaxpool2d(
     pads: tuple[int, int, int, int],
     dilations: tuple[int, int] = (1, 1),
     ceil_mode: bool = False,
+    ctx: Context | None = None,
 ) -> np.ndarray:
     x = np.ascontiguousarray(x)
     if x.dtype not in QTYPES:
         raise KernelError(f"qmaxpool2d input must be uint8/int8, got {x.dtype}")
     s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
     y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), x.dtype)
-    check(lib.pyrt_qmaxpool2d(s, ptr(x), dtype_code(x.dtype), ptr(y)))
+    check(lib.pyrt_qmaxpool2d(_ctx(ctx).ptr, s, ptr(x), dtype_code(x.dtype), ptr(y)))
     return y
 
 
@@ -701,6 +774,7 @@ def qavgpool2d(
     ceil_mode: bool = False,
     count_include_pad: bool = False,
     dilations: tuple[int, int] = (1, 1),
+    ctx: Context | None = None,
 ) -> np.ndarray:
     x = np.ascontiguousarray(x)
     if x.dtype != qx.dtype:
@@ -708,11 +782,13 @@ def qavgpool2d(
     s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
     s.count_include_pad = int(count_include_pad)
     y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), qy.dtype)
-    check(lib.pyrt_qavgpool2d(s, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    check(lib.pyrt_qavgpool2d(_ctx(ctx).ptr, s, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
     return y
 
 
-def qglobalavgpool(x: np.ndarray, qx: QParams, qy: QParams) -> np.ndarray:
+def qglobalavgpool(
+    x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None
+) -> np.ndarray:
     """[N, C, spatial...] -> [N, C, 1, ...]: mean over every spatial element."""
     x = np.ascontiguousarray(x)
     if x.ndim < 3 or x.dtype != qx.dtype:
@@ -721,5 +797,7 @@ def qglobalavgpool(x: np.ndarray, qx: QParams, qy: QParams) -> np.ndarray:
         )
     rows, hw = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:]))
     y = np.empty((*x.shape[:2], *([1] * (x.ndim - 2))), qy.dtype)
-    check(lib.pyrt_qglobalavgpool(rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    check(
+        lib.pyrt_qglobalavgpool(_ctx(ctx).ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy))
+    )
     return y

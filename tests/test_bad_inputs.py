@@ -10,7 +10,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import pyrt
-from pyrt._kernels import ffi, lib
+from pyrt._kernels import default_context, ffi, lib
+
+CTX = default_context().ptr  # kept alive by the module-level default context
 
 RNG = np.random.default_rng(1)
 X = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
@@ -305,9 +307,14 @@ def _layout(**fields):
 class Case:
     """A valid call of one entry point (kept alive with its buffers) and its bad variants."""
 
-    def __init__(self, fn, args, pointers, sizes, extra=()):
-        self.fn, self.args = fn, list(args)
-        self.pointers, self.sizes, self.extra = pointers, sizes, list(extra)
+    def __init__(self, fn, args, pointers, sizes, extra=(), ctx=True):
+        """ctx: the entry point takes an execution context first (it is prepended here, and
+        a NULL context is one more bad variant)."""
+        lead = [CTX] if ctx else []
+        self.fn, self.args = fn, [*lead, *args]
+        self.pointers = [0] * ctx + [i + ctx for i in pointers]
+        self.sizes = [i + ctx for i in sizes]
+        self.extra = [(what, [*lead, *a]) for what, a in extra]
 
     def variants(self):
         for i in self.pointers:
@@ -321,6 +328,13 @@ class Case:
         args = list(self.args)
         args[i] = value
         return args
+
+
+def _created(status: int, out) -> int:
+    """pyrt_context_create's status; a context it made is destroyed again."""
+    if status == lib.PYRT_OK:
+        lib.pyrt_context_destroy(out[0])
+    return status
 
 
 def _cases() -> dict[str, Case]:
@@ -379,7 +393,7 @@ def _cases() -> dict[str, Case]:
 
     m, k, n = 4, 8, 5
     w = buf(np.int8, m * k, 1)
-    packed = buf(np.uint8, lib.pyrt_qgemm_packed_size(m, k) + 64)
+    packed = buf(np.uint8, lib.pyrt_qgemm_packed_size(CTX, m, k) + 64)
     cases["qgemm_pack"] = Case(
         lib.pyrt_qgemm_pack,
         [m, k, _p(w), lib.PYRT_S8, ffi.NULL, 0, _p(packed)],
@@ -393,10 +407,13 @@ def _cases() -> dict[str, Case]:
             ),
         ],
     )
-    assert lib.pyrt_qgemm_pack(m, k, _p(w), lib.PYRT_S8, ffi.NULL, 0, _p(packed)) == lib.PYRT_OK
+    assert (
+        lib.pyrt_qgemm_pack(CTX, m, k, _p(w), lib.PYRT_S8, ffi.NULL, 0, _p(packed)) == lib.PYRT_OK
+    )
+    # y[n][m] = x[n][k] x W[k][m]: the pack's N is m
     x, y32 = buf(np.uint8, k * n), buf(np.int32, m * n)
     s32 = _stage(lib.PYRT_S32, one)
-    base = [m, n, k, _p(packed), _p(x), lib.PYRT_U8, 0, n, ffi.NULL, s32, _p(y32), n]
+    base = [n, m, k, _p(x), lib.PYRT_U8, 0, k, _p(packed), ffi.NULL, s32, _p(y32), m]
 
     def qgemm(**change):
         args = list(base)
@@ -407,25 +424,25 @@ def _cases() -> dict[str, Case]:
     cases["qgemm"] = Case(
         lib.pyrt_qgemm,
         base,
-        pointers=[3, 4, 9, 10],
+        pointers=[3, 7, 9, 10],
         sizes=[0, 1, 2],
         extra=[
-            ("ldx<N", qgemm(a7=n - 1)),
-            ("ldy<N", qgemm(a11=n - 1)),
-            ("x dtype 7", qgemm(a5=7)),
-            ("x zero 256", qgemm(a6=256)),
-            ("M of another pack", qgemm(a0=m + 1)),
+            ("lda<K", qgemm(a6=k - 1)),
+            ("ldy<N", qgemm(a11=m - 1)),
+            ("x dtype 7", qgemm(a4=7)),
+            ("x zero 256", qgemm(a5=256)),
+            ("N of another pack", qgemm(a1=m + 1)),
             ("K of another pack", qgemm(a2=k - 1)),
-            ("not a pack", qgemm(a3=_p(buf(np.uint8, 4096)))),
+            ("not a pack", qgemm(a7=_p(buf(np.uint8, 4096)))),
         ],
     )
 
     sw = buf(np.float32, m * k, 0.5)
-    spacked = buf(np.uint8, lib.pyrt_sgemm_packed_size(m, k) + 64)
+    spacked = buf(np.uint8, lib.pyrt_sgemm_packed_size(CTX, m, k) + 64)
     cases["sgemm_pack"] = Case(
         lib.pyrt_sgemm_pack, [m, k, _p(sw, "float *"), _p(spacked)], pointers=[2, 3], sizes=[0, 1]
     )
-    assert lib.pyrt_sgemm_pack(m, k, _p(sw, "float *"), _p(spacked)) == lib.PYRT_OK
+    assert lib.pyrt_sgemm_pack(CTX, m, k, _p(sw, "float *"), _p(spacked)) == lib.PYRT_OK
     sx, sy = buf(np.float32, k * n), buf(np.float32, m * n)
     sbase = [
         m,
@@ -454,7 +471,7 @@ def _cases() -> dict[str, Case]:
 
     cshape = _conv_shape()
     cw = buf(np.int8, 4 * 4 * 9, 1)
-    cpacked = buf(np.uint8, lib.pyrt_qconv2d_packed_size(cshape) + 64)
+    cpacked = buf(np.uint8, lib.pyrt_qconv2d_packed_size(CTX, cshape) + 64)
     cases["qconv2d_pack"] = Case(
         lib.pyrt_qconv2d_pack,
         [cshape, _p(cw), lib.PYRT_S8, ffi.NULL, 0, _p(cpacked)],
@@ -462,7 +479,7 @@ def _cases() -> dict[str, Case]:
         sizes=[],
         extra=[("dtype 7", [cshape, _p(cw), 7, ffi.NULL, 0, _p(cpacked)])],
     )
-    assert lib.pyrt_qconv2d_pack(cshape, _p(cw), lib.PYRT_S8, ffi.NULL, 0, _p(cpacked)) == 0
+    assert lib.pyrt_qconv2d_pack(CTX, cshape, _p(cw), lib.PYRT_S8, ffi.NULL, 0, _p(cpacked)) == 0
     cx, cy = buf(np.uint8, 4 * 36), buf(np.int32, 4 * 36)
     cbase = [cshape, _p(cpacked), _p(cx), lib.PYRT_U8, 0, ffi.NULL, s32, _p(cy)]
     bad_shapes = {
@@ -492,13 +509,14 @@ def _cases() -> dict[str, Case]:
         pointers=[0],
         sizes=[],
         extra=[(n, [s]) for n, s in bad_shapes.items() if "out_h" not in n and "stride" not in n],
+        ctx=False,
     )
     fw = buf(np.float32, 4 * 4 * 9, 0.1)
-    fpacked = buf(np.uint8, lib.pyrt_conv2d_packed_size(cshape) + 64)
+    fpacked = buf(np.uint8, lib.pyrt_conv2d_packed_size(CTX, cshape) + 64)
     cases["conv2d_pack"] = Case(
         lib.pyrt_conv2d_pack, [cshape, _p(fw, "float *"), _p(fpacked)], pointers=[0, 1, 2], sizes=[]
     )
-    assert lib.pyrt_conv2d_pack(cshape, _p(fw, "float *"), _p(fpacked)) == lib.PYRT_OK
+    assert lib.pyrt_conv2d_pack(CTX, cshape, _p(fw, "float *"), _p(fpacked)) == lib.PYRT_OK
     fx, fy = buf(np.float32, 4 * 36), buf(np.float32, 4 * 36)
     fbase = [cshape, _p(fpacked), _p(fx, "float *"), ffi.NULL, -np.inf, np.inf, _p(fy, "float *")]
     cases["conv2d"] = Case(
@@ -606,8 +624,14 @@ def _cases() -> dict[str, Case]:
         pointers=[2, 3, 4, 5],
         sizes=[0, 1],
     )
-    cases["set_isa"] = Case(
-        lib.pyrt_set_isa, [lib.pyrt_isa()], pointers=[0], sizes=[], extra=[("unknown", [b"nope"])]
+    out = ffi.new("pyrt_context **")
+    cases["context_create"] = Case(
+        lambda isa, threads, ptr: _created(lib.pyrt_context_create(isa, threads, ptr), ptr),
+        [b"scalar", 2, out],
+        pointers=[2],
+        sizes=[1],
+        extra=[("unknown isa", [b"nope", 1, out]), ("threads 100000", [b"scalar", 100000, out])],
+        ctx=False,
     )
     _cases.keep = keep
     return cases
@@ -630,8 +654,9 @@ def test_c_entry_point_rejects_bad_arguments(entry):
 
 def test_packed_sizes_of_bad_shapes_are_zero():
     for m, k in ((0, 4), (4, 0), (-1, 4), (4, -(2**31))):
-        assert lib.pyrt_qgemm_packed_size(m, k) == 0
-        assert lib.pyrt_sgemm_packed_size(m, k) == 0
-    assert lib.pyrt_qconv2d_packed_size(ffi.NULL) == 0
-    assert lib.pyrt_conv2d_packed_size(_conv_shape(groups=0)) == 0
-    assert lib.pyrt_qconv2d_packed_size(_conv_shape(stride_h=0)) == 0
+        assert lib.pyrt_qgemm_packed_size(CTX, m, k) == 0
+        assert lib.pyrt_sgemm_packed_size(CTX, m, k) == 0
+    assert lib.pyrt_qgemm_packed_size(ffi.NULL, 4, 4) == 0
+    assert lib.pyrt_qconv2d_packed_size(CTX, ffi.NULL) == 0
+    assert lib.pyrt_conv2d_packed_size(CTX, _conv_shape(groups=0)) == 0
+    assert lib.pyrt_qconv2d_packed_size(CTX, _conv_shape(stride_h=0)) == 0

@@ -33,6 +33,8 @@ HYPO = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
+CTX = _kernels.default_context().ptr
+
 
 pytestmark = pytest.mark.usefixtures("every_isa")  # conftest.py: each test on every ISA
 
@@ -133,9 +135,10 @@ def test_sgemm_strided_rows_through_lib():
     w = rng.standard_normal((m, k)).astype(F32)
     xbuf = rng.standard_normal((k, ldx)).astype(F32)
     ybuf = np.full((m, ldy), 7.0, F32)
-    packed = K._aligned_buffer(lib.pyrt_sgemm_packed_size(m, k))
-    _kernels.check(lib.pyrt_sgemm_pack(m, k, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
+    packed = K._aligned_buffer(lib.pyrt_sgemm_packed_size(CTX, m, k))
+    _kernels.check(lib.pyrt_sgemm_pack(CTX, m, k, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
     status = lib.pyrt_sgemm(
+        CTX,
         m,
         n,
         k,
@@ -165,24 +168,28 @@ def test_sgemm_rejects_bad_arguments():
         K.Gemm(w, None, lo=np.nan)(np.ones((6, 2), F32))
     with pytest.raises(pyrt.KernelError, match="clamp"):
         K.Gemm(w, None, lo=1.0, hi=0.0)(np.ones((6, 2), F32))
-    packed = K._aligned_buffer(lib.pyrt_sgemm_packed_size(4, 6))
-    _kernels.check(lib.pyrt_sgemm_pack(4, 6, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
+    packed = K._aligned_buffer(lib.pyrt_sgemm_packed_size(CTX, 4, 6))
+    _kernels.check(lib.pyrt_sgemm_pack(CTX, 4, 6, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
     x = np.ones((6, 3), F32)
     y = np.empty((5, 3), F32)
     args = (_kernels.ptr(x, "float *"), 3, ffi.NULL, -math.inf, math.inf)
     # packed for M=4, called with M=5
-    assert lib.pyrt_sgemm(5, 3, 6, _kernels.ptr(packed), *args, _kernels.ptr(y, "float *"), 3) == (
-        lib.PYRT_ERR_PACK
-    )
-    assert lib.pyrt_sgemm(4, 3, 6, ffi.NULL, *args, _kernels.ptr(y, "float *"), 3) == (
+    assert lib.pyrt_sgemm(
+        CTX, 5, 3, 6, _kernels.ptr(packed), *args, _kernels.ptr(y, "float *"), 3
+    ) == (lib.PYRT_ERR_PACK)
+    assert lib.pyrt_sgemm(CTX, 4, 3, 6, ffi.NULL, *args, _kernels.ptr(y, "float *"), 3) == (
         lib.PYRT_ERR_ARG
     )
     assert "NULL" in last_error()
-    assert lib.pyrt_sgemm(4, 3, 6, _kernels.ptr(packed), *args, ffi.NULL, 3) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_sgemm(4, 0, 6, _kernels.ptr(packed), *args, _kernels.ptr(y), 3) != 0
-    assert lib.pyrt_sgemm(4, 3, 6, _kernels.ptr(packed), args[0], 2, *args[2:], ffi.NULL, 3) != 0
-    assert lib.pyrt_sgemm_packed_size(0, 3) == 0
-    assert lib.pyrt_sgemm_pack(4, -1, _kernels.ptr(w, "float *"), _kernels.ptr(packed)) != 0
+    assert (
+        lib.pyrt_sgemm(CTX, 4, 3, 6, _kernels.ptr(packed), *args, ffi.NULL, 3) == lib.PYRT_ERR_ARG
+    )
+    assert lib.pyrt_sgemm(CTX, 4, 0, 6, _kernels.ptr(packed), *args, _kernels.ptr(y), 3) != 0
+    assert (
+        lib.pyrt_sgemm(CTX, 4, 3, 6, _kernels.ptr(packed), args[0], 2, *args[2:], ffi.NULL, 3) != 0
+    )
+    assert lib.pyrt_sgemm_packed_size(CTX, 0, 3) == 0
+    assert lib.pyrt_sgemm_pack(CTX, 4, -1, _kernels.ptr(w, "float *"), _kernels.ptr(packed)) != 0
 
 
 # ---- fp32 Conv2d ------------------------------------------------------------
@@ -359,27 +366,27 @@ def test_conv2d_lib_null_and_pack_mismatch():
     a = _conv_shape((1, 4, 5, 5), (4, 1, 3, 1), groups=4)
     b = _conv_shape((1, 4, 5, 5), (4, 1, 1, 3), groups=4)
     w = np.ones((4, 1, 3, 1), F32)
-    packed = K._aligned_buffer(lib.pyrt_conv2d_packed_size(a))
-    _kernels.check(lib.pyrt_conv2d_pack(a, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
+    packed = K._aligned_buffer(lib.pyrt_conv2d_packed_size(CTX, a))
+    _kernels.check(lib.pyrt_conv2d_pack(CTX, a, _kernels.ptr(w, "float *"), _kernels.ptr(packed)))
     x = np.ones((1, 4, 5, 5), F32)
     y = np.empty((1, 4, 5, 5), F32)
     xp, yp = _kernels.ptr(x, "float *"), _kernels.ptr(y, "float *")
-    assert lib.pyrt_conv2d(b, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
+    assert lib.pyrt_conv2d(CTX, b, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
         lib.PYRT_ERR_PACK
     )
-    assert lib.pyrt_conv2d(a, _kernels.ptr(packed), ffi.NULL, ffi.NULL, -1e30, 1e30, yp) == (
+    assert lib.pyrt_conv2d(CTX, a, _kernels.ptr(packed), ffi.NULL, ffi.NULL, -1e30, 1e30, yp) == (
         lib.PYRT_ERR_ARG
     )
-    assert lib.pyrt_conv2d(ffi.NULL, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
+    assert lib.pyrt_conv2d(CTX, ffi.NULL, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
         lib.PYRT_ERR_ARG
     )
-    assert lib.pyrt_conv2d_pack(a, ffi.NULL, _kernels.ptr(packed)) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_conv2d_pack(CTX, a, ffi.NULL, _kernels.ptr(packed)) == lib.PYRT_ERR_ARG
     a.out_h += 1  # caller's output size must be the real one
-    assert lib.pyrt_conv2d(a, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
+    assert lib.pyrt_conv2d(CTX, a, _kernels.ptr(packed), xp, ffi.NULL, -1e30, 1e30, yp) == (
         lib.PYRT_ERR_SHAPE
     )
     garbage = np.zeros_like(packed)
-    assert lib.pyrt_conv2d(b, _kernels.ptr(garbage), xp, ffi.NULL, -1e30, 1e30, yp) == (
+    assert lib.pyrt_conv2d(CTX, b, _kernels.ptr(garbage), xp, ffi.NULL, -1e30, 1e30, yp) == (
         lib.PYRT_ERR_PACK
     )
 
@@ -562,17 +569,22 @@ def test_quantize_lib_null_and_overflowing_layout():
     s = np.ones(1, F32)
     y = np.empty(1, np.uint8)
     xp, sp, yp = _kernels.ptr(x, "float *"), _kernels.ptr(s, "float *"), _kernels.ptr(y)
-    assert lib.pyrt_quantize(ffi.NULL, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_quantize(layout, xp, ffi.NULL, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_quantize(layout, xp, sp, ffi.NULL, lib.PYRT_F32, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_dequantize(layout, ffi.NULL, lib.PYRT_U8, sp, ffi.NULL, xp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_dequantize(layout, yp, lib.PYRT_F32, sp, ffi.NULL, xp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_quantize(CTX, ffi.NULL, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    assert (
+        lib.pyrt_quantize(CTX, layout, xp, ffi.NULL, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    )
+    assert lib.pyrt_quantize(CTX, layout, xp, sp, ffi.NULL, lib.PYRT_F32, yp) == lib.PYRT_ERR_ARG
+    assert (
+        lib.pyrt_dequantize(CTX, layout, ffi.NULL, lib.PYRT_U8, sp, ffi.NULL, xp)
+        == lib.PYRT_ERR_ARG
+    )
+    assert lib.pyrt_dequantize(CTX, layout, yp, lib.PYRT_F32, sp, ffi.NULL, xp) == lib.PYRT_ERR_ARG
     layout.outer, layout.stride_outer = 3, 2**62  # scale index would overflow
-    assert lib.pyrt_quantize(layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_SHAPE
+    assert lib.pyrt_quantize(CTX, layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_SHAPE
     layout.outer, layout.stride_outer, layout.stride_inner = 1, 0, -1  # negative stride
-    assert lib.pyrt_quantize(layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_quantize(CTX, layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
     layout.stride_inner, layout.block = 0, 0
-    assert lib.pyrt_quantize(layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_quantize(CTX, layout, xp, sp, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
@@ -727,14 +739,14 @@ def test_qbinary_rejects_bad_arguments():
         K.qbinary("mul", a, QParams(1e20, 0, u8), a, QParams(1e20, 0, u8), q)
     p = K._qparams(q)
     ap = _kernels.ptr(a)
-    assert lib.pyrt_qbinary(lib.PYRT_ADD, 4, ap, ffi.NULL, ap, p, ap, p, 0, 255) == (
+    assert lib.pyrt_qbinary(CTX, lib.PYRT_ADD, 4, ap, ffi.NULL, ap, p, ap, p, 0, 255) == (
         lib.PYRT_ERR_ARG
     )
-    assert lib.pyrt_qbinary(lib.PYRT_ADD, 4, ffi.NULL, p, ap, p, ap, p, 0, 255) == (
+    assert lib.pyrt_qbinary(CTX, lib.PYRT_ADD, 4, ffi.NULL, p, ap, p, ap, p, 0, 255) == (
         lib.PYRT_ERR_ARG
     )
-    assert lib.pyrt_qbinary(lib.PYRT_MUL, 0, ap, p, ap, p, ap, p, 0, 255) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_qbinary(7, 4, ap, p, ap, p, ap, p, 0, 255) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qbinary(CTX, lib.PYRT_MUL, 0, ap, p, ap, p, ap, p, 0, 255) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qbinary(CTX, 7, 4, ap, p, ap, p, ap, p, 0, 255) == lib.PYRT_ERR_ARG
 
 
 # ---- int8 pooling --------------------------------------------------------------
@@ -997,11 +1009,13 @@ def test_pools_reject_bad_arguments():
     s = K._pool_shape(x, (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), False)
     y = np.empty((1, 1, 3, 3), np.uint8)
     xp, yp = _kernels.ptr(x), _kernels.ptr(y)
-    assert lib.pyrt_qmaxpool2d(ffi.NULL, xp, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_qmaxpool2d(s, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_qmaxpool2d(s, xp, lib.PYRT_S32, yp) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_qavgpool2d(s, xp, ffi.NULL, yp, K._qparams(q)) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_qglobalavgpool(0, 4, xp, K._qparams(q), yp, K._qparams(q)) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qmaxpool2d(CTX, ffi.NULL, xp, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qmaxpool2d(CTX, s, ffi.NULL, lib.PYRT_U8, yp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qmaxpool2d(CTX, s, xp, lib.PYRT_S32, yp) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qavgpool2d(CTX, s, xp, ffi.NULL, yp, K._qparams(q)) == lib.PYRT_ERR_ARG
+    assert (
+        lib.pyrt_qglobalavgpool(CTX, 0, 4, xp, K._qparams(q), yp, K._qparams(q)) == lib.PYRT_ERR_ARG
+    )
     s.out_h = 3  # the third window would start past the input
-    assert lib.pyrt_qmaxpool2d(s, xp, lib.PYRT_U8, yp) == lib.PYRT_ERR_SHAPE
+    assert lib.pyrt_qmaxpool2d(CTX, s, xp, lib.PYRT_U8, yp) == lib.PYRT_ERR_SHAPE
     assert "padd" in last_error()

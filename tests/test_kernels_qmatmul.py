@@ -436,17 +436,20 @@ def test_qconv2d_threads_share_one_pack():
         np.testing.assert_array_equal(y, ref)
 
 
-def test_repacks_when_the_isa_changes(monkeypatch):
+def test_packs_once_per_kernel_table():
+    """A prepared op packs its weights for each table it runs on, once, and gives the same
+    result on every one (the pack records its table and tile shape)."""
     case = (1, 4, 6, 6, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
     y, ref, conv, x = run_conv(case, np.uint8, np.int8, "random")
     gemm = K.QGemm(np.ones((2, 3), np.int8), 0, None, np.uint8, 0, K.OutputStage(np.int32))
-    old_conv, old_gemm = conv.packed, gemm.packed
-    monkeypatch.setattr(K, "isa", lambda: "pretend")  # as if set_isa switched tables
-    conv.isa = gemm.isa = "before"
-    np.testing.assert_array_equal(conv(x), ref)
-    np.testing.assert_array_equal(gemm(np.ones((3, 2), np.uint8)), np.full((2, 2), 3))
-    assert conv.packed is not old_conv and gemm.packed is not old_gemm
-    assert conv.isa == gemm.isa == "pretend"
+    for name in _kernels.isa_available():
+        ctx = _kernels.Context(name)
+        np.testing.assert_array_equal(conv(x, ctx), ref)
+        np.testing.assert_array_equal(gemm(np.ones((3, 2), np.uint8), ctx), np.full((2, 2), 3))
+        first = conv._packs[name]
+        conv(x, ctx)
+        assert conv._packs[name] is first
+    assert set(conv._packs) == set(gemm._packs) == set(_kernels.isa_available())
 
 
 # ---- bad arguments ---------------------------------------------------------------
@@ -533,48 +536,51 @@ def stage(dtype=np.int32, scale=1.0):
 
 
 def test_c_entry_points_reject_null_and_bad_packs():
-    w = np.ones((2, 3), np.int8)
-    size = lib.pyrt_qgemm_packed_size(2, 3)
-    assert size > 0 and lib.pyrt_qgemm_packed_size(0, 3) == 0
-    assert lib.pyrt_qgemm_packed_size(2**30, 2**30) == 0  # refused as too large
+    ctx = _kernels.default_context().ptr
+    w = np.ones((2, 3), np.int8)  # [N][K]
+    size = lib.pyrt_qgemm_packed_size(ctx, 2, 3)
+    assert size > 0 and lib.pyrt_qgemm_packed_size(ctx, 0, 3) == 0
+    assert lib.pyrt_qgemm_packed_size(ctx, 2**30, 2**30) == 0  # refused as too large
+    assert lib.pyrt_qgemm_packed_size(ffi.NULL, 2, 3) == 0
     packed = K._aligned_buffer(size)
     p = _kernels.ptr
-    assert (
-        lib.pyrt_qgemm_pack(2, 3, ffi.NULL, lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_ERR_ARG
-    )
-    assert lib.pyrt_qgemm_pack(2, 3, p(w), 7, ffi.NULL, 0, p(packed)) == lib.PYRT_ERR_ARG
+
+    def pack(*args):
+        return lib.pyrt_qgemm_pack(ctx, 2, 3, *args, p(packed))
+
+    assert pack(ffi.NULL, lib.PYRT_S8, ffi.NULL, 0) == lib.PYRT_ERR_ARG
+    assert pack(p(w), 7, ffi.NULL, 0) == lib.PYRT_ERR_ARG
     # a failed pack (bad zero point) leaves the buffer unusable (fresh) or untouched
     z = np.array([300], np.int32)
-    assert (
-        lib.pyrt_qgemm_pack(2, 3, p(w), lib.PYRT_S8, p(z, "int32_t *"), 0, p(packed))
-        == lib.PYRT_ERR_ARG
-    )
-    x = np.ones((3, 4), np.uint8)
-    y = np.zeros((2, 4), np.int32)
+    assert pack(p(w), lib.PYRT_S8, p(z, "int32_t *"), 0) == lib.PYRT_ERR_ARG
+    a = np.ones((4, 3), np.uint8)  # [M][K]
+    y = np.zeros((4, 2), np.int32)
     st32, _ = stage()
 
     def gemm(
-        m=2,
-        n=4,
+        m=4,
+        n=2,
         k=3,
+        a_ptr=None,
+        a_dtype=lib.PYRT_U8,
+        a_zero=0,
+        lda=3,
         packed_ptr=None,
-        x_ptr=None,
-        x_dtype=lib.PYRT_U8,
-        x_zero=0,
-        ldx=4,
         out=st32,
         y_ptr=None,
-        ldy=4,
+        ldy=2,
+        context=ctx,
     ):
         return lib.pyrt_qgemm(
+            context,
             m,
             n,
             k,
+            p(a) if a_ptr is None else a_ptr,
+            a_dtype,
+            a_zero,
+            lda,
             p(packed) if packed_ptr is None else packed_ptr,
-            p(x) if x_ptr is None else x_ptr,
-            x_dtype,
-            x_zero,
-            ldx,
             ffi.NULL,
             out,
             p(y) if y_ptr is None else y_ptr,
@@ -582,19 +588,20 @@ def test_c_entry_points_reject_null_and_bad_packs():
         )
 
     assert gemm() == lib.PYRT_ERR_PACK
-    assert lib.pyrt_qgemm_pack(2, 3, p(w), lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_OK
+    assert pack(p(w), lib.PYRT_S8, ffi.NULL, 0) == lib.PYRT_OK
     assert gemm() == lib.PYRT_OK
-    np.testing.assert_array_equal(y, np.full((2, 4), 3))
-    assert gemm(x_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
+    np.testing.assert_array_equal(y, np.full((4, 2), 3))
+    assert gemm(context=ffi.NULL) == lib.PYRT_ERR_ARG
+    assert gemm(a_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
     assert gemm(y_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
     assert gemm(packed_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
     assert gemm(out=ffi.NULL) == lib.PYRT_ERR_ARG
-    assert gemm(n=0) == lib.PYRT_ERR_ARG
-    assert gemm(ldx=3) == lib.PYRT_ERR_ARG
-    assert gemm(x_dtype=lib.PYRT_S32) == lib.PYRT_ERR_ARG
-    assert gemm(x_zero=256) == lib.PYRT_ERR_ARG
-    assert gemm(k=4) == lib.PYRT_ERR_PACK
-    assert gemm(m=1) == lib.PYRT_ERR_PACK
+    assert gemm(m=0) == lib.PYRT_ERR_ARG
+    assert gemm(lda=2) == lib.PYRT_ERR_ARG
+    assert gemm(a_dtype=lib.PYRT_S32) == lib.PYRT_ERR_ARG
+    assert gemm(a_zero=256) == lib.PYRT_ERR_ARG
+    assert gemm(k=2, lda=3) == lib.PYRT_ERR_PACK
+    assert gemm(n=1) == lib.PYRT_ERR_PACK
     bad_out = ffi.new("pyrt_output_stage *", dict(out_dtype=9))
     assert gemm(out=bad_out) == lib.PYRT_ERR_ARG
     null_scale = ffi.new("pyrt_output_stage *", dict(out_dtype=lib.PYRT_U8, qmax=255))
@@ -602,12 +609,17 @@ def test_c_entry_points_reject_null_and_bad_packs():
     garbage = np.full(size, 7, np.uint8)
     assert gemm(packed_ptr=p(garbage)) == lib.PYRT_ERR_PACK
     assert "qgemm" in ffi.string(lib.pyrt_last_error()).decode()
+    other = [n for n in _kernels.isa_available() if n != _kernels.isa()]
+    if other:  # a pack made for one table is refused by another
+        assert gemm(context=_kernels.Context(other[0]).ptr) == lib.PYRT_ERR_PACK
 
     acc = np.zeros((2, 2), np.int32)
-    assert lib.pyrt_requantize(2, 2, 1, ffi.NULL, st32, p(y)) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_requantize(2, 2, 1, p(acc, "int32_t *"), ffi.NULL, p(y)) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_requantize(2, 2, 0, p(acc, "int32_t *"), st32, p(y)) == lib.PYRT_ERR_ARG
-    assert lib.pyrt_requantize(-1, 2, 1, p(acc, "int32_t *"), st32, p(y)) == lib.PYRT_ERR_ARG
+    rq = lib.pyrt_requantize
+    assert rq(ctx, 2, 2, 1, ffi.NULL, st32, p(y)) == lib.PYRT_ERR_ARG
+    assert rq(ctx, 2, 2, 1, p(acc, "int32_t *"), ffi.NULL, p(y)) == lib.PYRT_ERR_ARG
+    assert rq(ctx, 2, 2, 0, p(acc, "int32_t *"), st32, p(y)) == lib.PYRT_ERR_ARG
+    assert rq(ctx, -1, 2, 1, p(acc, "int32_t *"), st32, p(y)) == lib.PYRT_ERR_ARG
+    assert rq(ffi.NULL, 2, 2, 1, p(acc, "int32_t *"), st32, p(y)) == lib.PYRT_ERR_ARG
 
 
 def conv_shape(**over) -> object:
@@ -665,26 +677,29 @@ def test_conv2d_infer():
 
 def test_qconv2d_c_entry_checks_pack_and_shape():
     p = _kernels.ptr
+    ctx = _kernels.default_context().ptr
     s = conv_shape(pad_top=1, pad_left=1, pad_bottom=1, pad_right=1)
     assert lib.pyrt_conv2d_infer(s) == lib.PYRT_OK
-    size = lib.pyrt_qconv2d_packed_size(s)
-    assert size > 0 and lib.pyrt_qconv2d_packed_size(ffi.NULL) == 0
+    size = lib.pyrt_qconv2d_packed_size(ctx, s)
+    assert size > 0 and lib.pyrt_qconv2d_packed_size(ctx, ffi.NULL) == 0
     packed = K._aligned_buffer(size)
     w = np.ones((4, 2, 3, 3), np.int8)
     x = np.ones((1, 2, 5, 5), np.uint8)
     y = np.zeros((1, 4, 5, 5), np.int32)
     st32, _ = stage()
     assert (
-        lib.pyrt_qconv2d_pack(s, ffi.NULL, lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_ERR_ARG
+        lib.pyrt_qconv2d_pack(ctx, s, ffi.NULL, lib.PYRT_S8, ffi.NULL, 0, p(packed))
+        == lib.PYRT_ERR_ARG
     )
     bad_zero = np.array([0, 0, 0, 999], np.int32)
     assert (
-        lib.pyrt_qconv2d_pack(s, p(w), lib.PYRT_S8, p(bad_zero, "int32_t *"), 1, p(packed))
+        lib.pyrt_qconv2d_pack(ctx, s, p(w), lib.PYRT_S8, p(bad_zero, "int32_t *"), 1, p(packed))
         == lib.PYRT_ERR_ARG
     )
 
     def conv(shape=s, packed_ptr=None, x_ptr=None, y_ptr=None, out=st32):
         return lib.pyrt_qconv2d(
+            ctx,
             shape,
             p(packed) if packed_ptr is None else packed_ptr,
             p(x) if x_ptr is None else x_ptr,
@@ -696,17 +711,17 @@ def test_qconv2d_c_entry_checks_pack_and_shape():
         )
 
     assert conv() == lib.PYRT_ERR_PACK
-    assert lib.pyrt_qconv2d_pack(s, p(w), lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_OK
+    assert lib.pyrt_qconv2d_pack(ctx, s, p(w), lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_OK
     assert conv() == lib.PYRT_OK
     # a pack refused up front leaves the buffer as it was ...
-    rc = lib.pyrt_qconv2d_pack(s, p(w), lib.PYRT_S8, p(bad_zero, "int32_t *"), 1, p(packed))
+    rc = lib.pyrt_qconv2d_pack(ctx, s, p(w), lib.PYRT_S8, p(bad_zero, "int32_t *"), 1, p(packed))
     assert rc == lib.PYRT_ERR_ARG
     assert "channel 3" in ffi.string(lib.pyrt_last_error()).decode()
     assert conv() == lib.PYRT_OK
     # ... one that fails half way leaves nothing usable behind
-    assert lib.pyrt_qconv2d_pack(s, p(w), 7, ffi.NULL, 0, p(packed)) == lib.PYRT_ERR_ARG
+    assert lib.pyrt_qconv2d_pack(ctx, s, p(w), 7, ffi.NULL, 0, p(packed)) == lib.PYRT_ERR_ARG
     assert conv() == lib.PYRT_ERR_PACK
-    assert lib.pyrt_qconv2d_pack(s, p(w), lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_OK
+    assert lib.pyrt_qconv2d_pack(ctx, s, p(w), lib.PYRT_S8, ffi.NULL, 0, p(packed)) == lib.PYRT_OK
     assert conv() == lib.PYRT_OK
     assert conv(packed_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
     assert conv(x_ptr=ffi.NULL) == lib.PYRT_ERR_ARG
@@ -719,6 +734,8 @@ def test_qconv2d_c_entry_checks_pack_and_shape():
     other = conv_shape(in_c=4, groups=2, pad_top=1, pad_left=1, pad_bottom=1, pad_right=1)
     assert lib.pyrt_conv2d_infer(other) == lib.PYRT_OK
     assert conv(shape=other) == lib.PYRT_ERR_PACK  # packed for groups 1
-    gemm_pack = K._aligned_buffer(lib.pyrt_qgemm_packed_size(4, 18))
-    assert lib.pyrt_qgemm_pack(4, 18, p(w), lib.PYRT_S8, ffi.NULL, 0, p(gemm_pack)) == lib.PYRT_OK
+    gemm_pack = K._aligned_buffer(lib.pyrt_qgemm_packed_size(ctx, 4, 18))
+    assert (
+        lib.pyrt_qgemm_pack(ctx, 4, 18, p(w), lib.PYRT_S8, ffi.NULL, 0, p(gemm_pack)) == lib.PYRT_OK
+    )
     assert conv(packed_ptr=p(gemm_pack)) == lib.PYRT_ERR_PACK  # a GEMM pack is not a conv pack

@@ -1,6 +1,12 @@
-/* The kernel tables, the choice among them, and per-thread error text. */
+/* The kernel tables, filled once from the CPU's features, and per-thread
+ * error text. Each level starts as a copy of the level below and overrides
+ * the entries it does better: scalar -> avx2 -> avxvnni | avx512vnni on x86,
+ * scalar -> rvv on RISC-V.
+ */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -19,79 +25,101 @@ const char *pyrt_last_error(void) {
   return last_error;
 }
 
-static const pyrt_kernel_table scalar_table = {
-    .name = "scalar",
-    .qgemm_weights_size = pyrt_qgemm_weights_size_scalar,
-    .qgemm_pack_weights = pyrt_qgemm_pack_weights_scalar,
-    .qgemm = pyrt_qgemm_scalar,
-    .qdwconv_weights_size = pyrt_qdwconv_weights_size_scalar,
-    .qdwconv_pack_weights = pyrt_qdwconv_pack_weights_scalar,
-    .qdwconv = pyrt_qdwconv_scalar,
-    .requantize = pyrt_requantize_scalar,
-    .sgemm_weights_size = pyrt_sgemm_weights_size_scalar,
-    .sgemm_pack_weights = pyrt_sgemm_pack_weights_scalar,
-    .sgemm = pyrt_sgemm_scalar,
-    .quantize = pyrt_quantize_scalar,
-    .dequantize = pyrt_dequantize_scalar,
-    .qbinary = pyrt_qbinary_scalar,
-    .qmaxpool2d = pyrt_qmaxpool2d_scalar,
-    .qavgpool2d = pyrt_qavgpool2d_scalar,
-    .qglobalavgpool = pyrt_qglobalavgpool_scalar,
+static void init_scalar(pyrt_kernel_table *t) {
+  pyrt_init_scalar(t);
+  pyrt_qdwconv_init_scalar(t);
+  t->requantize = pyrt_requantize_scalar;
+  t->sgemm_weights_size = pyrt_sgemm_weights_size_scalar;
+  t->sgemm_pack_weights = pyrt_sgemm_pack_weights_scalar;
+  t->sgemm = pyrt_sgemm_scalar;
+  t->quantize = pyrt_quantize_scalar;
+  t->dequantize = pyrt_dequantize_scalar;
+  t->qbinary = pyrt_qbinary_scalar;
+  t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
+  t->qavgpool2d = pyrt_qavgpool2d_scalar;
+  t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+}
+
+#if defined(PYRT_HAVE_X86)
+static int has_avx512vnni(void) {
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
+}
+static void init_avx512vnni(pyrt_kernel_table *t) {
+  pyrt_qgemm_init_avx512vnni(t);
+}
+#endif
+
+typedef struct {
+  const char *name;
+  int parent;             /* index of the level below, -1 for none */
+  int (*supported)(void); /* NULL: always */
+  void (*init)(pyrt_kernel_table *t);
+} level;
+
+static const level levels[] = {
+    {"scalar", -1, NULL, init_scalar},
+#if defined(PYRT_HAVE_X86)
+    {"avx512vnni", 0, has_avx512vnni, init_avx512vnni},
+#endif
 };
+enum { LEVELS = sizeof levels / sizeof levels[0] };
 
-/* Every table this build has, worst first; SIMD tables join here together
-   with the CPU check that admits them. */
-static const pyrt_kernel_table *const tables[] = {&scalar_table};
-enum { TABLE_COUNT = sizeof tables / sizeof tables[0] };
+static pyrt_kernel_table tables[LEVELS];
+static int usable[LEVELS];
+static char available[128];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static int cpu_supports(int id) {
-  (void)id;
-  return 1; /* scalar runs everywhere */
-}
-
-static int active = -1;
-
-static int best_table(void) {
-  int best = 0;
-  for (int i = 0; i < TABLE_COUNT; i++)
-    if (cpu_supports(i)) best = i;
-  return best;
-}
-
-int pyrt_isa_id(void) {
-  if (active < 0) active = best_table();
-  return active;
-}
-
-const pyrt_kernel_table *pyrt_kernels(void) {
-  return tables[pyrt_isa_id()];
-}
-
-const char *pyrt_isa(void) {
-  return pyrt_kernels()->name;
+static void fill_tables(void) {
+#if defined(PYRT_HAVE_X86)
+  __builtin_cpu_init();
+#endif
+  for (int i = 0; i < LEVELS; i++) {
+    const level *l = &levels[i];
+    usable[i] = (l->parent < 0 || usable[l->parent]) &&
+                (l->supported == NULL || l->supported());
+    if (!usable[i]) continue;
+    if (l->parent >= 0) tables[i] = tables[l->parent];
+    l->init(&tables[i]);
+    tables[i].name = l->name;
+    tables[i].id = i;
+    if (available[0] != '\0') strcat(available, ",");
+    strcat(available, l->name);
+  }
 }
 
 const char *pyrt_isa_available(void) {
-  static char names[128];
-  if (names[0] == '\0') {
-    for (int i = 0; i < TABLE_COUNT; i++) {
-      if (!cpu_supports(i)) continue;
-      if (names[0] != '\0') strcat(names, ",");
-      strcat(names, tables[i]->name);
-    }
-  }
-  return names;
+  pthread_once(&once, fill_tables);
+  return available;
 }
 
-int pyrt_set_isa(const char *name) {
-  if (name == NULL) return pyrt_fail(PYRT_ERR_ARG, "set_isa: name is NULL");
-  for (int i = 0; i < TABLE_COUNT; i++) {
-    if (strcmp(tables[i]->name, name) != 0) continue;
-    if (!cpu_supports(i))
-      return pyrt_fail(PYRT_ERR_ISA, "set_isa: this CPU cannot run '%s'", name);
-    active = i;
-    return PYRT_OK;
+const char *pyrt_isa_default(void) {
+  pthread_once(&once, fill_tables);
+  const char *env = getenv("PYRT_ISA");
+  if (env != NULL && env[0] != '\0') return env;
+  for (int i = LEVELS - 1; i >= 0; i--)
+    if (usable[i]) return levels[i].name;
+  return "scalar";
+}
+
+const pyrt_kernel_table *pyrt_find_table(const char *name) {
+  pthread_once(&once, fill_tables);
+  if (name == NULL) name = pyrt_isa_default();
+  for (int i = 0; i < LEVELS; i++) {
+    if (strcmp(levels[i].name, name) != 0) continue;
+    if (!usable[i]) {
+      pyrt_fail(PYRT_ERR_ISA,
+                "ISA '%s' is not supported by this CPU (have: %s)", name,
+                available);
+      return NULL;
+    }
+    return &tables[i];
   }
-  return pyrt_fail(PYRT_ERR_ISA, "set_isa: unknown ISA '%s' (have: %s)", name,
-                   pyrt_isa_available());
+  pyrt_fail(PYRT_ERR_ISA,
+            "unknown ISA '%s' (known: scalar, avx2, avxvnni, avx512vnni, rvv; "
+            "this CPU has: %s)",
+            name, available);
+  return NULL;
 }

@@ -1,8 +1,9 @@
 /*
- * Internal to the kernel library: the dispatch table, the packed-weight
- * header, and error reporting. Public entry points (kernels/src/<op>/<op>.c)
- * validate their arguments and call through pyrt_kernels(); per-ISA files
- * (<op>_<isa>.c) implement table entries and may assume valid arguments.
+ * Internal to the kernel library: the kernel table, the execution context,
+ * the packed-weight header, and error reporting. Public entry points
+ * (kernels/src/<op>/<op>.c) validate their arguments and call through
+ * ctx->t; per-ISA files (<op>_<isa>.c) implement table entries and may
+ * assume valid arguments.
  */
 #ifndef PYRT_INTERNAL_H
 #define PYRT_INTERNAL_H
@@ -17,71 +18,101 @@ int pyrt_fail(int code, const char *fmt, ...)
 #endif
     ;
 
-/* Rounds half to even in the default FP environment (never changed here). */
 #define PYRT_ALIGN 64
 #define PYRT_ALIGN_UP(n) (((n) + (PYRT_ALIGN - 1)) & ~(size_t)(PYRT_ALIGN - 1))
 
 /*
- * Packed int8 weights, W[M][K] with rows = output channels:
- *   pyrt_pack_header | int32 row_sum[M] | int32 w_zero[M] | ISA weight block
+ * Packed int8 weights of one GEMM, W[N][K] with N = output channels:
+ *   pyrt_pack_header | int32 col_sum[N] | int32 w_zero[N] | ISA weight block
  * each part starting on a PYRT_ALIGN boundary. Weights are stored as s8;
  * u8 weights are shifted by -128 together with their zero point, which keeps
- * (w - w_zero) exact. row_sum[m] = sum_k w_s8[m][k].
+ * (w - w_zero) exact. col_sum[n] = sum_k w_s8[n][k]. The header records the
+ * table (ISA) and the tile shape the block was laid out for.
  */
 #define PYRT_PACK_MAGIC 0x51545250u /* "PRTQ" */
 typedef struct {
   uint32_t magic;
-  int32_t isa;  /* pyrt_isa_id() when packed */
+  int32_t isa;  /* table id when packed */
   int32_t kind; /* PYRT_PACK_GEMM or PYRT_PACK_DWCONV */
-  int32_t M, K;
-  int32_t has_w_zero; /* any w_zero[m] != 0 */
-  int32_t reserved[2];
+  int32_t N, K;
+  int32_t has_w_zero; /* any w_zero[n] != 0 */
+  int32_t nr, kr;     /* tile shape of the weight block */
 } pyrt_pack_header;
 
 enum { PYRT_PACK_GEMM = 1, PYRT_PACK_DWCONV = 2, PYRT_PACK_SGEMM = 3 };
 
-static inline int32_t *pyrt_pack_row_sum(const void *packed) {
+static inline int32_t *pyrt_pack_col_sum(const void *packed) {
   return (int32_t *)((char *)packed + PYRT_ALIGN_UP(sizeof(pyrt_pack_header)));
 }
 static inline int32_t *pyrt_pack_w_zero(const void *packed) {
   const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
-  return pyrt_pack_row_sum(packed) + PYRT_ALIGN_UP((size_t)h->M * 4) / 4;
+  return pyrt_pack_col_sum(packed) + PYRT_ALIGN_UP((size_t)h->N * 4) / 4;
 }
 static inline void *pyrt_pack_weights(const void *packed) {
   const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
-  return (char *)pyrt_pack_row_sum(packed) +
-         2 * PYRT_ALIGN_UP((size_t)h->M * 4);
+  return (char *)pyrt_pack_col_sum(packed) +
+         2 * PYRT_ALIGN_UP((size_t)h->N * 4);
 }
-static inline size_t pyrt_pack_prefix_size(int32_t M) {
+static inline size_t pyrt_pack_prefix_size(int32_t N) {
   return PYRT_ALIGN_UP(sizeof(pyrt_pack_header)) +
-         2 * PYRT_ALIGN_UP((size_t)M * 4);
+         2 * PYRT_ALIGN_UP((size_t)N * 4);
 }
 
 /*
- * One table of kernels per ISA, filled once (pyrt_kernels() picks the best
- * the CPU supports on first use). Callers never branch on ISA.
+ * The int8 GEMM tile: y[M][N] = A[M][K] x B[K][N] is cut into MR x NR tiles
+ * over the whole (padded) K. One driver (qgemm/qgemm.c) owns blocking,
+ * threads, A packing, zero-point correction, bias and the requantizing
+ * epilogue; an ISA supplies only the pieces below, chosen together
+ * (XNNPACK's gemm-config).
+ *
+ * Packed B (weights, once): panels of NR columns, [N/NR][KP/KR][NR][KR]
+ * elements of b_width bytes (s8, or s16 when b_width is 2), zero-padded in
+ * N and K; KP = K rounded up to KR.
+ * Packed A (activations, per call): rows of KP elements of a_width bytes
+ * (u8, or u16 when a_width is 2). s8 activations arrive flipped to u8
+ * (x ^ 0x80 = x + 128), their zero point shifted alike, so one u8 x s8
+ * kernel serves both.
  */
 typedef struct {
+  int32_t mr, nr, kr;       /* tile rows, panel columns, K group */
+  int32_t a_width, b_width; /* bytes per packed A / B element (1 or 2) */
+  /* acc[r * nr + j] = sum_{k < kp} a[r][k] * b[k][j] for r < mr (rows of a
+     at a + r * lda bytes), j < nr; wraps like int32. Reads rows < mr only. */
+  void (*ukernel)(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
+                  const void *b, int32_t *acc);
+  /* m rows of kp u8 (already flipped) at src / ld_src -> the packed A rows
+     at dst / ld_dst (bytes). Only called when a_width is 2. */
+  void (*widen_a)(int32_t m, int32_t kp, const uint8_t *src, size_t ld_src,
+                  void *dst, size_t ld_dst);
+  /* y[r][j] = stage(acc[r * ld_acc + j] + fixed[j] - w_zero[j] * row_sum[r])
+     for r < mr, j < nr; w_zero NULL means all zero. scale points at the
+     tile's first channel (or the one per-tensor scale). y: ldy elements. */
+  void (*epilogue)(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
+                   const int32_t *fixed, const int32_t *w_zero,
+                   const int32_t *row_sum, const float *scale,
+                   const pyrt_output_stage *out, void *y, size_t ldy);
+} pyrt_qgemm_config;
+
+/* Depthwise NHWC: weights [taps][C] per ISA; output rows [r0, r1) of the
+   batch * out_h rows. */
+typedef struct {
+  size_t (*weights_size)(int32_t channels, int32_t taps);
+  void (*pack)(int32_t channels, int32_t taps, const int8_t *w_s8, void *dst);
+  void (*run)(const pyrt_conv2d_shape *s, const void *packed, const uint8_t *x,
+              int32_t x_flip, int32_t x_zero, const int32_t *bias,
+              const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1);
+} pyrt_qdwconv_config;
+
+/*
+ * One table of kernels per ISA. dispatch.c fills each once: a level starts
+ * as a copy of the level below and overrides what it does better (MLAS's
+ * platform.cpp). Callers never branch on ISA.
+ */
+typedef struct pyrt_kernel_table {
   const char *name;
-
-  /* int8 GEMM microkernel: weights block layout + compute with the fused
-     zero-point correction, bias and output stage. */
-  size_t (*qgemm_weights_size)(int32_t M, int32_t K);
-  void (*qgemm_pack_weights)(int32_t M, int32_t K, const int8_t *w_s8,
-                             void *dst);
-  int (*qgemm)(int32_t M, int32_t N, int32_t K, const void *packed,
-               const void *x, int32_t x_dtype, int32_t x_zero, int32_t ldx,
-               const int32_t *bias, const pyrt_output_stage *out, void *y,
-               int32_t ldy);
-
-  /* Depthwise (groups == in_c == out_c) direct convolution. Packed as
-     M = channels, K = kernel_h * kernel_w. */
-  size_t (*qdwconv_weights_size)(int32_t channels, int32_t taps);
-  void (*qdwconv_pack_weights)(int32_t channels, int32_t taps,
-                               const int8_t *w_s8, void *dst);
-  int (*qdwconv)(const pyrt_conv2d_shape *s, const void *packed, const void *x,
-                 int32_t x_dtype, int32_t x_zero, const int32_t *bias,
-                 const pyrt_output_stage *out, void *y);
+  int32_t id;
+  pyrt_qgemm_config qgemm;
+  pyrt_qdwconv_config qdwconv;
 
   void (*requantize)(int64_t rows, int64_t cols, int32_t channels,
                      const int32_t *acc, const pyrt_output_stage *out, void *y);
@@ -109,25 +140,51 @@ typedef struct {
                          const pyrt_qparams *qy);
 } pyrt_kernel_table;
 
-const pyrt_kernel_table *pyrt_kernels(void);
-int pyrt_isa_id(void);
+/* The table named `name` if this CPU runs it (NULL: the best one). */
+const pyrt_kernel_table *pyrt_find_table(const char *name);
 
-/* The scalar table: portable C11, the reference every SIMD path must match
-   bit for bit. One declaration per kernels/src/<op>/<op>_scalar.c entry. */
-size_t pyrt_qgemm_weights_size_scalar(int32_t M, int32_t K);
-void pyrt_qgemm_pack_weights_scalar(int32_t M, int32_t K, const int8_t *w_s8,
-                                    void *dst);
-int pyrt_qgemm_scalar(int32_t M, int32_t N, int32_t K, const void *packed,
-                      const void *x, int32_t x_dtype, int32_t x_zero,
-                      int32_t ldx, const int32_t *bias,
-                      const pyrt_output_stage *out, void *y, int32_t ldy);
-size_t pyrt_qdwconv_weights_size_scalar(int32_t channels, int32_t taps);
-void pyrt_qdwconv_pack_weights_scalar(int32_t channels, int32_t taps,
-                                      const int8_t *w_s8, void *dst);
-int pyrt_qdwconv_scalar(const pyrt_conv2d_shape *s, const void *packed,
-                        const void *x, int32_t x_dtype, int32_t x_zero,
-                        const int32_t *bias, const pyrt_output_stage *out,
-                        void *y);
+/* ---- execution context: table, thread pool, per-worker scratch ------- */
+
+typedef struct pyrt_pool pyrt_pool;
+struct pyrt_context {
+  const pyrt_kernel_table *t;
+  int32_t threads;
+  pyrt_pool *pool; /* NULL when threads == 1 */
+  void *lock;      /* one kernel call at a time: scratch is per worker */
+  struct {
+    void *data;
+    size_t size;
+  } *scratch; /* [threads + 1]: one per worker, then PYRT_SHARED's */
+};
+
+/* Worker `worker`'s scratch of at least `bytes` (64-byte aligned), or with
+   worker PYRT_SHARED the call's shared scratch (take it before
+   pyrt_parallel); NULL if out of memory. Valid until the next request for
+   the same slot. */
+#define PYRT_SHARED (-1)
+void *pyrt_scratch(pyrt_context *ctx, int32_t worker, size_t bytes);
+
+/* Runs fn(arg, task, worker) for task in [0, tasks) on the context's
+   workers; returns when all are done. Tasks must write disjoint outputs, so
+   results do not depend on the thread count. */
+typedef void (*pyrt_task_fn)(void *arg, int32_t task, int32_t worker);
+void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
+                   void *arg);
+
+/* Held by every compute entry point around its table calls. */
+void pyrt_context_enter(pyrt_context *ctx);
+void pyrt_context_leave(pyrt_context *ctx);
+
+/* ---- the scalar table: portable C11, the reference every SIMD path must
+   match bit for bit. One declaration per <op>_scalar.c entry. ---------- */
+void pyrt_init_scalar(pyrt_kernel_table *t); /* qgemm/qgemm_scalar.c */
+void pyrt_qgemm_epilogue_scalar(int32_t mr, int32_t nr, const int32_t *acc,
+                                int32_t ld_acc, const int32_t *fixed,
+                                const int32_t *w_zero, const int32_t *row_sum,
+                                const float *scale,
+                                const pyrt_output_stage *out, void *y,
+                                size_t ldy);
+void pyrt_qdwconv_init_scalar(pyrt_kernel_table *t);
 void pyrt_requantize_scalar(int64_t rows, int64_t cols, int32_t channels,
                             const int32_t *acc, const pyrt_output_stage *out,
                             void *y);
@@ -155,5 +212,10 @@ void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy);
+
+/* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
+#if defined(PYRT_HAVE_X86)
+void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+#endif
 
 #endif /* PYRT_INTERNAL_H */

@@ -31,18 +31,31 @@ enum pyrt_status {
 
 enum pyrt_dtype { PYRT_U8 = 0, PYRT_S8 = 1, PYRT_S32 = 2, PYRT_F32 = 3 };
 
-/* ---- runtime ---------------------------------------------------------- */
+/* ---- runtime: errors, ISAs, execution contexts ------------------------ */
 
 /* Message for the last error returned on this thread ("" if none). */
 const char *pyrt_last_error(void);
 
-/* The kernel table in use: "scalar", later "avx2", "avx512vnni", "rvv". */
-const char *pyrt_isa(void);
-/* Comma-separated ISAs this CPU can run, best last. */
+/* Comma-separated kernel tables this CPU can run, worst first:
+   "scalar", then "avx2", "avxvnni", "avx512vnni" on x86, "rvv" on RISC-V. */
 const char *pyrt_isa_available(void);
-/* Switch the kernel table (for tests and benchmarks; not thread-safe).
-   Weights packed under another ISA must be packed again. */
-int pyrt_set_isa(const char *name);
+/* The table a context made with isa NULL takes: $PYRT_ISA if set, else the
+   best this CPU runs. */
+const char *pyrt_isa_default(void);
+
+/*
+ * An execution context: one kernel table, a pool of `threads` workers
+ * (the caller is one of them) and their scratch memory. Every compute entry
+ * point takes one. Contexts are independent: sessions with different ISAs
+ * or core counts coexist. Calls on one context from several threads are
+ * safe; they take turns.
+ */
+typedef struct pyrt_context pyrt_context;
+/* isa NULL: pyrt_isa_default(). threads >= 1. */
+int pyrt_context_create(const char *isa, int32_t threads, pyrt_context **ctx);
+void pyrt_context_destroy(pyrt_context *ctx);
+const char *pyrt_context_isa(const pyrt_context *ctx);
+int32_t pyrt_context_threads(const pyrt_context *ctx);
 
 /* ---- output stage: what happens to int32 accumulators ----------------- */
 
@@ -65,25 +78,29 @@ typedef struct {
 } pyrt_output_stage;
 
 /* acc viewed as [rows][cols]; the channel of row r is r % channels. */
-int pyrt_requantize(int64_t rows, int64_t cols, int32_t channels,
-                    const int32_t *acc, const pyrt_output_stage *out, void *y);
+int pyrt_requantize(pyrt_context *ctx, int64_t rows, int64_t cols,
+                    int32_t channels, const int32_t *acc,
+                    const pyrt_output_stage *out, void *y);
 
-/* ---- int8 GEMM: y[M][N] = W[M][K] x X[K][N] --------------------------- */
+/* ---- int8 GEMM: y[M][N] = A[M][K] x W[K][N] --------------------------- */
 
-/* W rows are output channels. w_dtype is PYRT_U8 or PYRT_S8; w_zero holds
-   M values when w_zero_per_row is nonzero, else one (NULL means 0). */
-size_t pyrt_qgemm_packed_size(int32_t M, int32_t K);
-int pyrt_qgemm_pack(int32_t M, int32_t K, const void *w, int32_t w_dtype,
-                    const int32_t *w_zero, int32_t w_zero_per_row,
-                    void *packed);
-/* x: [K][N] of x_dtype (U8 or S8), row stride ldx >= N; y: [M][N] of
-   out->out_dtype, row stride ldy >= N; bias: M int32 values or NULL. */
-int pyrt_qgemm(int32_t M, int32_t N, int32_t K, const void *packed,
-               const void *x, int32_t x_dtype, int32_t x_zero, int32_t ldx,
-               const int32_t *bias, const pyrt_output_stage *out, void *y,
-               int32_t ldy);
+/* Weights are given as w[N][K] (one row per output channel, like Conv's
+   [out_c][...] and Gemm with transB). w_dtype is PYRT_U8 or PYRT_S8; w_zero
+   holds N values when w_zero_per_channel is nonzero, else one (NULL means
+   0). The pack belongs to ctx's kernel table (and tile shape). */
+size_t pyrt_qgemm_packed_size(const pyrt_context *ctx, int32_t N, int32_t K);
+int pyrt_qgemm_pack(const pyrt_context *ctx, int32_t N, int32_t K,
+                    const void *w, int32_t w_dtype, const int32_t *w_zero,
+                    int32_t w_zero_per_channel, void *packed);
+/* a: [M][K] of a_dtype (U8 or S8), row stride lda >= K; y: [M][N] of
+   out->out_dtype, row stride ldy >= N; bias: N int32 values or NULL. The
+   output stage's channel is the column n. */
+int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
+               const void *a, int32_t a_dtype, int32_t a_zero, int32_t lda,
+               const void *packed, const int32_t *bias,
+               const pyrt_output_stage *out, void *y, int32_t ldy);
 
-/* ---- 2-D convolution, NCHW (int8 and fp32 share the shape) ----------- */
+/* ---- 2-D convolution (int8: NHWC, fp32: NCHW; they share the shape) --- */
 
 typedef struct {
   int32_t batch, in_c, in_h, in_w;
@@ -98,30 +115,39 @@ typedef struct {
 /* Fills out_h / out_w from the other fields; PYRT_ERR_SHAPE if no output. */
 int pyrt_conv2d_infer(pyrt_conv2d_shape *s);
 
-/* w: [out_c][in_c / groups][kernel_h][kernel_w]; zero point as for qgemm,
-   per output channel when w_zero_per_channel is nonzero. Padding reads as
-   x_zero, i.e. real 0.0. */
-size_t pyrt_qconv2d_packed_size(const pyrt_conv2d_shape *s);
-int pyrt_qconv2d_pack(const pyrt_conv2d_shape *s, const void *w,
-                      int32_t w_dtype, const int32_t *w_zero,
+/* int8, NHWC: x [batch][in_h][in_w][in_c], y [batch][out_h][out_w][out_c].
+   w: [out_c][kernel_h][kernel_w][in_c / groups] (ONNX's weights with the
+   channel axis moved last); zero point as for qgemm, per output channel when
+   w_zero_per_channel is nonzero. Padding reads as x_zero, i.e. real 0.0.
+   Depthwise (groups == in_c == out_c) runs a direct kernel, everything else
+   the GEMM driver per group. */
+size_t pyrt_qconv2d_packed_size(const pyrt_context *ctx,
+                                const pyrt_conv2d_shape *s);
+int pyrt_qconv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                      const void *w, int32_t w_dtype, const int32_t *w_zero,
                       int32_t w_zero_per_channel, void *packed);
-int pyrt_qconv2d(const pyrt_conv2d_shape *s, const void *packed, const void *x,
-                 int32_t x_dtype, int32_t x_zero, const int32_t *bias,
+int pyrt_qconv2d(pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                 const void *packed, const void *x, int32_t x_dtype,
+                 int32_t x_zero, const int32_t *bias,
                  const pyrt_output_stage *out, void *y);
 
 /* ---- fp32 GEMM and convolution (FP32 models, fallbacks) --------------- */
 
 /* y = clamp(W x X + bias, lo, hi); pass -INFINITY / INFINITY for no clamp. */
-size_t pyrt_sgemm_packed_size(int32_t M, int32_t K);
-int pyrt_sgemm_pack(int32_t M, int32_t K, const float *w, void *packed);
-int pyrt_sgemm(int32_t M, int32_t N, int32_t K, const void *packed,
-               const float *x, int32_t ldx, const float *bias, float lo,
-               float hi, float *y, int32_t ldy);
+size_t pyrt_sgemm_packed_size(const pyrt_context *ctx, int32_t M, int32_t K);
+int pyrt_sgemm_pack(const pyrt_context *ctx, int32_t M, int32_t K,
+                    const float *w, void *packed);
+int pyrt_sgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
+               const void *packed, const float *x, int32_t ldx,
+               const float *bias, float lo, float hi, float *y, int32_t ldy);
 
-size_t pyrt_conv2d_packed_size(const pyrt_conv2d_shape *s);
-int pyrt_conv2d_pack(const pyrt_conv2d_shape *s, const float *w, void *packed);
-int pyrt_conv2d(const pyrt_conv2d_shape *s, const void *packed, const float *x,
-                const float *bias, float lo, float hi, float *y);
+size_t pyrt_conv2d_packed_size(const pyrt_context *ctx,
+                               const pyrt_conv2d_shape *s);
+int pyrt_conv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                     const float *w, void *packed);
+int pyrt_conv2d(pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                const void *packed, const float *x, const float *bias, float lo,
+                float hi, float *y);
 
 /* ---- QuantizeLinear / DequantizeLinear -------------------------------- */
 
@@ -139,12 +165,13 @@ typedef struct {
 
 /* y = saturate(rint(x / scale) + zero): U8 or S8 out; NaN maps to zero.
    zero has out_dtype elements, or is NULL for 0. */
-int pyrt_quantize(const pyrt_quant_layout *l, const float *x,
+int pyrt_quantize(pyrt_context *ctx, const pyrt_quant_layout *l, const float *x,
                   const float *scale, const void *zero, int32_t out_dtype,
                   void *y);
 /* y = (x - zero) * scale for U8, S8 or S32 x. */
-int pyrt_dequantize(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
-                    const float *scale, const void *zero, float *y);
+int pyrt_dequantize(pyrt_context *ctx, const pyrt_quant_layout *l,
+                    const void *x, int32_t x_dtype, const float *scale,
+                    const void *zero, float *y);
 
 /* ---- int8 elementwise ------------------------------------------------- */
 
@@ -158,9 +185,9 @@ enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1 };
 
 /* y = Q_y(op(DQ_a(a), DQ_b(b))) clamped to [qmin, qmax]; a, b, y hold n
    elements each (callers broadcast first). */
-int pyrt_qbinary(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
-                 const void *b, const pyrt_qparams *qb, void *y,
-                 const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+int pyrt_qbinary(pyrt_context *ctx, int32_t op, int64_t n, const void *a,
+                 const pyrt_qparams *qa, const void *b, const pyrt_qparams *qb,
+                 void *y, const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 
 /* ---- int8 pooling, NCHW ----------------------------------------------- */
 
@@ -175,13 +202,14 @@ typedef struct {
 } pyrt_pool2d_shape;
 
 /* Max over the window (padding ignored); x and y share dtype and qparams. */
-int pyrt_qmaxpool2d(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
-                    void *y);
-int pyrt_qavgpool2d(const pyrt_pool2d_shape *s, const void *x,
-                    const pyrt_qparams *qx, void *y, const pyrt_qparams *qy);
+int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                    const void *x, int32_t dtype, void *y);
+int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                    const void *x, const pyrt_qparams *qx, void *y,
+                    const pyrt_qparams *qy);
 /* x: [rows][hw] (rows = N * C); y: [rows]. */
-int pyrt_qglobalavgpool(int64_t rows, int64_t hw, const void *x,
-                        const pyrt_qparams *qx, void *y,
+int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
+                        const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy);
 
 #endif /* PYRT_KERNELS_H */

@@ -46,8 +46,9 @@ static size_t header_size(void) {
 }
 
 /* Validates the shape (out_h/out_w too when check_out) and sizes the pack. */
-static int fconv_check(const char *op, const pyrt_conv2d_shape *s,
-                       int check_out, fconv_plan *p) {
+static int fconv_check(const pyrt_context *ctx, const char *op,
+                       const pyrt_conv2d_shape *s, int check_out,
+                       fconv_plan *p) {
   if (s == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: shape is NULL", op);
   pyrt_conv2d_shape t = *s;
   int rc = pyrt_conv2d_infer(&t);
@@ -69,7 +70,7 @@ static int fconv_check(const char *op, const pyrt_conv2d_shape *s,
     p->body_bytes = (size_t)bytes;
     return PYRT_OK;
   }
-  const size_t one = pyrt_sgemm_packed_size(p->group_m, p->group_k);
+  const size_t one = pyrt_sgemm_packed_size(ctx, p->group_m, p->group_k);
   if (one == 0 || one > SIZE_MAX / 2 / (size_t)s->groups)
     return pyrt_fail(PYRT_ERR_SHAPE, "%s: weights too large (%d x %d x %d)", op,
                      s->groups, p->group_m, p->group_k);
@@ -78,30 +79,33 @@ static int fconv_check(const char *op, const pyrt_conv2d_shape *s,
   return PYRT_OK;
 }
 
-size_t pyrt_conv2d_packed_size(const pyrt_conv2d_shape *s) {
+size_t pyrt_conv2d_packed_size(const pyrt_context *ctx,
+                               const pyrt_conv2d_shape *s) {
+  if (ctx == NULL) return 0;
   fconv_plan p = {0, 0, 0, 0, 0};
-  if (fconv_check("conv2d_packed_size", s, 0, &p)) return 0;
+  if (fconv_check(ctx, "conv2d_packed_size", s, 0, &p)) return 0;
   return header_size() + p.body_bytes;
 }
 
-int pyrt_conv2d_pack(const pyrt_conv2d_shape *s, const float *w, void *packed) {
-  if (w == NULL || packed == NULL)
+int pyrt_conv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                     const float *w, void *packed) {
+  if (ctx == NULL || w == NULL || packed == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "conv2d_pack: NULL argument");
   fconv_plan p = {0, 0, 0, 0, 0};
-  int rc = fconv_check("conv2d_pack", s, 0, &p);
+  int rc = fconv_check(ctx, "conv2d_pack", s, 0, &p);
   if (rc) return rc;
   char *body = (char *)packed + header_size();
   *(fconv_pack_header *)packed = (fconv_pack_header){
-      PYRT_FCONV_MAGIC, pyrt_isa_id(), p.depthwise,           s->groups,
-      s->in_c,          s->out_c,      s->kernel_h,           s->kernel_w,
-      p.group_m,        p.group_k,     (int64_t)p.group_bytes};
+      PYRT_FCONV_MAGIC, ctx->t->id, p.depthwise,           s->groups,
+      s->in_c,          s->out_c,   s->kernel_h,           s->kernel_w,
+      p.group_m,        p.group_k,  (int64_t)p.group_bytes};
   if (p.depthwise) {
     memcpy(body, w, p.body_bytes);
     return PYRT_OK;
   }
   const size_t group_w = (size_t)p.group_m * (size_t)p.group_k;
   for (int32_t g = 0; g < s->groups && rc == PYRT_OK; g++)
-    rc = pyrt_sgemm_pack(p.group_m, p.group_k, w + (size_t)g * group_w,
+    rc = pyrt_sgemm_pack(ctx, p.group_m, p.group_k, w + (size_t)g * group_w,
                          body + (size_t)g * p.group_bytes);
   return rc;
 }
@@ -202,18 +206,19 @@ static void depthwise_f32(const pyrt_conv2d_shape *s, const float *w,
     }
 }
 
-int pyrt_conv2d(const pyrt_conv2d_shape *s, const void *packed, const float *x,
-                const float *bias, float lo, float hi, float *y) {
-  if (packed == NULL || x == NULL || y == NULL)
-    return pyrt_fail(PYRT_ERR_ARG, "conv2d: NULL buffer");
+int pyrt_conv2d(pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                const void *packed, const float *x, const float *bias, float lo,
+                float hi, float *y) {
+  if (ctx == NULL || packed == NULL || x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "conv2d: NULL argument");
   fconv_plan p = {0, 0, 0, 0, 0};
-  int rc = fconv_check("conv2d", s, 1, &p);
+  int rc = fconv_check(ctx, "conv2d", s, 1, &p);
   if (rc) return rc;
   if (isnan(lo) || isnan(hi) || lo > hi)
     return pyrt_fail(PYRT_ERR_ARG, "conv2d: clamp [%g, %g] is not a range",
                      (double)lo, (double)hi);
   const fconv_pack_header *h = (const fconv_pack_header *)packed;
-  if (h->magic != PYRT_FCONV_MAGIC || h->isa != pyrt_isa_id() ||
+  if (h->magic != PYRT_FCONV_MAGIC || h->isa != ctx->t->id ||
       h->depthwise != p.depthwise || h->groups != s->groups ||
       h->in_c != s->in_c || h->out_c != s->out_c ||
       h->kernel_h != s->kernel_h || h->kernel_w != s->kernel_w ||
@@ -254,14 +259,14 @@ int pyrt_conv2d(const pyrt_conv2d_shape *s, const void *packed, const float *x,
       const void *wg = body + (size_t)g * p.group_bytes;
       const float *bg = bias ? bias + (size_t)g * (size_t)gm : NULL;
       if (direct) {
-        rc = pyrt_sgemm(gm, n, gk, wg, xg, n, bg, lo, hi, yg, n);
+        rc = pyrt_sgemm(ctx, gm, n, gk, wg, xg, n, bg, lo, hi, yg, n);
         continue;
       }
       for (int32_t oy = 0; oy < s->out_h && rc == PYRT_OK; oy += band) {
         const int32_t rows = s->out_h - oy < band ? s->out_h - oy : band;
         const int32_t cols = rows * s->out_w;
         im2col_f32(s, xg, oy, rows, col);
-        rc = pyrt_sgemm(gm, cols, gk, wg, col, cols, bg, lo, hi,
+        rc = pyrt_sgemm(ctx, gm, cols, gk, wg, col, cols, bg, lo, hi,
                         yg + (size_t)oy * (size_t)s->out_w, n);
       }
     }

@@ -18,9 +18,10 @@ static int check_qparams(const char *what, const pyrt_qparams *q) {
   return PYRT_OK;
 }
 
-int pyrt_qbinary(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
-                 const void *b, const pyrt_qparams *qb, void *y,
-                 const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
+int pyrt_qbinary(pyrt_context *ctx, int32_t op, int64_t n, const void *a,
+                 const pyrt_qparams *qa, const void *b, const pyrt_qparams *qb,
+                 void *y, const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "qbinary: ctx is NULL");
   if (op != PYRT_ADD && op != PYRT_MUL)
     return pyrt_fail(PYRT_ERR_ARG, "qbinary: unknown op %d", op);
   if (n <= 0) return pyrt_fail(PYRT_ERR_ARG, "qbinary: n must be > 0");
@@ -45,6 +46,6 @@ int pyrt_qbinary(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
                      "qbinary: scales a %g, b %g, y %g give an infinite "
                      "multiplier",
                      (double)qa->scale, (double)qb->scale, (double)qy->scale);
-  pyrt_kernels()->qbinary(op, n, a, qa, b, qb, y, qy, qmin, qmax);
+  ctx->t->qbinary(op, n, a, qa, b, qb, y, qy, qmin, qmax);
   return PYRT_OK;
 }

@@ -1,8 +1,10 @@
-/* int8 Conv2D (NCHW): shape checks, packing, and the im2col + qgemm driver.
+/* int8 Conv2D (NHWC): shape checks, packing, and the GEMM per group.
  * Depthwise convolutions (groups == in_c == out_c) go to the table's direct
- * qdwconv kernel instead; everything else becomes one GEMM per group:
- * y[g] (out_c/groups x out_h*out_w) = W[g] (out_c/groups x K) x col (K x ...)
- * with K = in_c/groups * kernel_h * kernel_w, written straight into NCHW.
+ * qdwconv kernel, threaded over output rows; everything else is one driver
+ * call per group: y[pixels][out_c/groups] = im2col(x)[pixels][K] x W[K][...]
+ * with K = kernel_h * kernel_w * in_c/groups, written straight into NHWC
+ * (row stride out_c). A 1x1, stride-1, unpadded convolution reads x as the
+ * A matrix itself.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,25 +111,27 @@ static size_t header_size(void) {
   return PYRT_ALIGN_UP(sizeof(conv_pack_header));
 }
 
-size_t pyrt_qconv2d_packed_size(const pyrt_conv2d_shape *s) {
+size_t pyrt_qconv2d_packed_size(const pyrt_context *ctx,
+                                const pyrt_conv2d_shape *s) {
   int32_t dw = 0, gm = 0, gk = 0;
-  if (s == NULL) return 0;
+  if (ctx == NULL || s == NULL) return 0;
   pyrt_conv2d_shape t = *s;
   if (pyrt_conv2d_infer(&t) != PYRT_OK) return 0;
   if (conv_check("qconv2d_packed_size", &t, &dw, &gm, &gk) != PYRT_OK) return 0;
   if (dw)
     return header_size() +
-           PYRT_ALIGN_UP(pyrt_pack_int8_size(PYRT_PACK_DWCONV, s->out_c,
+           PYRT_ALIGN_UP(pyrt_pack_int8_size(ctx->t, PYRT_PACK_DWCONV, s->out_c,
                                              s->kernel_h * s->kernel_w));
-  return header_size() + (size_t)s->groups * PYRT_ALIGN_UP(pyrt_pack_int8_size(
-                                                 PYRT_PACK_GEMM, gm, gk));
+  return header_size() +
+         (size_t)s->groups *
+             PYRT_ALIGN_UP(pyrt_pack_int8_size(ctx->t, PYRT_PACK_GEMM, gm, gk));
 }
 
-int pyrt_qconv2d_pack(const pyrt_conv2d_shape *s, const void *w,
-                      int32_t w_dtype, const int32_t *w_zero,
+int pyrt_qconv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                      const void *w, int32_t w_dtype, const int32_t *w_zero,
                       int32_t w_zero_per_channel, void *packed) {
   int32_t dw = 0, gm = 0, gk = 0;
-  if (s == NULL || w == NULL || packed == NULL)
+  if (ctx == NULL || s == NULL || w == NULL || packed == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qconv2d_pack: NULL argument");
   pyrt_conv2d_shape t = *s; /* packing needs no spatial output size */
   int rc = pyrt_conv2d_infer(&t);
@@ -146,95 +150,76 @@ int pyrt_qconv2d_pack(const pyrt_conv2d_shape *s, const void *w,
   char *body = (char *)packed + header_size();
   const int32_t taps = s->kernel_h * s->kernel_w;
   const size_t bytes =
-      dw ? 0 : PYRT_ALIGN_UP(pyrt_pack_int8_size(PYRT_PACK_GEMM, gm, gk));
+      dw ? 0
+         : PYRT_ALIGN_UP(pyrt_pack_int8_size(ctx->t, PYRT_PACK_GEMM, gm, gk));
   /* The magic goes in last, so a failed pack is never mistaken for one. */
   *h = (conv_pack_header){0,
-                          pyrt_isa_id(),
+                          ctx->t->id,
                           dw,
                           s->groups,
                           dw ? s->out_c : gm,
                           dw ? taps : gk,
                           (int64_t)bytes};
-  if (dw) {
-    rc = pyrt_pack_int8("qconv2d_pack", PYRT_PACK_DWCONV, s->out_c, taps, w,
-                        w_dtype, w_zero, w_zero_per_channel, body);
+  if (dw) { /* [C][kh][kw][1] is [C][taps] */
+    rc = pyrt_pack_int8(ctx->t, "qconv2d_pack", PYRT_PACK_DWCONV, s->out_c,
+                        taps, w, w_dtype, w_zero, w_zero_per_channel, body);
   } else {
     for (int32_t g = 0; g < s->groups && rc == PYRT_OK; g++) {
       const char *wg = (const char *)w + (size_t)g * (size_t)gm * (size_t)gk;
       const int32_t *zg = w_zero && w_zero_per_channel
                               ? w_zero + (size_t)g * (size_t)gm
                               : w_zero;
-      rc = pyrt_pack_int8("qconv2d_pack", PYRT_PACK_GEMM, gm, gk, wg, w_dtype,
-                          zg, w_zero_per_channel, body + (size_t)g * bytes);
+      rc = pyrt_pack_int8(ctx->t, "qconv2d_pack", PYRT_PACK_GEMM, gm, gk, wg,
+                          w_dtype, zg, w_zero_per_channel,
+                          body + (size_t)g * bytes);
     }
   }
   if (rc == PYRT_OK) h->magic = PYRT_CONV_MAGIC;
   return rc;
 }
 
-/* First and one-past-last output index whose input index o * stride + off
-   lies in [0, in); the rest of [0, out) reads padding. */
-static void valid_range(int32_t out, int32_t in, int32_t stride, int32_t off,
-                        int32_t *lo, int32_t *hi) {
-  const int32_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  const int32_t b = in - off <= 0 ? 0 : (in - off - 1) / stride + 1;
-  *lo = a < out ? a : out;
-  *hi = b < out ? b : out;
-  if (*hi < *lo) *hi = *lo;
+typedef struct {
+  const pyrt_qdwconv_config *dw;
+  const pyrt_conv2d_shape *s;
+  const void *packed;
+  const uint8_t *x;
+  int32_t flip, x_zero;
+  const int32_t *bias;
+  const pyrt_output_stage *out;
+  void *y;
+  int32_t rows_per_task, rows;
+} dw_job;
+
+static void dw_task(void *arg, int32_t task, int32_t worker) {
+  (void)worker;
+  const dw_job *j = (const dw_job *)arg;
+  const int32_t r0 = task * j->rows_per_task;
+  const int32_t r1 =
+      r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
+  j->dw->run(j->s, j->packed, j->x, j->flip, j->x_zero, j->bias, j->out, j->y,
+             r0, r1);
 }
 
-/* col[k][(oy - oy0) * out_w + ox] for k = (c, ky, kx) and output rows
-   [oy0, oy1); taps in the padding read `pad` (x_zero). Bytes are copied as
-   is, which serves u8 and s8 alike. */
-static void im2col(const pyrt_conv2d_shape *s, const uint8_t *x, uint8_t pad,
-                   int32_t oy0, int32_t oy1, uint8_t *col) {
-  const int32_t cin = s->in_c / s->groups, ow = s->out_w;
-  uint8_t *dst = col;
-  for (int32_t c = 0; c < cin; c++)
-    for (int32_t ky = 0; ky < s->kernel_h; ky++)
-      for (int32_t kx = 0; kx < s->kernel_w; kx++) {
-        const int32_t x0 = kx * s->dilation_w - s->pad_left;
-        int32_t lo, hi;
-        valid_range(ow, s->in_w, s->stride_w, x0, &lo, &hi);
-        for (int32_t oy = oy0; oy < oy1; oy++, dst += ow) {
-          const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-          if (iy < 0 || iy >= s->in_h) {
-            memset(dst, pad, (size_t)ow);
-            continue;
-          }
-          const uint8_t *src =
-              x + ((size_t)c * (size_t)s->in_h + (size_t)iy) * (size_t)s->in_w;
-          memset(dst, pad, (size_t)lo);
-          if (s->stride_w == 1) {
-            if (hi > lo) memcpy(dst + lo, src + (lo + x0), (size_t)(hi - lo));
-          } else {
-            for (int32_t ox = lo; ox < hi; ox++)
-              dst[ox] = src[ox * s->stride_w + x0];
-          }
-          memset(dst + hi, pad, (size_t)(ow - hi));
-        }
-      }
+static int run_depthwise(pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                         const void *body, const uint8_t *x, uint8_t flip,
+                         int32_t x_zero, const int32_t *bias,
+                         const pyrt_output_stage *out, void *y) {
+  dw_job j = {&ctx->t->qdwconv,   s, body, x, flip, x_zero, bias, out, y, 0,
+              s->batch * s->out_h};
+  const int32_t tasks = j.rows < 4 * ctx->threads ? j.rows : 4 * ctx->threads;
+  j.rows_per_task = (j.rows + tasks - 1) / tasks;
+  pyrt_parallel(ctx, (j.rows + j.rows_per_task - 1) / j.rows_per_task, dw_task,
+                &j);
+  return PYRT_OK;
 }
 
-static size_t dtype_size(int32_t dtype) {
-  return dtype == PYRT_U8 || dtype == PYRT_S8 ? 1 : 4;
-}
-
-/* im2col works on bands of whole output rows, about COL_TILE_BYTES (so the
-   band is still in L2 when the GEMM reads it, and large images need no
-   K x out_h*out_w buffer) but at least COL_MIN_COLS columns (short GEMMs
-   waste the microkernel's column blocks). */
-enum { COL_TILE_BYTES = 256 * 1024, COL_MIN_COLS = 256 };
-/* The im2col band never exceeds this; a single output row that does
-   (pathological shapes) is refused. */
-#define PYRT_MAX_COL_BYTES ((int64_t)1 << 31)
-
-int pyrt_qconv2d(const pyrt_conv2d_shape *s, const void *packed, const void *x,
-                 int32_t x_dtype, int32_t x_zero, const int32_t *bias,
+int pyrt_qconv2d(pyrt_context *ctx, const pyrt_conv2d_shape *s,
+                 const void *packed, const void *x, int32_t x_dtype,
+                 int32_t x_zero, const int32_t *bias,
                  const pyrt_output_stage *out, void *y) {
   int32_t dw = 0, gm = 0, gk = 0;
-  if (packed == NULL || x == NULL || y == NULL)
-    return pyrt_fail(PYRT_ERR_ARG, "qconv2d: NULL buffer");
+  if (ctx == NULL || packed == NULL || x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "qconv2d: NULL argument");
   int rc = conv_check("qconv2d", s, &dw, &gm, &gk);
   if (rc) return rc;
   if (x_dtype != PYRT_U8 && x_dtype != PYRT_S8)
@@ -247,7 +232,7 @@ int pyrt_qconv2d(const pyrt_conv2d_shape *s, const void *packed, const void *x,
   const conv_pack_header *h = (const conv_pack_header *)packed;
   if (h->magic != PYRT_CONV_MAGIC)
     return pyrt_fail(PYRT_ERR_PACK, "qconv2d: buffer is not packed weights");
-  if (h->isa != pyrt_isa_id())
+  if (h->isa != ctx->t->id)
     return pyrt_fail(
         PYRT_ERR_PACK,
         "qconv2d: weights were packed for another ISA; pack again");
@@ -258,66 +243,44 @@ int pyrt_qconv2d(const pyrt_conv2d_shape *s, const void *packed, const void *x,
   rc = pyrt_check_output_stage("qconv2d", out, s->out_c);
   if (rc) return rc;
   const char *body = (const char *)packed + header_size();
+  const uint8_t flip = x_dtype == PYRT_S8 ? 0x80 : 0;
+  const int32_t zero = x_zero + (flip ? 128 : 0);
   if (dw) {
-    rc = pyrt_check_pack("qconv2d", body, PYRT_PACK_DWCONV, s->out_c,
+    rc = pyrt_check_pack(ctx->t, "qconv2d", body, PYRT_PACK_DWCONV, s->out_c,
                          s->kernel_h * s->kernel_w);
-    return rc ? rc
-              : pyrt_kernels()->qdwconv(s, body, x, x_dtype, x_zero, bias, out,
-                                        y);
+    if (rc) return rc;
+    pyrt_context_enter(ctx);
+    rc = run_depthwise(ctx, s, body, x, flip, zero, bias, out, y);
+    pyrt_context_leave(ctx);
+    return rc;
   }
   for (int32_t g = 0; g < s->groups; g++) {
-    rc = pyrt_check_pack("qconv2d", body + (size_t)g * (size_t)h->group_bytes,
+    rc = pyrt_check_pack(ctx->t, "qconv2d",
+                         body + (size_t)g * (size_t)h->group_bytes,
                          PYRT_PACK_GEMM, gm, gk);
     if (rc) return rc;
   }
-  const int32_t oh = s->out_h, ow = s->out_w, n = oh * ow;
-  /* 1x1, stride 1, no pad: the input planes already are X[K][H*W]. */
+  if ((int64_t)s->batch * s->out_h * s->out_w > INT32_MAX)
+    return pyrt_fail(PYRT_ERR_SHAPE, "qconv2d: batch x output too large");
+  const int32_t M = s->batch * s->out_h * s->out_w;
   const int direct = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 &&
                      s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
                      s->pad_bottom == 0 && s->pad_right == 0;
-  int32_t band = oh; /* output rows per im2col band */
-  uint8_t *col = NULL;
-  if (!direct) {
-    const int64_t row_bytes = (int64_t)gk * ow;
-    if (row_bytes > PYRT_MAX_COL_BYTES)
-      return pyrt_fail(PYRT_ERR_SHAPE,
-                       "qconv2d: %d x %d im2col rows are too large", gk, ow);
-    int64_t rows = COL_TILE_BYTES / row_bytes;
-    const int64_t min_rows = (COL_MIN_COLS + ow - 1) / ow;
-    if (rows < min_rows) rows = min_rows;
-    if (rows > PYRT_MAX_COL_BYTES / row_bytes)
-      rows = PYRT_MAX_COL_BYTES / row_bytes; /* >= 1 after the check above */
-    band = rows < oh ? (int32_t)rows : oh;
-    col = malloc((size_t)row_bytes * (size_t)band);
-    if (col == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "qconv2d: out of memory");
+  const size_t out_size =
+      out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4;
+  pyrt_context_enter(ctx);
+  for (int32_t g = 0; g < s->groups && rc == PYRT_OK; g++) {
+    pyrt_qgemm_a a = {
+        (const uint8_t *)x, (size_t)s->in_c, direct ? NULL : s, g, flip, zero};
+    if (direct) a.a += (size_t)g * (size_t)(s->in_c / s->groups);
+    pyrt_output_stage stage = *out; /* this group's channels */
+    if (out->per_channel && out->out_dtype != PYRT_S32)
+      stage.scale = out->scale + (size_t)g * gm;
+    rc = pyrt_qgemm_drive(
+        ctx, M, gm, gk, &a, body + (size_t)g * (size_t)h->group_bytes,
+        bias ? bias + (size_t)g * gm : NULL, &stage,
+        (char *)y + (size_t)g * (size_t)gm * out_size, (size_t)s->out_c);
   }
-  const size_t in_plane = (size_t)s->in_h * (size_t)s->in_w;
-  const size_t out_size = dtype_size(out->out_dtype);
-  const int32_t cin = s->in_c / s->groups;
-  const pyrt_kernel_table *t = pyrt_kernels();
-  for (int32_t b = 0; b < s->batch && rc == PYRT_OK; b++)
-    for (int32_t g = 0; g < s->groups && rc == PYRT_OK; g++) {
-      const uint8_t *xg = (const uint8_t *)x +
-                          ((size_t)b * s->in_c + (size_t)g * cin) * in_plane;
-      const void *wg = body + (size_t)g * (size_t)h->group_bytes;
-      const int32_t *bg = bias ? bias + (size_t)g * gm : NULL;
-      pyrt_output_stage stage = *out; /* this group's channels */
-      if (out->per_channel && out->out_dtype != PYRT_S32)
-        stage.scale = out->scale + (size_t)g * gm;
-      char *yg = (char *)y +
-                 ((size_t)b * s->out_c + (size_t)g * gm) * (size_t)n * out_size;
-      if (direct) {
-        rc = t->qgemm(gm, n, gk, wg, xg, x_dtype, x_zero, n, bg, &stage, yg, n);
-        continue;
-      }
-      for (int32_t oy0 = 0; oy0 < oh && rc == PYRT_OK; oy0 += band) {
-        const int32_t oy1 = oh - oy0 < band ? oh : oy0 + band;
-        const int32_t tn = (oy1 - oy0) * ow;
-        im2col(s, xg, (uint8_t)x_zero, oy0, oy1, col);
-        rc = t->qgemm(gm, tn, gk, wg, col, x_dtype, x_zero, tn, bg, &stage,
-                      yg + (size_t)oy0 * (size_t)ow * out_size, n);
-      }
-    }
-  free(col);
+  pyrt_context_leave(ctx);
   return rc;
 }

@@ -1,97 +1,74 @@
-/* Scalar depthwise Conv2D (one filter per channel), NCHW, fused output stage.
- * Taps that fall in the padding read x_zero, i.e. contribute nothing, so
- * each tap only visits the output columns whose input is inside the image.
+/* Scalar depthwise Conv2D (one filter per channel), NHWC, fused output
+ * stage, the reference for the SIMD ones. Weights are packed [taps][C] so
+ * that each tap is a vector of channels; taps in the padding are skipped
+ * (they read x_zero, i.e. contribute nothing). Channels go in blocks of CB
+ * whose accumulators stay in registers or L1; the inner loops over channels
+ * auto-vectorize.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "requant/requant.h"
 
-size_t pyrt_qdwconv_weights_size_scalar(int32_t channels, int32_t taps) {
+enum { CB = 128 };
+
+static size_t weights_size(int32_t channels, int32_t taps) {
   return (size_t)channels * (size_t)taps;
 }
 
-void pyrt_qdwconv_pack_weights_scalar(int32_t channels, int32_t taps,
-                                      const int8_t *w_s8, void *dst) {
-  memcpy(dst, w_s8, (size_t)channels * (size_t)taps);
+static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
+                 void *dst) {
+  int8_t *d = (int8_t *)dst;
+  for (int32_t t = 0; t < taps; t++)
+    for (int32_t c = 0; c < channels; c++)
+      d[(size_t)t * channels + c] = w_s8[(size_t)c * taps + t];
 }
 
-/* First and one-past-last output column whose tap input is inside [0, in). */
-static void valid_range(int32_t out, int32_t in, int32_t stride, int32_t off,
-                        int32_t *lo, int32_t *hi) {
-  int32_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  int32_t b = in - off <= 0 ? 0 : (in - off - 1) / stride + 1;
-  *lo = a < out ? a : out;
-  *hi = b < out ? b : out;
-  if (*hi < *lo) *hi = *lo;
-}
-
-/* acc[ox] += wv * (src[ox * stride + off] - x_zero) for ox in [lo, hi); the
-   stride-1 loop is split out so that it vectorizes (contiguous loads). */
-#define PYRT_DW_TAP(NAME, XT)                                                 \
-  static void NAME(uint32_t *acc, const XT *src, int32_t lo, int32_t hi,      \
-                   int32_t stride, int32_t off, int32_t wv, int32_t x_zero) { \
-    if (stride == 1) {                                                        \
-      if (hi <= lo) return;                                                   \
-      const XT *row = src + (lo + off); /* first input in range */            \
-      uint32_t *a = acc + lo;                                                 \
-      for (int32_t i = 0; i < hi - lo; i++)                                   \
-        a[i] += (uint32_t)(wv * ((int32_t)row[i] - x_zero));                  \
-    } else {                                                                  \
-      for (int32_t ox = lo; ox < hi; ox++)                                    \
-        acc[ox] +=                                                            \
-            (uint32_t)(wv * ((int32_t)src[ox * stride + off] - x_zero));      \
-    }                                                                         \
-  }
-PYRT_DW_TAP(tap_u8, uint8_t)
-PYRT_DW_TAP(tap_s8, int8_t)
-
-int pyrt_qdwconv_scalar(const pyrt_conv2d_shape *s, const void *packed,
-                        const void *x, int32_t x_dtype, int32_t x_zero,
-                        const int32_t *bias, const pyrt_output_stage *out,
-                        void *y) {
+static void run(const pyrt_conv2d_shape *s, const void *packed,
+                const uint8_t *x, int32_t x_flip, int32_t x_zero,
+                const int32_t *bias, const pyrt_output_stage *out, void *y,
+                int32_t r0, int32_t r1) {
   const int8_t *w = (const int8_t *)pyrt_pack_weights(packed);
   const int32_t *w_zero = pyrt_pack_w_zero(packed);
-  const int32_t taps = s->kernel_h * s->kernel_w, ow = s->out_w;
-  uint32_t *acc = malloc(sizeof(uint32_t) * (size_t)ow);
-  int32_t *row = malloc(sizeof(int32_t) * (size_t)ow);
-  if (acc == NULL || row == NULL) {
-    free(acc);
-    free(row);
-    return pyrt_fail(PYRT_ERR_NOMEM, "qdwconv: out of memory");
-  }
-  const size_t in_plane = (size_t)s->in_h * (size_t)s->in_w;
-  for (int32_t b = 0; b < s->batch; b++)
-    for (int32_t c = 0; c < s->in_c; c++) {
-      const size_t plane = (size_t)b * (size_t)s->in_c + (size_t)c;
-      const int8_t *wc = w + (size_t)c * (size_t)taps;
-      const int32_t zw = w_zero[c];
-      for (int32_t oy = 0; oy < s->out_h; oy++) {
-        memset(acc, 0, sizeof(uint32_t) * (size_t)ow);
+  const int32_t C = s->in_c, ow = s->out_w;
+  const uint8_t flip = (uint8_t)x_flip;
+  uint32_t acc[CB];
+  int32_t v[CB];
+  for (int32_t r = r0; r < r1; r++) {
+    const int32_t b = r / s->out_h, oy = r % s->out_h;
+    for (int32_t ox = 0; ox < ow; ox++) {
+      for (int32_t c0 = 0; c0 < C; c0 += CB) {
+        const int32_t cb = C - c0 < CB ? C - c0 : CB;
+        memset(acc, 0, sizeof acc);
         for (int32_t ky = 0; ky < s->kernel_h; ky++) {
           const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
           if (iy < 0 || iy >= s->in_h) continue;
-          const size_t at = plane * in_plane + (size_t)iy * (size_t)s->in_w;
           for (int32_t kx = 0; kx < s->kernel_w; kx++) {
-            const int32_t wv = wc[ky * s->kernel_w + kx] - zw;
-            const int32_t off = kx * s->dilation_w - s->pad_left;
-            int32_t lo, hi;
-            valid_range(ow, s->in_w, s->stride_w, off, &lo, &hi);
-            if (x_dtype == PYRT_U8)
-              tap_u8(acc, (const uint8_t *)x + at, lo, hi, s->stride_w, off, wv,
-                     x_zero);
-            else
-              tap_s8(acc, (const int8_t *)x + at, lo, hi, s->stride_w, off, wv,
-                     x_zero);
+            const int32_t ix =
+                ox * s->stride_w - s->pad_left + kx * s->dilation_w;
+            if (ix < 0 || ix >= s->in_w) continue;
+            const uint8_t *src =
+                x +
+                (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
+                    C +
+                c0;
+            const int8_t *wt =
+                w + (size_t)(ky * s->kernel_w + kx) * (size_t)C + c0;
+            for (int32_t c = 0; c < cb; c++)
+              acc[c] += (uint32_t)(((int32_t)(src[c] ^ flip) - x_zero) *
+                                   ((int32_t)wt[c] - w_zero[c0 + c]));
           }
         }
-        const uint32_t b0 = bias ? (uint32_t)bias[c] : 0u;
-        for (int32_t ox = 0; ox < ow; ox++) row[ox] = (int32_t)(acc[ox] + b0);
-        pyrt_output_row(row, ow, pyrt_stage_scale(out, c), out, y,
-                        ((int64_t)plane * s->out_h + oy) * ow);
+        for (int32_t c = 0; c < cb; c++)
+          v[c] = (int32_t)(acc[c] + (bias ? (uint32_t)bias[c0 + c] : 0u));
+        const int64_t at = (((int64_t)b * s->out_h + oy) * ow + ox) * C + c0;
+        pyrt_output_channels(v, cb,
+                             out->per_channel ? out->scale + c0 : out->scale,
+                             out->per_channel, out, y, at);
       }
     }
-  free(acc);
-  free(row);
-  return PYRT_OK;
+  }
+}
+
+void pyrt_qdwconv_init_scalar(pyrt_kernel_table *t) {
+  t->qdwconv = (pyrt_qdwconv_config){weights_size, pack, run};
 }

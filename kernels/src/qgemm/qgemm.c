@@ -1,32 +1,74 @@
-/* Public int8 GEMM entry points and the int8 weight packing they share with
-   the convolutions. */
+/* The int8 GEMM: weight packing, the public entry points, and the one
+ * driver every ISA's tile runs under (MLAS's qgemm.h is the model).
+ *
+ * y[M][N] = A[M][K] x B[K][N]. The driver cuts M into bands and N into
+ * panels of the ISA's NR columns; a task is a band x a range of panels, so
+ * threads split both. Per band it packs A once (im2col for convolutions,
+ * the s8 -> u8 flip, K padded to KR, widened when the tile wants it), then
+ * runs the MR x NR tile over every panel and hands the int32 tile to the
+ * ISA's epilogue, which adds the zero-point correction and bias and
+ * requantizes:
+ *   sum_k (a - za)(w - zw) = sum_k a w - za colsum_w - zw rowsum_a + K za zw
+ * The terms without rowsum_a are one `fixed` value per column; rowsum_a is
+ * needed only when some weight zero point is nonzero.
+ */
 #include "qgemm/qgemm.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "requant/requant.h"
 
 /* Packs stay far below this; it keeps every size computation in range. */
 #define PYRT_MAX_PACK_ELEMS ((int64_t)1 << 34)
 
-size_t pyrt_pack_int8_size(int32_t kind, int32_t M, int32_t K) {
-  if (M <= 0 || K <= 0 || (int64_t)M * K > PYRT_MAX_PACK_ELEMS) return 0;
-  const pyrt_kernel_table *t = pyrt_kernels();
-  size_t block = kind == PYRT_PACK_DWCONV ? t->qdwconv_weights_size(M, K)
-                                          : t->qgemm_weights_size(M, K);
-  return pyrt_pack_prefix_size(M) + block;
+static int32_t round_up(int32_t v, int32_t m) {
+  return (v + m - 1) / m * m;
 }
 
-int pyrt_pack_int8(const char *op, int32_t kind, int32_t M, int32_t K,
-                   const void *w, int32_t w_dtype, const int32_t *w_zero,
-                   int32_t w_zero_per_row, void *packed) {
+/* The weight block of the GEMM tile: [N/NR][KP/KR][NR][KR], zero-padded. */
+static size_t gemm_block_size(const pyrt_qgemm_config *c, int32_t N,
+                              int32_t K) {
+  return (size_t)round_up(N, c->nr) * (size_t)round_up(K, c->kr) *
+         (size_t)c->b_width;
+}
+
+static void gemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
+                            const int8_t *w, void *dst) {
+  const int32_t nr = c->nr, kr = c->kr, kp = round_up(K, kr);
+  size_t i = 0;
+  for (int32_t n0 = 0; n0 < N; n0 += nr)
+    for (int32_t k0 = 0; k0 < kp; k0 += kr)
+      for (int32_t j = 0; j < nr; j++)
+        for (int32_t q = 0; q < kr; q++, i++) {
+          const int32_t n = n0 + j, k = k0 + q;
+          const int8_t v = n < N && k < K ? w[(size_t)n * K + (size_t)k] : 0;
+          if (c->b_width == 2)
+            ((int16_t *)dst)[i] = v;
+          else
+            ((int8_t *)dst)[i] = v;
+        }
+}
+
+size_t pyrt_pack_int8_size(const pyrt_kernel_table *t, int32_t kind, int32_t N,
+                           int32_t K) {
+  if (N <= 0 || K <= 0 || (int64_t)N * K > PYRT_MAX_PACK_ELEMS) return 0;
+  size_t block = kind == PYRT_PACK_DWCONV ? t->qdwconv.weights_size(N, K)
+                                          : gemm_block_size(&t->qgemm, N, K);
+  return pyrt_pack_prefix_size(N) + block;
+}
+
+int pyrt_pack_int8(const pyrt_kernel_table *t, const char *op, int32_t kind,
+                   int32_t N, int32_t K, const void *w, int32_t w_dtype,
+                   const int32_t *w_zero, int32_t w_zero_per_channel,
+                   void *packed) {
   if (w == NULL || packed == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "%s: weights or packed buffer is NULL", op);
-  if (M <= 0 || K <= 0)
-    return pyrt_fail(PYRT_ERR_ARG, "%s: M and K must be > 0, got %d, %d", op, M,
+  if (N <= 0 || K <= 0)
+    return pyrt_fail(PYRT_ERR_ARG, "%s: N and K must be > 0, got %d, %d", op, N,
                      K);
-  if ((int64_t)M * K > PYRT_MAX_PACK_ELEMS)
-    return pyrt_fail(PYRT_ERR_SHAPE, "%s: %d x %d weights are too large", op, M,
+  if ((int64_t)N * K > PYRT_MAX_PACK_ELEMS)
+    return pyrt_fail(PYRT_ERR_SHAPE, "%s: %d x %d weights are too large", op, N,
                      K);
   if (w_dtype != PYRT_U8 && w_dtype != PYRT_S8)
     return pyrt_fail(PYRT_ERR_ARG, "%s: weights must be U8 or S8, got %d", op,
@@ -35,94 +77,303 @@ int pyrt_pack_int8(const char *op, int32_t kind, int32_t M, int32_t K,
   const int32_t shift = w_dtype == PYRT_U8 ? 128 : 0; /* u8 -> s8 */
   /* Validate everything before writing: a failed pack leaves the buffer as
      it was, and the magic goes in last. */
-  for (int32_t m = 0; m < M; m++) {
-    const int32_t z = w_zero == NULL ? 0 : w_zero[w_zero_per_row ? m : 0];
+  for (int32_t n = 0; n < N; n++) {
+    const int32_t z = w_zero == NULL ? 0 : w_zero[w_zero_per_channel ? n : 0];
     if (z < lo || z > lo + 255)
       return pyrt_fail(PYRT_ERR_ARG,
-                       "%s: weight zero point %d (row %d) outside [%d, %d]", op,
-                       z, m, lo, lo + 255);
+                       "%s: weight zero point %d (channel %d) outside [%d, %d]",
+                       op, z, n, lo, lo + 255);
   }
-  int8_t *w_s8 = malloc((size_t)M * (size_t)K);
+  int8_t *w_s8 = malloc((size_t)N * (size_t)K);
   if (w_s8 == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "%s: out of memory", op);
   pyrt_pack_header *h = (pyrt_pack_header *)packed;
-  *h = (pyrt_pack_header){0, pyrt_isa_id(), kind, M, K, 0, {0}};
-  int32_t *row_sum = pyrt_pack_row_sum(packed);
+  *h = (pyrt_pack_header){0, t->id, kind, N, K, 0, 0, 0};
+  if (kind == PYRT_PACK_GEMM) h->nr = t->qgemm.nr, h->kr = t->qgemm.kr;
+  int32_t *col_sum = pyrt_pack_col_sum(packed);
   int32_t *zero = pyrt_pack_w_zero(packed);
   int32_t has_w_zero = 0;
-  for (int32_t m = 0; m < M; m++) {
-    zero[m] = (w_zero == NULL ? 0 : w_zero[w_zero_per_row ? m : 0]) - shift;
-    has_w_zero |= zero[m] != 0;
+  for (int32_t n = 0; n < N; n++) {
+    zero[n] = (w_zero == NULL ? 0 : w_zero[w_zero_per_channel ? n : 0]) - shift;
+    has_w_zero |= zero[n] != 0;
     uint32_t sum = 0; /* wraps like the int32 accumulators it corrects */
     for (int32_t k = 0; k < K; k++) {
-      const size_t i = (size_t)m * (size_t)K + (size_t)k;
+      const size_t i = (size_t)n * (size_t)K + (size_t)k;
       const int32_t v = w_dtype == PYRT_U8
                             ? (int32_t)((const uint8_t *)w)[i] - shift
                             : (int32_t)((const int8_t *)w)[i];
       w_s8[i] = (int8_t)v;
       sum += (uint32_t)v;
     }
-    row_sum[m] = (int32_t)sum;
+    col_sum[n] = (int32_t)sum;
   }
   h->has_w_zero = has_w_zero;
-  const pyrt_kernel_table *t = pyrt_kernels();
   if (kind == PYRT_PACK_DWCONV)
-    t->qdwconv_pack_weights(M, K, w_s8, pyrt_pack_weights(packed));
+    t->qdwconv.pack(N, K, w_s8, pyrt_pack_weights(packed));
   else
-    t->qgemm_pack_weights(M, K, w_s8, pyrt_pack_weights(packed));
+    gemm_pack_block(&t->qgemm, N, K, w_s8, pyrt_pack_weights(packed));
   free(w_s8);
   h->magic = PYRT_PACK_MAGIC; /* last: the pack is complete */
   return PYRT_OK;
 }
 
-int pyrt_check_pack(const char *op, const void *packed, int32_t kind, int32_t M,
-                    int32_t K) {
+int pyrt_check_pack(const pyrt_kernel_table *t, const char *op,
+                    const void *packed, int32_t kind, int32_t N, int32_t K) {
   if (packed == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: packed is NULL", op);
   const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
   if (h->magic != PYRT_PACK_MAGIC || h->kind != kind)
     return pyrt_fail(PYRT_ERR_PACK, "%s: buffer is not packed weights", op);
-  if (h->isa != pyrt_isa_id())
+  if (h->isa != t->id || (kind == PYRT_PACK_GEMM &&
+                          (h->nr != t->qgemm.nr || h->kr != t->qgemm.kr)))
     return pyrt_fail(PYRT_ERR_PACK,
                      "%s: weights were packed for another ISA; pack again", op);
-  if (h->M != M || h->K != K)
+  if (h->N != N || h->K != K)
     return pyrt_fail(PYRT_ERR_PACK,
                      "%s: weights packed as %d x %d, call needs %d x %d", op,
-                     h->M, h->K, M, K);
+                     h->N, h->K, N, K);
   return PYRT_OK;
 }
 
-size_t pyrt_qgemm_packed_size(int32_t M, int32_t K) {
-  return pyrt_pack_int8_size(PYRT_PACK_GEMM, M, K);
+/* ---- the driver ---------------------------------------------------------- */
+
+typedef struct {
+  pyrt_context *ctx;
+  const pyrt_qgemm_config *c;
+  int32_t M, N, K, kp;
+  const pyrt_qgemm_a *a;
+  const char *b;      /* packed weight block */
+  size_t panel_bytes; /* one NR-column panel */
+  const int32_t *fixed;
+  const int32_t *w_zero; /* NULL when all are zero */
+  const pyrt_output_stage *out;
+  char *y;
+  size_t ldy, out_size;
+  int32_t band, bands;         /* rows per band, band count */
+  int32_t panels, panel_chunk; /* panels per task */
+  int status;
+} drive_job;
+
+/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
+static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
+                        int32_t kp, uint8_t *dst) {
+  const pyrt_conv2d_shape *s = a->conv;
+  const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
+  const int32_t k = cin * s->kernel_h * s->kernel_w;
+  const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
+  for (int32_t m = m0; m < m1; m++, dst += kp) {
+    const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
+    uint8_t *d = dst;
+    for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+      const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+      for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
+        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
+        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
+          memset(d, pad, (size_t)cin);
+          continue;
+        }
+        const uint8_t *src =
+            a->a +
+            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
+                s->in_c +
+            (size_t)a->group * cin;
+        for (int32_t c = 0; c < cin; c++) d[c] = src[c] ^ flip;
+      }
+    }
+    memset(dst + k, 0, (size_t)(kp - k));
+  }
 }
 
-int pyrt_qgemm_pack(int32_t M, int32_t K, const void *w, int32_t w_dtype,
-                    const int32_t *w_zero, int32_t w_zero_per_row,
-                    void *packed) {
-  return pyrt_pack_int8("qgemm_pack", PYRT_PACK_GEMM, M, K, w, w_dtype, w_zero,
-                        w_zero_per_row, packed);
+/* Packs band rows [m0, m1) of A into buf when the tile cannot read the
+   source as it is; returns the rows to use and sets *lda (bytes). */
+static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
+                                uint8_t *buf, uint8_t *wide, size_t *lda) {
+  const pyrt_qgemm_a *a = j->a;
+  const pyrt_qgemm_config *c = j->c;
+  const int32_t kp = j->kp, rows = m1 - m0;
+  if (a->conv == NULL && c->a_width == 1 && a->flip == 0 && kp == j->K) {
+    *lda = a->lda;
+    return a->a + (size_t)m0 * a->lda;
+  }
+  if (a->conv != NULL) {
+    im2col_nhwc(a, m0, m1, kp, buf);
+  } else {
+    for (int32_t r = 0; r < rows; r++) {
+      const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
+      uint8_t *d = buf + (size_t)r * kp;
+      for (int32_t k = 0; k < j->K; k++) d[k] = src[k] ^ a->flip;
+      memset(d + j->K, 0, (size_t)(kp - j->K));
+    }
+  }
+  *lda = (size_t)kp;
+  if (c->a_width == 1) return buf;
+  *lda = (size_t)kp * 2;
+  c->widen_a(rows, kp, buf, (size_t)kp, wide, *lda);
+  return wide;
 }
 
-int pyrt_qgemm(int32_t M, int32_t N, int32_t K, const void *packed,
-               const void *x, int32_t x_dtype, int32_t x_zero, int32_t ldx,
-               const int32_t *bias, const pyrt_output_stage *out, void *y,
-               int32_t ldy) {
-  if (x == NULL || y == NULL)
-    return pyrt_fail(PYRT_ERR_ARG, "qgemm: x or y is NULL");
+static void drive_task(void *arg, int32_t task, int32_t worker) {
+  drive_job *j = (drive_job *)arg;
+  const pyrt_qgemm_config *c = j->c;
+  const int32_t band = task % j->bands, chunk = task / j->bands;
+  const int32_t m0 = band * j->band;
+  const int32_t m1 = m0 + j->band < j->M ? m0 + j->band : j->M;
+  const int32_t p0 = chunk * j->panel_chunk;
+  const int32_t p1 =
+      p0 + j->panel_chunk < j->panels ? p0 + j->panel_chunk : j->panels;
+  const size_t rows = (size_t)(m1 - m0), kp = (size_t)j->kp;
+  /* scratch: u8 rows | widened rows | row sums | one int32 tile */
+  const size_t narrow = PYRT_ALIGN_UP(rows * kp);
+  const size_t wide = c->a_width == 2 ? PYRT_ALIGN_UP(rows * kp * 2) : 0;
+  const size_t sums = PYRT_ALIGN_UP(rows * 4);
+  const size_t tile = (size_t)c->mr * (size_t)c->nr * 4;
+  char *s = pyrt_scratch(j->ctx, worker, narrow + wide + sums + tile);
+  if (s == NULL) {
+    j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
+    return;
+  }
+  size_t lda;
+  const uint8_t *a =
+      pack_band(j, m0, m1, (uint8_t *)s, (uint8_t *)s + narrow, &lda);
+  int32_t *row_sum = (int32_t *)(s + narrow + wide);
+  int32_t *acc = (int32_t *)(s + narrow + wide + sums);
+  if (j->w_zero != NULL) {
+    const pyrt_qgemm_a *src = j->a;
+    for (size_t r = 0; r < rows; r++) {
+      uint32_t sum = 0; /* padding lanes are 0 in packed rows */
+      if (a == src->a + (size_t)m0 * src->lda) { /* unpacked u8 source */
+        for (size_t k = 0; k < (size_t)j->K; k++) sum += a[r * lda + k];
+      } else {
+        const uint8_t *row = (const uint8_t *)s + r * kp;
+        for (size_t k = 0; k < kp; k++) sum += row[k];
+      }
+      row_sum[r] = (int32_t)sum;
+    }
+  }
+  const pyrt_output_stage *out = j->out;
+  for (int32_t p = p0; p < p1; p++) {
+    const int32_t n0 = p * c->nr;
+    const int32_t nr = j->N - n0 < c->nr ? j->N - n0 : c->nr;
+    const void *b = j->b + (size_t)p * j->panel_bytes;
+    const float *scale = out->per_channel ? out->scale + n0 : out->scale;
+    for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
+      const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
+      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc);
+      c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
+                  j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
+                  out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,
+                  j->ldy);
+    }
+  }
+}
+
+/* Bands of about this many packed A bytes stay in L2 while every panel
+   of B streams past them. */
+enum { BAND_BYTES = 96 * 1024 };
+
+int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
+                     const pyrt_qgemm_a *a, const void *packed,
+                     const int32_t *bias, const pyrt_output_stage *out, void *y,
+                     size_t ldy) {
+  const pyrt_qgemm_config *c = &ctx->t->qgemm;
+  const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
+  int32_t *fixed = pyrt_scratch(ctx, PYRT_SHARED, (size_t)N * 4);
+  if (fixed == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "qgemm: out of memory");
+  const int32_t *col_sum = pyrt_pack_col_sum(packed);
+  const int32_t *w_zero = pyrt_pack_w_zero(packed);
+  const uint32_t za = (uint32_t)a->zero;
+  for (int32_t n = 0; n < N; n++)
+    fixed[n] =
+        (int32_t)((bias ? (uint32_t)bias[n] : 0u) - za * (uint32_t)col_sum[n] +
+                  (uint32_t)K * za * (uint32_t)w_zero[n]);
+  drive_job j = {ctx,
+                 c,
+                 M,
+                 N,
+                 K,
+                 round_up(K, c->kr),
+                 a,
+                 (const char *)pyrt_pack_weights(packed),
+                 0,
+                 fixed,
+                 h->has_w_zero ? w_zero : NULL,
+                 out,
+                 (char *)y,
+                 ldy,
+                 out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
+                 0,
+                 0,
+                 0,
+                 0,
+                 PYRT_OK};
+  j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
+  j.panels = (N + c->nr - 1) / c->nr;
+  /* Bands: about BAND_BYTES of A each, whole tiles, and enough of them to
+     give every thread a few; then split the panels if bands are too few. */
+  int64_t band = BAND_BYTES / ((int64_t)j.kp * c->a_width);
+  const int64_t per_thread =
+      ((int64_t)M + 4 * ctx->threads - 1) / (4 * ctx->threads);
+  if (ctx->threads > 1 && band > per_thread) band = per_thread;
+  band = (band + c->mr - 1) / c->mr * c->mr;
+  if (band < c->mr) band = c->mr;
+  if (band > M) band = M;
+  j.band = (int32_t)band;
+  j.bands = (int32_t)((M + band - 1) / band);
+  int32_t chunks = 1;
+  if (j.bands < 2 * ctx->threads) {
+    chunks = (2 * ctx->threads + j.bands - 1) / j.bands;
+    if (chunks > j.panels) chunks = j.panels;
+  }
+  j.panel_chunk = (j.panels + chunks - 1) / chunks;
+  chunks = (j.panels + j.panel_chunk - 1) / j.panel_chunk;
+  pyrt_parallel(ctx, j.bands * chunks, drive_task, &j);
+  if (j.status != PYRT_OK)
+    return pyrt_fail(j.status, "qgemm: out of memory for scratch");
+  return PYRT_OK;
+}
+
+/* ---- public entry points ---------------------------------------------------
+ */
+
+size_t pyrt_qgemm_packed_size(const pyrt_context *ctx, int32_t N, int32_t K) {
+  return ctx ? pyrt_pack_int8_size(ctx->t, PYRT_PACK_GEMM, N, K) : 0;
+}
+
+int pyrt_qgemm_pack(const pyrt_context *ctx, int32_t N, int32_t K,
+                    const void *w, int32_t w_dtype, const int32_t *w_zero,
+                    int32_t w_zero_per_channel, void *packed) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "qgemm_pack: ctx is NULL");
+  return pyrt_pack_int8(ctx->t, "qgemm_pack", PYRT_PACK_GEMM, N, K, w, w_dtype,
+                        w_zero, w_zero_per_channel, packed);
+}
+
+int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
+               const void *a, int32_t a_dtype, int32_t a_zero, int32_t lda,
+               const void *packed, const int32_t *bias,
+               const pyrt_output_stage *out, void *y, int32_t ldy) {
+  if (ctx == NULL || a == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "qgemm: ctx, a or y is NULL");
   if (M <= 0 || N <= 0 || K <= 0)
     return pyrt_fail(PYRT_ERR_ARG, "qgemm: M, N, K must be > 0, got %d, %d, %d",
                      M, N, K);
-  if (ldx < N || ldy < N)
-    return pyrt_fail(PYRT_ERR_ARG, "qgemm: ldx %d and ldy %d must be >= N %d",
-                     ldx, ldy, N);
-  if (x_dtype != PYRT_U8 && x_dtype != PYRT_S8)
-    return pyrt_fail(PYRT_ERR_ARG, "qgemm: x must be U8 or S8, got %d",
-                     x_dtype);
-  if (x_zero < (x_dtype == PYRT_U8 ? 0 : -128) ||
-      x_zero > (x_dtype == PYRT_U8 ? 255 : 127))
-    return pyrt_fail(PYRT_ERR_ARG, "qgemm: x zero point %d out of range",
-                     x_zero);
-  int rc = pyrt_check_pack("qgemm", packed, PYRT_PACK_GEMM, M, K);
-  if (rc == PYRT_OK) rc = pyrt_check_output_stage("qgemm", out, M);
+  if (lda < K || ldy < N)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "qgemm: lda %d must be >= K %d and ldy %d >= N %d", lda, K,
+                     ldy, N);
+  if (a_dtype != PYRT_U8 && a_dtype != PYRT_S8)
+    return pyrt_fail(PYRT_ERR_ARG, "qgemm: a must be U8 or S8, got %d",
+                     a_dtype);
+  if (a_zero < (a_dtype == PYRT_U8 ? 0 : -128) ||
+      a_zero > (a_dtype == PYRT_U8 ? 255 : 127))
+    return pyrt_fail(PYRT_ERR_ARG, "qgemm: a zero point %d out of range",
+                     a_zero);
+  int rc = pyrt_check_pack(ctx->t, "qgemm", packed, PYRT_PACK_GEMM, N, K);
+  if (rc == PYRT_OK) rc = pyrt_check_output_stage("qgemm", out, N);
   if (rc) return rc;
-  return pyrt_kernels()->qgemm(M, N, K, packed, x, x_dtype, x_zero, ldx, bias,
-                               out, y, ldy);
+  const uint8_t flip = a_dtype == PYRT_S8 ? 0x80 : 0;
+  const pyrt_qgemm_a src = {
+      (const uint8_t *)a,       (size_t)lda, NULL, 0, flip,
+      a_zero + (flip ? 128 : 0)};
+  pyrt_context_enter(ctx);
+  rc = pyrt_qgemm_drive(ctx, M, N, K, &src, packed, bias, out, y, (size_t)ldy);
+  pyrt_context_leave(ctx);
+  return rc;
 }

@@ -99,8 +99,9 @@ static int check_shape(const char *op, const pyrt_pool2d_shape *s) {
   return rc;
 }
 
-int pyrt_qmaxpool2d(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
-                    void *y) {
+int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                    const void *x, int32_t dtype, void *y) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: ctx is NULL");
   int rc = check_shape("qmaxpool2d", s);
   if (rc) return rc;
   if (x == NULL || y == NULL)
@@ -108,12 +109,14 @@ int pyrt_qmaxpool2d(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
   if (dtype != PYRT_U8 && dtype != PYRT_S8)
     return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: dtype must be U8 or S8, got %d",
                      dtype);
-  pyrt_kernels()->qmaxpool2d(s, x, dtype, y);
+  ctx->t->qmaxpool2d(s, x, dtype, y);
   return PYRT_OK;
 }
 
-int pyrt_qavgpool2d(const pyrt_pool2d_shape *s, const void *x,
-                    const pyrt_qparams *qx, void *y, const pyrt_qparams *qy) {
+int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                    const void *x, const pyrt_qparams *qx, void *y,
+                    const pyrt_qparams *qy) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "qavgpool2d: ctx is NULL");
   int rc = check_shape("qavgpool2d", s);
   if (!rc) rc = check_q("qavgpool2d", "qx", qx);
   if (!rc) rc = check_q("qavgpool2d", "qy", qy);
@@ -121,13 +124,15 @@ int pyrt_qavgpool2d(const pyrt_pool2d_shape *s, const void *x,
   if (rc) return rc;
   if (x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qavgpool2d: NULL buffer");
-  pyrt_kernels()->qavgpool2d(s, x, qx, y, qy);
+  ctx->t->qavgpool2d(s, x, qx, y, qy);
   return PYRT_OK;
 }
 
-int pyrt_qglobalavgpool(int64_t rows, int64_t hw, const void *x,
-                        const pyrt_qparams *qx, void *y,
+int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
+                        const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy) {
+  if (ctx == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "qglobalavgpool: ctx is NULL");
   if (rows <= 0 || hw <= 0 || !count_fits(rows, hw, 1, 1))
     return pyrt_fail(PYRT_ERR_ARG,
                      "qglobalavgpool: rows %lld and hw %lld must be > 0 and "
@@ -139,6 +144,6 @@ int pyrt_qglobalavgpool(int64_t rows, int64_t hw, const void *x,
   if (!rc) rc = check_q("qglobalavgpool", "qy", qy);
   if (!rc) rc = check_ratio("qglobalavgpool", qx, qy);
   if (rc) return rc;
-  pyrt_kernels()->qglobalavgpool(rows, hw, x, qx, y, qy);
+  ctx->t->qglobalavgpool(rows, hw, x, qx, y, qy);
   return PYRT_OK;
 }

@@ -57,9 +57,10 @@ static int check_scales(const char *op, const pyrt_quant_layout *l,
   return PYRT_OK;
 }
 
-int pyrt_quantize(const pyrt_quant_layout *l, const float *x,
+int pyrt_quantize(pyrt_context *ctx, const pyrt_quant_layout *l, const float *x,
                   const float *scale, const void *zero, int32_t out_dtype,
                   void *y) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "quantize: ctx is NULL");
   int rc = check_layout("quantize", l);
   if (rc) return rc;
   if (x == NULL || y == NULL)
@@ -69,12 +70,14 @@ int pyrt_quantize(const pyrt_quant_layout *l, const float *x,
                      out_dtype);
   rc = check_scales("quantize", l, scale);
   if (rc) return rc;
-  pyrt_kernels()->quantize(l, x, scale, zero, out_dtype, y);
+  ctx->t->quantize(l, x, scale, zero, out_dtype, y);
   return PYRT_OK;
 }
 
-int pyrt_dequantize(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
-                    const float *scale, const void *zero, float *y) {
+int pyrt_dequantize(pyrt_context *ctx, const pyrt_quant_layout *l,
+                    const void *x, int32_t x_dtype, const float *scale,
+                    const void *zero, float *y) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "dequantize: ctx is NULL");
   int rc = check_layout("dequantize", l);
   if (rc) return rc;
   if (x == NULL || y == NULL)
@@ -85,6 +88,6 @@ int pyrt_dequantize(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
                      x_dtype);
   rc = check_scales("dequantize", l, scale);
   if (rc) return rc;
-  pyrt_kernels()->dequantize(l, x, x_dtype, scale, zero, y);
+  ctx->t->dequantize(l, x, x_dtype, scale, zero, y);
   return PYRT_OK;
 }

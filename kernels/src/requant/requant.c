@@ -44,8 +44,10 @@ int pyrt_check_output_stage(const char *op, const pyrt_output_stage *out,
   return PYRT_OK;
 }
 
-int pyrt_requantize(int64_t rows, int64_t cols, int32_t channels,
-                    const int32_t *acc, const pyrt_output_stage *out, void *y) {
+int pyrt_requantize(pyrt_context *ctx, int64_t rows, int64_t cols,
+                    int32_t channels, const int32_t *acc,
+                    const pyrt_output_stage *out, void *y) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "requantize: ctx is NULL");
   if (acc == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "requantize: NULL buffer");
   if (rows <= 0 || cols <= 0 || channels <= 0)
@@ -55,6 +57,6 @@ int pyrt_requantize(int64_t rows, int64_t cols, int32_t channels,
                      (long long)rows, (long long)cols, channels);
   int rc = pyrt_check_output_stage("requantize", out, channels);
   if (rc) return rc;
-  pyrt_kernels()->requantize(rows, cols, channels, acc, out, y);
+  ctx->t->requantize(rows, cols, channels, acc, out, y);
   return PYRT_OK;
 }
