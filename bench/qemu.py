@@ -202,7 +202,7 @@ def run_model(
         if count:
             env["QEMU_PLUGIN"] = f"{env_paths['PLUGIN']},outfile={counts_path}"
             marks = str(_marks_library(env_paths["ZIGCC"], Path(env_paths["BUILD"])))
-        guest_args = [model_path, feeds_path, result_path, runs, warmup, marks, int(layers), isa]
+        guest_args = [model_path, feeds_path, result_path, runs, warmup, marks, int(layers)]
         cmd = ["bash", str(SCRIPT), "run", *(["--board"] if board else []), "python3"]
         cmd += [
             str(Path(__file__).resolve()),
@@ -276,7 +276,7 @@ def format_result(label: str, r: QemuResult) -> str:
 
 
 def guest(argv: list[str]) -> None:
-    model, feeds_path, result_path, runs, warmup, marks_lib, layers, isa = argv
+    model, feeds_path, result_path, runs, warmup, marks_lib, layers = argv
     import numpy as np
 
     mark = _guest_marks(marks_lib)
@@ -284,8 +284,6 @@ def guest(argv: list[str]) -> None:
     from pyrt import _kernels
     from pyrt.check import random_inputs
 
-    if isa:
-        _kernels.set_isa(isa)
     mark(LOAD)
     session = pyrt.Session(model)
     mark(OUTSIDE)

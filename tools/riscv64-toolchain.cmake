@@ -5,9 +5,9 @@
 #
 # PYRT_ZIGCC is a one-word compiler command that runs `zig cc "$@"` (tools/riscv64.sh
 # setup writes one). glibc 2.36 is the oldest the wheel then needs (Debian 12, Ubuntu
-# 22.10 and later). Baseline: RV64GC + RVV 1.0 + Zba/Zbb/Zbs at any VLEN (QEMU 7.2 runs
-# it). Board (PYRT_RISCV_BOARD=ON): SpacemiT X60 (K1, Banana Pi F3, Milk-V Jupiter, ...):
-# VLEN 256, Zicond; QEMU 10's -cpu max runs it.
+# 22.10 and later). Baseline: RV64GC, its RVV table RVV 1.0 + Zba/Zbb/Zbs at any VLEN
+# (QEMU 7.2 runs it). Board (PYRT_RISCV_BOARD=ON): SpacemiT X60 (K1, Banana Pi F3, Milk-V
+# Jupiter, ...): VLEN 256, Zicond; QEMU 10's -cpu max runs it.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR riscv64)
 
@@ -20,12 +20,19 @@ if(NOT PYRT_ZIGCC)
 endif()
 set(CMAKE_C_COMPILER "${PYRT_ZIGCC}")
 
+# The library is compiled for the flavour's baseline; CMakeLists.txt adds PYRT_FLAGS_rvv to
+# the *_rvv.c files only. Baseline: the scalar table and the drivers run on any RV64GC
+# (no V), the RVV tables need V + Zba/Zbb/Zbs. They are built without auto-vectorization:
+# QEMU 7.2 aborts on the vfcvt.rtz.* that clang's vectorizer emits for float-to-int casts,
+# and the scalar table stays the scalar reference. Board: everything is for the X60.
 if(PYRT_RISCV_BOARD)
   set(PYRT_RISCV_CPU "spacemit_x60")
+  set(PYRT_FLAGS_rvv "-mcpu=spacemit_x60")
 else()
-  set(PYRT_RISCV_CPU "baseline_rv64+v+zba+zbb+zbs")
+  set(PYRT_RISCV_CPU "baseline_rv64 -fno-vectorize -fno-slp-vectorize")
+  set(PYRT_FLAGS_rvv -mcpu=baseline_rv64+v+zba+zbb+zbs -fno-vectorize -fno-slp-vectorize)
 endif()
-set(CMAKE_C_FLAGS_INIT "-target riscv64-linux-gnu.2.36 -mcpu=${PYRT_RISCV_CPU} -fno-vectorize -fno-slp-vectorize")
+set(CMAKE_C_FLAGS_INIT "-target riscv64-linux-gnu.2.36 -mcpu=${PYRT_RISCV_CPU}")
 # zig links its own glibc stubs; libm is named here because find_library finds none.
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "-lm")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-lm")

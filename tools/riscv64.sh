@@ -273,7 +273,7 @@ cmd_test_kernels() {
   flavour="$(flavour_of "${1:-}")"
   lib="$(cmd_build "${1:-}")"
   exe="$BUILD/$flavour/kernel_check"
-  local cpu="baseline_rv64+v+zba+zbb+zbs"
+  local cpu="baseline_rv64"
   [ "$flavour" = board ] && cpu=spacemit_x60
   "$ZIGCC" -target riscv64-linux-gnu.2.36 -mcpu="$cpu" -O2 -std=c11 -Wall -Wextra -Werror \
     -I"$ROOT/kernels/include" -o "$exe" "$ROOT/tests/riscv/kernel_check.c" \

@@ -75,35 +75,53 @@ static void *xmalloc(size_t n) {
 
 /* ---- the harness --------------------------------------------------------- */
 
-typedef int (*case_fn)(const void *params, uint64_t seed, void *out);
+typedef int (*case_fn)(pyrt_context *ctx, const void *params, uint64_t seed,
+                       void *out);
 
 static int passed, failed;
 
-/* Run fn under every ISA, scalar first, and compare the outputs. */
-static void run_case(const char *name, case_fn fn, const void *params,
-                     size_t out_bytes) {
+/* One context per ISA the CPU runs (scalar first, single-threaded), then the
+   best ISA on 3 threads: every output must equal the scalar one. */
+enum { MAX_CONTEXTS = 8 };
+static pyrt_context *contexts[MAX_CONTEXTS];
+static int n_contexts;
+
+static void make_contexts(void) {
   char isas[256];
   snprintf(isas, sizeof isas, "%s", pyrt_isa_available());
-  uint8_t *ref = xmalloc(out_bytes), *got = xmalloc(out_bytes);
-  uint64_t seed = fnv1a(name, strlen(name));
-  int ok = 1;
-  if (pyrt_set_isa("scalar") != PYRT_OK ||
-      fn(params, seed, memset(ref, 0xa5, out_bytes))) {
-    printf("FAIL %s scalar: %s\n", name, pyrt_last_error());
-    ok = 0;
+  const char *best = "scalar";
+  for (char *isa = strtok(isas, ","); isa != NULL; isa = strtok(NULL, ",")) {
+    if (n_contexts == MAX_CONTEXTS - 1) break;
+    best = isa;
+    if (pyrt_context_create(isa, 1, &contexts[n_contexts++]) != PYRT_OK) {
+      printf("FAIL context %s: %s\n", isa, pyrt_last_error());
+      exit(1);
+    }
   }
-  for (char *isa = strtok(isas, ","); ok && isa != NULL;
-       isa = strtok(NULL, ",")) {
-    if (strcmp(isa, "scalar") == 0) continue;
-    if (pyrt_set_isa(isa) != PYRT_OK ||
-        fn(params, seed, memset(got, 0xa5, out_bytes))) {
-      printf("FAIL %s %s: %s\n", name, isa, pyrt_last_error());
+  if (pyrt_context_create(best, 3, &contexts[n_contexts++]) != PYRT_OK) {
+    printf("FAIL context %s x3: %s\n", best, pyrt_last_error());
+    exit(1);
+  }
+}
+
+static void run_case(const char *name, case_fn fn, const void *params,
+                     size_t out_bytes) {
+  uint8_t *ref = xmalloc(out_bytes), *got = xmalloc(out_bytes);
+  const uint64_t seed = fnv1a(name, strlen(name));
+  int ok = 1;
+  for (int i = 0; ok && i < n_contexts; i++) {
+    pyrt_context *ctx = contexts[i];
+    const char *isa = pyrt_context_isa(ctx);
+    const int threads = pyrt_context_threads(ctx);
+    uint8_t *out = memset(i == 0 ? ref : got, 0xa5, out_bytes);
+    if (fn(ctx, params, seed, out) != PYRT_OK) {
+      printf("FAIL %s %s x%d: %s\n", name, isa, threads, pyrt_last_error());
       ok = 0;
-    } else if (memcmp(ref, got, out_bytes) != 0) {
-      size_t i = 0;
-      while (ref[i] == got[i]) i++;
-      printf("FAIL %s %s: output byte %zu of %zu is %02x, scalar %02x\n", name,
-             isa, i, out_bytes, got[i], ref[i]);
+    } else if (i > 0 && memcmp(ref, got, out_bytes) != 0) {
+      size_t at = 0;
+      while (ref[at] == got[at]) at++;
+      printf("FAIL %s %s x%d: output byte %zu of %zu is %02x, scalar %02x\n",
+             name, isa, threads, at, out_bytes, got[at], ref[at]);
       ok = 0;
     }
   }
@@ -111,7 +129,6 @@ static void run_case(const char *name, case_fn fn, const void *params,
     printf("ok %s %016llx %s\n", name,
            (unsigned long long)fnv1a(ref, out_bytes), pyrt_isa_available());
   ok ? passed++ : failed++;
-  pyrt_set_isa("scalar");
   free(ref);
   free(got);
 }
@@ -139,37 +156,38 @@ static size_t dtype_size(int32_t dtype) {
  */
 
 typedef struct {
-  int32_t M, N, K, x_dtype, w_dtype, out_dtype, per_row;
+  int32_t M, N, K, x_dtype, w_dtype, out_dtype, per_channel;
 } qgemm_case;
 
-static int qgemm_run(const void *params, uint64_t seed, void *y) {
+static int qgemm_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                     void *y) {
   const qgemm_case *c = params;
   rng r = {seed};
-  const int32_t ldx = c->N + 3, ldy = c->N + 5;
-  int8_t *w = xmalloc((size_t)c->M * c->K), *x = xmalloc((size_t)c->K * ldx);
-  int32_t *w_zero = xmalloc(sizeof(int32_t) * c->M),
-          *bias = xmalloc(sizeof(int32_t) * c->M);
-  float *scales = xmalloc(sizeof(float) * c->M);
-  fill_codes(&r, w, (size_t)c->M * c->K, c->w_dtype);
-  fill_codes(&r, x, (size_t)c->K * ldx, c->x_dtype);
-  for (int32_t m = 0; m < c->M; m++) {
-    w_zero[m] =
-        c->per_row ? uniform(&r, code_lo(c->w_dtype), code_lo(c->w_dtype) + 255)
-                   : 0;
-    bias[m] = uniform(&r, -5000, 5000);
+  const int32_t lda = c->K + 3, ldy = c->N + 5;
+  int8_t *w = xmalloc((size_t)c->N * c->K), *a = xmalloc((size_t)c->M * lda);
+  int32_t *w_zero = xmalloc(sizeof(int32_t) * c->N);
+  int32_t *bias = xmalloc(sizeof(int32_t) * c->N);
+  float *scales = xmalloc(sizeof(float) * c->N);
+  fill_codes(&r, w, (size_t)c->N * c->K, c->w_dtype);
+  fill_codes(&r, a, (size_t)c->M * lda, c->x_dtype);
+  for (int32_t n = 0; n < c->N; n++) {
+    w_zero[n] = c->per_channel ? uniform(&r, code_lo(c->w_dtype),
+                                         code_lo(c->w_dtype) + 255)
+                               : 0;
+    bias[n] = uniform(&r, -5000, 5000);
   }
-  const int32_t x_zero =
+  const int32_t a_zero =
       uniform(&r, code_lo(c->x_dtype), code_lo(c->x_dtype) + 255);
   pyrt_output_stage out =
-      output_stage(&r, c->out_dtype, c->per_row ? c->M : 1, scales,
+      output_stage(&r, c->out_dtype, c->per_channel ? c->N : 1, scales,
                    0.5f / (float)(c->K * 64), 4.0f / (float)(c->K * 64));
-  void *packed = xmalloc(pyrt_qgemm_packed_size(c->M, c->K));
-  int rc =
-      pyrt_qgemm_pack(c->M, c->K, w, c->w_dtype, w_zero, c->per_row, packed);
+  void *packed = xmalloc(pyrt_qgemm_packed_size(ctx, c->N, c->K));
+  int rc = pyrt_qgemm_pack(ctx, c->N, c->K, w, c->w_dtype, w_zero,
+                           c->per_channel, packed);
   if (!rc)
-    rc = pyrt_qgemm(c->M, c->N, c->K, packed, x, c->x_dtype, x_zero, ldx, bias,
-                    &out, y, ldy);
-  free(packed), free(w), free(x), free(w_zero), free(bias), free(scales);
+    rc = pyrt_qgemm(ctx, c->M, c->N, c->K, a, c->x_dtype, a_zero, lda, packed,
+                    bias, &out, y, ldy);
+  free(packed), free(w), free(a), free(w_zero), free(bias), free(scales);
   return rc;
 }
 
@@ -189,7 +207,8 @@ static pyrt_conv2d_shape conv_shape(const conv_case *c) {
   return s;
 }
 
-static int qconv_run(const void *params, uint64_t seed, void *y) {
+static int qconv_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                     void *y) {
   const conv_case *c = params;
   rng r = {seed};
   pyrt_conv2d_shape s = conv_shape(c);
@@ -210,16 +229,17 @@ static int qconv_run(const void *params, uint64_t seed, void *y) {
   const float fan = (float)(nw / (size_t)s.out_c) * 64;
   pyrt_output_stage out =
       output_stage(&r, PYRT_U8, s.out_c, scales, 0.5f / fan, 4.0f / fan);
-  void *packed = xmalloc(pyrt_qconv2d_packed_size(&s));
-  int rc = pyrt_qconv2d_pack(&s, w, PYRT_S8, w_zero, 1, packed);
+  void *packed = xmalloc(pyrt_qconv2d_packed_size(ctx, &s));
+  int rc = pyrt_qconv2d_pack(ctx, &s, w, PYRT_S8, w_zero, 1, packed);
   if (!rc)
-    rc = pyrt_qconv2d(&s, packed, x, PYRT_U8, uniform(&r, 0, 255), bias, &out,
-                      y);
+    rc = pyrt_qconv2d(ctx, &s, packed, x, PYRT_U8, uniform(&r, 0, 255), bias,
+                      &out, y);
   free(packed), free(x), free(w), free(w_zero), free(bias), free(scales);
   return rc;
 }
 
-static int conv_run(const void *params, uint64_t seed, void *y) {
+static int conv_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                    void *y) {
   const conv_case *c = params;
   rng r = {seed};
   pyrt_conv2d_shape s = conv_shape(c);
@@ -231,9 +251,9 @@ static int conv_run(const void *params, uint64_t seed, void *y) {
   fill_f(&r, x, nx, -2, 2);
   fill_f(&r, w, nw, -1, 1);
   fill_f(&r, bias, (size_t)s.out_c, -1, 1);
-  void *packed = xmalloc(pyrt_conv2d_packed_size(&s));
-  int rc = pyrt_conv2d_pack(&s, w, packed);
-  if (!rc) rc = pyrt_conv2d(&s, packed, x, bias, 0.0f, 6.0f, y);
+  void *packed = xmalloc(pyrt_conv2d_packed_size(ctx, &s));
+  int rc = pyrt_conv2d_pack(ctx, &s, w, packed);
+  if (!rc) rc = pyrt_conv2d(ctx, &s, packed, x, bias, 0.0f, 6.0f, y);
   free(packed), free(x), free(w), free(bias);
   return rc;
 }
@@ -250,7 +270,8 @@ typedef struct {
   int32_t M, N, K;
 } sgemm_case;
 
-static int sgemm_run(const void *params, uint64_t seed, void *y) {
+static int sgemm_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                     void *y) {
   const sgemm_case *c = params;
   rng r = {seed};
   const int32_t ldx = c->N + 1, ldy = c->N + 2;
@@ -260,11 +281,11 @@ static int sgemm_run(const void *params, uint64_t seed, void *y) {
   fill_f(&r, w, (size_t)c->M * c->K, -1, 1);
   fill_f(&r, x, (size_t)c->K * ldx, -1, 1);
   fill_f(&r, bias, (size_t)c->M, -1, 1);
-  void *packed = xmalloc(pyrt_sgemm_packed_size(c->M, c->K));
-  int rc = pyrt_sgemm_pack(c->M, c->K, w, packed);
+  void *packed = xmalloc(pyrt_sgemm_packed_size(ctx, c->M, c->K));
+  int rc = pyrt_sgemm_pack(ctx, c->M, c->K, w, packed);
   if (!rc)
-    rc = pyrt_sgemm(c->M, c->N, c->K, packed, x, ldx, bias, -INFINITY, INFINITY,
-                    y, ldy);
+    rc = pyrt_sgemm(ctx, c->M, c->N, c->K, packed, x, ldx, bias, -INFINITY,
+                    INFINITY, y, ldy);
   free(packed), free(w), free(x), free(bias);
   return rc;
 }
@@ -276,7 +297,8 @@ typedef struct {
   int32_t rows, cols, channels, out_dtype;
 } requant_case;
 
-static int requant_run(const void *params, uint64_t seed, void *y) {
+static int requant_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                       void *y) {
   const requant_case *c = params;
   rng r = {seed};
   const size_t n = (size_t)c->rows * c->cols;
@@ -286,7 +308,7 @@ static int requant_run(const void *params, uint64_t seed, void *y) {
   acc[0] = INT32_MAX, acc[n - 1] = INT32_MIN; /* saturation */
   pyrt_output_stage out =
       output_stage(&r, c->out_dtype, c->channels, scales, 1e-4f, 1e-2f);
-  int rc = pyrt_requantize(c->rows, c->cols, c->channels, acc, &out, y);
+  int rc = pyrt_requantize(ctx, c->rows, c->cols, c->channels, acc, &out, y);
   free(acc), free(scales);
   return rc;
 }
@@ -295,7 +317,8 @@ typedef struct {
   int32_t outer, axis_len, inner, dtype, dequantize;
 } quant_case;
 
-static int quant_run(const void *params, uint64_t seed, void *y) {
+static int quant_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                     void *y) {
   const quant_case *c = params;
   rng r = {seed};
   const size_t n = (size_t)c->outer * c->axis_len * c->inner;
@@ -308,11 +331,11 @@ static int quant_run(const void *params, uint64_t seed, void *y) {
   int rc;
   if (c->dequantize) {
     fill_codes(&r, q, n, c->dtype);
-    rc = pyrt_dequantize(&l, q, c->dtype, scale, zero, y);
+    rc = pyrt_dequantize(ctx, &l, q, c->dtype, scale, zero, y);
   } else {
     fill_f(&r, x, n, -20, 20);
     x[0] = NAN, x[n - 1] = INFINITY;
-    rc = pyrt_quantize(&l, x, scale, zero, c->dtype, y);
+    rc = pyrt_quantize(ctx, &l, x, scale, zero, c->dtype, y);
   }
   free(scale), free(x), free(zero), free(q);
   return rc;
@@ -327,7 +350,8 @@ static pyrt_qparams qparams(rng *r, int32_t dtype) {
                         uniform(r, code_lo(dtype), code_lo(dtype) + 255)};
 }
 
-static int binary_run(const void *params, uint64_t seed, void *y) {
+static int binary_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                      void *y) {
   const binary_case *c = params;
   rng r = {seed};
   uint8_t *a = xmalloc((size_t)c->n), *b = xmalloc((size_t)c->n);
@@ -336,7 +360,7 @@ static int binary_run(const void *params, uint64_t seed, void *y) {
   pyrt_qparams qa = qparams(&r, c->dtype), qb = qparams(&r, c->dtype),
                qy = qparams(&r, c->dtype);
   const int32_t lo = code_lo(c->dtype);
-  int rc = pyrt_qbinary(c->op, c->n, a, &qa, b, &qb, y, &qy, lo, lo + 255);
+  int rc = pyrt_qbinary(ctx, c->op, c->n, a, &qa, b, &qb, y, &qy, lo, lo + 255);
   free(a), free(b);
   return rc;
 }
@@ -368,7 +392,8 @@ static pyrt_pool2d_shape pool_shape(const pool_case *c) {
   return s;
 }
 
-static int pool_run(const void *params, uint64_t seed, void *y) {
+static int pool_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                    void *y) {
   const pool_case *c = params;
   rng r = {seed};
   const pyrt_pool2d_shape s = pool_shape(c);
@@ -376,11 +401,11 @@ static int pool_run(const void *params, uint64_t seed, void *y) {
   uint8_t *x = xmalloc(n);
   fill_codes(&r, x, n, PYRT_U8);
   pyrt_qparams qx = qparams(&r, PYRT_U8), qy = qparams(&r, PYRT_U8);
-  int rc = c->kind == 0 ? pyrt_qmaxpool2d(&s, x, PYRT_U8, y)
+  int rc = c->kind == 0 ? pyrt_qmaxpool2d(ctx, &s, x, PYRT_U8, y)
            : c->kind == 3
-               ? pyrt_qglobalavgpool(c->channels, (int64_t)c->hw * c->hw, x,
-                                     &qx, y, &qy)
-               : pyrt_qavgpool2d(&s, x, &qx, y, &qy);
+               ? pyrt_qglobalavgpool(ctx, c->channels, (int64_t)c->hw * c->hw,
+                                     x, &qx, y, &qy)
+               : pyrt_qavgpool2d(ctx, &s, x, &qx, y, &qy);
   free(x);
   return rc;
 }
@@ -389,6 +414,7 @@ static int pool_run(const void *params, uint64_t seed, void *y) {
  * -------------------------------------------------------------------- */
 
 int main(void) {
+  make_contexts();
   char name[160];
   static const int32_t edges[] = {1,  3,  4,  5,  7,  8,  9,  15,
                                   16, 17, 31, 32, 33, 63, 64, 65};
@@ -405,8 +431,8 @@ int main(void) {
       const int32_t od =
           (int32_t[]){PYRT_U8, PYRT_S8, PYRT_S32, PYRT_F32}[i % 4];
       qgemm_case c = {edges[m], edges[n], K, xd, wd, od, i % 3 != 0};
-      snprintf(name, sizeof name, "qgemm M%d N%d K%d x%d w%d out%d per_row%d",
-               c.M, c.N, c.K, xd, wd, od, c.per_row);
+      snprintf(name, sizeof name, "qgemm M%d N%d K%d a%d w%d out%d per_ch%d",
+               c.M, c.N, c.K, xd, wd, od, c.per_channel);
       run_case(name, qgemm_run, &c, dtype_size(od) * (size_t)c.M * (c.N + 5));
     }
   }
