@@ -22,6 +22,7 @@
 # PYRT_ISA and QEMU_* pass through to the emulated process and QEMU, PYTHON (host
 # python3 used to find or install zig; default python3).
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PYRT_RISCV_CACHE:-$HOME/.cache/pyrt-riscv64}"

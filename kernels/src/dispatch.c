@@ -3,6 +3,9 @@
  * the entries it does better: scalar -> avx2 -> avxvnni | avx512vnni on x86,
  * scalar -> rvv on RISC-V.
  */
+#if defined(PYRT_HAVE_RISCV)
+#define _GNU_SOURCE /* syscall(), for riscv_hwprobe */
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +55,30 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
 }
 #endif
 
+#if defined(PYRT_HAVE_RISCV)
+/* RVV 1.0 with Zba/Zbb/Zbs (what *_rvv.c are compiled for): riscv_hwprobe
+   (Linux 6.4+) knows all four; older kernels and QEMU 7.2 only report V in
+   AT_HWCAP, and every RVV 1.0 Linux CPU so far has the three Zb*. */
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int has_rvv(void) {
+  struct {
+    int64_t key;
+    uint64_t value;
+  } probe = {4, 0}; /* RISCV_HWPROBE_KEY_IMA_EXT_0 */
+  const uint64_t v = 1u << 2, zba = 1u << 3, zbb = 1u << 4, zbs = 1u << 5;
+  if (syscall(258 /* __NR_riscv_hwprobe */, &probe, 1, 0, NULL, 0) == 0 &&
+      probe.key == 4)
+    return (probe.value & (v | zba | zbb | zbs)) == (v | zba | zbb | zbs);
+  return (getauxval(AT_HWCAP) >> ('V' - 'A')) & 1;
+}
+static void init_rvv(pyrt_kernel_table *t) {
+  pyrt_qgemm_init_rvv(t);
+}
+#endif
+
 typedef struct {
   const char *name;
   int parent;             /* index of the level below, -1 for none */
@@ -63,6 +90,9 @@ static const level levels[] = {
     {"scalar", -1, NULL, init_scalar},
 #if defined(PYRT_HAVE_X86)
     {"avx512vnni", 0, has_avx512vnni, init_avx512vnni},
+#endif
+#if defined(PYRT_HAVE_RISCV)
+    {"rvv", 0, has_rvv, init_rvv},
 #endif
 };
 enum { LEVELS = sizeof levels / sizeof levels[0] };

@@ -91,6 +91,9 @@ typedef struct {
                    const int32_t *fixed, const int32_t *w_zero,
                    const int32_t *row_sum, const float *scale,
                    const pyrt_output_stage *out, void *y, size_t ldy);
+  /* dst[i] = src[i] ^ flip for i < n: the A packing's (and im2col's) copy.
+     NULL: the driver's portable loop. */
+  void (*copy_flip)(uint8_t *dst, const uint8_t *src, size_t n, uint8_t flip);
 } pyrt_qgemm_config;
 
 /* Depthwise NHWC: weights [taps][C] per ISA; output rows [r0, r1) of the
@@ -216,6 +219,9 @@ void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+#endif
+#if defined(PYRT_HAVE_RISCV)
+void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);
 #endif
 
 #endif /* PYRT_INTERNAL_H */

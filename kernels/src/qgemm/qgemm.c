@@ -152,9 +152,20 @@ typedef struct {
   int status;
 } drive_job;
 
+static void copy_flip(const pyrt_qgemm_config *c, uint8_t *dst,
+                      const uint8_t *src, size_t n, uint8_t flip) {
+  if (c->copy_flip != NULL) {
+    c->copy_flip(dst, src, n, flip);
+  } else if (flip == 0) {
+    memcpy(dst, src, n);
+  } else {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
+  }
+}
+
 /* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
-static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
-                        int32_t kp, uint8_t *dst) {
+static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
+                        int32_t m0, int32_t m1, int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
@@ -175,7 +186,7 @@ static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
             (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
                 s->in_c +
             (size_t)a->group * cin;
-        for (int32_t c = 0; c < cin; c++) d[c] = src[c] ^ flip;
+        copy_flip(c, d, src, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
@@ -194,12 +205,12 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
     return a->a + (size_t)m0 * a->lda;
   }
   if (a->conv != NULL) {
-    im2col_nhwc(a, m0, m1, kp, buf);
+    im2col_nhwc(c, a, m0, m1, kp, buf);
   } else {
     for (int32_t r = 0; r < rows; r++) {
       const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
       uint8_t *d = buf + (size_t)r * kp;
-      for (int32_t k = 0; k < j->K; k++) d[k] = src[k] ^ a->flip;
+      copy_flip(c, d, src, (size_t)j->K, a->flip);
       memset(d + j->K, 0, (size_t)(kp - j->K));
     }
   }
