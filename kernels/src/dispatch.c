@@ -76,6 +76,9 @@ static int has_rvv(void) {
 }
 static void init_rvv(pyrt_kernel_table *t) {
   pyrt_qgemm_init_rvv(t);
+  pyrt_qbinary_init_rvv(t);
+  pyrt_quant_init_rvv(t);
+  pyrt_requant_init_rvv(t);
 }
 #endif
 

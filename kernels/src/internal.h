@@ -222,6 +222,9 @@ void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);
+void pyrt_qbinary_init_rvv(pyrt_kernel_table *t);
+void pyrt_quant_init_rvv(pyrt_kernel_table *t);
+void pyrt_requant_init_rvv(pyrt_kernel_table *t);
 #endif
 
 #endif /* PYRT_INTERNAL_H */

@@ -11,19 +11,14 @@
  * immediate offsets.
  *
  * The epilogue requantizes a tile row per vector: acc + fixed (- w_zero x
- * row_sum), vfcvt to f32, vfmul by the scale (all round to nearest even,
- * as the scalar's float steps), vfcvt back (round to nearest even = rintf),
- * clamp and add the zero point in integers (the scalar clamps in float; for
- * every finite value the results are the same), narrow with vnsrl. S32 and
- * F32 outputs take the scalar epilogue. A packing and im2col copy with
+ * row_sum), then requant_rvv.h's float steps, the scalar's. S32 and F32
+ * outputs take the scalar epilogue. A packing and im2col copy with
  * vle8 / vxor / vse8 at LMUL 8.
  *
  * The column count NR depends on VLEN, read once when the table is filled;
  * packs record NR, so a pack made under another VLEN is refused.
  */
-#include <riscv_vector.h>
-
-#include "requant/requant.h"
+#include "requant/requant_rvv.h"
 
 enum { MR = 3 };
 
@@ -75,8 +70,6 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
                                scale, out, y, ldy);
     return;
   }
-  const int32_t zero = out->zero_point;
-  const int32_t lo = out->qmin - zero, hi = out->qmax - zero;
   for (int32_t j = 0; j < nr;) {
     const size_t vl = __riscv_vsetvl_e32m8((size_t)(nr - j));
     const vint32m8_t f = __riscv_vle32_v_i32m8(fixed + j, vl);
@@ -89,13 +82,8 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
       vint32m8_t v = __riscv_vle32_v_i32m8(acc + (size_t)r * ld_acc + j, vl);
       v = __riscv_vadd_vv_i32m8(v, f, vl);
       if (w_zero) v = __riscv_vnmsac_vx_i32m8(v, row_sum[r], zw, vl);
-      const vfloat32m8_t x =
-          __riscv_vfmul_vv_f32m8(__riscv_vfcvt_f_x_v_f32m8(v, vl), s, vl);
-      vint32m8_t q = __riscv_vfcvt_x_f_v_i32m8(x, vl);
-      q = __riscv_vmin_vx_i32m8(__riscv_vmax_vx_i32m8(q, lo, vl), hi, vl);
-      q = __riscv_vadd_vx_i32m8(q, zero, vl);
-      const vint16m4_t h = __riscv_vncvt_x_x_w_i16m4(q, vl);
-      const vint8m2_t o = __riscv_vncvt_x_x_w_i8m2(h, vl);
+      const vint8m2_t o =
+          pyrt_rvv_requant(v, s, out->zero_point, out->qmin, out->qmax, vl);
       __riscv_vse8_v_i8m2((int8_t *)y + (size_t)r * ldy + (size_t)j, o, vl);
     }
     j += (int32_t)vl;
