@@ -79,6 +79,8 @@ static void init_rvv(pyrt_kernel_table *t) {
   pyrt_qbinary_init_rvv(t);
   pyrt_quant_init_rvv(t);
   pyrt_requant_init_rvv(t);
+  pyrt_qdwconv_init_rvv(t);
+  pyrt_sgemm_init_rvv(t);
 }
 #endif
 

@@ -207,9 +207,16 @@ static pyrt_conv2d_shape conv_shape(const conv_case *c) {
   return s;
 }
 
+/* int8 convolutions: one shape, u8 or s8 activations and output. */
+typedef struct {
+  const conv_case *shape;
+  int32_t dtype;
+} qconv_case;
+
 static int qconv_run(pyrt_context *ctx, const void *params, uint64_t seed,
                      void *y) {
-  const conv_case *c = params;
+  const qconv_case *q = params;
+  const conv_case *c = q->shape;
   rng r = {seed};
   pyrt_conv2d_shape s = conv_shape(c);
   const size_t nw =
@@ -220,7 +227,7 @@ static int qconv_run(pyrt_context *ctx, const void *params, uint64_t seed,
   int32_t *w_zero = xmalloc(sizeof(int32_t) * s.out_c),
           *bias = xmalloc(sizeof(int32_t) * s.out_c);
   float *scales = xmalloc(sizeof(float) * s.out_c);
-  fill_codes(&r, x, nx, PYRT_U8);
+  fill_codes(&r, x, nx, q->dtype);
   fill_codes(&r, w, nw, PYRT_S8);
   for (int32_t m = 0; m < s.out_c; m++) {
     w_zero[m] = uniform(&r, -3, 3);
@@ -228,12 +235,13 @@ static int qconv_run(pyrt_context *ctx, const void *params, uint64_t seed,
   }
   const float fan = (float)(nw / (size_t)s.out_c) * 64;
   pyrt_output_stage out =
-      output_stage(&r, PYRT_U8, s.out_c, scales, 0.5f / fan, 4.0f / fan);
+      output_stage(&r, q->dtype, s.out_c, scales, 0.5f / fan, 4.0f / fan);
   void *packed = xmalloc(pyrt_qconv2d_packed_size(ctx, &s));
   int rc = pyrt_qconv2d_pack(ctx, &s, w, PYRT_S8, w_zero, 1, packed);
   if (!rc)
-    rc = pyrt_qconv2d(ctx, &s, packed, x, PYRT_U8, uniform(&r, 0, 255), bias,
-                      &out, y);
+    rc = pyrt_qconv2d(ctx, &s, packed, x, q->dtype,
+                      uniform(&r, code_lo(q->dtype), code_lo(q->dtype) + 255),
+                      bias, &out, y);
   free(packed), free(x), free(w), free(w_zero), free(bias), free(scales);
   return rc;
 }
@@ -454,7 +462,12 @@ int main(void) {
     snprintf(name, sizeof name, "qconv2d c%d hw%d o%d g%d k%d s%d d%d p%d",
              v->in_c, v->hw, v->out_c, v->groups, v->k, v->stride, v->dilation,
              v->pad);
-    run_case(name, qconv_run, v, conv_out_elems(v));
+    for (int d = 0; d < 2; d++) {
+      const qconv_case q = {v, dtypes[d]};
+      char qname[200];
+      snprintf(qname, sizeof qname, "%s dtype%d", name, q.dtype);
+      run_case(qname, qconv_run, &q, conv_out_elems(v));
+    }
     name[0] = 'f'; /* "fconv2d ..." */
     run_case(name, conv_run, v, sizeof(float) * conv_out_elems(v));
   }
