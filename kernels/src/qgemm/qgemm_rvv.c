@@ -72,16 +72,15 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
   }
   for (int32_t j = 0; j < nr;) {
     const size_t vl = __riscv_vsetvl_e32m8((size_t)(nr - j));
-    const vint32m8_t f = __riscv_vle32_v_i32m8(fixed + j, vl);
-    vint32m8_t zw = f;
-    if (w_zero) zw = __riscv_vle32_v_i32m8(w_zero + j, vl);
     const vfloat32m8_t s = out->per_channel
                                ? __riscv_vle32_v_f32m8(scale + j, vl)
                                : __riscv_vfmv_v_f_f32m8(scale[0], vl);
-    for (int32_t r = 0; r < mr; r++) {
+    for (int32_t r = 0; r < mr; r++) { /* fixed, w_zero reloaded: no spills */
       vint32m8_t v = __riscv_vle32_v_i32m8(acc + (size_t)r * ld_acc + j, vl);
-      v = __riscv_vadd_vv_i32m8(v, f, vl);
-      if (w_zero) v = __riscv_vnmsac_vx_i32m8(v, row_sum[r], zw, vl);
+      v = __riscv_vadd_vv_i32m8(v, __riscv_vle32_v_i32m8(fixed + j, vl), vl);
+      if (w_zero)
+        v = __riscv_vnmsac_vx_i32m8(v, row_sum[r],
+                                    __riscv_vle32_v_i32m8(w_zero + j, vl), vl);
       const vint8m2_t o =
           pyrt_rvv_requant(v, s, out->zero_point, out->qmin, out->qmax, vl);
       __riscv_vse8_v_i8m2((int8_t *)y + (size_t)r * ldy + (size_t)j, o, vl);
