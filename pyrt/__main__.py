@@ -36,11 +36,14 @@ def runtime_info() -> str:
 
     from . import _kernels
 
+    ctx = _kernels.default_context()
+    bits = ctx.vector_bits
+    vector = "" if not bits else f"VLEN {bits}, " if ctx.isa == "rvv" else f"{bits}-bit, "
     return "\n".join(
         [
             f"python {platform.python_version()} on {platform.machine()} ({sys.platform})",
             f"kernels {_kernels.LIBRARY_PATH}",
-            f"isa {_kernels.isa()} (available: {', '.join(_kernels.isa_available())})",
+            f"isa {ctx.isa} ({vector}available: {', '.join(_kernels.isa_available())})",
         ]
     )
 

@@ -89,6 +89,7 @@ class Context:
         self.ptr = ffi.gc(out[0], lib.pyrt_context_destroy)
         self.isa = ffi.string(lib.pyrt_context_isa(self.ptr)).decode()
         self.threads = int(threads)
+        self.vector_bits = int(lib.pyrt_context_vector_bits(self.ptr))  # VLEN on RISC-V
 
     def __repr__(self) -> str:
         return f"Context(isa={self.isa!r}, threads={self.threads})"

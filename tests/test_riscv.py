@@ -191,10 +191,12 @@ def test_bench_counts_instructions_per_layer(toolchain, models):
         sys.path.pop(0)
     x = np.load(models / "x.npy")
     model = onnx.load(models / "demo_uint8.onnx")
-    r = qemu.run_model(model, {"input": x}, runs=1, warmup=1, layers=True)
-    np.testing.assert_array_equal(
-        r.outputs["logits"], np.load(models / "demo_uint8.x86.npz")["arr_0"]
-    )
+    expected_y = np.load(models / "demo_uint8.x86.npz")["arr_0"]
+    scalar = qemu.run_model(model, {"input": x}, runs=1, warmup=1, isa="scalar", layers=True)
+    rvv = qemu.run_model(model, {"input": x}, runs=1, warmup=1, isa="rvv", layers=True)
+    for r in (scalar, rvv):
+        np.testing.assert_array_equal(r.outputs["logits"], expected_y)
+    assert (scalar.isa, rvv.isa) == ("scalar", "rvv")
     # demo_cnn's convolutions and FC, by hand: (out elements) x (in channels / group x kernel)
     expected = {
         "conv2": 32 * 32 * 32 * 3 * 9, "conv11": 32 * 16 * 16 * 32 * 9,
@@ -202,10 +204,18 @@ def test_bench_counts_instructions_per_layer(toolchain, models):
         "conv38": 64 * 8 * 8 * 32, "conv48": 64 * 8 * 8 * 64 * 9, "gemm59": 10 * 64,
     }  # fmt: skip
     assert qemu.layer_macs(model) == expected
-    assert r.macs == sum(expected.values())
-    assert [layer.name for layer in r.layers] == [s.node.name for s in pyrt.Session(model)._steps]
-    layer_insns = sum(layer.counts.insns for layer in r.layers)
-    assert r.per_run.insns == pytest.approx(layer_insns + r.between_layers.insns)
-    convs = [layer for layer in r.layers if layer.name in expected]
-    assert all(layer.counts.insns > layer.macs for layer in convs)  # scalar: > 1 instruction/MAC
-    assert 1 < r.insns_per_mac < 100 and r.load.insns > 0 and r.ms > 0
+    assert scalar.macs == rvv.macs == sum(expected.values())
+    steps = [s.node.name for s in pyrt.Session(model)._steps]
+    for r in (scalar, rvv):
+        assert [layer.name for layer in r.layers] == steps
+        layer_insns = sum(layer.counts.insns for layer in r.layers)
+        assert r.per_run.insns == pytest.approx(layer_insns + r.between_layers.insns)
+        assert r.load.insns > 0 and r.ms > 0
+    convs = {name: i for i, name in enumerate(steps) if name in expected and name != "gemm59"}
+    for name, i in convs.items():
+        s, v = scalar.layers[i], rvv.layers[i]
+        assert s.counts.vector == 0, f"{name}: the scalar table ran vector instructions"
+        assert v.counts.vector > 0 and v.counts.insns < s.counts.insns, name
+        if expected[name] > 1_000_000:  # where the kernel, not Python, dominates
+            assert v.counts.insns < s.counts.insns / 3, name
+    assert scalar.insns_per_mac > 5 * rvv.insns_per_mac

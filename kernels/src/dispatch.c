@@ -51,6 +51,7 @@ static int has_avx512vnni(void) {
          __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
+  t->vector_bits = 512;
   pyrt_qgemm_init_avx512vnni(t);
 }
 #endif

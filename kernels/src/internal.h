@@ -114,6 +114,7 @@ typedef struct {
 typedef struct pyrt_kernel_table {
   const char *name;
   int32_t id;
+  int32_t vector_bits; /* pyrt_context_vector_bits; 0: scalar */
   pyrt_qgemm_config qgemm;
   pyrt_qdwconv_config qdwconv;
 
