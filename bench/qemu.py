@@ -9,7 +9,8 @@ the QEMU TCG plugin tools/qemu_plugin/insn_count.c (QEMU 7.2, baseline build onl
 included; Session creation and warm-up runs are counted apart. With --layers every step
 of the plan is bracketed with HINT marks (tools/profile_mark.c) and counted on its own.
 Emulated times say how fast QEMU is, not how fast a board is; instruction counts stand
-in for the board.
+in for the board. With --layers, extra runs execute the captured program one C plan entry
+(or numpy step) at a time, as `python -m pyrt profile` does, each between two marks.
 
 API (bench/compare.py imports this module from its own folder):
     result = run_model(model, feeds, runs=3, count=True, layers=False, vlen=256)
@@ -33,8 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tools" / "riscv64.sh"
 
-# Mark ids (the plugin's regions). Layer k of the plan is LAYER_BASE + k.
-OUTSIDE, LOAD, WARMUP, RUNS, LAYER_BASE = 0, 1, 2, 3, 16
+# Mark ids (the plugin's regions). Step k of the marked runs is LAYER_BASE + k;
+# BETWEEN is the Python around them.
+OUTSIDE, LOAD, WARMUP, RUNS, BETWEEN, LAYER_BASE = 0, 1, 2, 3, 4, 16
 
 
 @dataclass
@@ -78,8 +80,8 @@ class QemuResult:
     ms: float  # median emulated wall time of one inference (QEMU's speed, not a board's)
     per_run: Counts | None = None  # one inference, Python included
     load: Counts | None = None  # Session creation
-    layers: list[Layer] = field(default_factory=list)
-    between_layers: Counts | None = None  # with layers: the Python executor between steps
+    layers: list[Layer] = field(default_factory=list)  # from extra, marked runs
+    between_layers: Counts | None = None  # in the marked runs: Python between steps
     outputs: dict | None = None  # output name -> array of the last run
 
     @property
@@ -230,10 +232,9 @@ def run_model(
         result.load = Counts.of(regions.get(LOAD, empty))
         result.per_run = Counts.of(regions.get(RUNS, empty), runs)
         if guest["steps"]:
-            result.between_layers = result.per_run
+            result.between_layers = Counts.of(regions.get(BETWEEN, empty), runs)
         for k, step in enumerate(guest["steps"]):
             counts = Counts.of(regions.get(LAYER_BASE + k, empty), runs)
-            result.per_run = result.per_run + counts
             result.layers.append(
                 Layer(step["name"], step["op"], step["kind"], macs.get(step["name"], 0), counts)
             )
@@ -288,13 +289,8 @@ def guest(argv: list[str]) -> None:
     session = pyrt.Session(model)
     mark(OUTSIDE)
     feeds = dict(np.load(feeds_path)) or random_inputs(session)
-    steps = []
-    if int(layers):
-        for k, step in enumerate(session._steps):
-            step.fn = _marked(step.fn, mark, LAYER_BASE + k)
-            steps.append({"name": step.node.name, "op": step.node.op_type, "kind": step.kind})
     mark(WARMUP)
-    for _ in range(int(warmup)):
+    for _ in range(max(int(warmup), 1 if int(layers) else 0)):
         session.run(feeds)
     times = []
     mark(RUNS)
@@ -303,11 +299,61 @@ def guest(argv: list[str]) -> None:
         outputs = session.run(feeds)
         times.append(time.perf_counter() - start)
     mark(OUTSIDE)
+    steps = []
+    if int(layers):
+        for _ in range(int(runs)):
+            steps = _marked_run(session, feeds, mark)
+        mark(OUTSIDE)
     names = [spec.name for spec in session.outputs]
     np.savez(Path(result_path).with_name("outputs.npz"), **dict(zip(names, outputs)))
     Path(result_path).write_text(
         json.dumps({"isa": _kernels.isa(), "times": times, "steps": steps})
     )
+
+
+def _marked_run(session, feeds, mark) -> list[dict]:
+    """One inference with a mark around every C plan entry and numpy step (the loop of
+    pyrt/profile.py, marks instead of timers); returns the steps in order."""
+    import numpy as np
+
+    from pyrt._kernels import ffi, lib
+    from pyrt.program import Program
+
+    checked = session._feeds(feeds)
+    key = tuple(checked[t.name].shape for t in session._input_info)
+    program = session._programs.get(key)
+    if not isinstance(program, Program):
+        raise RuntimeError("this model's shapes depend on its values: no program to mark")
+    arena = program._arena()
+    for name in program.input_names:
+        if name in program.slots:
+            program._view(arena, name)[...] = checked[name]
+    base = ffi.cast("void *", arena.ctypes.data)
+    steps = []
+    mark(BETWEEN)
+    for seg in program.segments:
+        if seg.step is None:
+            for e in range(seg.first, seg.last):
+                step = seg.entry_steps[e - seg.first]
+                mark(LAYER_BASE + len(steps))
+                status = lib.pyrt_plan_run(
+                    program.ctx.ptr, program.emitter.plan, e, e + 1, base, ffi.NULL
+                )
+                mark(BETWEEN)
+                if status != lib.PYRT_OK:
+                    raise RuntimeError(ffi.string(lib.pyrt_last_error()).decode())
+                steps.append({"name": step.node.name, "op": step.node.op_type, "kind": "C"})
+            continue
+        step = seg.step
+        args = [program._value(arena, checked, n) if n else None for n in step.inputs]
+        mark(LAYER_BASE + len(steps))
+        outs = session._call_step(step, args)
+        for name, value in zip(step.outputs, outs):
+            if name in program.slots:
+                np.copyto(program._view(arena, name), value)
+        mark(BETWEEN)
+        steps.append({"name": step.node.name, "op": step.node.op_type, "kind": step.kind})
+    return steps
 
 
 def _guest_marks(path: str):
@@ -324,17 +370,6 @@ def _guest_marks(path: str):
 
     mark.ffi = ffi
     return mark
-
-
-def _marked(fn, mark, layer_id: int):
-    def run(*args):
-        mark(layer_id)
-        try:
-            return fn(*args)
-        finally:
-            mark(RUNS)
-
-    return run
 
 
 # ---- command line ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Command line: python -m pyrt {demo,info,check,run} ..."""
+"""Command line: python -m pyrt {demo,info,check,run,profile} ..."""
 
 from __future__ import annotations
 
@@ -90,6 +90,21 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from .profile import format_profile, profile, tile_ceiling
+    from .session import Session
+
+    session = Session(args.model, cores=args.cores, isa=args.isa)
+    feeds = _load_inputs(session, args.input)
+    if feeds is None:
+        from .check import random_inputs
+
+        feeds = random_inputs(session)
+    layers = profile(session, feeds, rounds=args.rounds)
+    print(format_profile(layers, session.isa, tile_ceiling(session.context)))
+    return 0
+
+
 def _median_ms(fn, repeat: int) -> float:
     fn()
     times = []
@@ -174,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", action="append", default=[])
     p.add_argument("--output", help="save outputs to this .npz")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("profile", help="time per layer: ms, GMAC/s, share of the GEMM ceiling")
+    p.add_argument("model", type=Path)
+    p.add_argument("--input", action="append", default=[])
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--isa", help="kernel table (default: $PYRT_ISA or the best)")
+    p.set_defaults(fn=cmd_profile)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

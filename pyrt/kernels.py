@@ -644,6 +644,32 @@ def _qparams(q: QParams):
     return p
 
 
+def broadcast_split(shape: tuple, small: tuple) -> tuple[int, int, int] | None:
+    """(outer, middle, inner) when `small` broadcasts to `shape` as [outer, 1, inner].
+
+    The form pyrt_qbinary_broadcast takes: dims equal to `shape`'s, then dims
+    of 1 that broadcast, then equal dims again (size-1 dims of `shape` fit
+    anywhere). None when `small` broadcasts in more than one run of dims.
+    """
+    if len(small) > len(shape):
+        return None
+    padded = (1,) * (len(shape) - len(small)) + tuple(small)
+    sizes, state = [1, 1, 1], 0  # outer, middle, inner; state = where we are
+    for full, mine in zip(shape, padded):
+        if full == 1:
+            continue
+        if mine == full:
+            state = 2 if state == 1 else state
+        elif mine == 1:
+            if state == 2:
+                return None
+            state = 1
+        else:
+            return None
+        sizes[state] *= full
+    return sizes[0], sizes[1], sizes[2]
+
+
 def qbinary(
     op: str,
     a: np.ndarray,
@@ -655,30 +681,42 @@ def qbinary(
     qmax: int | None = None,
     ctx: Context | None = None,
 ) -> np.ndarray:
-    """Q_y(DQ_a(a) op DQ_b(b)) for op "add" or "mul", numpy broadcasting."""
+    """Q_y(DQ_a(a) op DQ_b(b)) for op "add" or "mul", numpy broadcasting.
+
+    When one operand broadcasts to the other as [outer, 1, inner] (a
+    Squeeze-Excite scale, a per-channel vector, a scalar) the kernel
+    broadcasts it; other broadcasts are expanded here first.
+    """
     codes = {"add": lib.PYRT_ADD, "mul": lib.PYRT_MUL}
     if op not in codes:
         raise KernelError(f"qbinary op must be 'add' or 'mul', got {op!r}")
-    params = _qparams(qa), _qparams(qb), _qparams(qy)  # validates the dtypes
-    try:
-        a, b = np.broadcast_arrays(a, b)
-    except ValueError as exc:
-        raise KernelError(f"qbinary: shapes {a.shape} and {b.shape} do not broadcast") from exc
-    shape = a.shape
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    params = [_qparams(qa), _qparams(qb), _qparams(qy)]  # validates the dtypes
+    a, b = np.asarray(a), np.asarray(b)
     if a.dtype != qa.dtype or b.dtype != qb.dtype:
         raise KernelError(
             f"qbinary: inputs are {a.dtype}/{b.dtype}, params say {qa.dtype}/{qb.dtype}"
         )
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError as exc:
+        raise KernelError(f"qbinary: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    if a.shape != shape:  # Add and Mul commute exactly: let b be the broadcast one
+        a, b = b, a
+        params[0], params[1] = params[1], params[0]
+    split = broadcast_split(shape, b.shape) if a.shape == shape else None
+    if split is None:
+        a, b = np.broadcast_arrays(a, b)
+        split = (1, 1, max(a.size, 1))
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     info = np.iinfo(qy.dtype)
     y = np.empty(shape, qy.dtype)
     if y.size == 0:
         return y
     check(
-        lib.pyrt_qbinary(
+        lib.pyrt_qbinary_broadcast(
             _ctx(ctx).ptr,
             codes[op],
-            y.size,
+            *split,
             ptr(a),
             params[0],
             ptr(b),
@@ -720,9 +758,22 @@ def pool_output_size(
     return out
 
 
-def _pool_shape(x: np.ndarray, kernel, strides, pads, dilations, ceil_mode: bool):
+LAYOUTS = ("nchw", "nhwc")
+
+
+def _layout(layout: str) -> int:
+    if layout not in LAYOUTS:
+        raise KernelError(f"pooling layout must be 'nchw' or 'nhwc', got {layout!r}")
+    return LAYOUTS.index(layout)  # PYRT_NCHW 0, PYRT_NHWC 1
+
+
+def _pool_shape(
+    x: np.ndarray, kernel, strides, pads, dilations, ceil_mode: bool, layout: str = "nchw"
+):
+    code = _layout(layout)
     if x.ndim != 4:
-        raise KernelError(f"pooling input must be [N, C, H, W], got {list(x.shape)}")
+        dims = "[N, C, H, W]" if code == 0 else "[N, H, W, C]"
+        raise KernelError(f"pooling input must be {dims}, got {list(x.shape)}")
     for name, value, n in (
         ("kernel", kernel, 2),
         ("strides", strides, 2),
@@ -732,18 +783,22 @@ def _pool_shape(x: np.ndarray, kernel, strides, pads, dilations, ceil_mode: bool
         if len(value) != n:
             raise KernelError(f"pooling {name} needs {n} values, got {list(value)}")
     s = ffi.new("pyrt_pool2d_shape *")
-    s.batch, s.channels, s.in_h, s.in_w = x.shape
+    n, c, h, w = x.shape if code == 0 else (x.shape[0], x.shape[3], *x.shape[1:3])
+    s.batch, s.channels, s.in_h, s.in_w = n, c, h, w
+    s.layout = code
     s.kernel_h, s.kernel_w = kernel
     s.stride_h, s.stride_w = strides
     s.dilation_h, s.dilation_w = dilations
     s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = pads
-    s.out_h = pool_output_size(
-        x.shape[2], kernel[0], strides[0], pads[0], pads[2], dilations[0], ceil_mode
-    )
-    s.out_w = pool_output_size(
-        x.shape[3], kernel[1], strides[1], pads[1], pads[3], dilations[1], ceil_mode
-    )
+    s.out_h = pool_output_size(h, kernel[0], strides[0], pads[0], pads[2], dilations[0], ceil_mode)
+    s.out_w = pool_output_size(w, kernel[1], strides[1], pads[1], pads[3], dilations[1], ceil_mode)
     return s
+
+
+def _pool_output(s, dtype) -> np.ndarray:
+    oh, ow = max(s.out_h, 0), max(s.out_w, 0)
+    shape = (s.batch, s.channels, oh, ow) if s.layout == 0 else (s.batch, oh, ow, s.channels)
+    return np.empty(shape, dtype)
 
 
 def qmaxpool2d(
@@ -754,12 +809,14 @@ def qmaxpool2d(
     dilations: tuple[int, int] = (1, 1),
     ceil_mode: bool = False,
     ctx: Context | None = None,
+    layout: str = "nchw",
 ) -> np.ndarray:
+    """MaxPool on int8 codes; x and y are [N, C, H, W] or, with layout "nhwc", [N, H, W, C]."""
     x = np.ascontiguousarray(x)
     if x.dtype not in QTYPES:
         raise KernelError(f"qmaxpool2d input must be uint8/int8, got {x.dtype}")
-    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
-    y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), x.dtype)
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
+    y = _pool_output(s, x.dtype)
     check(lib.pyrt_qmaxpool2d(_ctx(ctx).ptr, s, ptr(x), dtype_code(x.dtype), ptr(y)))
     return y
 
@@ -775,29 +832,44 @@ def qavgpool2d(
     count_include_pad: bool = False,
     dilations: tuple[int, int] = (1, 1),
     ctx: Context | None = None,
+    layout: str = "nchw",
 ) -> np.ndarray:
+    """AveragePool requantized from qx to qy; layout as for qmaxpool2d."""
     x = np.ascontiguousarray(x)
     if x.dtype != qx.dtype:
         raise KernelError(f"qavgpool2d input is {x.dtype}, params say {qx.dtype}")
-    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode)
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
     s.count_include_pad = int(count_include_pad)
-    y = np.empty((s.batch, s.channels, max(s.out_h, 0), max(s.out_w, 0)), qy.dtype)
+    y = _pool_output(s, qy.dtype)
     check(lib.pyrt_qavgpool2d(_ctx(ctx).ptr, s, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
     return y
 
 
 def qglobalavgpool(
-    x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None
+    x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None, layout: str = "nchw"
 ) -> np.ndarray:
-    """[N, C, spatial...] -> [N, C, 1, ...]: mean over every spatial element."""
+    """[N, C, spatial...] -> [N, C, 1, ...]: mean over every spatial element.
+
+    With layout "nhwc": [N, spatial..., C] -> [N, 1, ..., C].
+    """
     x = np.ascontiguousarray(x)
+    nhwc = _layout(layout) == 1
     if x.ndim < 3 or x.dtype != qx.dtype:
+        dims = "[N, ..., C]" if nhwc else "[N, C, ...]"
         raise KernelError(
-            f"qglobalavgpool input must be {qx.dtype} [N, C, ...], got {x.dtype} {list(x.shape)}"
+            f"qglobalavgpool input must be {qx.dtype} {dims}, got {x.dtype} {list(x.shape)}"
         )
+    ctx_ptr = _ctx(ctx).ptr
+    if nhwc:
+        n, c, hw = x.shape[0], x.shape[-1], int(np.prod(x.shape[1:-1]))
+        y = np.empty((n, *([1] * (x.ndim - 2)), c), qy.dtype)
+        check(
+            lib.pyrt_qglobalavgpool_nhwc(
+                ctx_ptr, n, hw, c, ptr(x), _qparams(qx), ptr(y), _qparams(qy)
+            )
+        )
+        return y
     rows, hw = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:]))
     y = np.empty((*x.shape[:2], *([1] * (x.ndim - 2))), qy.dtype)
-    check(
-        lib.pyrt_qglobalavgpool(_ctx(ctx).ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy))
-    )
+    check(lib.pyrt_qglobalavgpool(ctx_ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
     return y

@@ -1,4 +1,4 @@
-"""Stage 3, plan: fold constants, prepack weights, and turn nodes into steps.
+"""Stage plan: turn nodes into steps, weights packed once.
 
 A Step is a node made ready to run: its kernel object built (weights packed
 once, here), its inputs and outputs named, and the values it is the last
@@ -15,34 +15,27 @@ import numpy as np
 from onnx import helper
 
 from . import kernels as K
-from .errors import KernelError, ModelError, PyrtError, UnsupportedOpError
+from ._kernels import Context, default_context, dtype_code, lib, ptr
+from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, conv_pads, int_attr_list, valid_scale, window_attrs
-
-NONDETERMINISTIC = {
-    "RandomNormal",
-    "RandomUniform",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-}
-QUANT_DTYPES = {  # ONNX TensorProto element type -> numpy, for Q's output_dtype
-    2: np.uint8,
-    3: np.int8,
-    4: np.uint16,
-    5: np.int16,
-    6: np.int32,
-}
+from .validate import QUANT_DTYPES, validate_quant_node
 
 
 @dataclass
 class Step:
+    """fn runs the step on numpy arrays (the interpreter). emit, when set, adds the same
+    work as C plan entries (program.py): emit(emitter, input slots, output slots) -> bool,
+    False where it cannot (it then runs through fn); arena_inputs are the input positions
+    it reads from the arena (constants there are copied into it)."""
+
     node: Node
-    kind: str  # "int8", "fp32", "quant" (Q/DQ), "numpy"
+    kind: str  # "int8", "fp32", "quant" (Q/DQ), "numpy", "layout"
     fn: Callable[..., list[np.ndarray]]
     release: list[str] = field(default_factory=list)
+    emit: Callable | None = None
+    arena_inputs: tuple[int, ...] = (0,)
 
     @property
     def inputs(self) -> list[str]:
@@ -81,13 +74,6 @@ def _q_zero(node: Node, g: Graph) -> tuple[np.ndarray | None, np.dtype]:
     return None, np.dtype(QUANT_DTYPES.get(out_type, np.uint8))
 
 
-def _np_dtype_of(elem_type: int) -> np.dtype | None:
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
-    except Exception:
-        return None
-
-
 def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.ndarray:
     if p.size == 1:
         return p.reshape(())
@@ -98,84 +84,7 @@ def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block: int) -> np.
     return p.reshape(shape)
 
 
-def _check_quant_dtype(node: Node, dtype: np.dtype, what: str) -> None:
-    """The integer type of a Q output / DQ input, as the node's opset allows it."""
-    allowed = [np.dtype(np.uint8), np.dtype(np.int8)]
-    if node.op_type == "DequantizeLinear":
-        allowed.append(np.dtype(np.int32))
-    if node.opset >= 21:
-        allowed += [np.dtype(np.uint16), np.dtype(np.int16)]
-    if dtype in allowed:
-        return
-    if dtype.name.startswith(("float8", "float4", "int4", "uint4")) and node.opset >= 19:
-        raise UnsupportedOpError(f"{node.label}: {what} of type {dtype} is not supported")
-    raise ModelError(
-        f"{node.label}: {what} has type {dtype}; {node.op_type}-{node.opset} allows "
-        f"{', '.join(str(d) for d in allowed)}"
-    )
-
-
-def validate_quant_nodes(g: Graph) -> None:
-    """Every ONNX Q/DQ node checked at load, before patterns absorb any of them."""
-    for node in g.nodes:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.domain == "":
-            validate_quant_node(node, g)
-
-
-def validate_quant_node(node: Node, g: Graph) -> None:
-    """Load-time checks of a Q/DQ node's constant scale, zero point and axis."""
-    if len(node.inputs) < 2 or not node.inputs[1]:
-        raise ModelError(f"{node.label}: needs a scale input")
-    scale = g.constants.get(node.inputs[1])
-    zero = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-    x_dtype = g.dtype(node.inputs[0])
-    if scale is not None:
-        valid_scale(node, scale)
-    if node.op_type == "DequantizeLinear" and x_dtype is not None:
-        _check_quant_dtype(node, np.dtype(x_dtype), "input")
-    out_type = int(node.attr("output_dtype", 0))
-    if node.op_type == "QuantizeLinear" and out_type:
-        out_dtype = _np_dtype_of(out_type)
-        if out_dtype is None:
-            raise ModelError(f"{node.label}: output_dtype {out_type} is not a tensor type")
-        _check_quant_dtype(node, out_dtype, "output_dtype")
-        if zero is not None and zero.dtype != out_dtype:
-            raise ModelError(
-                f"{node.label}: output_dtype {out_dtype} differs from the zero point's {zero.dtype}"
-            )
-    if zero is not None:
-        if zero.dtype.kind not in "iu":
-            _check_quant_dtype(node, zero.dtype, "zero point")
-            raise ModelError(
-                f"{node.label}: zero point must be an integer tensor, got {zero.dtype}"
-            )
-        _check_quant_dtype(node, zero.dtype, "zero point")
-        if scale is not None and zero.shape != scale.shape and zero.size != scale.size:
-            raise ModelError(
-                f"{node.label}: zero point shape {list(zero.shape)} differs from "
-                f"scale shape {list(scale.shape)}"
-            )
-        if node.op_type == "DequantizeLinear" and x_dtype is not None and zero.dtype != x_dtype:
-            raise ModelError(f"{node.label}: zero point is {zero.dtype} but the data is {x_dtype}")
-    shape = g.shape(node.inputs[0])
-    if scale is not None and (scale.size > 1 or node.attr("block_size", 0)) and shape is not None:
-        axis = int(node.attr("axis", 1))
-        if not -len(shape) <= axis < len(shape):
-            raise ModelError(
-                f"{node.label}: axis {axis} is out of range for a rank-{len(shape)} input"
-            )
-        dim = shape[axis]
-        if not node.attr("block_size", 0) and scale.ndim != 1:
-            raise ModelError(
-                f"{node.label}: per-axis scale must be 1-D, got shape {list(scale.shape)}"
-            )
-        if isinstance(dim, int) and not node.attr("block_size", 0) and scale.size != dim:
-            raise ModelError(
-                f"{node.label}: per-axis scale has {scale.size} values, axis {axis} has {dim}"
-            )
-
-
-def quantize_step(node: Node, g: Graph) -> Callable:
+def quantize_step(node: Node, g: Graph, ctx: Context) -> Step:
     zero_const, dtype = _q_zero(node, g)
 
     def run(x, scale, zero=None):
@@ -186,7 +95,7 @@ def quantize_step(node: Node, g: Graph) -> Callable:
         axis, block = _quant_axis(node, x.ndim, scale)
         x = x.astype(np.float32, copy=False)
         if dtype in INT8:
-            return [K.quantize(x, scale.astype(np.float32), zero, axis, block, dtype)]
+            return [K.quantize(x, scale.astype(np.float32), zero, axis, block, dtype, ctx)]
         info = np.iinfo(dtype)  # wider types: same math in numpy
         z = _broadcast_param(zero, x, axis, block).astype(np.float64) if zero is not None else 0.0
         with np.errstate(invalid="ignore", over="ignore"):
@@ -194,10 +103,46 @@ def quantize_step(node: Node, g: Graph) -> Callable:
         y = np.nan_to_num(q, nan=0.0) + z  # NaN -> the zero point, as the int8 kernel does
         return [np.clip(y, info.min, info.max).astype(dtype)]
 
-    return run
+    def emit(em, ins, outs) -> bool:
+        x, scale, zero = _quant_operands(node, g, ins)
+        if x is None or x.array.dtype != np.float32 or dtype not in INT8 or x.array.size == 0:
+            return False
+        zero = zero if zero is not None else zero_const
+        if zero is not None and zero.dtype != dtype:
+            return False
+        scale = np.ascontiguousarray(scale, np.float32)
+        axis, block = _quant_axis(node, x.array.ndim, scale)
+        layout = K._quant_layout(x.array, scale, axis, block)
+        zero = K._zero_like(zero, scale)
+        em.keep(scale, zero, layout)
+        em.add(
+            lib.pyrt_plan_quantize(
+                em.plan,
+                layout,
+                x.offset,
+                ptr(scale, "float *"),
+                ptr(zero),
+                dtype_code(dtype),
+                outs[0].offset,
+            )
+        )
+        return True
+
+    return Step(node, "quant", run, emit=emit)
 
 
-def dequantize_step(node: Node) -> Callable:
+def _quant_operands(node: Node, g: Graph, ins: list):
+    """(x slot, constant scale, constant zero or None) of a Q/DQ node, or x None if the
+    scale or zero point is not a constant."""
+    scale = g.constants.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    zero = g.constants.get(zero_name) if zero_name else None
+    if scale is None or (zero_name and zero is None):
+        return None, None, None
+    return ins[0], scale, zero
+
+
+def dequantize_step(node: Node, g: Graph, ctx: Context) -> Step:
     """DequantizeLinear in float32; output takes output_dtype (opset 23+) or the scale type."""
     out_type = int(node.attr("output_dtype", 0))
     out_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(out_type)) if out_type else None
@@ -210,7 +155,7 @@ def dequantize_step(node: Node) -> Callable:
             )
         axis, block = _quant_axis(node, x.ndim, scale)
         if x.dtype in (*INT8, np.dtype(np.int32)):
-            y = K.dequantize(x, scale.astype(np.float32), zero, axis, block)
+            y = K.dequantize(x, scale.astype(np.float32), zero, axis, block, ctx)
         elif x.dtype.kind in "iu":
             z = (
                 _broadcast_param(zero, x, axis, block).astype(np.float64)
@@ -224,17 +169,43 @@ def dequantize_step(node: Node) -> Callable:
         want = out_dtype or scale.dtype
         return [y if want == y.dtype else y.astype(want)]
 
-    return run
+    def emit(em, ins, outs) -> bool:
+        x, scale, zero = _quant_operands(node, g, ins)
+        if x is None or outs[0].array.dtype != np.float32 or x.array.size == 0:
+            return False
+        if x.array.dtype not in (*INT8, np.dtype(np.int32)):
+            return False
+        if zero is not None and zero.dtype != x.array.dtype:
+            return False
+        scale = np.ascontiguousarray(scale, np.float32)
+        axis, block = _quant_axis(node, x.array.ndim, scale)
+        layout = K._quant_layout(x.array, scale, axis, block)
+        zero = K._zero_like(zero, scale)
+        em.keep(scale, zero, layout)
+        em.add(
+            lib.pyrt_plan_dequantize(
+                em.plan,
+                layout,
+                x.offset,
+                dtype_code(x.array.dtype),
+                ptr(scale, "float *"),
+                ptr(zero),
+                outs[0].offset,
+            )
+        )
+        return True
+
+    return Step(node, "quant", run, emit=emit)
 
 
-def dynamic_quantize(x: np.ndarray) -> list[np.ndarray]:
+def dynamic_quantize(x: np.ndarray, ctx: Context) -> list[np.ndarray]:
     """DynamicQuantizeLinear: uint8, range always including 0."""
     x = x.astype(np.float32, copy=False)
     lo = min(0.0, float(x.min())) if x.size else 0.0
     hi = max(0.0, float(x.max())) if x.size else 0.0
     scale = np.float32((hi - lo) / 255.0) if hi > lo else np.float32(1.0)
     zero = np.uint8(np.clip(np.rint(0 - lo / scale), 0, 255))
-    y = K.quantize(x, np.array(scale, np.float32), np.array(zero, np.uint8), 0, 0, np.uint8)
+    y = K.quantize(x, np.array(scale, np.float32), np.array(zero, np.uint8), 0, 0, np.uint8, ctx)
     return [y, np.array(scale, np.float32), np.array(zero, np.uint8)]
 
 
@@ -274,7 +245,7 @@ def _conv_guard(node: Node, conv, g: Graph | None, conv1d: bool, itemsize: int) 
     return check
 
 
-def qconv_step(node: Node, g: Graph | None = None) -> Callable:
+def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     a = node.attrs
     conv = K.QConv2d(
         a["w"],
@@ -288,10 +259,43 @@ def qconv_step(node: Node, g: Graph | None = None) -> Callable:
         x_zero=a["x_zero"],
         out=a["out"],
     )
+    conv._weights(ctx)  # packed at load for the session's kernel table
     check = _conv_guard(node, conv, g, a["conv1d"], np.dtype(a["out"].dtype).itemsize)
     if a["conv1d"]:
-        return lambda x: [conv(_checked(check, x[:, :, None, :]))[:, :, 0, :]]
-    return lambda x: [conv(_checked(check, x))]
+        return Step(
+            node, "int8", lambda x: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+        )
+    if not a.get("nhwc"):
+        return Step(node, "int8", lambda x: [conv(_checked(check, x), ctx)])
+
+    def run(x):  # x is stored NHWC (layout.py)
+        if x.ndim == 4:
+            check(x.transpose(0, 3, 1, 2))
+        return [conv.nhwc(x, ctx)]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.dtype != conv.x_dtype or x.shape[0] == 0:
+            return False
+        s = conv.nhwc_shape(x.shape)
+        packed = conv._weights(em.ctx)
+        em.keep(s, packed)
+        em.add(
+            lib.pyrt_plan_qconv2d(
+                em.plan,
+                s,
+                ptr(packed),
+                dtype_code(x.dtype),
+                conv.x_zero,
+                ptr(conv.bias, "int32_t *"),
+                conv.stage,
+                ins[0].offset,
+                outs[0].offset,
+            )
+        )
+        return True
+
+    return Step(node, "int8", run, emit=emit)
 
 
 def _checked(check: Callable, x: np.ndarray) -> np.ndarray:
@@ -299,28 +303,92 @@ def _checked(check: Callable, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def qmatmul_step(node: Node, g: Graph | None = None) -> Callable:
+def qmatmul_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     a = node.attrs
     n, k = a["w"].shape
     shape = g.shape(node.inputs[0]) if g is not None else None
     if shape and not a["trans_a"] and isinstance(shape[-1], int) and shape[-1] != k:
         raise ModelError(f"{node.label}: input has {shape[-1]} columns, weights expect {k}")
     gemm = K.QGemm(a["w"], a["w_zero"], a["bias"], a["x_dtype"], a["x_zero"], a["out"])
+    gemm._weights(ctx)
 
     def run(x):
         if a["trans_a"]:
             x = x.T
         if x.shape[-1] != k:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
-        y = gemm(np.ascontiguousarray(x.reshape(-1, k).T))
-        return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
+        y = gemm.rows(np.ascontiguousarray(x.reshape(-1, k)), ctx)
+        return [y.reshape(*x.shape[:-1], n)]
 
-    return run
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if a["trans_a"] or x.ndim < 1 or x.shape[-1] != k or x.dtype != gemm.x_dtype:
+            return False
+        rows = x.size // k
+        if rows == 0 or rows >= 2**31:
+            return False
+        packed = gemm._weights(em.ctx)
+        em.keep(packed)
+        em.add(
+            lib.pyrt_plan_qgemm(
+                em.plan,
+                rows,
+                n,
+                k,
+                ins[0].offset,
+                dtype_code(x.dtype),
+                gemm.x_zero,
+                k,
+                ptr(packed),
+                ptr(gemm.bias, "int32_t *"),
+                gemm.stage,
+                outs[0].offset,
+                n,
+            )
+        )
+        return True
+
+    return Step(node, "int8", run, emit=emit)
 
 
-def qlut_step(node: Node) -> Callable:
+def qlut_step(node: Node) -> Step:
     table = node.attrs["table"]
-    return lambda x: [table[x.view(np.uint8)]]
+
+    def emit(em, ins, outs) -> bool:
+        if ins[0].array.size == 0:
+            return False
+        em.add(
+            lib.pyrt_plan_lut8(
+                em.plan, ins[0].array.size, ptr(table), ins[0].offset, outs[0].offset
+            )
+        )
+        return True
+
+    return Step(node, "int8", lambda x: [table[x.view(np.uint8)]], emit=emit)
+
+
+def layout_step(node: Node, ctx: Context) -> Step:
+    """ToNHWC / ToNCHW: the transposes at the borders of NHWC regions (layout.py)."""
+    to_nhwc = node.op_type == "ToNHWC"
+
+    def dims(x: np.ndarray) -> tuple[int, int, int]:
+        n, a, b, c = x.shape  # NCHW [n][C][H*W] -> [n][H*W][C], or NHWC back
+        return (n, a, b * c) if to_nhwc else (n, a * b, c)
+
+    def run(x):
+        perm = (0, 2, 3, 1) if to_nhwc else (0, 3, 1, 2)
+        return [np.ascontiguousarray(x.transpose(perm))]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.size == 0 or x.itemsize not in (1, 4):
+            return False
+        em.add(
+            lib.pyrt_plan_transpose(em.plan, x.itemsize, *dims(x), ins[0].offset, outs[0].offset)
+        )
+        return True
+
+    return Step(node, "layout", run, emit=emit)
 
 
 def integer_exact_step(node: Node) -> Callable:
@@ -355,47 +423,136 @@ def _check_pool(node: Node, g: Graph | None, w: dict) -> None:
             )
 
 
-def pyrt_step(node: Node, g: Graph | None = None) -> Callable:
+def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     a = node.attrs
     if node.op_type == "QConv":
-        return qconv_step(node, g)
+        return qconv_step(node, g, ctx)
     if node.op_type == "QMatMul":
-        return qmatmul_step(node, g)
+        return qmatmul_step(node, g, ctx)
     if node.op_type == "QLut":
         return qlut_step(node)
+    if node.op_type in ("ToNHWC", "ToNCHW"):
+        return layout_step(node, ctx)
     if node.op_type == "QBinary":
-        return lambda x, y: [
-            K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"])
-        ]
+        return qbinary_step(node, ctx)
     if node.op_type in ("QMaxPool", "QAvgPool"):
         _check_pool(node, g, a)
     if node.op_type == "QMaxPool":
-        return lambda x: [
-            K.qmaxpool2d(x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"])
-        ]
+        return Step(node, "int8", lambda x: [_maxpool(a, x, ctx)], emit=_emit_maxpool(a))
     if node.op_type == "QAvgPool":
-        return lambda x: [
-            K.qavgpool2d(
-                x,
-                a["qx"],
-                a["qy"],
-                a["kernel"],
-                a["strides"],
-                a["pads"],
-                a["ceil_mode"],
-                a["count_include_pad"],
-                a["dilations"],
+
+        def avgpool(x):
+            return [
+                K.qavgpool2d(
+                    x,
+                    a["qx"],
+                    a["qy"],
+                    a["kernel"],
+                    a["strides"],
+                    a["pads"],
+                    a["ceil_mode"],
+                    a["count_include_pad"],
+                    a["dilations"],
+                    ctx,
+                )
+            ]
+
+        def emit_avg(em, ins, outs) -> bool:
+            x = ins[0].array
+            if x.ndim != 4 or x.size == 0 or outs[0].array.size == 0:
+                return False
+            s = K._pool_shape(
+                x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"]
             )
-        ]
+            s.count_include_pad = int(a["count_include_pad"])
+            qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
+            em.keep(s, qx, qy)
+            em.add(lib.pyrt_plan_qavgpool2d(em.plan, s, ins[0].offset, qx, outs[0].offset, qy))
+            return True
+
+        return Step(node, "int8", avgpool, emit=emit_avg)
     if node.op_type == "QGlobalAvgPool":
-        return lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"])]
+
+        def emit_gap(em, ins, outs) -> bool:
+            x = ins[0].array
+            if x.ndim < 3 or x.size == 0:
+                return False
+            qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
+            em.keep(qx, qy)
+            rows, hw = x.shape[0] * x.shape[1], x.size // (x.shape[0] * x.shape[1])
+            em.add(
+                lib.pyrt_plan_qglobalavgpool(
+                    em.plan, rows, hw, ins[0].offset, qx, outs[0].offset, qy
+                )
+            )
+            return True
+
+        return Step(
+            node, "int8", lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"], ctx)], emit=emit_gap
+        )
     raise AssertionError(f"unknown fused op {node.op_type}")
+
+
+def qbinary_step(node: Node, ctx: Context) -> Step:
+    a = node.attrs
+
+    def run(x, y):
+        return [K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"], ctx)]
+
+    def emit(em, ins, outs) -> bool:
+        x, y = ins[0].array, ins[1].array
+        if x.shape != y.shape or x.size == 0:
+            return False  # broadcasting: numpy lays it out first
+        if x.dtype != a["qa"].dtype or y.dtype != a["qb"].dtype:
+            return False
+        params = K._qparams(a["qa"]), K._qparams(a["qb"]), K._qparams(a["qy"])
+        em.keep(*params)
+        op = lib.PYRT_ADD if a["op"] == "add" else lib.PYRT_MUL
+        em.add(
+            lib.pyrt_plan_qbinary(
+                em.plan,
+                op,
+                x.size,
+                ins[0].offset,
+                params[0],
+                ins[1].offset,
+                params[1],
+                outs[0].offset,
+                params[2],
+                a["qmin"],
+                a["qmax"],
+            )
+        )
+        return True
+
+    return Step(node, "int8", run, emit=emit, arena_inputs=(0, 1))
+
+
+def _maxpool(w: dict, x: np.ndarray, ctx: Context) -> np.ndarray:
+    return K.qmaxpool2d(
+        x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], ctx
+    )
+
+
+def _emit_maxpool(w: dict) -> Callable:
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.dtype not in INT8 or x.size == 0 or outs[0].array.size == 0:
+            return False
+        s = K._pool_shape(x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"])
+        em.keep(s)
+        em.add(
+            lib.pyrt_plan_qmaxpool2d(em.plan, s, ins[0].offset, dtype_code(x.dtype), outs[0].offset)
+        )
+        return True
+
+    return emit
 
 
 # ---- fp32 ops with constant weights -----------------------------------------
 
 
-def float_conv_step(node: Node, g: Graph) -> Callable | None:
+def float_conv_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
     w = g.constants.get(node.inputs[1])
     bias = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if w is None or w.ndim not in (3, 4) or w.dtype != np.float32:
@@ -420,13 +577,14 @@ def float_conv_step(node: Node, g: Graph) -> Callable | None:
         dilations=tuple(dilations),
         pads=tuple(pads),
     )
+    conv._weights(ctx)
     check = _conv_guard(node, conv, g, nd == 1, 4)
     if nd == 1:
-        return lambda x, *_: [conv(_checked(check, x[:, :, None, :]))[:, :, 0, :]]
-    return lambda x, *_: [conv(_checked(check, x))]
+        return lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+    return lambda x, *_: [conv(_checked(check, x), ctx)]
 
 
-def float_gemm_step(node: Node, g: Graph) -> Callable | None:
+def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
     """MatMul / Gemm with a constant 2-D fp32 weight: y = x @ W + bias."""
     w = g.constants.get(node.inputs[1])
     if w is None or w.ndim != 2 or w.dtype != np.float32:
@@ -443,13 +601,14 @@ def float_gemm_step(node: Node, g: Graph) -> Callable | None:
             return None
         bias = (beta * np.broadcast_to(c.reshape(-1), (n,))).astype(np.float32)
     kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias)
+    kernel._weights(ctx)
 
     def run(x, *_):
         if trans_a:
             x = x.T
         if x.shape[-1] != k:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
-        y = kernel(np.ascontiguousarray(x.reshape(-1, k).T, dtype=np.float32))
+        y = kernel(np.ascontiguousarray(x.reshape(-1, k).T, dtype=np.float32), ctx)
         return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
 
     return run
@@ -605,9 +764,10 @@ def guard_memory(node: Node, fn: Callable, limit: int) -> Callable:
     return run
 
 
-def make_step(node: Node, g: Graph) -> Step:
+def make_step(node: Node, g: Graph, ctx: Context | None = None) -> Step:
+    ctx = ctx if ctx is not None else default_context()
     try:
-        step = _make_step(node, g)
+        step = _make_step(node, g, ctx)
     except KernelError as exc:  # weights or geometry the kernels refuse: a model error
         raise ModelError(f"{node.label}: {exc}") from exc
     if (
@@ -617,47 +777,66 @@ def make_step(node: Node, g: Graph) -> Step:
     return step
 
 
-def _make_step(node: Node, g: Graph) -> Step:
+def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     op = node.op_type
     if node.domain == "pyrt":
-        return Step(node, "int8", pyrt_step(node, g))
+        return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:
-        return Step(node, "int8", integer_exact_step(node))
+        step = Step(node, "int8", integer_exact_step(node))
+        if node.op_type in RESHAPES:
+            step.emit = _emit_copy
+        return step
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(f"{node.label}: domain '{node.domain}' is not supported")
     if op == "QuantizeLinear":
         validate_quant_node(node, g)
-        return Step(node, "quant", quantize_step(node, g))
+        return quantize_step(node, g, ctx)
     if op == "DequantizeLinear":
         validate_quant_node(node, g)
-        return Step(node, "quant", dequantize_step(node))
+        return dequantize_step(node, g, ctx)
     if op == "DynamicQuantizeLinear":
-        return Step(node, "quant", dynamic_quantize)
+        return Step(node, "quant", lambda x: dynamic_quantize(x, ctx))
     if op in ("ConvInteger", "MatMulInteger"):
         return Step(node, "numpy", integer_product(node))
     if op == "Conv":
-        fn = float_conv_step(node, g)
+        fn = float_conv_step(node, g, ctx)
         if fn is not None:
             return Step(node, "fp32", fn)
     if op in ("Gemm", "MatMul"):
-        fn = float_gemm_step(node, g)
+        fn = float_gemm_step(node, g, ctx)
         if fn is not None:
             return Step(node, "fp32", fn)
     if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
         window = window_attrs(node, g.shape(node.inputs[0]))
-        if window is not None:  # int8 data (QOperator graphs) takes the kernel
-            kind = "int8" if g.dtype(node.inputs[0]) in INT8 else "numpy"
-            return Step(node, kind, lambda x: maxpool(node, window, x))
+        if window is not None and g.dtype(node.inputs[0]) in INT8:  # QOperator graphs
+            return Step(
+                node, "int8", lambda x: maxpool(node, window, x, ctx), emit=_emit_maxpool(window)
+            )
+        if window is not None:
+            return Step(node, "numpy", lambda x: maxpool(node, window, x, ctx))
     if op not in FLOAT_OPS:
         raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
-    return Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
+    step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
+    if op in RESHAPES and node.outputs:
+        step.emit = _emit_copy
+    return step
 
 
-def maxpool(node: Node, w: dict, x: np.ndarray) -> list[np.ndarray]:
+# Ops whose output is their first input's bytes under another shape.
+RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
+def _emit_copy(em, ins, outs) -> bool:
+    x, y = ins[0].array, outs[0].array
+    if x.dtype != y.dtype or x.size != y.size:
+        return False
+    em.add(lib.pyrt_plan_copy(em.plan, x.nbytes, ins[0].offset, outs[0].offset))
+    return True
+
+
+def maxpool(node: Node, w: dict, x: np.ndarray, ctx: Context) -> list[np.ndarray]:
     if x.dtype in INT8 and x.ndim == 4:
-        return [
-            K.qmaxpool2d(x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"])
-        ]
+        return [_maxpool(w, x, ctx)]
     return run_float_op(node, [x])
 
 
@@ -690,84 +869,9 @@ def check_supported(g: Graph) -> None:
         raise UnsupportedOpError(f"{len(bad)} unsupported node(s): {listing}")
 
 
-def fold_constants(g: Graph, keep_dequantize: bool) -> list[Node]:
-    """Evaluates nodes whose inputs are all known at load; returns the folded nodes.
-
-    keep_dequantize leaves DQ(constant) in place so the matcher still sees
-    integer weights; the second pass (after matching) folds what is left.
-    """
-    folded, kept = [], []
-    for node in g.nodes:
-        ins = [i for i in node.inputs if i]
-        shape_only = (
-            node.op_type in ("Shape", "Size")
-            and node.domain == ""
-            and ins
-            and g.static_shape(ins[0]) is not None
-        )
-        foldable = (
-            node.domain in ("", "ai.onnx")
-            and node.op_type not in NONDETERMINISTIC
-            and all(i in g.constants for i in ins)
-            and not (keep_dequantize and node.op_type == "DequantizeLinear")
-        )
-        if not (foldable or shape_only) or node.domain == "pyrt" or "int_dtype" in node.attrs:
-            kept.append(node)
-            continue
-        if node.op_type not in FLOAT_OPS and node.op_type not in SPECIAL_OPS:
-            kept.append(node)  # reported by check_supported
-            continue
-        if shape_only:
-            x = (
-                np.zeros(g.static_shape(ins[0]), np.uint8)
-                if math.prod(g.static_shape(ins[0])) < 1 << 20
-                else None
-            )
-            if x is None:
-                kept.append(node)
-                continue
-            values = [x]
-        else:
-            values = [g.constants[i] if i else None for i in node.inputs]
-        try:
-            outs = make_step(node, g).fn(*values)
-        except PyrtError:
-            raise
-        except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
-            raise ModelError(f"{node.label}: cannot be evaluated at load ({exc})") from exc
-        for name, value in zip(node.outputs, outs):
-            if name:
-                value = np.asarray(value)
-                if value.nbytes > g.memory_limit:
-                    raise ModelError(
-                        f"{node.label}: output '{name}' needs {value.nbytes} bytes, "
-                        f"over the memory limit"
-                    )
-                g.constants[name] = value
-        folded.append(node)
-    g.nodes = kept
-    g.reindex()
-    return folded
-
-
-def remove_dead(g: Graph) -> list[Node]:
-    """Drops nodes whose outputs nobody needs (DQs absorbed by fused ops)."""
-    needed = {t.name for t in g.outputs}
-    live, dead = [], []
-    for node in reversed(g.nodes):
-        if any(o in needed for o in node.outputs if o):
-            live.append(node)
-            needed.update(i for i in node.inputs if i)
-        else:
-            dead.append(node)
-    g.nodes = live[::-1]
-    g.reindex()
-    return dead
-
-
-def build_steps(g: Graph) -> list[Step]:
+def build_steps(g: Graph, ctx: Context) -> list[Step]:
     check_supported(g)
-    steps = [make_step(n, g) for n in g.nodes]
+    steps = [make_step(n, g, ctx) for n in g.nodes]
     keep = {t.name for t in g.outputs}
     last_use: dict[str, int] = {}
     for idx, step in enumerate(steps):

@@ -1,7 +1,14 @@
-"""Stage 4, run: Session compiles a model once (load -> lower -> match -> plan) and runs it."""
+"""Stage run: Session compiles a model once and runs it.
+
+load (graph.py) -> lower (lower.py) -> fold (fold.py) -> match (patterns.py) -> fold ->
+layout (layout.py) -> plan (plan.py) -> run: the first run with new input shapes
+interprets the steps and records every tensor; later runs replay the recorded
+Program (program.py): one arena, consecutive C steps in one call.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,11 +16,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ._kernels import Context
 from .errors import InputError, ModelError, PyrtError, UnsupportedOpError
+from .fold import fold_constants, remove_dead
 from .graph import DEFAULT_MEMORY_LIMIT, Node, TensorInfo, load
+from .layout import assign_layouts
 from .lower import lower_qoperators
 from .patterns import fuse
-from .plan import Step, build_steps, fold_constants, remove_dead, validate_quant_nodes
+from .plan import Step, build_steps
+from .program import Program, Replan
+from .validate import validate_quant_nodes
 
 ModelLike = str | Path | bytes | onnx.ModelProto
 Inputs = Mapping[str, np.ndarray] | np.ndarray
@@ -53,16 +65,35 @@ class Report(list):
         return "\n".join(lines)
 
 
-class Session:
-    """A model compiled once: weights packed, QDQ patterns fused into int8 kernels."""
+# Input-shape signatures a Session keeps a Program for; more run interpreted.
+MAX_PROGRAMS = 8
 
-    def __init__(self, model: ModelLike, cores: int = 1, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+
+class Session:
+    """A model compiled once: weights packed, QDQ patterns fused into int8 kernels.
+
+    cores: threads the kernels use (results are identical for any count). isa: the kernel
+    table ("scalar", "avx2", "avxvnni", "avx512vnni", "rvv"); None takes $PYRT_ISA or the
+    best this CPU runs.
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        cores: int = 1,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        isa: str | None = None,
+    ):
         if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
             raise PyrtError(f"cores must be a positive int, got {cores!r}")
         if not isinstance(memory_limit, int) or isinstance(memory_limit, bool) or memory_limit <= 0:
             raise PyrtError(f"memory_limit must be a positive int (bytes), got {memory_limit!r}")
+        if isa is not None and not isinstance(isa, str):
+            raise PyrtError(f"isa must be a string or None, got {isa!r}")
         self.cores = cores
         self.memory_limit = memory_limit
+        self.context = Context(isa, cores)
+        self.isa = self.context.isa
         try:
             graph = load(model, memory_limit)
             original = list(graph.nodes)
@@ -72,7 +103,8 @@ class Session:
             fuse(graph)
             folded += fold_constants(graph, keep_dequantize=False)
             remove_dead(graph)
-            self._steps: list[Step] = build_steps(graph)
+            self._nhwc = assign_layouts(graph)
+            self._steps: list[Step] = build_steps(graph, self.context)
             self._report = _make_report(original, self._steps, folded)
         except PyrtError:
             raise
@@ -87,6 +119,8 @@ class Session:
         self._output_names = [t.name for t in graph.outputs]
         self.inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.inputs]
         self.outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in graph.outputs]
+        self._programs: dict[tuple, Program | None] = {}  # None: shapes vary, interpret
+        self._programs_lock = threading.Lock()
 
     def report(self) -> Report:
         """How each node of the model runs: int8 kernel, fp32 kernel, numpy, folded, fused."""
@@ -95,34 +129,87 @@ class Session:
     def run(self, inputs: Inputs, keep: Sequence[str] = ()) -> list[np.ndarray]:
         """Runs the model; returns the graph outputs in order (then any `keep` tensors)."""
         keep = [keep] if isinstance(keep, str) else list(keep)
+        feeds = self._feeds(inputs)
+        if keep:
+            return self._interpret(feeds, keep)
+        key = tuple(feeds[t.name].shape for t in self._input_info)
+        program = self._programs.get(key, False)
+        if program is False:
+            record: dict[str, np.ndarray] = {}
+            outs = self._interpret(feeds, (), record)
+            self._capture(key, record)
+            return outs
+        if program is None:
+            return self._interpret(feeds, ())
+        try:
+            return program.run(feeds, self._call_step)
+        except Replan:  # a step's output shape depends on values: interpret from now on
+            with self._programs_lock:
+                self._programs[key] = None
+            return self._interpret(feeds, ())
+
+    def _capture(self, key: tuple, record: dict[str, np.ndarray]) -> None:
+        with self._programs_lock:
+            if key in self._programs or len(self._programs) >= MAX_PROGRAMS:
+                return
+            try:
+                program = Program(
+                    self._steps,
+                    self.context,
+                    record,
+                    self._constants,
+                    [t.name for t in self._input_info],
+                    self._output_names,
+                )
+            except PyrtError:
+                program = None  # the steps keep running interpreted
+            self._programs[key] = program
+
+    def _call_step(self, step: Step, args: list) -> list[np.ndarray]:
+        """One step on numpy values, every failure a PyrtError naming the node."""
+        try:
+            outs = step.fn(*args)
+        except PyrtError as exc:
+            if step.node.name in str(exc):
+                raise
+            raise type(exc)(f"{step.node.label}: {exc}") from exc
+        except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
+            raise ModelError(f"{step.node.label} failed: {exc}") from exc
+        except Exception as exc:  # never anything but a PyrtError out of run()
+            raise PyrtError(f"{step.node.label}: internal error: {exc!r}") from exc
+        if len(outs) < len(step.outputs) and any(step.outputs[len(outs) :]):
+            raise UnsupportedOpError(
+                f"{step.node.label}: produces {len(outs)} outputs, the model uses "
+                f"{len(step.outputs)}"
+            )
+        for name, value in zip(step.outputs, outs):
+            if name and value.nbytes > self.memory_limit:
+                raise ModelError(
+                    f"{step.node.label}: output '{name}' takes {value.nbytes} bytes, "
+                    f"over the memory limit of {self.memory_limit}"
+                )
+        return outs
+
+    def _interpret(
+        self,
+        feeds: dict[str, np.ndarray],
+        keep: Sequence[str],
+        record: dict[str, np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
+        """Runs the steps one by one; `record` receives every tensor's shape and dtype."""
         values = dict(self._constants)
-        values.update(self._feeds(inputs))
+        values.update(feeds)
+        if record is not None:
+            record.update({k: _shape_of(v) for k, v in feeds.items()})
         wanted = set(keep)
         for step in self._steps:
             args = [values[name] if name else None for name in step.inputs]
-            try:
-                outs = step.fn(*args)
-            except PyrtError as exc:
-                if step.node.name in str(exc):
-                    raise
-                raise type(exc)(f"{step.node.label}: {exc}") from exc
-            except (ValueError, IndexError, TypeError, ArithmeticError, MemoryError) as exc:
-                raise ModelError(f"{step.node.label} failed: {exc}") from exc
-            except Exception as exc:  # never anything but a PyrtError out of run()
-                raise PyrtError(f"{step.node.label}: internal error: {exc!r}") from exc
-            if len(outs) < len(step.outputs) and any(step.outputs[len(outs) :]):
-                raise UnsupportedOpError(
-                    f"{step.node.label}: produces {len(outs)} outputs, the model uses "
-                    f"{len(step.outputs)}"
-                )
+            outs = self._call_step(step, args)
             for name, value in zip(step.outputs, outs):
                 if name:
-                    if value.nbytes > self.memory_limit:
-                        raise ModelError(
-                            f"{step.node.label}: output '{name}' takes {value.nbytes} bytes, "
-                            f"over the memory limit of {self.memory_limit}"
-                        )
                     values[name] = value
+                    if record is not None:
+                        record[name] = _shape_of(value)
             for name in step.release:
                 if name not in wanted:
                     values.pop(name, None)
@@ -133,10 +220,12 @@ class Session:
             )
         # Outputs never alias the caller's inputs, the session's constants or each other's
         # read-only views of them: a fresh copy whenever in doubt.
-        fed = [v for k, v in values.items() if k in self._input_names]
+        fed = list(feeds.values())
         outs = []
         for n in [*self._output_names, *keep]:
             value = values[n]
+            if n in self._nhwc and value.ndim == 4:  # an inner tensor kept: the model's layout
+                value = np.ascontiguousarray(value.transpose(0, 3, 1, 2))
             if (
                 n in self._constants
                 or not value.flags.writeable
@@ -202,6 +291,12 @@ class Session:
         value = np.require(value, requirements=["C", "A"]).view(np.ndarray)
         value.flags.writeable = False
         return value
+
+
+def _shape_of(value: np.ndarray) -> np.ndarray:
+    """A stand-in with value's shape and dtype that holds no data (for the record)."""
+    value = np.asarray(value)
+    return np.broadcast_to(np.zeros((), value.dtype), value.shape)
 
 
 def _make_report(original: list[Node], steps: list[Step], folded: list[Node]) -> Report:

@@ -591,6 +591,14 @@ def _cases() -> dict[str, Case]:
         ],
     )
 
+    cases["qbinary_broadcast"] = Case(
+        lib.pyrt_qbinary_broadcast,
+        [lib.PYRT_MUL, 2, 5, 1, _p(a), qp, _p(b), qp, _p(c), qp, 0, 255],
+        pointers=[4, 5, 6, 7, 8, 9],
+        sizes=[1, 2, 3],
+        extra=[("op 9", [9, 2, 5, 1, _p(a), qp, _p(b), qp, _p(c), qp, 0, 255])],
+    )
+
     px, py = buf(np.uint8, 2 * 36), buf(np.uint8, 2 * 16)
     bad_pools = {
         **{f"{f}=0": _pool_shape(**{f: 0}) for f in ("batch", "channels", "in_h", "kernel_w")},
@@ -598,6 +606,7 @@ def _cases() -> dict[str, Case]:
         "out too big": _pool_shape(out_h=7),  # a window starting past the input
         "out 0": _pool_shape(out_h=0),
         "padding-only window": _pool_shape(pad_top=3, pad_bottom=3, out_h=7),
+        "layout 2": _pool_shape(layout=2),
     }
     pbase = [_pool_shape(), _p(px), lib.PYRT_U8, _p(py)]
     cases["qmaxpool2d"] = Case(
@@ -623,6 +632,12 @@ def _cases() -> dict[str, Case]:
         [2, 36, _p(px), qp, _p(gy), qp],
         pointers=[2, 3, 4, 5],
         sizes=[0, 1],
+    )
+    cases["qglobalavgpool_nhwc"] = Case(
+        lib.pyrt_qglobalavgpool_nhwc,
+        [1, 36, 2, _p(px), qp, _p(gy), qp],
+        pointers=[3, 4, 5, 6],
+        sizes=[0, 1, 2],
     )
     out = ffi.new("pyrt_context **")
     cases["context_create"] = Case(

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "test_kernels_qmatmul.py",
     "test_kernels_float_quant.py",
+    "test_kernels_elem_simd.py",
     "test_ops.py",
     "test_models.py",
     "test_reliability.py",
@@ -25,6 +26,7 @@ TESTS = [
     "test_bad_inputs.py",
     "test_concurrency.py",
     "test_fuzz.py",
+    "test_program.py",
 ]
 
 
@@ -96,3 +98,33 @@ def test_kernels_and_models_under_asan_ubsan(tmp_path):
     assert "passed" in result.stdout, tail
     output = result.stdout + result.stderr
     assert "Sanitizer" not in output and "runtime error:" not in output, tail
+
+
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("gcc") is None,
+    reason="needs cmake and gcc (both present in CI, where this test runs)",
+)
+def test_thread_pool_under_tsan(tmp_path):
+    """Callers sharing a multi-threaded context, and each with its own, on every table."""
+    build = tmp_path / "tsan"
+    configure = [
+        "cmake",
+        "-S",
+        str(ROOT),
+        "-B",
+        str(build),
+        "-DPYRT_SANITIZE_THREAD=ON",
+        "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+        f"-DCMAKE_C_COMPILER={shutil.which('gcc')}",
+    ]
+    for step in (configure, ["cmake", "--build", str(build), "-j2"]):
+        done = subprocess.run(step, capture_output=True, text=True)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1")
+    result = subprocess.run(
+        [str(build / "pool_stress")], env=env, capture_output=True, text=True, timeout=600
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "ThreadSanitizer" not in output, output[-6000:]
+    assert "scalar: 0 mismatches" in output

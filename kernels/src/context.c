@@ -121,6 +121,39 @@ void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
   pthread_mutex_unlock(&p->mutex);
 }
 
+pyrt_grid pyrt_grid_make(const pyrt_context *ctx, int64_t rows, int64_t cols) {
+  pyrt_grid g = {rows, cols, rows, 0, 0, 1};
+  const int64_t total = rows * cols;
+  if (ctx->threads == 1 || total < 2 * PYRT_GRAIN) return g;
+  int64_t grain = total / (8 * (int64_t)ctx->threads);
+  if (grain < PYRT_GRAIN) grain = PYRT_GRAIN;
+  if (cols >= grain) {
+    g.piece = (grain + 63) / 64 * 64;
+    g.pieces = (cols + g.piece - 1) / g.piece;
+    g.rows_per_task = 1;
+    g.tasks = (int32_t)(rows * g.pieces);
+  } else {
+    g.rows_per_task = grain / cols;
+    g.tasks = (int32_t)((rows + g.rows_per_task - 1) / g.rows_per_task);
+  }
+  return g;
+}
+
+void pyrt_grid_task(const pyrt_grid *g, int32_t task, int64_t *r0, int64_t *r1,
+                    int64_t *c0, int64_t *c1) {
+  if (g->pieces) {
+    *r0 = task / g->pieces;
+    *r1 = *r0 + 1;
+    *c0 = task % g->pieces * g->piece;
+    *c1 = *c0 + g->piece < g->cols ? *c0 + g->piece : g->cols;
+    return;
+  }
+  *r0 = task * g->rows_per_task;
+  *r1 = *r0 + g->rows_per_task < g->rows ? *r0 + g->rows_per_task : g->rows;
+  *c0 = 0;
+  *c1 = g->cols;
+}
+
 void *pyrt_scratch(pyrt_context *ctx, int32_t worker, size_t bytes) {
   if (worker == PYRT_SHARED) worker = ctx->threads;
   if (ctx->scratch[worker].size < bytes) {

@@ -1,6 +1,7 @@
 /* The kernel tables, filled once from the CPU's features, and per-thread
  * error text. Each level starts as a copy of the level below and overrides
- * the entries it does better: scalar -> avx2 -> avxvnni | avx512vnni on x86,
+ * the entries it does better: scalar -> avx2 -> avxvnni and
+ * scalar -> avx2 -> avx512vnni on x86,
  * scalar -> rvv on RISC-V.
  */
 #if defined(PYRT_HAVE_RISCV)
@@ -39,20 +40,53 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;
+  t->qmaxpool2d_nhwc = pyrt_qmaxpool2d_nhwc_scalar;
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
+  t->qavgpool2d_nhwc = pyrt_qavgpool2d_nhwc_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
+  t->transpose = pyrt_transpose_scalar;
+  t->lut8 = pyrt_lut8_scalar;
 }
 
 #if defined(PYRT_HAVE_X86)
+/* __builtin_cpu_supports reports an AVX feature only when the OS saves the
+   ymm / zmm state (libgcc checks XGETBV), so these also say the OS allows
+   it. */
+static int has_avx2(void) {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+static int has_avxvnni(void) {
+  return __builtin_cpu_supports("avxvnni");
+}
 static int has_avx512vnni(void) {
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+static void init_avx2(pyrt_kernel_table *t) {
+  t->vector_bits = 256;
+  pyrt_qgemm_init_avx2(t);
+  pyrt_qdwconv_init_avx2(t);
+  pyrt_requant_init_avx2(t);
+  pyrt_qpool_init_avx2(t);
+  pyrt_qbinary_init_avx2(t);
+  pyrt_quant_init_avx2(t);
+}
+static void init_avxvnni(pyrt_kernel_table *t) {
+  pyrt_qgemm_init_avxvnni(t);
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
   t->vector_bits = 512;
   pyrt_qgemm_init_avx512vnni(t);
+  pyrt_qdwconv_init_avx512vnni(t);
+  pyrt_requant_init_avx512vnni(t);
+  pyrt_qpool_init_avx512vnni(t);
+  pyrt_qbinary_init_avx512vnni(t);
+  pyrt_quant_init_avx512vnni(t);
 }
 #endif
 
@@ -95,7 +129,9 @@ typedef struct {
 static const level levels[] = {
     {"scalar", -1, NULL, init_scalar},
 #if defined(PYRT_HAVE_X86)
-    {"avx512vnni", 0, has_avx512vnni, init_avx512vnni},
+    {"avx2", 0, has_avx2, init_avx2},
+    {"avxvnni", 1, has_avxvnni, init_avxvnni},
+    {"avx512vnni", 1, has_avx512vnni, init_avx512vnni},
 #endif
 #if defined(PYRT_HAVE_RISCV)
     {"rvv", 0, has_rvv, init_rvv},

@@ -96,14 +96,20 @@ typedef struct {
   void (*copy_flip)(uint8_t *dst, const uint8_t *src, size_t n, uint8_t flip);
 } pyrt_qgemm_config;
 
-/* Depthwise NHWC: weights [taps][C] per ISA; output rows [r0, r1) of the
-   batch * out_h rows. */
+/* Depthwise NHWC: an ISA's weight block for w_s8 [C][taps] (w_zero: the C
+   zero points as stored in the pack, already shifted like w_s8); `run`
+   writes output rows [r0, r1) of the batch * out_h rows, with `scratch` of
+   scratch_size(s) bytes (64-byte aligned) to itself; scratch_size NULL: no
+   scratch. */
 typedef struct {
   size_t (*weights_size)(int32_t channels, int32_t taps);
-  void (*pack)(int32_t channels, int32_t taps, const int8_t *w_s8, void *dst);
+  void (*pack)(int32_t channels, int32_t taps, const int8_t *w_s8,
+               const int32_t *w_zero, void *dst);
+  size_t (*scratch_size)(const pyrt_conv2d_shape *s);
   void (*run)(const pyrt_conv2d_shape *s, const void *packed, const uint8_t *x,
               int32_t x_flip, int32_t x_zero, const int32_t *bias,
-              const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1);
+              const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1,
+              void *scratch);
 } pyrt_qdwconv_config;
 
 /*
@@ -127,21 +133,46 @@ typedef struct pyrt_kernel_table {
                 const float *x, int32_t ldx, const float *bias, float lo,
                 float hi, float *y, int32_t ldy);
 
-  void (*quantize)(const pyrt_quant_layout *l, const float *x,
-                   const float *scale, const void *zero, int32_t out_dtype,
-                   void *y);
-  void (*dequantize)(const pyrt_quant_layout *l, const void *x, int32_t x_dtype,
-                     const float *scale, const void *zero, float *y);
-  void (*qbinary)(int32_t op, int64_t n, const void *a, const pyrt_qparams *qa,
-                  const void *b, const pyrt_qparams *qb, void *y,
-                  const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+  /* Quantize / dequantize n elements; element i's scale is scale[i * step]
+     and its zero point zero[i * step] (zero NULL: 0), step >= 0 (SIMD
+     tables vectorize step 0, the per-tensor and per-axis case). */
+  void (*quantize)(int64_t n, const float *x, const float *scale,
+                   const void *zero, int64_t step, int32_t out_dtype, void *y);
+  void (*dequantize)(int64_t n, const void *x, int32_t x_dtype,
+                     const float *scale, const void *zero, int64_t step,
+                     float *y);
+  /* Add / Mul of a and y [rows][cols] (dense) with b broadcast over rows:
+     b holds cols values when b_step is 1, one value when it is 0. */
+  void (*qbinary)(int32_t op, int64_t rows, int64_t cols, const void *a,
+                  const pyrt_qparams *qa, const void *b, int32_t b_step,
+                  const pyrt_qparams *qb, void *y, const pyrt_qparams *qy,
+                  int32_t qmin, int32_t qmax);
+  /* Pools over output rows [r0, r1): NCHW rows are (plane, oy) pairs,
+     batch * channels * out_h of them; NHWC rows are (image, oy) pairs,
+     batch * out_h of them, each out_w pixels of all channels. */
   void (*qmaxpool2d)(const pyrt_pool2d_shape *s, const void *x, int32_t dtype,
-                     void *y);
+                     void *y, int64_t r0, int64_t r1);
+  void (*qmaxpool2d_nhwc)(const pyrt_pool2d_shape *s, const void *x,
+                          int32_t dtype, void *y, int64_t r0, int64_t r1);
   void (*qavgpool2d)(const pyrt_pool2d_shape *s, const void *x,
-                     const pyrt_qparams *qx, void *y, const pyrt_qparams *qy);
+                     const pyrt_qparams *qx, void *y, const pyrt_qparams *qy,
+                     int64_t r0, int64_t r1);
+  void (*qavgpool2d_nhwc)(const pyrt_pool2d_shape *s, const void *x,
+                          const pyrt_qparams *qx, void *y,
+                          const pyrt_qparams *qy, int64_t r0, int64_t r1);
+  /* NCHW: y[r] = mean of row r of x [rows][hw]. */
   void (*qglobalavgpool)(int64_t rows, int64_t hw, const void *x,
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
+
+  /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
+  void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
+                    int64_t cols, const void *x, void *y);
+  void (*lut8)(int64_t n, const uint8_t *table, const uint8_t *x, uint8_t *y);
+  /* NHWC: y[c] = mean over r < hw of x[r * ld + c], c < cols. */
+  void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
+                              const void *x, const pyrt_qparams *qx, void *y,
+                              const pyrt_qparams *qy);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -175,6 +206,23 @@ typedef void (*pyrt_task_fn)(void *arg, int32_t task, int32_t worker);
 void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
                    void *arg);
 
+/* Elementwise work, rows x cols elements, cut into tasks for
+   pyrt_parallel: one task when single-threaded or small, else about
+   8 per thread of at least PYRT_GRAIN elements each, made of whole rows or,
+   when one row is longer than that, of pieces of one row (multiples of 64
+   columns). */
+#define PYRT_GRAIN 16384
+typedef struct {
+  int64_t rows, cols;
+  int64_t rows_per_task; /* when whole rows */
+  int64_t piece, pieces; /* columns per piece, pieces per row (else 0) */
+  int32_t tasks;
+} pyrt_grid;
+pyrt_grid pyrt_grid_make(const pyrt_context *ctx, int64_t rows, int64_t cols);
+/* Task `task`'s rows [*r0, *r1) and columns [*c0, *c1). */
+void pyrt_grid_task(const pyrt_grid *g, int32_t task, int64_t *r0, int64_t *r1,
+                    int64_t *c0, int64_t *c1);
+
 /* Held by every compute entry point around its table calls. */
 void pyrt_context_enter(pyrt_context *ctx);
 void pyrt_context_leave(pyrt_context *ctx);
@@ -198,28 +246,55 @@ void pyrt_sgemm_pack_weights_scalar(int32_t M, int32_t K, const float *w,
 void pyrt_sgemm_scalar(int32_t M, int32_t N, int32_t K, const void *weights,
                        const float *x, int32_t ldx, const float *bias, float lo,
                        float hi, float *y, int32_t ldy);
-void pyrt_quantize_scalar(const pyrt_quant_layout *l, const float *x,
-                          const float *scale, const void *zero,
-                          int32_t out_dtype, void *y);
-void pyrt_dequantize_scalar(const pyrt_quant_layout *l, const void *x,
-                            int32_t x_dtype, const float *scale,
-                            const void *zero, float *y);
-void pyrt_qbinary_scalar(int32_t op, int64_t n, const void *a,
-                         const pyrt_qparams *qa, const void *b,
+void pyrt_quantize_scalar(int64_t n, const float *x, const float *scale,
+                          const void *zero, int64_t step, int32_t out_dtype,
+                          void *y);
+void pyrt_dequantize_scalar(int64_t n, const void *x, int32_t x_dtype,
+                            const float *scale, const void *zero, int64_t step,
+                            float *y);
+void pyrt_qbinary_scalar(int32_t op, int64_t rows, int64_t cols, const void *a,
+                         const pyrt_qparams *qa, const void *b, int32_t b_step,
                          const pyrt_qparams *qb, void *y,
                          const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 void pyrt_qmaxpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
-                            int32_t dtype, void *y);
+                            int32_t dtype, void *y, int64_t r0, int64_t r1);
+void pyrt_qmaxpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 int32_t dtype, void *y, int64_t r0,
+                                 int64_t r1);
 void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
                             const pyrt_qparams *qx, void *y,
-                            const pyrt_qparams *qy);
+                            const pyrt_qparams *qy, int64_t r0, int64_t r1);
+void pyrt_qavgpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 const pyrt_qparams *qx, void *y,
+                                 const pyrt_qparams *qy, int64_t r0,
+                                 int64_t r1);
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy);
+void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
+                                     const void *x, const pyrt_qparams *qx,
+                                     void *y, const pyrt_qparams *qy);
+
+void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
+                           int64_t cols, const void *x, void *y);
+void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
+                      uint8_t *y);
 
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
+void pyrt_qgemm_init_avx2(pyrt_kernel_table *t);
+void pyrt_qdwconv_init_avx2(pyrt_kernel_table *t);
+void pyrt_requant_init_avx2(pyrt_kernel_table *t);
+void pyrt_qgemm_init_avxvnni(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qdwconv_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_requant_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qpool_init_avx2(pyrt_kernel_table *t);
+void pyrt_qpool_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_qbinary_init_avx2(pyrt_kernel_table *t);
+void pyrt_qbinary_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_quant_init_avx2(pyrt_kernel_table *t);
+void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);

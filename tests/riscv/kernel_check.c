@@ -349,8 +349,9 @@ static int quant_run(pyrt_context *ctx, const void *params, uint64_t seed,
   return rc;
 }
 
+/* y [outer][middle][inner] = a (same shape) op b [outer][1][inner]. */
 typedef struct {
-  int32_t op, n, dtype;
+  int32_t op, outer, middle, inner, dtype;
 } binary_case;
 
 static pyrt_qparams qparams(rng *r, int32_t dtype) {
@@ -362,20 +363,29 @@ static int binary_run(pyrt_context *ctx, const void *params, uint64_t seed,
                       void *y) {
   const binary_case *c = params;
   rng r = {seed};
-  uint8_t *a = xmalloc((size_t)c->n), *b = xmalloc((size_t)c->n);
-  fill_codes(&r, a, (size_t)c->n, c->dtype);
-  fill_codes(&r, b, (size_t)c->n, c->dtype);
+  const size_t n = (size_t)c->outer * c->middle * c->inner;
+  const size_t nb = (size_t)c->outer * c->inner;
+  uint8_t *a = xmalloc(n), *b = xmalloc(nb);
+  fill_codes(&r, a, n, c->dtype);
+  fill_codes(&r, b, nb, c->dtype);
   pyrt_qparams qa = qparams(&r, c->dtype), qb = qparams(&r, c->dtype),
                qy = qparams(&r, c->dtype);
   const int32_t lo = code_lo(c->dtype);
-  int rc = pyrt_qbinary(ctx, c->op, c->n, a, &qa, b, &qb, y, &qy, lo, lo + 255);
+  const int32_t qmin = uniform(&r, lo, lo + 30),
+                qmax = uniform(&r, lo + 200, lo + 255);
+  int rc = c->middle == 1 ? pyrt_qbinary(ctx, c->op, (int64_t)n, a, &qa, b, &qb,
+                                         y, &qy, qmin, qmax)
+                          : pyrt_qbinary_broadcast(ctx, c->op, c->outer,
+                                                   c->middle, c->inner, a, &qa,
+                                                   b, &qb, y, &qy, qmin, qmax);
   free(a), free(b);
   return rc;
 }
 
 typedef struct {
-  int32_t channels, hw, k, stride, pad,
-      kind; /* kind: 0 max, 1 avg, 2 avg incl. pad, 3 global */
+  int32_t channels, hw, k, stride, pad;
+  int32_t kind; /* 0 max, 1 avg, 2 avg incl. pad, 3 global */
+  int32_t layout;
 } pool_case;
 
 static pyrt_pool2d_shape pool_shape(const pool_case *c) {
@@ -396,7 +406,8 @@ static pyrt_pool2d_shape pool_shape(const pool_case *c) {
                          c->pad,
                          span / c->stride + 1,
                          span / c->stride + 1,
-                         c->kind == 2};
+                         c->kind == 2,
+                         c->layout};
   return s;
 }
 
@@ -410,6 +421,9 @@ static int pool_run(pyrt_context *ctx, const void *params, uint64_t seed,
   fill_codes(&r, x, n, PYRT_U8);
   pyrt_qparams qx = qparams(&r, PYRT_U8), qy = qparams(&r, PYRT_U8);
   int rc = c->kind == 0 ? pyrt_qmaxpool2d(ctx, &s, x, PYRT_U8, y)
+           : c->kind == 3 && c->layout == PYRT_NHWC
+               ? pyrt_qglobalavgpool_nhwc(ctx, 1, (int64_t)c->hw * c->hw,
+                                          c->channels, x, &qx, y, &qy)
            : c->kind == 3
                ? pyrt_qglobalavgpool(ctx, c->channels, (int64_t)c->hw * c->hw,
                                      x, &qx, y, &qy)
@@ -499,20 +513,37 @@ int main(void) {
     }
   }
   for (int e = 0; e < n_edges; e += 2) {
-    binary_case c = {e % 4 ? PYRT_ADD : PYRT_MUL, edges[e] * 3 + 1,
+    binary_case c = {e % 4 ? PYRT_ADD : PYRT_MUL, 1, 1, edges[e] * 3 + 1,
                      dtypes[e % 3 == 0]};
-    snprintf(name, sizeof name, "qbinary op%d n%d dtype%d", c.op, c.n, c.dtype);
-    run_case(name, binary_run, &c, (size_t)c.n);
+    snprintf(name, sizeof name, "qbinary op%d n%d dtype%d", c.op, c.inner,
+             c.dtype);
+    run_case(name, binary_run, &c, (size_t)c.inner);
+  }
+  /* broadcast b: Squeeze-Excite NHWC and NCHW, per channel, scalar */
+  static const binary_case broadcasts[] = {
+      {PYRT_MUL, 2, 9, 17, PYRT_U8}, {PYRT_ADD, 2, 9, 65, PYRT_S8},
+      {PYRT_MUL, 6, 16, 1, PYRT_S8}, {PYRT_ADD, 1, 7, 33, PYRT_U8},
+      {PYRT_ADD, 1, 50, 1, PYRT_U8}, {PYRT_MUL, 1, 31, 1, PYRT_S8},
+  };
+  for (size_t e = 0; e < sizeof broadcasts / sizeof broadcasts[0]; e++) {
+    const binary_case *c = &broadcasts[e];
+    snprintf(name, sizeof name, "qbinary_broadcast op%d %dx%dx%d dtype%d",
+             c->op, c->outer, c->middle, c->inner, c->dtype);
+    run_case(name, binary_run, c, (size_t)c->outer * c->middle * c->inner);
   }
   static const pool_case pools[] = {
-      {16, 9, 3, 2, 1, 0}, {17, 8, 2, 2, 0, 0}, {33, 7, 3, 1, 1, 1},
-      {8, 10, 3, 2, 1, 2}, {64, 5, 0, 1, 0, 3}, {15, 7, 0, 1, 0, 3},
+      {16, 9, 3, 2, 1, 0, PYRT_NCHW}, {17, 8, 2, 2, 0, 0, PYRT_NCHW},
+      {33, 7, 3, 1, 1, 1, PYRT_NCHW}, {8, 10, 3, 2, 1, 2, PYRT_NCHW},
+      {64, 5, 0, 1, 0, 3, PYRT_NCHW}, {15, 7, 0, 1, 0, 3, PYRT_NCHW},
+      {16, 9, 3, 2, 1, 0, PYRT_NHWC}, {33, 8, 2, 2, 0, 0, PYRT_NHWC},
+      {65, 7, 3, 1, 1, 1, PYRT_NHWC}, {8, 10, 3, 2, 1, 2, PYRT_NHWC},
+      {64, 5, 0, 1, 0, 3, PYRT_NHWC}, {15, 7, 0, 1, 0, 3, PYRT_NHWC},
   };
   for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++) {
     const pool_case *c = &pools[p];
     const pyrt_pool2d_shape s = pool_shape(c);
-    snprintf(name, sizeof name, "qpool kind%d c%d hw%d k%d s%d p%d", c->kind,
-             c->channels, c->hw, c->k, c->stride, c->pad);
+    snprintf(name, sizeof name, "qpool kind%d c%d hw%d k%d s%d p%d layout%d",
+             c->kind, c->channels, c->hw, c->k, c->stride, c->pad, c->layout);
     run_case(
         name, pool_run, c,
         (size_t)c->channels * (c->kind == 3 ? 1 : (size_t)s.out_h * s.out_w));

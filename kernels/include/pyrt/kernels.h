@@ -7,7 +7,8 @@
  * Conventions
  * - Every entry point checks its arguments and returns PYRT_OK (0) or a
  *   PYRT_ERR_* code; pyrt_last_error() then describes the problem (per thread).
- * - Tensors are dense, row-major (NCHW for images) unless a stride is given.
+ * - Tensors are dense, row-major (NCHW for images) unless a stride or a
+ *   layout (NHWC: channels last) is given.
  * - Weights are packed once (pyrt_*_pack) into a caller-owned buffer of
  *   pyrt_*_packed_size() bytes; the packed layout belongs to the ISA that was
  *   active when packing, and the compute entry points refuse a mismatch.
@@ -187,12 +188,25 @@ typedef struct {
 enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1 };
 
 /* y = Q_y(op(DQ_a(a), DQ_b(b))) clamped to [qmin, qmax]; a, b, y hold n
-   elements each (callers broadcast first). */
+   elements each. */
 int pyrt_qbinary(pyrt_context *ctx, int32_t op, int64_t n, const void *a,
                  const pyrt_qparams *qa, const void *b, const pyrt_qparams *qb,
                  void *y, const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+/* The same with b broadcast: a and y are [outer][middle][inner], b is
+   [outer][1][inner]. Covers equal shapes (middle 1), a Squeeze-Excite scale
+   y[n,h,w,c] = a[n,h,w,c] op b[n,c] (NHWC: outer N, middle H*W, inner C;
+   NCHW: outer N*C, middle H*W, inner 1), a per-channel vector (outer 1) and
+   a scalar (outer 1, inner 1). Add and Mul are commutative bit for bit, so a
+   broadcast first operand is passed as b. */
+int pyrt_qbinary_broadcast(pyrt_context *ctx, int32_t op, int64_t outer,
+                           int64_t middle, int64_t inner, const void *a,
+                           const pyrt_qparams *qa, const void *b,
+                           const pyrt_qparams *qb, void *y,
+                           const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 
-/* ---- int8 pooling, NCHW ----------------------------------------------- */
+/* ---- int8 pooling, NCHW or NHWC ---------------------------------------- */
+
+enum pyrt_layout { PYRT_NCHW = 0, PYRT_NHWC = 1 };
 
 typedef struct {
   int32_t batch, channels, in_h, in_w;
@@ -202,6 +216,7 @@ typedef struct {
   int32_t pad_top, pad_left, pad_bottom, pad_right;
   int32_t out_h, out_w;      /* from the caller (ceil_mode is its choice) */
   int32_t count_include_pad; /* AveragePool: divide by the padded window */
+  int32_t layout;            /* PYRT_NCHW or PYRT_NHWC, for x and y alike */
 } pyrt_pool2d_shape;
 
 /* Max over the window (padding ignored); x and y share dtype and qparams. */
@@ -210,9 +225,74 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
 int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
                     const void *x, const pyrt_qparams *qx, void *y,
                     const pyrt_qparams *qy);
-/* x: [rows][hw] (rows = N * C); y: [rows]. */
+/* NCHW: x [rows][hw] (rows = N * C); y: [rows]. */
 int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
                         const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy);
+/* NHWC: x [batch][hw][channels]; y [batch][channels]. */
+int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                             int64_t channels, const void *x,
+                             const pyrt_qparams *qx, void *y,
+                             const pyrt_qparams *qy);
+
+/* ---- data movement ---------------------------------------------------- */
+
+/* y[b][c][r] = x[b][r][c] for elements of elem_size 1 or 4 bytes: NCHW ->
+   NHWC is rows = C, cols = H * W; NHWC -> NCHW the reverse. */
+int pyrt_transpose(pyrt_context *ctx, int32_t elem_size, int64_t batch,
+                   int64_t rows, int64_t cols, const void *x, void *y);
+/* y[i] = table[x[i]] for n bytes (u8 or s8 codes, read as bytes). */
+int pyrt_lut8(pyrt_context *ctx, int64_t n, const uint8_t *table, const void *x,
+              void *y);
+
+/* ---- execution plan -------------------------------------------------- */
+
+/*
+ * A list of kernel calls whose tensors live at byte offsets in one arena,
+ * resolved once (shapes, strides, packed weights, output stages); a run of
+ * consecutive entries executes in one call. Each pyrt_plan_* call appends
+ * an entry and returns its index (>= 0) or a negative PYRT_ERR_* code. The
+ * plan copies the argument structs; what they point to (packed weights,
+ * scales, tables, bias) must outlive the plan. Arguments are checked when
+ * the entry runs, by the same public entry points.
+ */
+typedef struct pyrt_plan pyrt_plan;
+int pyrt_plan_create(pyrt_plan **plan);
+void pyrt_plan_destroy(pyrt_plan *plan);
+int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                      const void *packed, int32_t x_dtype, int32_t x_zero,
+                      const int32_t *bias, const pyrt_output_stage *out,
+                      int64_t x, int64_t y);
+int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t a_dtype, int32_t a_zero, int32_t lda,
+                    const void *packed, const int32_t *bias,
+                    const pyrt_output_stage *out, int64_t y, int32_t ldy);
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax);
+int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                       const float *scale, const void *zero, int32_t out_dtype,
+                       int64_t y);
+int pyrt_plan_dequantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                         int32_t x_dtype, const float *scale, const void *zero,
+                         int64_t y);
+int pyrt_plan_qmaxpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         int32_t dtype, int64_t y);
+int pyrt_plan_qavgpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         const pyrt_qparams *qx, int64_t y,
+                         const pyrt_qparams *qy);
+int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
+                             const pyrt_qparams *qx, int64_t y,
+                             const pyrt_qparams *qy);
+int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
+                        int64_t rows, int64_t cols, int64_t x, int64_t y);
+int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
+                   int64_t y);
+int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y);
+/* Runs entries [first, last) on arena; on failure returns the status and
+   stores the failing entry's index in *failed (may be NULL). */
+int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
+                  int32_t last, void *arena, int32_t *failed);
 
 #endif /* PYRT_KERNELS_H */

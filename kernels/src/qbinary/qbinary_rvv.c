@@ -17,27 +17,37 @@ static inline vfloat32m8_t widen(const void *p, int32_t dtype, float zero,
   return __riscv_vfsub_vf_f32m8(__riscv_vfcvt_f_x_v_f32m8(v, vl), zero, vl);
 }
 
-static void qbinary(int32_t op, int64_t n, const void *a,
-                    const pyrt_qparams *qa, const void *b,
+/* a: [rows][cols]; b: one row of cols (b_step 1) or one value (b_step 0). */
+static void qbinary(int32_t op, int64_t rows, int64_t cols, const void *a,
+                    const pyrt_qparams *qa, const void *b, int32_t b_step,
                     const pyrt_qparams *qb, void *y, const pyrt_qparams *qy,
                     int32_t qmin, int32_t qmax) {
   const float ma = qa->scale / qy->scale, mb = qb->scale / qy->scale;
   const float mab = qa->scale * qb->scale / qy->scale;
   const float za = (float)qa->zero_point, zb = (float)qb->zero_point;
-  const char *pa = a, *pb = b;
+  const float b0 = (qb->dtype == PYRT_U8 ? (float)*(const uint8_t *)b
+                                         : (float)*(const int8_t *)b) -
+                   zb;
+  const char *pa = a;
   int8_t *py = y;
-  for (size_t vl; n > 0; n -= (int64_t)vl, pa += vl, pb += vl, py += vl) {
-    vl = __riscv_vsetvl_e32m8((size_t)n);
-    const vfloat32m8_t va = widen(pa, qa->dtype, za, vl);
-    const vfloat32m8_t vb = widen(pb, qb->dtype, zb, vl);
-    vfloat32m8_t v;
-    if (op == PYRT_ADD)
-      v = __riscv_vfadd_vv_f32m8(__riscv_vfmul_vf_f32m8(va, ma, vl),
-                                 __riscv_vfmul_vf_f32m8(vb, mb, vl), vl);
-    else
-      v = __riscv_vfmul_vf_f32m8(__riscv_vfmul_vv_f32m8(va, vb, vl), mab, vl);
-    __riscv_vse8_v_i8m2(
-        py, pyrt_rvv_round_codes(v, qy->zero_point, qmin, qmax, vl), vl);
+  for (int64_t r = 0; r < rows; r++) {
+    const char *pb = b;
+    for (int64_t n = cols; n > 0;) {
+      const size_t vl = __riscv_vsetvl_e32m8((size_t)n);
+      const vfloat32m8_t va = widen(pa, qa->dtype, za, vl);
+      const vfloat32m8_t vb = b_step ? widen(pb, qb->dtype, zb, vl)
+                                     : __riscv_vfmv_v_f_f32m8(b0, vl);
+      vfloat32m8_t v;
+      if (op == PYRT_ADD)
+        v = __riscv_vfadd_vv_f32m8(__riscv_vfmul_vf_f32m8(va, ma, vl),
+                                   __riscv_vfmul_vf_f32m8(vb, mb, vl), vl);
+      else
+        v = __riscv_vfmul_vf_f32m8(__riscv_vfmul_vv_f32m8(va, vb, vl), mab, vl);
+      __riscv_vse8_v_i8m2(
+          py, pyrt_rvv_round_codes(v, qy->zero_point, qmin, qmax, vl), vl);
+      n -= (int64_t)vl, pa += vl, py += vl;
+      if (b_step) pb += vl;
+    }
   }
 }
 

@@ -4,9 +4,10 @@
  *   va = (float)a - (float)za, vb = (float)b - (float)zb  (both exact)
  *   ADD: v = va * ma + vb * mb     MUL: v = (va * vb) * mab  (va * vb exact)
  *   y = clamp(rintf(v) + zy, qmin, qmax)
- * No fused multiply-add (pragma below). pyrt_qbinary rejects parameters for
- * which v could be Inf or NaN. Work goes in chunks: widen a and b to float,
- * combine, narrow; each loop has a single dtype and vectorizes.
+ * No fused multiply-add (pragma below; CMake adds -ffp-contract=off).
+ * pyrt_qbinary rejects parameters for which v could be Inf or NaN. Work goes
+ * in chunks: widen a and b to float, combine, narrow; each loop has a single
+ * dtype and vectorizes.
  */
 #include <math.h>
 
@@ -49,22 +50,28 @@ static void narrow(const float *v, int32_t n, float zero, float lo, float hi,
   }
 }
 
-void pyrt_qbinary_scalar(int32_t op, int64_t n, const void *a,
-                         const pyrt_qparams *qa, const void *b,
+void pyrt_qbinary_scalar(int32_t op, int64_t rows, int64_t cols, const void *a,
+                         const pyrt_qparams *qa, const void *b, int32_t b_step,
                          const pyrt_qparams *qb, void *y,
                          const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
   const float ma = qa->scale / qy->scale, mb = qb->scale / qy->scale;
   const float mab = qa->scale * qb->scale / qy->scale;
   float va[CHUNK], vb[CHUNK];
-  for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
-    const int32_t m = n - i0 < CHUNK ? (int32_t)(n - i0) : CHUNK;
-    widen(a, qa->dtype, i0, m, (float)qa->zero_point, va);
-    widen(b, qb->dtype, i0, m, (float)qb->zero_point, vb);
-    if (op == PYRT_ADD)
-      for (int32_t i = 0; i < m; i++) va[i] = va[i] * ma + vb[i] * mb;
-    else
-      for (int32_t i = 0; i < m; i++) va[i] = va[i] * vb[i] * mab;
-    narrow(va, m, (float)qy->zero_point, (float)qmin, (float)qmax, qy->dtype, y,
-           i0);
+  if (b_step == 0) { /* one b value: widen it once */
+    widen(b, qb->dtype, 0, 1, (float)qb->zero_point, vb);
+    for (int32_t i = 1; i < CHUNK; i++) vb[i] = vb[0];
   }
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c0 = 0; c0 < cols; c0 += CHUNK) {
+      const int32_t m = cols - c0 < CHUNK ? (int32_t)(cols - c0) : CHUNK;
+      const int64_t at = r * cols + c0;
+      widen(a, qa->dtype, at, m, (float)qa->zero_point, va);
+      if (b_step) widen(b, qb->dtype, c0, m, (float)qb->zero_point, vb);
+      if (op == PYRT_ADD)
+        for (int32_t i = 0; i < m; i++) va[i] = va[i] * ma + vb[i] * mb;
+      else
+        for (int32_t i = 0; i < m; i++) va[i] = va[i] * vb[i] * mab;
+      narrow(va, m, (float)qy->zero_point, (float)qmin, (float)qmax, qy->dtype,
+             y, at);
+    }
 }

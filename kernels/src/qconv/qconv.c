@@ -179,6 +179,7 @@ int pyrt_qconv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
 }
 
 typedef struct {
+  pyrt_context *ctx;
   const pyrt_qdwconv_config *dw;
   const pyrt_conv2d_shape *s;
   const void *packed;
@@ -188,28 +189,52 @@ typedef struct {
   const pyrt_output_stage *out;
   void *y;
   int32_t rows_per_task, rows;
+  size_t scratch;
+  int status;
 } dw_job;
 
 static void dw_task(void *arg, int32_t task, int32_t worker) {
-  (void)worker;
-  const dw_job *j = (const dw_job *)arg;
+  dw_job *j = (dw_job *)arg;
   const int32_t r0 = task * j->rows_per_task;
   const int32_t r1 =
       r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
+  void *scratch = NULL;
+  if (j->scratch > 0) {
+    scratch = pyrt_scratch(j->ctx, worker, j->scratch);
+    if (scratch == NULL) {
+      j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
+      return;
+    }
+  }
   j->dw->run(j->s, j->packed, j->x, j->flip, j->x_zero, j->bias, j->out, j->y,
-             r0, r1);
+             r0, r1, scratch);
 }
 
 static int run_depthwise(pyrt_context *ctx, const pyrt_conv2d_shape *s,
                          const void *body, const uint8_t *x, uint8_t flip,
                          int32_t x_zero, const int32_t *bias,
                          const pyrt_output_stage *out, void *y) {
-  dw_job j = {&ctx->t->qdwconv,   s, body, x, flip, x_zero, bias, out, y, 0,
-              s->batch * s->out_h};
+  const pyrt_qdwconv_config *dw = &ctx->t->qdwconv;
+  dw_job j = {ctx,
+              dw,
+              s,
+              body,
+              x,
+              flip,
+              x_zero,
+              bias,
+              out,
+              y,
+              0,
+              s->batch * s->out_h,
+              dw->scratch_size ? dw->scratch_size(s) : 0,
+              PYRT_OK};
   const int32_t tasks = j.rows < 4 * ctx->threads ? j.rows : 4 * ctx->threads;
   j.rows_per_task = (j.rows + tasks - 1) / tasks;
   pyrt_parallel(ctx, (j.rows + j.rows_per_task - 1) / j.rows_per_task, dw_task,
                 &j);
+  if (j.status != PYRT_OK)
+    return pyrt_fail(j.status, "qconv2d: out of memory for scratch");
   return PYRT_OK;
 }
 

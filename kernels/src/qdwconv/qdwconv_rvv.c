@@ -10,14 +10,14 @@
 static void (*scalar_run)(const pyrt_conv2d_shape *s, const void *packed,
                           const uint8_t *x, int32_t x_flip, int32_t x_zero,
                           const int32_t *bias, const pyrt_output_stage *out,
-                          void *y, int32_t r0, int32_t r1);
+                          void *y, int32_t r0, int32_t r1, void *scratch);
 
 static void run(const pyrt_conv2d_shape *s, const void *packed,
                 const uint8_t *x, int32_t x_flip, int32_t x_zero,
                 const int32_t *bias, const pyrt_output_stage *out, void *y,
-                int32_t r0, int32_t r1) {
+                int32_t r0, int32_t r1, void *scratch) {
   if (out->out_dtype != PYRT_U8 && out->out_dtype != PYRT_S8) {
-    scalar_run(s, packed, x, x_flip, x_zero, bias, out, y, r0, r1);
+    scalar_run(s, packed, x, x_flip, x_zero, bias, out, y, r0, r1, scratch);
     return;
   }
   const int8_t *w = (const int8_t *)pyrt_pack_weights(packed);

@@ -16,7 +16,8 @@ static size_t weights_size(int32_t channels, int32_t taps) {
 }
 
 static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
-                 void *dst) {
+                 const int32_t *w_zero, void *dst) {
+  (void)w_zero; /* run subtracts it */
   int8_t *d = (int8_t *)dst;
   for (int32_t t = 0; t < taps; t++)
     for (int32_t c = 0; c < channels; c++)
@@ -26,7 +27,8 @@ static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
 static void run(const pyrt_conv2d_shape *s, const void *packed,
                 const uint8_t *x, int32_t x_flip, int32_t x_zero,
                 const int32_t *bias, const pyrt_output_stage *out, void *y,
-                int32_t r0, int32_t r1) {
+                int32_t r0, int32_t r1, void *scratch) {
+  (void)scratch;
   const int8_t *w = (const int8_t *)pyrt_pack_weights(packed);
   const int32_t *w_zero = pyrt_pack_w_zero(packed);
   const int32_t C = s->in_c, ow = s->out_w;
@@ -70,5 +72,5 @@ static void run(const pyrt_conv2d_shape *s, const void *packed,
 }
 
 void pyrt_qdwconv_init_scalar(pyrt_kernel_table *t) {
-  t->qdwconv = (pyrt_qdwconv_config){weights_size, pack, run};
+  t->qdwconv = (pyrt_qdwconv_config){weights_size, pack, NULL, run};
 }

@@ -108,7 +108,7 @@ int pyrt_pack_int8(const pyrt_kernel_table *t, const char *op, int32_t kind,
   }
   h->has_w_zero = has_w_zero;
   if (kind == PYRT_PACK_DWCONV)
-    t->qdwconv.pack(N, K, w_s8, pyrt_pack_weights(packed));
+    t->qdwconv.pack(N, K, w_s8, zero, pyrt_pack_weights(packed));
   else
     gemm_pack_block(&t->qgemm, N, K, w_s8, pyrt_pack_weights(packed));
   free(w_s8);

@@ -5,12 +5,13 @@
  * vpdpbusd (u8 x s8, four products summed into each int32 lane, wrapping,
  * no saturation) per row and column vector. 16 accumulators, 2 weight
  * vectors and a broadcast fit the 32 registers. The epilogue requantizes 16
- * channels at a time with the scalar definition's exact float steps.
+ * channels at a time with the scalar definition's float steps
+ * (requant_avx512.h).
  */
 #include <immintrin.h>
 #include <string.h>
 
-#include "requant/requant.h"
+#include "requant/requant_avx512.h"
 
 enum { MR = 8, NR = 32, KR = 4 };
 
@@ -73,39 +74,21 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
                      const int32_t *fixed, const int32_t *w_zero,
                      const int32_t *row_sum, const float *scale,
                      const pyrt_output_stage *out, void *y, size_t ldy) {
-  if (out->out_dtype != PYRT_U8 && out->out_dtype != PYRT_S8) {
-    pyrt_qgemm_epilogue_scalar(mr, nr, acc, ld_acc, fixed, w_zero, row_sum,
-                               scale, out, y, ldy);
-    return;
-  }
-  const __m512 zero = _mm512_set1_ps((float)out->zero_point);
-  const __m512 qmin = _mm512_set1_ps((float)out->qmin);
-  const __m512 qmax = _mm512_set1_ps((float)out->qmax);
-  const __m512 one_scale = _mm512_set1_ps(scale[0]);
+  const pyrt_avx512_stage k = pyrt_avx512_stage_init(out);
   for (int32_t j = 0; j < nr; j += 16) {
-    const __mmask16 m =
-        nr - j >= 16 ? 0xFFFF : (__mmask16)((1u << (nr - j)) - 1);
+    const __mmask16 m = pyrt_avx512_mask(nr - j);
     const __m512i f = _mm512_maskz_loadu_epi32(m, fixed + j);
     const __m512i zw = w_zero ? _mm512_maskz_loadu_epi32(m, w_zero + j)
                               : _mm512_setzero_si512();
-    const __m512 s =
-        out->per_channel ? _mm512_maskz_loadu_ps(m, scale + j) : one_scale;
+    const __m512 s = pyrt_avx512_scale(scale + (out->per_channel ? j : 0),
+                                       out->per_channel, m);
     for (int32_t r = 0; r < mr; r++) {
-      __m512i v = _mm512_add_epi32(
-          _mm512_maskz_loadu_epi32(m, acc + (size_t)r * ld_acc + j), f);
+      __m512i v =
+          _mm512_add_epi32(_mm512_loadu_si512(acc + (size_t)r * ld_acc + j), f);
       if (w_zero)
         v = _mm512_sub_epi32(
             v, _mm512_mullo_epi32(zw, _mm512_set1_epi32(row_sum[r])));
-      __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(v), s);
-      x = _mm512_roundscale_ps(x,
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      x = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x, zero), qmin), qmax);
-      const __m512i q = _mm512_cvtps_epi32(x);
-      char *dst = (char *)y + (size_t)r * ldy + (size_t)j;
-      if (out->out_dtype == PYRT_U8)
-        _mm_mask_storeu_epi8(dst, m, _mm512_cvtusepi32_epi8(q));
-      else
-        _mm_mask_storeu_epi8(dst, m, _mm512_cvtsepi32_epi8(q));
+      pyrt_avx512_output(v, m, s, &k, y, (size_t)r * ldy + (size_t)j);
     }
   }
 }

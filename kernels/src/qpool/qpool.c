@@ -1,4 +1,5 @@
-/* Public int8 pooling entry points (NCHW): shape and parameter validation;
+/* Public int8 pooling entry points (NCHW and NHWC): shape and parameter
+   validation, and the split of the output rows over the context's threads;
    the arithmetic is described in qpool_scalar.c. */
 #include <math.h>
 
@@ -84,6 +85,10 @@ static int check_shape(const char *op, const pyrt_pool2d_shape *s) {
   if (s->out_h <= 0 || s->out_w <= 0)
     return pyrt_fail(PYRT_ERR_SHAPE, "%s: output %dx%d is empty", op, s->out_h,
                      s->out_w);
+  if (s->layout != PYRT_NCHW && s->layout != PYRT_NHWC)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: layout must be NCHW (0) or NHWC (1), got %d", op,
+                     s->layout);
   if (s->pad_top < 0 || s->pad_left < 0 || s->pad_bottom < 0 ||
       s->pad_right < 0)
     return pyrt_fail(PYRT_ERR_ARG, "%s: pads must be >= 0, got %d %d %d %d", op,
@@ -99,6 +104,57 @@ static int check_shape(const char *op, const pyrt_pool2d_shape *s) {
   return rc;
 }
 
+/* A pool call: output rows (NCHW: planes x out_h, NHWC: images x out_h)
+   in tasks of rows_per_task. */
+typedef struct {
+  const pyrt_kernel_table *t;
+  const pyrt_pool2d_shape *s;
+  const void *x;
+  int32_t dtype;               /* max pool */
+  const pyrt_qparams *qx, *qy; /* average pool (NULL for max) */
+  void *y;
+  int64_t rows, rows_per_task;
+} pool_job;
+
+static void pool_task(void *arg, int32_t task, int32_t worker) {
+  (void)worker;
+  const pool_job *j = (const pool_job *)arg;
+  const int64_t r0 = task * j->rows_per_task;
+  const int64_t r1 =
+      r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
+  const int nhwc = j->s->layout == PYRT_NHWC;
+  if (j->qx == NULL)
+    (nhwc ? j->t->qmaxpool2d_nhwc : j->t->qmaxpool2d)(j->s, j->x, j->dtype,
+                                                      j->y, r0, r1);
+  else
+    (nhwc ? j->t->qavgpool2d_nhwc : j->t->qavgpool2d)(j->s, j->x, j->qx, j->y,
+                                                      j->qy, r0, r1);
+}
+
+/* Tasks of whole rows: one when single-threaded or small, else about 8 per
+   thread. */
+static int32_t row_tasks(const pyrt_context *ctx, int64_t rows, int64_t work) {
+  if (ctx->threads == 1 || work < 2 * PYRT_GRAIN) return 1;
+  const int64_t tasks = 8 * (int64_t)ctx->threads;
+  return (int32_t)(rows < tasks ? rows : tasks);
+}
+
+static void run_pool(pyrt_context *ctx, pool_job *j) {
+  const pyrt_pool2d_shape *s = j->s;
+  j->t = ctx->t;
+  j->rows =
+      (int64_t)s->batch * s->out_h * (s->layout == PYRT_NHWC ? 1 : s->channels);
+  const int64_t work = (int64_t)s->batch * s->channels * s->out_h * s->out_w *
+                       s->kernel_h * s->kernel_w;
+  const int32_t tasks = row_tasks(ctx, j->rows, work);
+  j->rows_per_task = (j->rows + tasks - 1) / tasks;
+  pyrt_context_enter(ctx);
+  pyrt_parallel(ctx,
+                (int32_t)((j->rows + j->rows_per_task - 1) / j->rows_per_task),
+                pool_task, j);
+  pyrt_context_leave(ctx);
+}
+
 int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
                     const void *x, int32_t dtype, void *y) {
   if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: ctx is NULL");
@@ -109,7 +165,8 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (dtype != PYRT_U8 && dtype != PYRT_S8)
     return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: dtype must be U8 or S8, got %d",
                      dtype);
-  ctx->t->qmaxpool2d(s, x, dtype, y);
+  pool_job j = {NULL, s, x, dtype, NULL, NULL, y, 0, 0};
+  run_pool(ctx, &j);
   return PYRT_OK;
 }
 
@@ -124,26 +181,101 @@ int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (rc) return rc;
   if (x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qavgpool2d: NULL buffer");
-  ctx->t->qavgpool2d(s, x, qx, y, qy);
+  pool_job j = {NULL, s, x, 0, qx, qy, y, 0, 0};
+  run_pool(ctx, &j);
   return PYRT_OK;
+}
+
+/* Global average pools: NCHW in tasks of `per_task` rows; NHWC in tasks
+   of (`rows` images, or one image and `per_task` channels). */
+typedef struct {
+  const pyrt_kernel_table *t;
+  int64_t rows, hw, channels, per_task, chunks;
+  int split; /* NHWC: a task per (image, chunk), else one for all */
+  const char *x;
+  const pyrt_qparams *qx, *qy;
+  char *y;
+} global_job;
+
+static void global_task(void *arg, int32_t task, int32_t worker) {
+  (void)worker;
+  const global_job *j = (const global_job *)arg;
+  if (j->channels == 0) { /* NCHW */
+    const int64_t r0 = task * j->per_task;
+    const int64_t n = r0 + j->per_task < j->rows ? j->per_task : j->rows - r0;
+    j->t->qglobalavgpool(n, j->hw, j->x + r0 * j->hw, j->qx, j->y + r0, j->qy);
+    return;
+  }
+  const int64_t c0 = task % j->chunks * j->per_task;
+  const int64_t n =
+      c0 + j->per_task < j->channels ? j->per_task : j->channels - c0;
+  const int64_t b0 = j->split ? task / j->chunks : 0;
+  const int64_t b1 = j->split ? b0 + 1 : j->rows;
+  for (int64_t b = b0; b < b1; b++)
+    j->t->qglobalavgpool_nhwc(j->hw, j->channels, n,
+                              j->x + (b * j->hw * j->channels + c0), j->qx,
+                              j->y + b * j->channels + c0, j->qy);
+}
+
+static int check_global(const char *op, const pyrt_context *ctx, int64_t rows,
+                        int64_t hw, const void *x, const pyrt_qparams *qx,
+                        const void *y, const pyrt_qparams *qy) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "%s: ctx is NULL", op);
+  if (rows <= 0 || hw <= 0 || !count_fits(rows, hw, 1, 1))
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: rows %lld and hw %lld must be > 0 and their product "
+                     "< 2^55",
+                     op, (long long)rows, (long long)hw);
+  if (x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "%s: NULL buffer", op);
+  int rc = check_q(op, "qx", qx);
+  if (!rc) rc = check_q(op, "qy", qy);
+  if (!rc) rc = check_ratio(op, qx, qy);
+  return rc;
 }
 
 int pyrt_qglobalavgpool(pyrt_context *ctx, int64_t rows, int64_t hw,
                         const void *x, const pyrt_qparams *qx, void *y,
                         const pyrt_qparams *qy) {
-  if (ctx == NULL)
-    return pyrt_fail(PYRT_ERR_ARG, "qglobalavgpool: ctx is NULL");
-  if (rows <= 0 || hw <= 0 || !count_fits(rows, hw, 1, 1))
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "qglobalavgpool: rows %lld and hw %lld must be > 0 and "
-                     "their product < 2^55",
-                     (long long)rows, (long long)hw);
-  if (x == NULL || y == NULL)
-    return pyrt_fail(PYRT_ERR_ARG, "qglobalavgpool: NULL buffer");
-  int rc = check_q("qglobalavgpool", "qx", qx);
-  if (!rc) rc = check_q("qglobalavgpool", "qy", qy);
-  if (!rc) rc = check_ratio("qglobalavgpool", qx, qy);
+  int rc = check_global("qglobalavgpool", ctx, rows, hw, x, qx, y, qy);
   if (rc) return rc;
-  ctx->t->qglobalavgpool(rows, hw, x, qx, y, qy);
+  global_job j = {ctx->t, rows, hw, 0, rows, 1, 0, x, qx, qy, y};
+  const int32_t tasks = row_tasks(ctx, rows, rows * hw);
+  j.per_task = (rows + tasks - 1) / tasks;
+  pyrt_context_enter(ctx);
+  pyrt_parallel(ctx, (int32_t)((rows + j.per_task - 1) / j.per_task),
+                global_task, &j);
+  pyrt_context_leave(ctx);
+  return PYRT_OK;
+}
+
+int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                             int64_t channels, const void *x,
+                             const pyrt_qparams *qx, void *y,
+                             const pyrt_qparams *qy) {
+  const char *op = "qglobalavgpool_nhwc";
+  if (batch <= 0 || channels <= 0 ||
+      (batch > 0 && channels > INT64_MAX / 256 / batch))
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: batch %lld and channels %lld must be > 0", op,
+                     (long long)batch, (long long)channels);
+  int rc = check_global(op, ctx, batch * channels, hw, x, qx, y, qy);
+  if (rc) return rc;
+  global_job j = {ctx->t, batch, hw, channels, channels, 1, 0, x, qx, qy, y};
+  int32_t tasks = 1;
+  if (ctx->threads > 1 && batch * channels * hw >= 2 * PYRT_GRAIN &&
+      batch <= 8 * ctx->threads) {
+    /* per image, channel chunks of whole vectors: about 8 tasks per thread */
+    const int64_t want = (8 * (int64_t)ctx->threads + batch - 1) / batch;
+    int64_t per = (channels + want - 1) / want;
+    per = (per + 63) / 64 * 64;
+    j.per_task = per < channels ? per : channels;
+    j.chunks = (channels + j.per_task - 1) / j.per_task;
+    j.split = 1;
+    tasks = (int32_t)(batch * j.chunks);
+  }
+  pyrt_context_enter(ctx);
+  pyrt_parallel(ctx, tasks, global_task, &j);
+  pyrt_context_leave(ctx);
   return PYRT_OK;
 }

@@ -1,5 +1,6 @@
 /*
- * Scalar int8 pooling (NCHW).
+ * Scalar int8 pooling, NCHW and NHWC (qpool.h defines windows and the
+ * requantization).
  *
  * Max works on the codes (quantization is monotonic), over the window taps
  * that fall inside the input: padding never wins. Averages sum (x - zx)
@@ -10,137 +11,176 @@
  * pyrt_qavgpool2d / pyrt_qmaxpool2d guarantee every window has a tap inside
  * the input and that v is never NaN.
  */
-#include <math.h>
+#include "qpool/qpool.h"
 
-#include "internal.h"
-
-/* Taps j in [0, k) with lo <= start + j * dilation < hi: [*first, *end). */
-static void taps_inside(int64_t start, int32_t k, int32_t dilation, int64_t lo,
-                        int64_t hi, int32_t *first, int32_t *end) {
-  int64_t f = start >= lo ? 0 : (lo - start + dilation - 1) / dilation;
-  int64_t e = hi <= start ? 0 : (hi - start + dilation - 1) / dilation;
-  f = f > k ? k : f;
-  e = e > k ? k : e;
-  *first = (int32_t)f;
-  *end = (int32_t)(e < f ? f : e);
-}
-
-static void store(void *p, int32_t dtype, int64_t i, float v) {
-  const float lo = dtype == PYRT_U8 ? 0.0f : -128.0f;
-  const float hi = dtype == PYRT_U8 ? 255.0f : 127.0f;
-  v = v < lo ? lo : v > hi ? hi : v;
+static void store(void *p, int32_t dtype, int64_t i, int32_t v) {
   if (dtype == PYRT_U8)
     ((uint8_t *)p)[i] = (uint8_t)v;
   else
     ((int8_t *)p)[i] = (int8_t)v;
 }
 
-/* One window of one plane: taps [ky0, ky1) x [kx0, kx1) from (y0, x0). */
-typedef struct {
-  int64_t y0, x0;
-  int32_t ky0, ky1, kx0, kx1;
-} window;
-
-static window window_at(const pyrt_pool2d_shape *s, int32_t oy, int32_t ox) {
-  window w;
-  w.y0 = (int64_t)oy * s->stride_h - s->pad_top;
-  w.x0 = (int64_t)ox * s->stride_w - s->pad_left;
-  taps_inside(w.y0, s->kernel_h, s->dilation_h, 0, s->in_h, &w.ky0, &w.ky1);
-  taps_inside(w.x0, s->kernel_w, s->dilation_w, 0, s->in_w, &w.kx0, &w.kx1);
-  return w;
+/* x[i] of dtype as int32. */
+static inline int32_t code(const void *x, int32_t dtype, int64_t i) {
+  return dtype == PYRT_U8 ? ((const uint8_t *)x)[i] : ((const int8_t *)x)[i];
 }
 
-/* Max and sum over a window, one function per element type. */
-#define DEFINE_REDUCERS(T, name)                                           \
-  static int32_t max_##name(const T *plane, const pyrt_pool2d_shape *s,    \
-                            const window *w) {                             \
-    int32_t best = INT32_MIN;                                              \
-    for (int32_t ky = w->ky0; ky < w->ky1; ky++) {                         \
-      const T *row =                                                       \
-          plane + (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0; \
-      for (int32_t kx = w->kx0; kx < w->kx1; kx++) {                       \
-        const int32_t v = row[(int64_t)kx * s->dilation_w];                \
-        best = v > best ? v : best;                                        \
-      }                                                                    \
-    }                                                                      \
-    return best;                                                           \
-  }                                                                        \
-  static int64_t sum_##name(const T *plane, const pyrt_pool2d_shape *s,    \
-                            const window *w, int32_t zero) {               \
-    int64_t sum = 0;                                                       \
-    for (int32_t ky = w->ky0; ky < w->ky1; ky++) {                         \
-      const T *row =                                                       \
-          plane + (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0; \
-      for (int32_t kx = w->kx0; kx < w->kx1; kx++)                         \
-        sum += (int32_t)row[(int64_t)kx * s->dilation_w] - zero;           \
-    }                                                                      \
-    return sum;                                                            \
+/* ---- NCHW: one window of one plane at a time ----------------------------- */
+
+static int32_t max_window(const void *plane, int32_t dtype,
+                          const pyrt_pool2d_shape *s,
+                          const pyrt_pool_window *w) {
+  int32_t best = INT32_MIN;
+  for (int32_t ky = w->ky0; ky < w->ky1; ky++) {
+    const int64_t row = (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0;
+    for (int32_t kx = w->kx0; kx < w->kx1; kx++) {
+      const int32_t v = code(plane, dtype, row + (int64_t)kx * s->dilation_w);
+      best = v > best ? v : best;
+    }
   }
+  return best;
+}
 
-DEFINE_REDUCERS(uint8_t, u8)
-DEFINE_REDUCERS(int8_t, s8)
+static int64_t sum_window(const void *plane, int32_t dtype, int32_t zero,
+                          const pyrt_pool2d_shape *s,
+                          const pyrt_pool_window *w) {
+  int64_t sum = 0;
+  for (int32_t ky = w->ky0; ky < w->ky1; ky++) {
+    const int64_t row = (w->y0 + (int64_t)ky * s->dilation_h) * s->in_w + w->x0;
+    for (int32_t kx = w->kx0; kx < w->kx1; kx++)
+      sum += code(plane, dtype, row + (int64_t)kx * s->dilation_w) - zero;
+  }
+  return sum;
+}
 
+/* Rows r of NCHW are (plane r / out_h, oy r % out_h). */
 void pyrt_qmaxpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
-                            int32_t dtype, void *y) {
-  const int64_t planes = (int64_t)s->batch * s->channels;
+                            int32_t dtype, void *y, int64_t r0, int64_t r1) {
   const int64_t in_plane = (int64_t)s->in_h * s->in_w;
-  for (int64_t p = 0; p < planes; p++)
-    for (int32_t oy = 0; oy < s->out_h; oy++)
-      for (int32_t ox = 0; ox < s->out_w; ox++) {
-        const window w = window_at(s, oy, ox);
-        const int64_t at = (p * s->out_h + oy) * s->out_w + ox;
-        const int32_t best =
-            dtype == PYRT_U8 ? max_u8((const uint8_t *)x + p * in_plane, s, &w)
-                             : max_s8((const int8_t *)x + p * in_plane, s, &w);
-        store(y, dtype, at, (float)best);
-      }
+  for (int64_t r = r0; r < r1; r++) {
+    const char *plane = (const char *)x + r / s->out_h * in_plane;
+    for (int32_t ox = 0; ox < s->out_w; ox++) {
+      const pyrt_pool_window w =
+          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
+      store(y, dtype, r * s->out_w + ox, max_window(plane, dtype, s, &w));
+    }
+  }
 }
 
 void pyrt_qavgpool2d_scalar(const pyrt_pool2d_shape *s, const void *x,
                             const pyrt_qparams *qx, void *y,
-                            const pyrt_qparams *qy) {
-  const int64_t planes = (int64_t)s->batch * s->channels;
+                            const pyrt_qparams *qy, int64_t r0, int64_t r1) {
   const int64_t in_plane = (int64_t)s->in_h * s->in_w;
   const float zy = (float)qy->zero_point;
-  for (int64_t p = 0; p < planes; p++)
-    for (int32_t oy = 0; oy < s->out_h; oy++)
-      for (int32_t ox = 0; ox < s->out_w; ox++) {
-        const window w = window_at(s, oy, ox);
-        const int64_t at = (p * s->out_h + oy) * s->out_w + ox;
-        const int64_t sum = qx->dtype == PYRT_U8
-                                ? sum_u8((const uint8_t *)x + p * in_plane, s,
-                                         &w, qx->zero_point)
-                                : sum_s8((const int8_t *)x + p * in_plane, s,
-                                         &w, qx->zero_point);
-        int64_t count = (int64_t)(w.ky1 - w.ky0) * (w.kx1 - w.kx0);
-        if (s->count_include_pad) {
-          int32_t py0, py1, px0, px1;
-          taps_inside(w.y0, s->kernel_h, s->dilation_h, -(int64_t)s->pad_top,
-                      (int64_t)s->in_h + s->pad_bottom, &py0, &py1);
-          taps_inside(w.x0, s->kernel_w, s->dilation_w, -(int64_t)s->pad_left,
-                      (int64_t)s->in_w + s->pad_right, &px0, &px1);
-          count = (int64_t)(py1 - py0) * (px1 - px0);
-        }
-        const float m = qx->scale / (qy->scale * (float)count);
-        store(y, qy->dtype, at, rintf((float)sum * m) + zy);
-      }
+  for (int64_t r = r0; r < r1; r++) {
+    const char *plane = (const char *)x + r / s->out_h * in_plane;
+    for (int32_t ox = 0; ox < s->out_w; ox++) {
+      const pyrt_pool_window w =
+          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
+      const int64_t sum = sum_window(plane, qx->dtype, qx->zero_point, s, &w);
+      const float m = pyrt_pool_multiplier(qx, qy, w.count);
+      store(y, qy->dtype, r * s->out_w + ox,
+            pyrt_pool_value(sum, m, qy->dtype, zy));
+    }
+  }
 }
 
 void pyrt_qglobalavgpool_scalar(int64_t rows, int64_t hw, const void *x,
                                 const pyrt_qparams *qx, void *y,
                                 const pyrt_qparams *qy) {
-  const float m = qx->scale / (qy->scale * (float)hw);
+  const float m = pyrt_pool_multiplier(qx, qy, hw);
   const float zy = (float)qy->zero_point;
   const int32_t zx = qx->zero_point;
   for (int64_t r = 0; r < rows; r++) {
     int64_t sum = 0;
-    if (qx->dtype == PYRT_U8) {
-      const uint8_t *q = (const uint8_t *)x + r * hw;
-      for (int64_t i = 0; i < hw; i++) sum += (int32_t)q[i] - zx;
-    } else {
-      const int8_t *q = (const int8_t *)x + r * hw;
-      for (int64_t i = 0; i < hw; i++) sum += (int32_t)q[i] - zx;
+    for (int64_t i = 0; i < hw; i++) sum += code(x, qx->dtype, r * hw + i) - zx;
+    store(y, qy->dtype, r, pyrt_pool_value(sum, m, qy->dtype, zy));
+  }
+}
+
+/* ---- NHWC: every channel of one output pixel at a time ------------------- */
+
+enum { CHANNELS = 256 }; /* channels per pass (accumulators on the stack) */
+
+/* Rows r of NHWC are (image r / out_h, oy r % out_h); pixel (b, iy, ix)
+   starts at ((b * in_h + iy) * in_w + ix) * channels. */
+static int64_t pixel(const pyrt_pool2d_shape *s, int64_t b,
+                     const pyrt_pool_window *w, int32_t ky, int32_t kx) {
+  const int64_t iy = w->y0 + (int64_t)ky * s->dilation_h;
+  const int64_t ix = w->x0 + (int64_t)kx * s->dilation_w;
+  return ((b * s->in_h + iy) * s->in_w + ix) * s->channels;
+}
+
+void pyrt_qmaxpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 int32_t dtype, void *y, int64_t r0,
+                                 int64_t r1) {
+  int32_t best[CHANNELS];
+  for (int64_t r = r0; r < r1; r++)
+    for (int32_t ox = 0; ox < s->out_w; ox++) {
+      const int64_t b = r / s->out_h;
+      const pyrt_pool_window w =
+          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
+      const int64_t at = (r * s->out_w + ox) * s->channels;
+      for (int32_t c0 = 0; c0 < s->channels; c0 += CHANNELS) {
+        const int32_t n =
+            s->channels - c0 < CHANNELS ? s->channels - c0 : CHANNELS;
+        for (int32_t c = 0; c < n; c++) best[c] = INT32_MIN;
+        for (int32_t ky = w.ky0; ky < w.ky1; ky++)
+          for (int32_t kx = w.kx0; kx < w.kx1; kx++) {
+            const int64_t p = pixel(s, b, &w, ky, kx) + c0;
+            for (int32_t c = 0; c < n; c++) {
+              const int32_t v = code(x, dtype, p + c);
+              best[c] = v > best[c] ? v : best[c];
+            }
+          }
+        for (int32_t c = 0; c < n; c++) store(y, dtype, at + c0 + c, best[c]);
+      }
     }
-    store(y, qy->dtype, r, rintf((float)sum * m) + zy);
+}
+
+void pyrt_qavgpool2d_nhwc_scalar(const pyrt_pool2d_shape *s, const void *x,
+                                 const pyrt_qparams *qx, void *y,
+                                 const pyrt_qparams *qy, int64_t r0,
+                                 int64_t r1) {
+  const float zy = (float)qy->zero_point;
+  int64_t sum[CHANNELS];
+  for (int64_t r = r0; r < r1; r++)
+    for (int32_t ox = 0; ox < s->out_w; ox++) {
+      const int64_t b = r / s->out_h;
+      const pyrt_pool_window w =
+          pyrt_pool_window_at(s, (int32_t)(r % s->out_h), ox);
+      const float m = pyrt_pool_multiplier(qx, qy, w.count);
+      const int64_t at = (r * s->out_w + ox) * s->channels;
+      for (int32_t c0 = 0; c0 < s->channels; c0 += CHANNELS) {
+        const int32_t n =
+            s->channels - c0 < CHANNELS ? s->channels - c0 : CHANNELS;
+        for (int32_t c = 0; c < n; c++) sum[c] = 0;
+        for (int32_t ky = w.ky0; ky < w.ky1; ky++)
+          for (int32_t kx = w.kx0; kx < w.kx1; kx++) {
+            const int64_t p = pixel(s, b, &w, ky, kx) + c0;
+            for (int32_t c = 0; c < n; c++)
+              sum[c] += code(x, qx->dtype, p + c) - qx->zero_point;
+          }
+        for (int32_t c = 0; c < n; c++)
+          store(y, qy->dtype, at + c0 + c,
+                pyrt_pool_value(sum[c], m, qy->dtype, zy));
+      }
+    }
+}
+
+void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
+                                     const void *x, const pyrt_qparams *qx,
+                                     void *y, const pyrt_qparams *qy) {
+  const float m = pyrt_pool_multiplier(qx, qy, hw);
+  const float zy = (float)qy->zero_point;
+  int64_t sum[CHANNELS];
+  for (int64_t c0 = 0; c0 < cols; c0 += CHANNELS) {
+    const int32_t n = cols - c0 < CHANNELS ? (int32_t)(cols - c0) : CHANNELS;
+    for (int32_t c = 0; c < n; c++) sum[c] = 0;
+    for (int64_t i = 0; i < hw; i++)
+      for (int32_t c = 0; c < n; c++)
+        sum[c] += code(x, qx->dtype, i * ld + c0 + c) - qx->zero_point;
+    for (int32_t c = 0; c < n; c++)
+      store(y, qy->dtype, c0 + c, pyrt_pool_value(sum[c], m, qy->dtype, zy));
   }
 }

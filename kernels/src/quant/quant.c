@@ -57,6 +57,53 @@ static int check_scales(const char *op, const pyrt_quant_layout *l,
   return PYRT_OK;
 }
 
+/* One call: rows (o, a) of the layout, each `inner` elements, cut by a
+   pyrt_grid; row r's parameters start at (r / axis_len) * stride_outer +
+   (r % axis_len / block) * stride_axis. */
+typedef struct {
+  const pyrt_kernel_table *t;
+  const pyrt_quant_layout *l;
+  pyrt_grid grid;
+  int dequant;
+  const void *x;
+  int32_t x_dtype; /* dequantize's input, quantize's output */
+  const float *scale;
+  const void *zero;
+  void *y;
+} quant_job;
+
+static void quant_task(void *arg, int32_t task, int32_t worker) {
+  (void)worker;
+  const quant_job *j = (const quant_job *)arg;
+  const pyrt_quant_layout *l = j->l;
+  const size_t q_width = j->x_dtype == PYRT_S32 ? 4 : 1;
+  int64_t r0, r1, c0, c1;
+  pyrt_grid_task(&j->grid, task, &r0, &r1, &c0, &c1);
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t base = r / l->axis_len * l->stride_outer +
+                         r % l->axis_len / l->block * l->stride_axis +
+                         c0 * l->stride_inner;
+    const size_t at = (size_t)(r * l->inner + c0);
+    const void *zero =
+        j->zero ? (const char *)j->zero + (size_t)base * q_width : NULL;
+    if (j->dequant)
+      j->t->dequantize(c1 - c0, (const char *)j->x + at * q_width, j->x_dtype,
+                       j->scale + base, zero, l->stride_inner,
+                       (float *)j->y + at);
+    else
+      j->t->quantize(c1 - c0, (const float *)j->x + at, j->scale + base, zero,
+                     l->stride_inner, j->x_dtype, (char *)j->y + at);
+  }
+}
+
+static void run_quant(pyrt_context *ctx, quant_job *j) {
+  j->t = ctx->t;
+  pyrt_context_enter(ctx);
+  j->grid = pyrt_grid_make(ctx, j->l->outer * j->l->axis_len, j->l->inner);
+  pyrt_parallel(ctx, j->grid.tasks, quant_task, j);
+  pyrt_context_leave(ctx);
+}
+
 int pyrt_quantize(pyrt_context *ctx, const pyrt_quant_layout *l, const float *x,
                   const float *scale, const void *zero, int32_t out_dtype,
                   void *y) {
@@ -70,7 +117,8 @@ int pyrt_quantize(pyrt_context *ctx, const pyrt_quant_layout *l, const float *x,
                      out_dtype);
   rc = check_scales("quantize", l, scale);
   if (rc) return rc;
-  ctx->t->quantize(l, x, scale, zero, out_dtype, y);
+  quant_job j = {NULL, l, {0}, 0, x, out_dtype, scale, zero, y};
+  run_quant(ctx, &j);
   return PYRT_OK;
 }
 
@@ -88,6 +136,7 @@ int pyrt_dequantize(pyrt_context *ctx, const pyrt_quant_layout *l,
                      x_dtype);
   rc = check_scales("dequantize", l, scale);
   if (rc) return rc;
-  ctx->t->dequantize(l, x, x_dtype, scale, zero, y);
+  quant_job j = {NULL, l, {0}, 1, x, x_dtype, scale, zero, y};
+  run_quant(ctx, &j);
   return PYRT_OK;
 }

@@ -1,9 +1,9 @@
-/* RVV QuantizeLinear / DequantizeLinear for rows that share one scale and
- * zero point (per tensor, per axis: stride_inner 0), VLEN/4 elements at a
- * time, with the scalar's arithmetic (quant_scalar.c): quantize divides (no
- * reciprocal), rounds to nearest even, maps NaN to the zero point and
- * saturates; dequantize converts (q - zero) exactly and multiplies. Other
- * layouts and S32 dequantization take the scalar kernels.
+/* RVV QuantizeLinear / DequantizeLinear of runs that share one scale and
+ * zero point (step 0: per tensor, per axis), VLEN/4 elements at a time, with
+ * the scalar's arithmetic (quant_scalar.c): quantize divides (no reciprocal),
+ * rounds to nearest even, maps NaN to the zero point and saturates; dequantize
+ * converts (q - zero) exactly and multiplies. Runs with per-element parameters
+ * and S32 dequantization take the scalar ones.
  */
 #include "requant/requant_rvv.h"
 
@@ -26,21 +26,16 @@ static void quantize_row(int64_t n, const float *x, float scale, int32_t zero,
   }
 }
 
-static void quantize(const pyrt_quant_layout *l, const float *x,
-                     const float *scale, const void *zero, int32_t out_dtype,
+static void quantize(int64_t n, const float *x, const float *scale,
+                     const void *zero, int64_t step, int32_t out_dtype,
                      void *y) {
-  if (l->stride_inner != 0) {
-    pyrt_quantize_scalar(l, x, scale, zero, out_dtype, y);
+  if (step != 0) {
+    pyrt_quantize_scalar(n, x, scale, zero, step, out_dtype, y);
     return;
   }
-  const int32_t lo = out_dtype == PYRT_U8 ? 0 : -128, hi = lo + 255;
-  int64_t n = 0;
-  for (int64_t o = 0; o < l->outer; o++)
-    for (int64_t a = 0; a < l->axis_len; a++, n += l->inner) {
-      const int64_t at = o * l->stride_outer + (a / l->block) * l->stride_axis;
-      quantize_row(l->inner, x + n, scale[at], load_zero(zero, out_dtype, at),
-                   lo, hi, (int8_t *)y + n);
-    }
+  const int32_t lo = out_dtype == PYRT_U8 ? 0 : -128;
+  quantize_row(n, x, scale[0], load_zero(zero, out_dtype, 0), lo, lo + 255,
+               (int8_t *)y);
 }
 
 static void dequantize_row(int64_t n, const void *x, int32_t dtype, float scale,
@@ -62,20 +57,14 @@ static void dequantize_row(int64_t n, const void *x, int32_t dtype, float scale,
   }
 }
 
-static void dequantize(const pyrt_quant_layout *l, const void *x,
-                       int32_t x_dtype, const float *scale, const void *zero,
+static void dequantize(int64_t n, const void *x, int32_t x_dtype,
+                       const float *scale, const void *zero, int64_t step,
                        float *y) {
-  if (l->stride_inner != 0 || x_dtype == PYRT_S32) {
-    pyrt_dequantize_scalar(l, x, x_dtype, scale, zero, y);
+  if (step != 0 || x_dtype == PYRT_S32) {
+    pyrt_dequantize_scalar(n, x, x_dtype, scale, zero, step, y);
     return;
   }
-  int64_t n = 0;
-  for (int64_t o = 0; o < l->outer; o++)
-    for (int64_t a = 0; a < l->axis_len; a++, n += l->inner) {
-      const int64_t at = o * l->stride_outer + (a / l->block) * l->stride_axis;
-      dequantize_row(l->inner, (const int8_t *)x + n, x_dtype, scale[at],
-                     load_zero(zero, x_dtype, at), y + n);
-    }
+  dequantize_row(n, x, x_dtype, scale[0], load_zero(zero, x_dtype, 0), y);
 }
 
 void pyrt_quant_init_rvv(pyrt_kernel_table *t) {

@@ -1,0 +1,248 @@
+/* The execution plan: kernel calls resolved once, run back to back on one
+ * arena. An entry keeps copies of its argument structs and arena offsets of
+ * its tensors; running it calls the same public entry point a caller would,
+ * so every argument is still checked (cheaply) on each run.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum kind {
+  QCONV,
+  QGEMM,
+  QBINARY,
+  QUANT,
+  DEQUANT,
+  MAXPOOL,
+  AVGPOOL,
+  GAP,
+  TRANSPOSE,
+  LUT,
+  COPY
+};
+
+typedef struct {
+  int32_t kind;
+  int32_t i[6];             /* small integer arguments */
+  int64_t n[3];             /* sizes */
+  int64_t x, b, y;          /* arena offsets: inputs and output */
+  const void *p[4];         /* packed weights, bias, scales, zero points ... */
+  pyrt_conv2d_shape conv;   /* QCONV */
+  pyrt_pool2d_shape pool;   /* MAXPOOL, AVGPOOL */
+  pyrt_output_stage out;    /* QCONV, QGEMM */
+  pyrt_quant_layout layout; /* QUANT, DEQUANT */
+  pyrt_qparams q[3];        /* QBINARY, AVGPOOL, GAP */
+} entry;
+
+struct pyrt_plan {
+  entry *e;
+  int32_t count, capacity;
+};
+
+int pyrt_plan_create(pyrt_plan **plan) {
+  if (plan == NULL) return pyrt_fail(PYRT_ERR_ARG, "plan_create: NULL");
+  *plan = calloc(1, sizeof **plan);
+  return *plan ? PYRT_OK : pyrt_fail(PYRT_ERR_NOMEM, "plan: out of memory");
+}
+
+void pyrt_plan_destroy(pyrt_plan *plan) {
+  if (plan == NULL) return;
+  free(plan->e);
+  free(plan);
+}
+
+/* A zeroed new entry of `kind`, or NULL (out of memory / NULL plan). */
+static entry *add(pyrt_plan *p, int32_t kind) {
+  if (p == NULL) return NULL;
+  if (p->count == p->capacity) {
+    const int32_t cap = p->capacity ? 2 * p->capacity : 16;
+    entry *e = realloc(p->e, sizeof *e * (size_t)cap);
+    if (e == NULL) return NULL;
+    p->e = e;
+    p->capacity = cap;
+  }
+  entry *e = &p->e[p->count];
+  memset(e, 0, sizeof *e);
+  e->kind = kind;
+  return e;
+}
+
+static int added(pyrt_plan *p, const entry *e) {
+  return e ? p->count++ : -pyrt_fail(PYRT_ERR_NOMEM, "plan: cannot add entry");
+}
+
+int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                      const void *packed, int32_t x_dtype, int32_t x_zero,
+                      const int32_t *bias, const pyrt_output_stage *out,
+                      int64_t x, int64_t y) {
+  if (s == NULL || out == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_qconv2d: NULL shape or stage");
+  entry *e = add(p, QCONV);
+  if (e) {
+    e->conv = *s, e->out = *out, e->p[0] = packed, e->p[1] = bias;
+    e->i[0] = x_dtype, e->i[1] = x_zero, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t a_dtype, int32_t a_zero, int32_t lda,
+                    const void *packed, const int32_t *bias,
+                    const pyrt_output_stage *out, int64_t y, int32_t ldy) {
+  if (out == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_qgemm: NULL stage");
+  entry *e = add(p, QGEMM);
+  if (e) {
+    e->i[0] = M, e->i[1] = N, e->i[2] = K, e->i[3] = a_dtype;
+    e->i[4] = a_zero, e->i[5] = lda, e->n[0] = ldy;
+    e->p[0] = packed, e->p[1] = bias, e->out = *out, e->x = a, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax) {
+  if (qa == NULL || qb == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_qbinary: NULL qparams");
+  entry *e = add(p, QBINARY);
+  if (e) {
+    e->i[0] = op, e->i[1] = qmin, e->i[2] = qmax, e->n[0] = n;
+    e->q[0] = *qa, e->q[1] = *qb, e->q[2] = *qy;
+    e->x = a, e->b = b, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                       const float *scale, const void *zero, int32_t out_dtype,
+                       int64_t y) {
+  if (l == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_quantize: NULL layout");
+  entry *e = add(p, QUANT);
+  if (e) {
+    e->layout = *l, e->p[0] = scale, e->p[1] = zero, e->i[0] = out_dtype;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_dequantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
+                         int32_t x_dtype, const float *scale, const void *zero,
+                         int64_t y) {
+  if (l == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_dequantize: NULL layout");
+  entry *e = add(p, DEQUANT);
+  if (e) {
+    e->layout = *l, e->p[0] = scale, e->p[1] = zero, e->i[0] = x_dtype;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_qmaxpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         int32_t dtype, int64_t y) {
+  if (s == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_qmaxpool2d: NULL shape");
+  entry *e = add(p, MAXPOOL);
+  if (e) e->pool = *s, e->i[0] = dtype, e->x = x, e->y = y;
+  return added(p, e);
+}
+
+int pyrt_plan_qavgpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                         const pyrt_qparams *qx, int64_t y,
+                         const pyrt_qparams *qy) {
+  if (s == NULL || qx == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_qavgpool2d: NULL argument");
+  entry *e = add(p, AVGPOOL);
+  if (e) e->pool = *s, e->q[0] = *qx, e->q[1] = *qy, e->x = x, e->y = y;
+  return added(p, e);
+}
+
+int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
+                             const pyrt_qparams *qx, int64_t y,
+                             const pyrt_qparams *qy) {
+  if (qx == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_qglobalavgpool: NULL qparams");
+  entry *e = add(p, GAP);
+  if (e) {
+    e->n[0] = rows, e->n[1] = hw, e->q[0] = *qx, e->q[1] = *qy;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
+                        int64_t rows, int64_t cols, int64_t x, int64_t y) {
+  entry *e = add(p, TRANSPOSE);
+  if (e) {
+    e->i[0] = elem_size, e->n[0] = batch, e->n[1] = rows, e->n[2] = cols;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
+                   int64_t y) {
+  entry *e = add(p, LUT);
+  if (e) e->n[0] = n, e->p[0] = table, e->x = x, e->y = y;
+  return added(p, e);
+}
+
+int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y) {
+  entry *e = add(p, COPY);
+  if (e) e->n[0] = bytes, e->x = x, e->y = y;
+  return added(p, e);
+}
+
+static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
+  char *x = arena + e->x, *y = arena + e->y;
+  switch (e->kind) {
+    case QCONV:
+      return pyrt_qconv2d(ctx, &e->conv, e->p[0], x, e->i[0], e->i[1],
+                          (const int32_t *)e->p[1], &e->out, y);
+    case QGEMM:
+      return pyrt_qgemm(ctx, e->i[0], e->i[1], e->i[2], x, e->i[3], e->i[4],
+                        e->i[5], e->p[0], (const int32_t *)e->p[1], &e->out, y,
+                        (int32_t)e->n[0]);
+    case QBINARY:
+      return pyrt_qbinary(ctx, e->i[0], e->n[0], x, &e->q[0], arena + e->b,
+                          &e->q[1], y, &e->q[2], e->i[1], e->i[2]);
+    case QUANT:
+      return pyrt_quantize(ctx, &e->layout, (const float *)x,
+                           (const float *)e->p[0], e->p[1], e->i[0], y);
+    case DEQUANT:
+      return pyrt_dequantize(ctx, &e->layout, x, e->i[0],
+                             (const float *)e->p[0], e->p[1], (float *)y);
+    case MAXPOOL:
+      return pyrt_qmaxpool2d(ctx, &e->pool, x, e->i[0], y);
+    case AVGPOOL:
+      return pyrt_qavgpool2d(ctx, &e->pool, x, &e->q[0], y, &e->q[1]);
+    case GAP:
+      return pyrt_qglobalavgpool(ctx, e->n[0], e->n[1], x, &e->q[0], y,
+                                 &e->q[1]);
+    case TRANSPOSE:
+      return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
+    case LUT:
+      return pyrt_lut8(ctx, e->n[0], (const uint8_t *)e->p[0], x, y);
+    default:
+      if (e->n[0] > 0) memmove(y, x, (size_t)e->n[0]);
+      return PYRT_OK;
+  }
+}
+
+int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
+                  int32_t last, void *arena, int32_t *failed) {
+  if (ctx == NULL || p == NULL || arena == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "plan_run: NULL argument");
+  if (first < 0 || last > p->count || first > last)
+    return pyrt_fail(PYRT_ERR_ARG, "plan_run: entries [%d, %d) of %d", first,
+                     last, p->count);
+  for (int32_t i = first; i < last; i++) {
+    const int rc = run_entry(ctx, &p->e[i], (char *)arena);
+    if (rc != PYRT_OK) {
+      if (failed) *failed = i;
+      return rc;
+    }
+  }
+  return PYRT_OK;
+}

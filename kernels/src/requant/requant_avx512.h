@@ -1,0 +1,66 @@
+/* AVX-512 output stage of 16 int32 lanes, for the *_avx512vnni.c files. The
+ * same float steps as pyrt_requant_value in requant.h, lane by lane, so
+ * results are bit-exact (see requant_avx2.h).
+ */
+#ifndef PYRT_REQUANT_AVX512_H
+#define PYRT_REQUANT_AVX512_H
+
+#include <immintrin.h>
+
+#include "requant/requant.h"
+
+typedef struct {
+  int32_t dtype;
+  __m512 zero, qmin, qmax;
+} pyrt_avx512_stage;
+
+static inline pyrt_avx512_stage pyrt_avx512_stage_init(
+    const pyrt_output_stage *out) {
+  return (pyrt_avx512_stage){
+      out->out_dtype, _mm512_set1_ps((float)out->zero_point),
+      _mm512_set1_ps((float)out->qmin), _mm512_set1_ps((float)out->qmax)};
+}
+
+/* Lanes < n (n in [0, 16]). */
+static inline __mmask16 pyrt_avx512_mask(int32_t n) {
+  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+static inline __m512 pyrt_avx512_scale(const float *scale, int32_t per_channel,
+                                       __mmask16 m) {
+  return per_channel ? _mm512_maskz_loadu_ps(m, scale)
+                     : _mm512_set1_ps(scale[0]);
+}
+
+/* Requantized lanes as int32, each inside [qmin, qmax]. */
+static inline __m512i pyrt_avx512_requant(__m512i acc, __m512 scale,
+                                          const pyrt_avx512_stage *k) {
+  __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+  x = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(x, k->zero), k->qmin), k->qmax);
+  return _mm512_cvtps_epi32(x);
+}
+
+/* The output stage on the lanes in m (consecutive channels), written at
+   element `at` of y. */
+static inline void pyrt_avx512_output(__m512i acc, __mmask16 m, __m512 scale,
+                                      const pyrt_avx512_stage *k, void *y,
+                                      size_t at) {
+  switch (k->dtype) {
+    case PYRT_U8:
+    case PYRT_S8: /* in range: the low byte is the value */
+      _mm_mask_storeu_epi8(
+          (char *)y + at, m,
+          _mm512_cvtepi32_epi8(pyrt_avx512_requant(acc, scale, k)));
+      break;
+    case PYRT_S32:
+      _mm512_mask_storeu_epi32((int32_t *)y + at, m, acc);
+      break;
+    default:
+      _mm512_mask_storeu_ps((float *)y + at, m,
+                            _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));
+      break;
+  }
+}
+
+#endif

@@ -1,0 +1,100 @@
+"""Stage between match and plan: choose the activation layout of every int8 tensor.
+
+Integer convolutions run in NHWC, where a vector of output channels and the
+4-byte K groups of a dot-product instruction are contiguous. This pass makes
+every 4-D int8 tensor between NHWC-native ops NHWC and inserts a transpose
+(pyrt ToNHWC / ToNCHW node) only where a tensor crosses into or out of such a
+region, once per tensor. Elementwise int8 ops take whichever layout their
+inputs have; everything else (numpy ops, Q/DQ, data movement, graph outputs)
+sees the model's own NCHW layout. Graph info keeps every tensor's logical
+(NCHW) shape; where a tensor is stored NHWC, its consumers know from their
+node (attrs["nhwc"], or a ToNCHW node in between).
+"""
+
+from __future__ import annotations
+
+from .graph import Graph, Node, TensorInfo
+from .patterns import INT8
+
+# Consume and produce NHWC: data input index -> layout.
+NHWC_NATIVE = {"QConv"}
+# Elementwise on same-shaped inputs: any layout in, the same layout out.
+ELEMENTWISE = {"QLut", "QBinary"}
+
+
+def _rank4_int8(g: Graph, name: str) -> bool:
+    shape = g.shape(name)
+    return shape is not None and len(shape) == 4 and g.dtype(name) in INT8
+
+
+def _native(node: Node) -> bool:
+    return node.domain == "pyrt" and node.op_type in NHWC_NATIVE and not node.attr("conv1d")
+
+
+class _Layouts:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.nhwc: set[str] = set()  # tensors stored NHWC
+        self.converted: dict[tuple[str, str], str] = {}  # (tensor, to) -> its converted copy
+        self.nodes: list[Node] = []
+
+    def convert(self, name: str, to: str) -> str:
+        """`name` in layout `to` ("nhwc" / "nchw"), inserting one transpose per tensor."""
+        if (to == "nhwc") == (name in self.nhwc):
+            return name
+        key = (name, to)
+        if key not in self.converted:
+            out = f"{name}#{to}"
+            op = "ToNHWC" if to == "nhwc" else "ToNCHW"
+            self.nodes.append(Node(f"{name}#{op}", op, "pyrt", [name], [out], {}, 0))
+            self.g.info[out] = TensorInfo(out, self.g.dtype(name), self.g.shape(name))
+            if to == "nhwc":
+                self.nhwc.add(out)
+            self.converted[key] = out
+        return self.converted[key]
+
+    def place(self, node: Node) -> None:
+        data = [i for i in node.inputs if i and i not in self.g.constants]
+        if _native(node):
+            node.inputs[0] = self.convert(node.inputs[0], "nhwc")
+            node.attrs["nhwc"] = True
+            self.nhwc.add(node.outputs[0])
+        elif self._elementwise_nhwc(node, data):
+            node.inputs = [self.convert(i, "nhwc") if i in data else i for i in node.inputs]
+            self.nhwc.update(o for o in node.outputs if o)
+        else:
+            node.inputs = [self.convert(i, "nchw") if i in self.nhwc else i for i in node.inputs]
+        self.nodes.append(node)
+
+    def _elementwise_nhwc(self, node: Node, data: list[str]) -> bool:
+        if node.domain != "pyrt" or node.op_type not in ELEMENTWISE:
+            return False
+        if not any(i in self.nhwc for i in data) or len(data) != len(node.inputs):
+            return False
+        shapes = {self.g.shape(i) for i in data}
+        return len(shapes) == 1 and all(_rank4_int8(self.g, i) for i in data)
+
+
+def assign_layouts(g: Graph) -> set[str]:
+    """Rewrites g: NHWC between native ops, transposes at the borders, NCHW outputs.
+    Returns the tensors stored NHWC."""
+    if not any(_native(n) for n in g.nodes):
+        return set()
+    lay = _Layouts(g)
+    for node in g.nodes:
+        lay.place(node)
+    for out in g.outputs:
+        if out.name in lay.nhwc:  # the producer writes NHWC under another name
+            inner = f"{out.name}#nhwc-out"
+            for node in lay.nodes:
+                node.inputs = [inner if i == out.name else i for i in node.inputs]
+                node.outputs = [inner if o == out.name else o for o in node.outputs]
+            g.info[inner] = TensorInfo(inner, g.dtype(out.name), g.shape(out.name))
+            lay.nhwc.add(inner)
+            lay.nhwc.discard(out.name)
+            lay.nodes.append(
+                Node(f"{out.name}#ToNCHW", "ToNCHW", "pyrt", [inner], [out.name], {}, 0)
+            )
+    g.nodes = lay.nodes
+    g.reindex()
+    return lay.nhwc
