@@ -116,6 +116,8 @@ static void init_rvv(pyrt_kernel_table *t) {
   pyrt_requant_init_rvv(t);
   pyrt_qdwconv_init_rvv(t);
   pyrt_sgemm_init_rvv(t);
+  pyrt_qpool_init_rvv(t);
+  pyrt_layout_init_rvv(t);
 }
 #endif
 

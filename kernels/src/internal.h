@@ -303,6 +303,8 @@ void pyrt_quant_init_rvv(pyrt_kernel_table *t);
 void pyrt_requant_init_rvv(pyrt_kernel_table *t);
 void pyrt_qdwconv_init_rvv(pyrt_kernel_table *t);
 void pyrt_sgemm_init_rvv(pyrt_kernel_table *t);
+void pyrt_qpool_init_rvv(pyrt_kernel_table *t);
+void pyrt_layout_init_rvv(pyrt_kernel_table *t);
 #endif
 
 #endif /* PYRT_INTERNAL_H */

@@ -385,7 +385,7 @@ static int binary_run(pyrt_context *ctx, const void *params, uint64_t seed,
 typedef struct {
   int32_t channels, hw, k, stride, pad;
   int32_t kind; /* 0 max, 1 avg, 2 avg incl. pad, 3 global */
-  int32_t layout;
+  int32_t layout, dtype;
 } pool_case;
 
 static pyrt_pool2d_shape pool_shape(const pool_case *c) {
@@ -418,9 +418,9 @@ static int pool_run(pyrt_context *ctx, const void *params, uint64_t seed,
   const pyrt_pool2d_shape s = pool_shape(c);
   const size_t n = (size_t)c->channels * c->hw * c->hw;
   uint8_t *x = xmalloc(n);
-  fill_codes(&r, x, n, PYRT_U8);
-  pyrt_qparams qx = qparams(&r, PYRT_U8), qy = qparams(&r, PYRT_U8);
-  int rc = c->kind == 0 ? pyrt_qmaxpool2d(ctx, &s, x, PYRT_U8, y)
+  fill_codes(&r, x, n, c->dtype);
+  pyrt_qparams qx = qparams(&r, c->dtype), qy = qparams(&r, c->dtype);
+  int rc = c->kind == 0 ? pyrt_qmaxpool2d(ctx, &s, x, c->dtype, y)
            : c->kind == 3 && c->layout == PYRT_NHWC
                ? pyrt_qglobalavgpool_nhwc(ctx, 1, (int64_t)c->hw * c->hw,
                                           c->channels, x, &qx, y, &qy)
@@ -428,6 +428,28 @@ static int pool_run(pyrt_context *ctx, const void *params, uint64_t seed,
                ? pyrt_qglobalavgpool(ctx, c->channels, (int64_t)c->hw * c->hw,
                                      x, &qx, y, &qy)
                : pyrt_qavgpool2d(ctx, &s, x, &qx, y, &qy);
+  free(x);
+  return rc;
+}
+
+/* ---- data movement ------------------------------------------------------ */
+
+typedef struct {
+  int32_t elem_size, batch, rows, cols; /* elem_size 0: lut8 of rows * cols */
+} move_case;
+
+static int move_run(pyrt_context *ctx, const void *params, uint64_t seed,
+                    void *y) {
+  const move_case *c = params;
+  rng r = {seed};
+  const size_t n = (size_t)c->batch * c->rows * c->cols;
+  const size_t bytes = n * (c->elem_size ? (size_t)c->elem_size : 1);
+  uint8_t *x = xmalloc(bytes), table[256];
+  fill_codes(&r, x, bytes, PYRT_U8);
+  fill_codes(&r, table, sizeof table, PYRT_U8);
+  const int rc = c->elem_size ? pyrt_transpose(ctx, c->elem_size, c->batch,
+                                               c->rows, c->cols, x, y)
+                              : pyrt_lut8(ctx, (int64_t)n, table, x, y);
   free(x);
   return rc;
 }
@@ -532,21 +554,44 @@ int main(void) {
     run_case(name, binary_run, c, (size_t)c->outer * c->middle * c->inner);
   }
   static const pool_case pools[] = {
-      {16, 9, 3, 2, 1, 0, PYRT_NCHW}, {17, 8, 2, 2, 0, 0, PYRT_NCHW},
-      {33, 7, 3, 1, 1, 1, PYRT_NCHW}, {8, 10, 3, 2, 1, 2, PYRT_NCHW},
-      {64, 5, 0, 1, 0, 3, PYRT_NCHW}, {15, 7, 0, 1, 0, 3, PYRT_NCHW},
-      {16, 9, 3, 2, 1, 0, PYRT_NHWC}, {33, 8, 2, 2, 0, 0, PYRT_NHWC},
-      {65, 7, 3, 1, 1, 1, PYRT_NHWC}, {8, 10, 3, 2, 1, 2, PYRT_NHWC},
-      {64, 5, 0, 1, 0, 3, PYRT_NHWC}, {15, 7, 0, 1, 0, 3, PYRT_NHWC},
+      {16, 9, 3, 2, 1, 0, PYRT_NCHW, PYRT_U8},
+      {17, 8, 2, 2, 0, 0, PYRT_NCHW, PYRT_S8},
+      {3, 70, 3, 1, 1, 0, PYRT_NCHW, PYRT_S8},
+      {2, 99, 3, 2, 1, 0, PYRT_NCHW, PYRT_U8},
+      {33, 7, 3, 1, 1, 1, PYRT_NCHW, PYRT_U8},
+      {8, 10, 3, 2, 1, 2, PYRT_NCHW, PYRT_S8},
+      {64, 5, 0, 1, 0, 3, PYRT_NCHW, PYRT_U8},
+      {15, 7, 0, 1, 0, 3, PYRT_NCHW, PYRT_S8},
+      {3, 33, 0, 1, 0, 3, PYRT_NCHW, PYRT_U8},
+      {16, 9, 3, 2, 1, 0, PYRT_NHWC, PYRT_S8},
+      {33, 8, 2, 2, 0, 0, PYRT_NHWC, PYRT_U8},
+      {65, 7, 3, 1, 1, 1, PYRT_NHWC, PYRT_S8},
+      {8, 10, 3, 2, 1, 2, PYRT_NHWC, PYRT_U8},
+      {64, 5, 0, 1, 0, 3, PYRT_NHWC, PYRT_S8},
+      {15, 7, 0, 1, 0, 3, PYRT_NHWC, PYRT_U8},
   };
   for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++) {
     const pool_case *c = &pools[p];
     const pyrt_pool2d_shape s = pool_shape(c);
-    snprintf(name, sizeof name, "qpool kind%d c%d hw%d k%d s%d p%d layout%d",
-             c->kind, c->channels, c->hw, c->k, c->stride, c->pad, c->layout);
+    snprintf(name, sizeof name,
+             "qpool kind%d c%d hw%d k%d s%d p%d layout%d dtype%d", c->kind,
+             c->channels, c->hw, c->k, c->stride, c->pad, c->layout, c->dtype);
     run_case(
         name, pool_run, c,
         (size_t)c->channels * (c->kind == 3 ? 1 : (size_t)s.out_h * s.out_w));
+  }
+  static const move_case moves[] = {
+      {1, 1, 3, 300}, {1, 2, 64, 49}, {1, 1, 257, 5},  {4, 1, 3, 300},
+      {4, 2, 33, 17}, {4, 1, 1, 9},   {0, 1, 1, 1000}, {0, 3, 7, 11},
+  };
+  for (size_t m = 0; m < sizeof moves / sizeof moves[0]; m++) {
+    const move_case *c = &moves[m];
+    snprintf(name, sizeof name, "%s elem%d %dx%dx%d",
+             c->elem_size ? "transpose" : "lut8", c->elem_size, c->batch,
+             c->rows, c->cols);
+    run_case(name, move_run, c,
+             (size_t)c->batch * c->rows * c->cols *
+                 (c->elem_size ? (size_t)c->elem_size : 1));
   }
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
