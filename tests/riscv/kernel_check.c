@@ -507,6 +507,13 @@ int main(void) {
     name[0] = 'f'; /* "fconv2d ..." */
     run_case(name, conv_run, v, sizeof(float) * conv_out_elems(v));
   }
+  static const sgemm_case few_columns[] = {
+      {65, 7, 33}, {130, 3, 9}, {64, 1, 5}};
+  for (size_t f = 0; f < sizeof few_columns / sizeof few_columns[0]; f++) {
+    const sgemm_case *c = &few_columns[f];
+    snprintf(name, sizeof name, "sgemm M%d N%d K%d", c->M, c->N, c->K);
+    run_case(name, sgemm_run, c, sizeof(float) * (size_t)c->M * (c->N + 2));
+  }
   for (int m = 0; m < n_edges; m += 3) {
     sgemm_case c = {edges[m], edges[(m * 7 + 5) % n_edges], ks[m % 10]};
     snprintf(name, sizeof name, "sgemm M%d N%d K%d", c.M, c.N, c.K);
