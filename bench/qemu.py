@@ -12,9 +12,12 @@ Emulated times say how fast QEMU is, not how fast a board is; instruction counts
 in for the board. With --layers, extra runs execute the captured program one C plan entry
 (or numpy step) at a time, as `python -m pyrt profile` does, each between two marks.
 
+    python bench/qemu.py --zoo cifar_resnet18            # FP32 vs INT8 (u8, s8 activations)
+
 API (bench/compare.py imports this module from its own folder):
     result = run_model(model, feeds, runs=3, count=True, layers=False, vlen=256)
     result.insns_per_mac, result.per_run, result.layers, result.ms
+    print(compare([(name, fp32, {"int8 u8-act": int8, ...})], count=True))
     model_macs(model), layer_macs(model)
 """
 
@@ -273,6 +276,48 @@ def format_result(label: str, r: QemuResult) -> str:
     return "\n".join(lines)
 
 
+def compare(
+    models: list[tuple[str, object, dict[str, object]]],
+    *,
+    runs: int = 1,
+    count: bool = True,
+    vlen: int = 256,
+    isa: str | None = None,
+    board: bool = False,
+) -> str:
+    """FP32 vs INT8 under QEMU: (name, fp32 model, {label: int8 model}) per model, all fed
+    the same random input; a table of instructions per inference and per MAC (with
+    count) and emulated times, INT8 beside its FP32."""
+    from pyrt import zoo
+
+    header = (
+        f"{'model':<16} {'variant':<12} {'isa':<6} {'MMAC':>7} {'M insns':>9} {'insns/MAC':>9} "
+        f"{'vector':>7} {'vs fp32':>8} {'emul. ms':>9}"
+    )
+    lines = [header]
+    for name, fp32, int8 in models:
+        feeds = zoo.calibration_data(fp32, n=1)[0]
+        base = None
+        for label, model in [("fp32", fp32), *int8.items()]:
+            r = run_model(model, feeds, runs=runs, count=count, vlen=vlen, isa=isa, board=board)
+            p = r.per_run
+            insns = p.insns if p else float("nan")
+            base = insns if label == "fp32" else base
+            ipm = f"{r.insns_per_mac:.3f}" if r.insns_per_mac else "-"
+            share = f"{p.vector / p.insns:.0%}" if p and p.insns else "-"
+            ratio = f"{base / insns:.1f}x" if p and label != "fp32" else "-"
+            lines.append(
+                f"{name:<16} {label:<12} {r.isa:<6} {r.macs / 1e6:>7.1f} {insns / 1e6:>9.2f} "
+                f"{ipm:>9} {share:>7} {ratio:>8} {r.ms:>9.0f}"
+            )
+    lines.append(
+        f"QEMU riscv64, VLEN {vlen}{', X60 build' if board else ''}: instructions are dynamic "
+        "counts of one whole Session.run (Python included); emulated times measure QEMU, "
+        "not a board."
+    )
+    return "\n".join(lines)
+
+
 # ---- guest side (runs under QEMU: numpy, cffi and pyrt only) ----------------------
 
 
@@ -380,7 +425,8 @@ def main() -> None:
         guest(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, nargs="?")
+    parser.add_argument("--zoo", help="FP32 vs INT8 of these pyrt.zoo models (comma-separated)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--vlen", type=int, default=256)
@@ -391,6 +437,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the result as JSON")
     args = parser.parse_args()
     count = not (args.no_count or args.board)
+    if args.zoo:
+        from pyrt import zoo
+
+        models = []
+        for name in args.zoo.split(","):
+            fp32 = zoo.MODELS[name]()
+            calib = zoo.calibration_data(fp32, n=4)
+            int8 = {
+                f"int8 {act[0]}8-act": zoo.quantize_qdq(fp32, calib, activation_type=act)
+                for act in ("uint8", "int8")
+            }
+            models.append((name, fp32, int8))
+        print(compare(models, runs=args.runs, count=count, vlen=args.vlen, isa=args.isa,
+                      board=args.board))  # fmt: skip
+        return
+    if args.model is None:
+        parser.error("give a model file or --zoo NAMES")
     r = run_model(args.model, runs=args.runs, warmup=args.warmup, count=count, layers=args.layers,
                   vlen=args.vlen, isa=args.isa, board=args.board)  # fmt: skip
     print(format_result(args.model.name, r))

@@ -173,8 +173,21 @@ static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
   for (int32_t m = m0; m < m1; m++, dst += kp) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
     uint8_t *d = dst;
+    const int32_t ix0 = ox * s->stride_w - s->pad_left;
+    /* a kernel row of one group inside the input is one run of bytes */
+    const int whole_rows = s->groups == 1 && s->dilation_w == 1 && ix0 >= 0 &&
+                           ix0 + s->kernel_w <= s->in_w;
     for (int32_t ky = 0; ky < s->kernel_h; ky++) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+      if (whole_rows && iy >= 0 && iy < s->in_h) {
+        const uint8_t *src =
+            a->a +
+            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix0) *
+                s->in_c;
+        copy_flip(c, d, src, (size_t)cin * (size_t)s->kernel_w, flip);
+        d += (size_t)cin * (size_t)s->kernel_w;
+        continue;
+      }
       for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
         const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
         if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
