@@ -7,12 +7,15 @@ whose element count overflows the memory cap, and malformed initializers.
 
 from __future__ import annotations
 
-import faulthandler
+import atexit
+import contextlib
+import json
 import math
 import os
-import select
 import signal
-import time
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import _infer_worker as worker
 from .errors import ModelError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -307,75 +311,127 @@ def toposort(nodes: list[Node], available: set[str]) -> list[Node]:
     return order
 
 
-def _infer(proto: onnx.ModelProto) -> onnx.GraphProto:
-    """onnx's shape inference; only the typed names come back (value_info, inputs, outputs)."""
-    out = onnx.shape_inference.infer_shapes(proto, data_prop=True).graph
-    typed = onnx.GraphProto()
-    typed.value_info.extend(out.value_info)
-    typed.input.extend(out.input)
-    typed.output.extend(out.output)
-    return typed
+def _slim(proto: onnx.ModelProto) -> bytes:
+    """What shape inference reads of the model, serialized, without the values of large
+    initializers (shapes never need them; small ones stay: shape inputs of Reshape ...)."""
+    g = proto.graph
+    graph = onnx.GraphProto(
+        node=g.node,
+        input=g.input,
+        output=g.output,
+        value_info=g.value_info,
+        sparse_initializer=g.sparse_initializer,
+    )
+    for t in g.initializer:
+        if math.prod(t.dims) <= 4096:
+            graph.initializer.append(t)
+        else:
+            graph.initializer.add(name=t.name, dims=t.dims, data_type=t.data_type)
+    model = onnx.ModelProto(
+        ir_version=proto.ir_version,
+        opset_import=proto.opset_import,
+        functions=proto.functions,
+        graph=graph,
+    )
+    return model.SerializeToString()
+
+
+class _Worker:
+    """The shape-inference worker process (pyrt/_infer_worker.py), one per pyrt process,
+    started on first use and again after a model crashed it; requests take turns."""
+
+    lock = threading.Lock()
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls) -> subprocess.Popen | None:
+        """None when no worker can run here (no Python executable, onnx not importable)."""
+        if not sys.executable:
+            return None
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-I", worker.__file__, json.dumps([str(p) for p in sys.path])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # onnx's assertion messages: the error says it all
+                start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
+            )
+        except OSError:
+            return None
+        if process.stdout.read(1) != worker.READY:
+            process.kill()
+            process.wait()
+            return None
+        return process
+
+    @classmethod
+    def stop(cls) -> None:
+        process, cls.process = cls.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):  # a flush into a dead worker's pipe
+                    pipe.close()
+
+    @classmethod
+    def forget(cls) -> None:
+        """In a forked child: the parent's worker and lock are the parent's."""
+        cls.lock = threading.Lock()
+        cls.process = None
+
+    @classmethod
+    def infer(cls, data: bytes, timeout: float) -> bytes | None:
+        with cls.lock:
+            if cls.process is None or cls.process.poll() is not None:
+                cls.stop()
+                cls.process = cls.start()
+                if cls.process is None:
+                    return worker.infer(data)  # no isolation to be had: run it here
+            process = cls.process
+            try:
+                process.stdin.write(worker.REQUEST.pack(len(data), timeout) + data)
+                process.stdin.flush()
+                head = process.stdout.read(worker.REPLY.size)
+                if len(head) == worker.REPLY.size:
+                    status, size = worker.REPLY.unpack(head)
+                    payload = process.stdout.read(size)
+                    if len(payload) == size:
+                        return payload if status == worker.TYPED else None
+            except BrokenPipeError:
+                pass
+            except BaseException:  # interrupted mid-request: its reply must not be the next's
+                cls.stop()
+                raise
+            code = process.wait()
+            cls.stop()
+        if hasattr(signal, "SIGALRM") and code == -signal.SIGALRM:
+            raise ModelError(f"onnx shape inference took over {timeout:g} s on this model")
+        raise ModelError(
+            f"onnx shape inference crashed on this model ({_how_it_ended(code)}): "
+            "its shapes are malformed"
+        )
+
+
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+atexit.register(_Worker.stop)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Worker.forget)
 
 
 def infer_shapes(proto: onnx.ModelProto, timeout: float = 120.0) -> onnx.GraphProto | None:
-    """Shape inference in a forked child where the OS allows it.
-
-    onnx's C++ inference asserts (aborting the whole process) on some malformed shapes,
-    e.g. a Slice of a dimension a bad Pad made negative; a child's crash is this model's
-    ModelError instead. None when inference fails in the ordinary way.
-    """
-    if not hasattr(os, "fork"):
-        try:
-            return _infer(proto)
-        except Exception:
-            return None
-    read, write = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read)
-        os.close(write)
-        try:
-            return _infer(proto)
-        except Exception:
-            return None
-    if pid == 0:  # the child: its copy of proto is its own to slim down
-        status = 1
-        try:
-            os.close(read)
-            faulthandler.disable()  # an abort here is expected and reported by the parent
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-            for t in proto.graph.initializer:  # weights' values never matter for shapes
-                if math.prod(t.dims) > 4096:
-                    for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
-                        t.ClearField(f)
-            data = _infer(proto).SerializeToString()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write, view) :]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    chunks, deadline = [], time.monotonic() + timeout
-    with os.fdopen(read, "rb") as pipe:
-        while True:
-            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(pipe.fileno(), 1 << 20) if ready else None
-            if not chunk:
-                break
-            chunks.append(chunk)
-    if chunk is None:  # timed out
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        what = "took too long" if chunk is None else f"crashed (signal {os.WTERMSIG(status)})"
-        raise ModelError(f"onnx shape inference {what} on this model: its shapes are malformed")
-    if os.WEXITSTATUS(status) != 0:
-        return None
-    typed = onnx.GraphProto()
-    typed.ParseFromString(b"".join(chunks))
-    return typed
+    """onnx's shape inference, in the worker process: a model that crashes it is a
+    ModelError, not a dead process. None when inference fails in the ordinary way."""
+    typed = _Worker.infer(_slim(proto), timeout)
+    return None if typed is None else onnx.GraphProto.FromString(typed)
 
 
 def load(

@@ -310,12 +310,26 @@ class _Conv:
         self.dilations = tuple(_int32("conv dilation", v) for v in dilations)
         self.pads = tuple(_int32("conv pad", v) for v in pads)
         self.in_c = w.shape[1] * groups
+        self._nhwc_shapes: dict[tuple, object] = {}
 
     def shape(self, x_shape: tuple):
         if len(x_shape) != 4 or x_shape[1] != self.in_c:
             raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x_shape)}")
         s = _conv_shape(self.w.shape, x_shape, self.groups, self.strides, self.dilations, self.pads)
         check(lib.pyrt_conv2d_infer(s))
+        return s
+
+    def nhwc_shape(self, x_shape: tuple):
+        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit).
+
+        Built once per input shape: callers must not change it.
+        """
+        s = self._nhwc_shapes.get(x_shape)
+        if s is None:
+            if len(x_shape) != 4:
+                raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
+            n, h, w, c = x_shape
+            s = self._nhwc_shapes[x_shape] = self.shape((n, c, h, w))
         return s
 
     def pack_shape(self):
@@ -383,13 +397,6 @@ class QConv2d(_Conv, _Packed):
         y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), ctx)
         return y.transpose(0, 3, 1, 2)
 
-    def nhwc_shape(self, x_shape: tuple):
-        """The C shape of an NHWC input [N, H, W, C] (raises KernelError if it does not fit)."""
-        if len(x_shape) != 4:
-            raise KernelError(f"conv input must be [N, H, W, {self.in_c}], got {list(x_shape)}")
-        n, h, w, c = x_shape
-        return self.shape((n, c, h, w))
-
     def nhwc(
         self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
     ) -> np.ndarray:
@@ -421,18 +428,44 @@ class QConv2d(_Conv, _Packed):
         return y
 
 
+def _clamp(lo: float, hi: float) -> tuple[float, float]:
+    lo, hi = float(lo), float(hi)
+    if np.isnan(lo) or np.isnan(hi) or lo > hi:
+        raise KernelError(f"clamp [{lo}, {hi}] is not a range")
+    return lo, hi
+
+
+def _out(y: np.ndarray | None, shape: tuple, dtype, op: str) -> np.ndarray:
+    """The caller's output buffer (checked) or a fresh one."""
+    if y is None:
+        return np.empty(shape, dtype)
+    if y.shape != tuple(shape) or y.dtype != dtype or not y.flags.c_contiguous:
+        raise KernelError(
+            f"{op}: y must be C-contiguous {np.dtype(dtype)} {list(shape)}, "
+            f"got {y.dtype} {list(y.shape)}"
+        )
+    return y
+
+
 class Gemm(_Packed):
-    """fp32: y[M, N] = clamp(W[M, K] @ x[K, N] + bias, lo, hi)."""
+    """fp32 matrix product with bias and clamp fused; weights W[M, K], rows = output features.
+
+    y = clamp(W @ x + bias, lo, hi), each output summed by fma over k
+    ascending from the bias (see kernels.h: the same bits on every ISA).
+    Calling the object takes x[K, N] and returns [M, N]; `rows(x)` takes
+    x[R, K] and returns [R, M] without transposing: the C orientation.
+    """
 
     def __init__(
         self, w: np.ndarray, bias: np.ndarray | None, lo: float = -np.inf, hi: float = np.inf
     ):
+        w = np.asarray(w)
         if w.ndim != 2:
             raise KernelError(f"Gemm weights must be 2-D, got {list(w.shape)}")
         self.w = np.ascontiguousarray(w, dtype=np.float32)
         self.m, self.k = w.shape
         self.bias = _bias(bias, self.m, np.float32)
-        self.lo, self.hi = float(lo), float(hi)
+        self.lo, self.hi = _clamp(lo, hi)
         self._packs = {}
         self._weights(default_context())
 
@@ -442,36 +475,54 @@ class Gemm(_Packed):
         return packed
 
     def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
-        ctx = _ctx(ctx)
-        packed = self._weights(ctx)
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] != self.k:
             raise KernelError(f"Gemm input must be [{self.k}, N], got {list(x.shape)}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n = x.shape[1]
-        y = np.empty((self.m, n), np.float32)
-        if n == 0:
+        return self.rows(np.ascontiguousarray(x.T, dtype=np.float32), ctx).T
+
+    def rows(
+        self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
+    ) -> np.ndarray:
+        """x[R, K] -> y[R, M]; y may be given (C-contiguous float32, right shape)."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.k:
+            raise KernelError(f"Gemm rows must be [R, {self.k}], got {list(x.shape)}")
+        r = x.shape[0]
+        if r >= 2**31:
+            raise KernelError(f"Gemm: {r} rows do not fit int32")
+        y = _out(y, (r, self.m), np.float32, "Gemm")
+        if r == 0:
             return y
+        ctx = _ctx(ctx)
+        packed = self._weights(ctx)
+        x = np.ascontiguousarray(x, dtype=np.float32)
         check(
             lib.pyrt_sgemm(
                 ctx.ptr,
+                r,
                 self.m,
-                n,
+                self.k,
+                ptr(x, "float *"),
                 self.k,
                 ptr(packed),
-                ptr(x, "float *"),
-                n,
                 ptr(self.bias, "float *"),
                 self.lo,
                 self.hi,
                 ptr(y, "float *"),
-                n,
+                self.m,
             )
         )
         return y
 
 
 class Conv2d(_Conv, _Packed):
-    """fp32 NCHW convolution with packed weights and optional fused clamp."""
+    """fp32 convolution with packed weights, bias and clamp fused.
+
+    Weights are ONNX's [O, I/groups, kh, kw]. The kernels work in NHWC
+    (`nhwc`); calling the object takes and returns NCHW, transposing around
+    them. Depthwise (groups == C == O) runs a direct kernel vectorised over
+    channels, everything else the GEMM driver.
+    """
 
     def __init__(
         self,
@@ -485,24 +536,40 @@ class Conv2d(_Conv, _Packed):
         lo: float = -np.inf,
         hi: float = np.inf,
     ):
-        super().__init__(np.asarray(w, np.float32), groups, strides, dilations, pads)
+        w = np.asarray(w, np.float32)
+        super().__init__(w, groups, strides, dilations, pads)
         self.bias = _bias(bias, w.shape[0], np.float32)
-        self.lo, self.hi = float(lo), float(hi)
+        self.lo, self.hi = _clamp(lo, hi)
+        self.w_nhwc = np.ascontiguousarray(self.w.transpose(0, 2, 3, 1))
         self._packs = {}
         self._weights(default_context())
 
     def _pack(self, ctx: Context) -> np.ndarray:
         s = self.pack_shape()
         packed = _aligned_buffer(lib.pyrt_conv2d_packed_size(ctx.ptr, s))
-        check(lib.pyrt_conv2d_pack(ctx.ptr, s, ptr(self.w, "float *"), ptr(packed)))
+        check(lib.pyrt_conv2d_pack(ctx.ptr, s, ptr(self.w_nhwc, "float *"), ptr(packed)))
         return packed
 
     def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x.shape)}")
+        y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32), ctx)
+        return y.transpose(0, 3, 1, 2)
+
+    def nhwc(
+        self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
+    ) -> np.ndarray:
+        """x [N, H, W, C] -> y [N, OH, OW, O]; y may be given (C-contiguous float32)."""
+        x = np.asarray(x)
+        if x.ndim == 4 and x.shape[0] == 0:  # empty batch: shape only
+            s = self.nhwc_shape((1, *x.shape[1:]))
+            return _out(y, (0, s.out_h, s.out_w, s.out_c), np.float32, "Conv2d")
+        s = self.nhwc_shape(x.shape)
+        y = _out(y, (s.batch, s.out_h, s.out_w, s.out_c), np.float32, "Conv2d")
         ctx = _ctx(ctx)
         packed = self._weights(ctx)
-        s = self.shape(x.shape)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.empty((s.batch, s.out_c, s.out_h, s.out_w), np.float32)
         check(
             lib.pyrt_conv2d(
                 ctx.ptr,

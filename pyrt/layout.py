@@ -13,22 +13,63 @@ node (attrs["nhwc"], or a ToNCHW node in between).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .graph import Graph, Node, TensorInfo
 from .patterns import INT8
+from .plan import float_conv_params
 
-# Consume and produce NHWC: data input index -> layout.
-NHWC_NATIVE = {"QConv"}
+# Consume and produce NHWC (their first input): integer convolutions and pools.
+NHWC_NATIVE = {"QConv", "QMaxPool", "QAvgPool", "QGlobalAvgPool"}
 # Elementwise on same-shaped inputs: any layout in, the same layout out.
 ELEMENTWISE = {"QLut", "QBinary"}
+FLOAT_ELEMENTWISE = {
+    "Relu",
+    "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "Softplus",
+    "Erf",
+    "Exp",
+    "Neg",
+    "Abs",
+    "Sqrt",
+}
+DATA_TYPES = (*INT8, np.dtype(np.float32))
+
+
+def _rank4(g: Graph, name: str) -> bool:
+    shape = g.shape(name)
+    return shape is not None and len(shape) == 4 and g.dtype(name) in DATA_TYPES
 
 
 def _rank4_int8(g: Graph, name: str) -> bool:
-    shape = g.shape(name)
-    return shape is not None and len(shape) == 4 and g.dtype(name) in INT8
+    return _rank4(g, name) and g.dtype(name) in INT8
 
 
-def _native(node: Node) -> bool:
-    return node.domain == "pyrt" and node.op_type in NHWC_NATIVE and not node.attr("conv1d")
+def _native(node: Node, g: Graph) -> bool:
+    if node.domain == "pyrt" and node.op_type in NHWC_NATIVE:
+        return not node.attr("conv1d") and _rank4_int8(g, node.inputs[0])
+    params = float_conv_params(node, g)
+    if params is not None:  # fp32 Conv with constant weights
+        return not params["conv1d"] and _rank4(g, node.inputs[0])
+    # MaxPool on int8 data (QOperator graphs) without its indices output
+    return (
+        node.domain == ""
+        and node.op_type == "MaxPool"
+        and not (len(node.outputs) > 1 and node.outputs[1])
+        and len(node.attr("kernel_shape") or ()) == 2
+        and _rank4_int8(g, node.inputs[0])
+    )
 
 
 class _Layouts:
@@ -55,7 +96,7 @@ class _Layouts:
 
     def place(self, node: Node) -> None:
         data = [i for i in node.inputs if i and i not in self.g.constants]
-        if _native(node):
+        if _native(node, self.g):
             node.inputs[0] = self.convert(node.inputs[0], "nhwc")
             node.attrs["nhwc"] = True
             self.nhwc.add(node.outputs[0])
@@ -67,18 +108,26 @@ class _Layouts:
         self.nodes.append(node)
 
     def _elementwise_nhwc(self, node: Node, data: list[str]) -> bool:
-        if node.domain != "pyrt" or node.op_type not in ELEMENTWISE:
+        """Rank-4 inputs of one shape, or ones that broadcast only over H and W (an
+        [N, C, 1, 1] tensor has the same bytes in NCHW and NHWC); constants only scalars."""
+        pyrt_op = node.domain == "pyrt" and node.op_type in ELEMENTWISE
+        float_op = node.domain in ("", "ai.onnx") and node.op_type in FLOAT_ELEMENTWISE
+        if not (pyrt_op or float_op) or not any(i in self.nhwc for i in data):
             return False
-        if not any(i in self.nhwc for i in data) or len(data) != len(node.inputs):
+        consts = [i for i in node.inputs if i and i in self.g.constants]
+        if any(self.g.constants[i].size != 1 for i in consts) or len(node.outputs) != 1:
             return False
-        shapes = {self.g.shape(i) for i in data}
-        return len(shapes) == 1 and all(_rank4_int8(self.g, i) for i in data)
+        if not all(_rank4(self.g, i) for i in data):
+            return False
+        shapes = [self.g.shape(i) for i in data]
+        full = max(shapes, key=lambda s: sum(d != 1 for d in s))
+        return all(s == full or ((s[2], s[3]) == (1, 1) and s[1] == full[1]) for s in shapes)
 
 
 def assign_layouts(g: Graph) -> set[str]:
     """Rewrites g: NHWC between native ops, transposes at the borders, NCHW outputs.
     Returns the tensors stored NHWC."""
-    if not any(_native(n) for n in g.nodes):
+    if not any(_native(n, g) for n in g.nodes):
         return set()
     lay = _Layouts(g)
     for node in g.nodes:

@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 from onnx import helper
 
-from .errors import ModelError
+from .errors import ModelError, UnsupportedOpError
 from .graph import MS_DOMAIN, Graph, Node
 
 _ids = itertools.count()
@@ -155,14 +155,22 @@ def _lower_node(g: Graph, node: Node) -> list[Node] | None:
     elif op in ("QLinearAveragePool", "QLinearGlobalAveragePool") and node.domain == MS_DOMAIN:
         x = i[0]
         channels_last = node.attr("channels_last", 0)
-        if channels_last:  # transpose the int8 tensor to NCHW and back
-            x = b.add("Transpose", [x], {"perm": [0, 3, 1, 2]})
+        if channels_last:  # transpose the int8 tensor to channels-first and back
+            shape = b.g.shape(x)
+            if shape is None or len(shape) < 3:
+                raise UnsupportedOpError(
+                    f"{node.label}: channels_last needs input '{x}' of a rank known at load "
+                    f"(3 or more), got shape {shape}"
+                )
+            rank = len(shape)
+            x = b.add("Transpose", [x], {"perm": [0, rank - 1, *range(1, rank - 1)]})
         attrs = {k: v for k, v in node.attrs.items() if k != "channels_last"}
         y = b.add(op[len("QLinear") :], [b.dq(x, i[1], _opt(node, 2))], attrs)
         out = node.outputs[0] if not channels_last else None
         yq = b.q(y, i[3], _opt(node, 4), out or _name(node.name))
         if channels_last:
-            b.add("Transpose", [yq], {"perm": [0, 2, 3, 1]}, output=node.outputs[0])
+            perm = [0, *range(2, rank), 1]
+            b.add("Transpose", [yq], {"perm": perm}, output=node.outputs[0])
     elif (
         op in ("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax") and node.domain == MS_DOMAIN
     ):

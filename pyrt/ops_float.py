@@ -72,8 +72,38 @@ def unsupported(node: NodeView, message: str) -> UnsupportedOpError:
 _NUMPY_ERRORS = (ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError)
 
 
-def run_float_op(node: NodeView, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    """Runs one default-domain node in numpy; raises UnsupportedOpError for unknown ops."""
+# Ops whose largest array can outgrow their inputs by their attributes (pads, strides,
+# output_shape) or their equation: each sizer gives that array's bytes before the op runs.
+SizerFn = Callable[[NodeView, Inputs], int]
+_SIZERS: dict[str, SizerFn] = {}
+
+
+def sized(*names: str) -> Callable[[SizerFn], SizerFn]:
+    def register(fn: SizerFn) -> SizerFn:
+        for name in names:
+            _SIZERS[name] = fn
+        return fn
+
+    return register
+
+
+def largest_allocation(node: NodeView, inputs: Inputs) -> int | None:
+    """Bytes of the largest array the op would allocate; None for ops whose arrays never
+    outgrow their inputs, or when the inputs do not fit (the op itself reports that)."""
+    sizer = _SIZERS.get(node.op_type)
+    if sizer is None:
+        return None
+    try:
+        return sizer(node, inputs)
+    except (PyrtError, *_NUMPY_ERRORS):
+        return None
+
+
+def run_float_op(
+    node: NodeView, inputs: Sequence[np.ndarray | None], memory_limit: int | None = None
+) -> list[np.ndarray]:
+    """Runs one default-domain node in numpy; raises UnsupportedOpError for unknown ops,
+    and ModelError, before allocating it, for an array over memory_limit bytes."""
     fn = FLOAT_OPS.get(node.op_type)
     if fn is None:
         raise UnsupportedOpError(f"{_label(node)}: operator is not supported")
@@ -81,6 +111,14 @@ def run_float_op(node: NodeView, inputs: Sequence[np.ndarray | None]) -> list[np
     for i in range(_MIN_INPUTS[node.op_type]):
         if i >= len(args) or args[i] is None:
             raise fail(node, f"required input {i} is missing")
+    if memory_limit is not None:
+        need = largest_allocation(node, args)
+        if need is not None and need > memory_limit:
+            raise fail(
+                node,
+                f"with inputs {_shapes(args)} it needs an array of {need} bytes, over the "
+                f"memory limit of {memory_limit} bytes",
+            )
     try:
         with np.errstate(all="ignore"):
             outs = fn(node, args)
@@ -179,6 +217,23 @@ def _work(node: NodeView, x: np.ndarray, what: str = "input") -> np.ndarray:
     if not _is_float(x.dtype):
         raise fail(node, f"{what} must be a floating-point tensor, got {x.dtype}")
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+
+
+def _work_itemsize(x: np.ndarray) -> int:
+    """Bytes per element of x as the ops compute with it (floats as _work makes them)."""
+    return (8 if x.dtype == np.float64 else 4) if _is_float(x.dtype) else x.dtype.itemsize
+
+
+def _mean(
+    x: np.ndarray, axis: int | Sequence[int] | None = None, keepdims: bool = False, dtype=None
+) -> np.ndarray:
+    """np.mean's sum-then-divide, without its warning for an empty reduction (NaN all the
+    same: 0 / 0 under run_float_op's errstate)."""
+    if dtype is None and x.dtype.kind in "biu":
+        dtype = np.float64  # as np.mean accumulates integers
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    count = math.prod(x.shape[a] for a in axes)
+    return np.true_divide(np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype), count)
 
 
 def _like(y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -773,6 +828,36 @@ def gemm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     return [_like(y, a)]
 
 
+def _einsum_output_elements(equation: str, shapes: Sequence[tuple[int, ...]]) -> int:
+    """Elements of an einsum's output, from the equation and the operands' shapes."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"{len(terms)} operands in the equation, {len(shapes)} given")
+    dims: dict[str, int] = {}
+    ellipses, seen = [], []
+    for term, shape in zip(terms, shapes):
+        head, dots, tail = term.partition("...")
+        broadcast = len(shape) - len(head) - len(tail)
+        if broadcast < 0 or (broadcast and not dots):
+            raise ValueError(f"term '{term}' does not fit shape {list(shape)}")
+        ellipses.append(shape[len(head) : len(head) + broadcast])
+        for letter, d in zip(head + tail, (*shape[: len(head)], *shape[len(shape) - len(tail) :])):
+            dims[letter] = d if dims.get(letter, 1) == 1 else dims[letter]
+            seen.append(letter)
+    out = rhs.replace("...", "") if arrow else [c for c in set(seen) if seen.count(c) == 1]
+    return math.prod(np.broadcast_shapes(*ellipses)) * math.prod(dims.get(c, 1) for c in out)
+
+
+@sized("Einsum")
+def _einsum_bytes(node: NodeView, inputs: Inputs) -> int:
+    """The output; numpy's optimized contraction keeps every intermediate within the
+    largest of the operands and the output (einsum_path's default memory limit)."""
+    arrays = [x for x in inputs if x is not None]
+    elements = _einsum_output_elements(_sattr(node, "equation", ""), [x.shape for x in arrays])
+    return elements * max(_work_itemsize(x) for x in arrays)
+
+
 @op("Einsum")
 def einsum(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     equation = _sattr(node, "equation", "")
@@ -869,6 +954,30 @@ def _out_sizes(
     return out
 
 
+def _pad_widths(
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int],
+    out_sizes: Sequence[int],
+) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial axis: pads, then up to the extent windows reach."""
+    nd = len(kernel)
+    widths = []
+    for i in range(nd):
+        span = dilations[i] * (kernel[i] - 1) + 1
+        need = (out_sizes[i] - 1) * strides[i] + span
+        widths.append((pads[i], max(0, need - spatial[i] - pads[i])))
+    return widths
+
+
+def _padded_elements(x: np.ndarray, kernel, strides, dilations, pads, out_sizes) -> int:
+    """Elements of x once _windows has padded it."""
+    widths = _pad_widths(x.shape[2:], kernel, strides, dilations, pads, out_sizes)
+    return x.shape[0] * x.shape[1] * math.prod(d + a + b for d, (a, b) in zip(x.shape[2:], widths))
+
+
 def _windows(
     x: np.ndarray,
     kernel: Sequence[int],
@@ -880,12 +989,8 @@ def _windows(
 ) -> np.ndarray:
     """Strided view [N, C, out..., k...] of x padded with fill, one entry per window tap."""
     nd = len(kernel)
-    spatial = x.shape[2:]
-    width = [(0, 0), (0, 0)]
-    for i in range(nd):
-        span = dilations[i] * (kernel[i] - 1) + 1
-        need = (out_sizes[i] - 1) * strides[i] + span  # extent the windows reach
-        width.append((pads[i], max(0, need - spatial[i] - pads[i])))
+    widths = _pad_widths(x.shape[2:], kernel, strides, dilations, pads, out_sizes)
+    width = [(0, 0), (0, 0), *widths]
     padded = np.pad(x, width, constant_values=fill) if any(w != (0, 0) for w in width) else x
     spans = [dilations[i] * (kernel[i] - 1) + 1 for i in range(nd)]
     view = np.lib.stride_tricks.sliding_window_view(padded, spans, axis=tuple(range(2, 2 + nd)))
@@ -895,9 +1000,8 @@ def _windows(
     return view[index]
 
 
-@op("Conv", inputs=2)
-def conv(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
-    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+def _conv_geometry(node: NodeView, x: np.ndarray, w: np.ndarray):
+    """Checked Conv geometry: (group, kernel, strides, dilations, pads, out_sizes)."""
     if x.ndim < 3 or w.ndim != x.ndim:
         raise fail(node, f"X {list(x.shape)} and W {list(w.shape)} must have the same rank >= 3")
     nd = x.ndim - 2
@@ -912,11 +1016,30 @@ def conv(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     declared = _intsattr(node, "kernel_shape")
     if declared is not None and declared != kernel:
         raise fail(node, f"attribute 'kernel_shape' {declared} differs from W's {kernel}")
-    if b is not None and b.shape != (w.shape[0],):
-        raise fail(node, f"B has shape {list(b.shape)}, expected [{w.shape[0]}]")
     strides, dilations = _spatial_attrs(node, nd)
     pads = window_pads(node, x.shape[2:], kernel, strides, dilations)
     out_sizes = _out_sizes(node, x.shape[2:], kernel, strides, dilations, pads)
+    return group, kernel, strides, dilations, pads, out_sizes
+
+
+@sized("Conv")
+def _conv_bytes(node: NodeView, inputs: Inputs) -> int:
+    """The padded input, the im2col matrix [N * out, C * k] or the output, the largest."""
+    x, w = inputs[0], inputs[1]
+    _, kernel, strides, dilations, pads, out_sizes = _conv_geometry(node, x, w)
+    padded = _padded_elements(x, kernel, strides, dilations, pads, out_sizes)
+    rows = x.shape[0] * math.prod(out_sizes)
+    largest = max(padded, rows * x.shape[1] * math.prod(kernel), rows * w.shape[0])
+    return largest * _work_itemsize(x)
+
+
+@op("Conv", inputs=2)
+def conv(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
+    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+    group, kernel, strides, dilations, pads, out_sizes = _conv_geometry(node, x, w)
+    nd = len(kernel)
+    if b is not None and b.shape != (w.shape[0],):
+        raise fail(node, f"B has shape {list(b.shape)}, expected [{w.shape[0]}]")
     wx = _work(node, x, "X")
     ww = _work(node, w, "W").astype(wx.dtype)
     win = _windows(wx, kernel, strides, dilations, pads, out_sizes, 0)
@@ -936,9 +1059,9 @@ def conv(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     return [_like(y, x)]
 
 
-@op("ConvTranspose", inputs=2)
-def conv_transpose(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
-    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+def _conv_transpose_geometry(node: NodeView, x: np.ndarray, w: np.ndarray):
+    """Checked ConvTranspose geometry: (group, kernel, strides, dilations, full, heads,
+    outs): the full output extent, where the kept output starts in it, and its size."""
     if x.ndim < 3 or w.ndim != x.ndim:
         raise fail(node, f"X {list(x.shape)} and W {list(w.shape)} must have the same rank >= 3")
     nd = x.ndim - 2
@@ -953,9 +1076,6 @@ def conv_transpose(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     declared = _intsattr(node, "kernel_shape")
     if declared is not None and declared != kernel:
         raise fail(node, f"attribute 'kernel_shape' {declared} differs from W's {kernel}")
-    m = w.shape[1] * group
-    if b is not None and b.shape != (m,):
-        raise fail(node, f"B has shape {list(b.shape)}, expected [{m}]")
     strides, dilations = _spatial_attrs(node, nd)
     out_pad = _intsattr(node, "output_padding", [0] * nd) or [0] * nd
     if len(out_pad) != nd:
@@ -987,6 +1107,35 @@ def conv_transpose(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         outs = [full[i] - pads[i] - pads[i + nd] for i in range(nd)]
     if any(s <= 0 for s in outs):
         raise fail(node, f"output spatial shape {outs} is empty")
+    return group, kernel, strides, dilations, full, heads, outs
+
+
+def _crop_pads(
+    full: Sequence[int], heads: Sequence[int], outs: Sequence[int]
+) -> list[tuple[int, int]]:
+    """Zeros to add around the full ConvTranspose output where the kept part runs past it."""
+    return [(max(0, -lo), max(0, lo + n - f)) for f, lo, n in zip(full, heads, outs)]
+
+
+@sized("ConvTranspose")
+def _conv_transpose_bytes(node: NodeView, inputs: Inputs) -> int:
+    """The per-tap products [N * in, M * k] or the (padded) full output, the larger."""
+    x, w = inputs[0], inputs[1]
+    group, kernel, _, _, full, heads, outs = _conv_transpose_geometry(node, x, w)
+    n, m = x.shape[0], w.shape[1] * group
+    cols = n * math.prod(x.shape[2:]) * m * math.prod(kernel)
+    extent = [f + a + b for f, (a, b) in zip(full, _crop_pads(full, heads, outs))]
+    return max(cols, n * m * math.prod(extent)) * _work_itemsize(x)
+
+
+@op("ConvTranspose", inputs=2)
+def conv_transpose(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
+    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+    group, kernel, strides, dilations, full, heads, outs = _conv_transpose_geometry(node, x, w)
+    nd, in_sizes = len(kernel), x.shape[2:]
+    m = w.shape[1] * group
+    if b is not None and b.shape != (m,):
+        raise fail(node, f"B has shape {list(b.shape)}, expected [{m}]")
     wx = _work(node, x, "X")
     ww = _work(node, w, "W").astype(wx.dtype)
     n, cg, mg = x.shape[0], x.shape[1] // group, w.shape[1]
@@ -1004,10 +1153,7 @@ def conv_transpose(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
             index.append(slice(start, start + strides[i] * (in_sizes[i] - 1) + 1, strides[i]))
         y[tuple(index)] += tap
     y = y.reshape(n, m, *full)
-    crop_pad = []
-    for i in range(nd):  # heads may be negative or run past full: pad with zeros there
-        lo, hi = heads[i], heads[i] + outs[i]
-        crop_pad.append((max(0, -lo), max(0, hi - full[i])))
+    crop_pad = _crop_pads(full, heads, outs)  # heads may be negative or run past full
     if any(p != (0, 0) for p in crop_pad):
         y = np.pad(y, [(0, 0), (0, 0), *crop_pad])
     index = tuple(
@@ -1034,6 +1180,19 @@ def _pool_setup(node: NodeView, x: np.ndarray):
     ceil_mode = bool(_iattr(node, "ceil_mode", 0))
     out_sizes = _out_sizes(node, x.shape[2:], kernel, strides, dilations, pads, ceil_mode)
     return nd, kernel, strides, dilations, pads, out_sizes
+
+
+@sized("MaxPool", "AveragePool", "LpPool")
+def _pool_bytes(node: NodeView, inputs: Inputs) -> int:
+    """The padded input or the output; LpPool and MaxPool's indices copy every window tap
+    (in float64 or int64)."""
+    x = inputs[0]
+    _, kernel, strides, dilations, pads, out_sizes = _pool_setup(node, x)
+    padded = _padded_elements(x, kernel, strides, dilations, pads, out_sizes)
+    out = x.shape[0] * x.shape[1] * math.prod(out_sizes)
+    if node.op_type == "LpPool" or (len(node.outputs) > 1 and node.outputs[1]):
+        return max(padded, out * math.prod(kernel)) * 8
+    return max(padded * _work_itemsize(x), out * 8)  # AveragePool sums in float64
 
 
 @op("MaxPool")
@@ -1110,7 +1269,7 @@ def global_pool(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         p = _iattr(node, "p", 2)
         y = np.sum(np.abs(w.astype(np.float64)) ** p, axis=axes, keepdims=True) ** (1.0 / p)
         return [_like(y, x)]
-    return [_like(np.mean(w, axis=axes, keepdims=True, dtype=np.float64), x)]
+    return [_like(_mean(w, axes, True, np.float64), x)]
 
 
 # ---- normalization -------------------------------------------------------------------------
@@ -1149,8 +1308,8 @@ def instance_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     w = _work(node, x)
     axes = tuple(range(2, x.ndim))
     eps = _fattr(node, "epsilon", 1e-5)
-    mean = w.mean(axis=axes, keepdims=True, dtype=np.float64)
-    var = ((w - mean) ** 2).mean(axis=axes, keepdims=True)
+    mean = _mean(w, axes, True, np.float64)
+    var = _mean((w - mean) ** 2, axes, True)
     s = _channel(node, scale, x, "scale", np.float64)
     b = _channel(node, bias, x, "B", np.float64)
     return [_like((w - mean) / np.sqrt(var + eps) * s + b, x)]
@@ -1166,8 +1325,8 @@ def layer_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         _broadcast_into(node, bias.shape, norm_shape, "B")
     w = _work(node, x).astype(np.float64)
     axes = tuple(range(axis, x.ndim))
-    mean = w.mean(axis=axes, keepdims=True)
-    var = ((w - mean) ** 2).mean(axis=axes, keepdims=True)
+    mean = _mean(w, axes, True)
+    var = _mean((w - mean) ** 2, axes, True)
     inv = 1 / np.sqrt(var + _fattr(node, "epsilon", 1e-5))
     y = (w - mean) * inv * scale.astype(np.float64)
     if bias is not None:
@@ -1196,8 +1355,8 @@ def group_norm(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
         )
     w = _work(node, x).astype(np.float64)
     g = w.reshape(x.shape[0], groups, -1)
-    mean = g.mean(axis=2, keepdims=True)
-    var = ((g - mean) ** 2).mean(axis=2, keepdims=True)
+    mean = _mean(g, 2, True)
+    var = _mean((g - mean) ** 2, 2, True)
     g = (g - mean) / np.sqrt(var + _fattr(node, "epsilon", 1e-5))
     y = g.reshape(x.shape)
     s, b = scale.astype(np.float64), bias.astype(np.float64)
@@ -1218,8 +1377,11 @@ def lrn(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     alpha, beta = _fattr(node, "alpha", 1e-4), _fattr(node, "beta", 0.75)
     bias = _fattr(node, "bias", 1.0)
     w = _work(node, x).astype(np.float64)
-    sq = np.pad(w * w, [(0, 0), ((size - 1) // 2, size // 2)] + [(0, 0)] * (x.ndim - 2))
-    window = sum(sq[:, i : i + x.shape[1]] for i in range(size))
+    # channels past either end add nothing: a window wider than C pads by C - 1 at most
+    c = x.shape[1]
+    before, after = min((size - 1) // 2, max(c - 1, 0)), min(size // 2, max(c - 1, 0))
+    sq = np.pad(w * w, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+    window = sum(sq[:, i : i + c] for i in range(before + after + 1))
     return [_like(w / (bias + alpha / size * window) ** beta, x)]
 
 
@@ -1228,8 +1390,8 @@ def mvn(node: NodeView, inputs: Inputs) -> list[np.ndarray]:
     x = inputs[0]
     axes = _axes(node, _intsattr(node, "axes", [0, 2, 3]) or [], x.ndim)
     w = _work(node, x).astype(np.float64)
-    mean = w.mean(axis=tuple(axes), keepdims=True)
-    var = ((w - mean) ** 2).mean(axis=tuple(axes), keepdims=True)
+    mean = _mean(w, tuple(axes), True)
+    var = _mean((w - mean) ** 2, tuple(axes), True)
     return [_like((w - mean) / (np.sqrt(var) + 1e-9), x)]
 
 
@@ -1244,7 +1406,7 @@ def _logsumexp(x: np.ndarray, axis: tuple, keepdims: bool) -> np.ndarray:
 
 
 _REDUCE: dict[str, Callable[..., np.ndarray]] = {
-    "ReduceMean": np.mean,
+    "ReduceMean": _mean,
     "ReduceSum": np.sum,
     "ReduceMax": np.max,
     "ReduceMin": np.min,

@@ -19,7 +19,7 @@ from ._kernels import Context, default_context, dtype_code, lib, ptr
 from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
-from .patterns import INT8, conv_pads, int_attr_list, valid_scale, window_attrs
+from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
 from .validate import QUANT_DTYPES, validate_quant_node
 
 
@@ -391,11 +391,11 @@ def layout_step(node: Node, ctx: Context) -> Step:
     return Step(node, "layout", run, emit=emit)
 
 
-def integer_exact_step(node: Node) -> Callable:
+def integer_exact_step(node: Node, memory_limit: int) -> Callable:
     dtype = node.attrs["int_dtype"]
 
     def run(*inputs):
-        outs = run_float_op(node, list(inputs))
+        outs = run_float_op(node, list(inputs), memory_limit)
         return [o.astype(dtype) if o.dtype != dtype and o.dtype.kind == "f" else o for o in outs]
 
     return run
@@ -437,8 +437,11 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         return qbinary_step(node, ctx)
     if node.op_type in ("QMaxPool", "QAvgPool"):
         _check_pool(node, g, a)
+    layout = "nhwc" if a.get("nhwc") else "nchw"
     if node.op_type == "QMaxPool":
-        return Step(node, "int8", lambda x: [_maxpool(a, x, ctx)], emit=_emit_maxpool(a))
+        return Step(
+            node, "int8", lambda x: [_maxpool(a, x, ctx, layout)], emit=_emit_maxpool(a, layout)
+        )
     if node.op_type == "QAvgPool":
 
         def avgpool(x):
@@ -454,6 +457,7 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
                     a["count_include_pad"],
                     a["dilations"],
                     ctx,
+                    layout,
                 )
             ]
 
@@ -462,7 +466,7 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
             if x.ndim != 4 or x.size == 0 or outs[0].array.size == 0:
                 return False
             s = K._pool_shape(
-                x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"]
+                x, a["kernel"], a["strides"], a["pads"], a["dilations"], a["ceil_mode"], layout
             )
             s.count_include_pad = int(a["count_include_pad"])
             qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
@@ -479,6 +483,14 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
                 return False
             qx, qy = K._qparams(a["qx"]), K._qparams(a["qy"])
             em.keep(qx, qy)
+            if layout == "nhwc":
+                n, c = x.shape[0], x.shape[-1]
+                em.add(
+                    lib.pyrt_plan_qglobalavgpool_nhwc(
+                        em.plan, n, x.size // (n * c), c, ins[0].offset, qx, outs[0].offset, qy
+                    )
+                )
+                return True
             rows, hw = x.shape[0] * x.shape[1], x.size // (x.shape[0] * x.shape[1])
             em.add(
                 lib.pyrt_plan_qglobalavgpool(
@@ -488,7 +500,10 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
             return True
 
         return Step(
-            node, "int8", lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"], ctx)], emit=emit_gap
+            node,
+            "int8",
+            lambda x: [K.qglobalavgpool(x, a["qx"], a["qy"], ctx, layout)],
+            emit=emit_gap,
         )
     raise AssertionError(f"unknown fused op {node.op_type}")
 
@@ -500,22 +515,25 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
         return [K.qbinary(a["op"], x, a["qa"], y, a["qb"], a["qy"], a["qmin"], a["qmax"], ctx)]
 
     def emit(em, ins, outs) -> bool:
-        x, y = ins[0].array, ins[1].array
-        if x.shape != y.shape or x.size == 0:
-            return False  # broadcasting: numpy lays it out first
-        if x.dtype != a["qa"].dtype or y.dtype != a["qb"].dtype:
+        first, second, qa, qb = ins[0], ins[1], a["qa"], a["qb"]
+        if first.array.size < second.array.size:  # Add and Mul commute bit for bit
+            first, second, qa, qb = second, first, qb, qa
+        if first.array.dtype != qa.dtype or second.array.dtype != qb.dtype:
             return False
-        params = K._qparams(a["qa"]), K._qparams(a["qb"]), K._qparams(a["qy"])
+        split = broadcast_split(first.array.shape, second.array.shape)
+        if split is None or outs[0].array.shape != first.array.shape or first.array.size == 0:
+            return False
+        params = K._qparams(qa), K._qparams(qb), K._qparams(a["qy"])
         em.keep(*params)
         op = lib.PYRT_ADD if a["op"] == "add" else lib.PYRT_MUL
         em.add(
             lib.pyrt_plan_qbinary(
                 em.plan,
                 op,
-                x.size,
-                ins[0].offset,
+                *split,
+                first.offset,
                 params[0],
-                ins[1].offset,
+                second.offset,
                 params[1],
                 outs[0].offset,
                 params[2],
@@ -528,18 +546,37 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
     return Step(node, "int8", run, emit=emit, arena_inputs=(0, 1))
 
 
-def _maxpool(w: dict, x: np.ndarray, ctx: Context) -> np.ndarray:
+def broadcast_split(full: tuple, small: tuple) -> tuple[int, int, int] | None:
+    """(outer, middle, inner) with full = [outer][middle][inner] and small broadcasting as
+    [outer][1][inner] (pyrt_qbinary_broadcast), or None if small broadcasts otherwise."""
+    if len(small) > len(full):
+        return None
+    small = (1,) * (len(full) - len(small)) + tuple(small)
+    differ = [d for d in range(len(full)) if small[d] != full[d]]
+    if any(small[d] != 1 for d in differ):
+        return None
+    if not differ:
+        return 1, 1, math.prod(full)
+    i, j = differ[0], differ[-1] + 1
+    if j - i != len(differ):
+        return None
+    return math.prod(full[:i]), math.prod(full[i:j]), math.prod(full[j:])
+
+
+def _maxpool(w: dict, x: np.ndarray, ctx: Context, layout: str) -> np.ndarray:
     return K.qmaxpool2d(
-        x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], ctx
+        x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], ctx, layout
     )
 
 
-def _emit_maxpool(w: dict) -> Callable:
+def _emit_maxpool(w: dict, layout: str) -> Callable:
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
         if x.ndim != 4 or x.dtype not in INT8 or x.size == 0 or outs[0].array.size == 0:
             return False
-        s = K._pool_shape(x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"])
+        s = K._pool_shape(
+            x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], layout
+        )
         em.keep(s)
         em.add(
             lib.pyrt_plan_qmaxpool2d(em.plan, s, ins[0].offset, dtype_code(x.dtype), outs[0].offset)
@@ -552,8 +589,12 @@ def _emit_maxpool(w: dict) -> Callable:
 # ---- fp32 ops with constant weights -----------------------------------------
 
 
-def float_conv_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
-    w = g.constants.get(node.inputs[1])
+def float_conv_params(node: Node, g: Graph) -> dict | None:
+    """A Conv that the fp32 kernels run (constant float32 weights, constant or no bias,
+    pads known at load): its weights and geometry as 2-D; None for numpy."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Conv":
+        return None
+    w = g.constants.get(node.inputs[1]) if len(node.inputs) > 1 else None
     bias = g.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if w is None or w.ndim not in (3, 4) or w.dtype != np.float32:
         return None
@@ -569,22 +610,71 @@ def float_conv_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
     if nd == 1:
         w = w[:, :, None, :]
         strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
-    conv = K.Conv2d(
-        np.ascontiguousarray(w),
-        bias,
+    return dict(
+        w=np.ascontiguousarray(w),
+        bias=bias,
         groups=int(node.attr("group", 1)),
         strides=tuple(strides),
         dilations=tuple(dilations),
         pads=tuple(pads),
+        conv1d=nd == 1,
+    )
+
+
+def float_conv_step(node: Node, g: Graph, ctx: Context) -> Step | None:
+    p = float_conv_params(node, g)
+    if p is None:
+        return None
+    lo, hi = node.attrs.get("clamp", (-np.inf, np.inf))  # a fused Relu / Clip
+    conv = K.Conv2d(
+        p["w"],
+        p["bias"],
+        groups=p["groups"],
+        strides=p["strides"],
+        dilations=p["dilations"],
+        pads=p["pads"],
+        lo=lo,
+        hi=hi,
     )
     conv._weights(ctx)
-    check = _conv_guard(node, conv, g, nd == 1, 4)
-    if nd == 1:
-        return lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
-    return lambda x, *_: [conv(_checked(check, x), ctx)]
+    check = _conv_guard(node, conv, g, p["conv1d"], 4)
+    if p["conv1d"]:
+        return Step(
+            node, "fp32", lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+        )
+    if not node.attrs.get("nhwc"):
+        return Step(node, "fp32", lambda x, *_: [conv(_checked(check, x), ctx)])
+
+    def run(x, *_):  # x is stored NHWC (layout.py)
+        if x.ndim == 4:
+            check(x.transpose(0, 3, 1, 2))
+        return [conv.nhwc(x, ctx)]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.dtype != np.float32 or x.shape[0] == 0:
+            return False
+        s = conv.nhwc_shape(x.shape)
+        packed = conv._weights(em.ctx)
+        em.keep(s, packed)
+        em.add(
+            lib.pyrt_plan_conv2d(
+                em.plan,
+                s,
+                ptr(packed),
+                ptr(conv.bias, "float *"),
+                conv.lo,
+                conv.hi,
+                ins[0].offset,
+                outs[0].offset,
+            )
+        )
+        return True
+
+    return Step(node, "fp32", run, emit=emit)
 
 
-def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
+def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Step | None:
     """MatMul / Gemm with a constant 2-D fp32 weight: y = x @ W + bias."""
     w = g.constants.get(node.inputs[1])
     if w is None or w.ndim != 2 or w.dtype != np.float32:
@@ -600,7 +690,8 @@ def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
         if c is None or c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
             return None
         bias = (beta * np.broadcast_to(c.reshape(-1), (n,))).astype(np.float32)
-    kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias)
+    lo, hi = node.attrs.get("clamp", (-np.inf, np.inf))
+    kernel = K.Gemm(np.ascontiguousarray(alpha * w, dtype=np.float32), bias, lo, hi)
     kernel._weights(ctx)
 
     def run(x, *_):
@@ -608,10 +699,102 @@ def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Callable | None:
             x = x.T
         if x.shape[-1] != k:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
-        y = kernel(np.ascontiguousarray(x.reshape(-1, k).T, dtype=np.float32), ctx)
-        return [np.ascontiguousarray(y.T).reshape(*x.shape[:-1], n)]
+        y = kernel.rows(np.ascontiguousarray(x.reshape(-1, k), dtype=np.float32), ctx)
+        return [y.reshape(*x.shape[:-1], n)]
 
-    return run
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if trans_a or x.ndim < 1 or x.shape[-1] != k or x.dtype != np.float32:
+            return False
+        rows = x.size // k
+        if rows == 0 or rows >= 2**31:
+            return False
+        packed = kernel._weights(em.ctx)
+        em.keep(packed)
+        em.add(
+            lib.pyrt_plan_sgemm(
+                em.plan,
+                rows,
+                n,
+                k,
+                ins[0].offset,
+                k,
+                ptr(packed),
+                ptr(kernel.bias, "float *"),
+                kernel.lo,
+                kernel.hi,
+                outs[0].offset,
+                n,
+            )
+        )
+        return True
+
+    return Step(node, "fp32", run, emit=emit)
+
+
+def fuse_float_convs(g: Graph) -> None:
+    """fp32 Convs with constant weights absorb what follows them alone, as onnxruntime's
+    optimizer does: a BatchNormalization (inference form, constant statistics) folds into
+    the weights and bias; then a Relu or a Clip with constant bounds becomes the kernel's
+    clamp. The absorbed nodes go; the report lists them as fused."""
+    outputs = {t.name for t in g.outputs}
+    matcher = Matcher(g)
+    drop: set[str] = set()
+    for node in g.nodes:
+        if float_conv_params(node, g) is None or "clamp" in node.attrs:
+            continue
+        fused = [node.name]
+        follower = matcher.sole_consumer(node.outputs[0])
+        if follower is not None and _fold_batchnorm(g, node, follower):
+            fused.append(follower.name)
+            drop.add(follower.name)
+            node.outputs = [follower.outputs[0]]
+            follower = matcher.sole_consumer(follower.outputs[0])
+        bounds = None
+        if follower is not None and follower.domain in ("", "ai.onnx"):
+            if follower.op_type == "Relu":
+                bounds = (0.0, np.inf)
+            elif follower.op_type == "Clip":
+                bounds = matcher.clip_bounds(follower)
+                if bounds is not None and (np.isnan(bounds).any() or bounds[0] > bounds[1]):
+                    bounds = None
+        if bounds is not None and node.outputs[0] not in outputs:
+            node.attrs["clamp"] = bounds
+            fused.append(follower.name)
+            drop.add(follower.name)
+            node.outputs = [follower.outputs[0]]
+        if len(fused) > 1:
+            node.attrs["fused"] = fused
+    if drop:
+        g.nodes = [n for n in g.nodes if n.name not in drop]
+        g.reindex()
+
+
+def _fold_batchnorm(g: Graph, conv: Node, bn: Node) -> bool:
+    """Folds an inference BatchNormalization that reads conv's output into conv's weights."""
+    if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
+        return False
+    if (
+        bn.attr("training_mode", 0)
+        or len(bn.inputs) != 5
+        or conv.outputs[0] in {t.name for t in g.outputs}
+    ):
+        return False
+    if len(bn.outputs) > 1 and any(bn.outputs[1:]):
+        return False
+    params = [g.constants.get(i) for i in bn.inputs[1:]]
+    w = g.constants[conv.inputs[1]]
+    if any(p is None or p.size != w.shape[0] for p in params):
+        return False
+    gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
+    scale = gamma / np.sqrt(var + float(bn.attr("epsilon", 1e-5)))
+    bias = g.constants.get(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
+    b = bias.astype(np.float64) if bias is not None else np.zeros(w.shape[0])
+    w_name, b_name = f"{conv.inputs[1]}#bn:{bn.name}", f"{conv.name}#bias:{bn.name}"
+    g.constants[w_name] = (w * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+    g.constants[b_name] = ((b - mean) * scale + beta).astype(np.float32)
+    conv.inputs = [conv.inputs[0], w_name, b_name]
+    return True
 
 
 # ---- building -----------------------------------------------------------
@@ -782,7 +965,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:
-        step = Step(node, "int8", integer_exact_step(node))
+        step = Step(node, "int8", integer_exact_step(node, g.memory_limit))
         if node.op_type in RESHAPES:
             step.emit = _emit_copy
         return step
@@ -799,24 +982,26 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     if op in ("ConvInteger", "MatMulInteger"):
         return Step(node, "numpy", integer_product(node))
     if op == "Conv":
-        fn = float_conv_step(node, g, ctx)
-        if fn is not None:
-            return Step(node, "fp32", fn)
+        step = float_conv_step(node, g, ctx)
+        if step is not None:
+            return step
     if op in ("Gemm", "MatMul"):
-        fn = float_gemm_step(node, g, ctx)
-        if fn is not None:
-            return Step(node, "fp32", fn)
+        step = float_gemm_step(node, g, ctx)
+        if step is not None:
+            return step
     if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
         window = window_attrs(node, g.shape(node.inputs[0]))
+        layout = "nhwc" if node.attrs.get("nhwc") else "nchw"  # layout.py: int8 data only
         if window is not None and g.dtype(node.inputs[0]) in INT8:  # QOperator graphs
             return Step(
-                node, "int8", lambda x: maxpool(node, window, x, ctx), emit=_emit_maxpool(window)
+                node,
+                "int8",
+                lambda x: [_maxpool(window, x, ctx, layout)],
+                emit=_emit_maxpool(window, layout),
             )
-        if window is not None:
-            return Step(node, "numpy", lambda x: maxpool(node, window, x, ctx))
     if op not in FLOAT_OPS:
         raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
-    step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs)))
+    step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs), g.memory_limit))
     if op in RESHAPES and node.outputs:
         step.emit = _emit_copy
     return step
@@ -832,12 +1017,6 @@ def _emit_copy(em, ins, outs) -> bool:
         return False
     em.add(lib.pyrt_plan_copy(em.plan, x.nbytes, ins[0].offset, outs[0].offset))
     return True
-
-
-def maxpool(node: Node, w: dict, x: np.ndarray, ctx: Context) -> list[np.ndarray]:
-    if x.dtype in INT8 and x.ndim == 4:
-        return [_maxpool(w, x, ctx)]
-    return run_float_op(node, [x])
 
 
 SPECIAL_OPS = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -91,3 +93,34 @@ def every_isa(request):
     _kernels.set_isa(request.param)
     yield request.param
     _kernels.set_isa(before)
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
+@pytest.fixture
+def steady_rss_growth_kb() -> Callable[[Callable[[], None]], int]:
+    """RSS growth (kB) that repeats: the median over three calls of `window`, after a
+    first call that warms up.
+
+    A leak grows memory in every window. The allocator's one-off steps do not repeat: a
+    malloc arena for a thread that met a busy one (more likely on a loaded machine), a
+    raised mmap threshold, heap pages touched for the first time. A single window's
+    growth measures both; the median of three measures the leak, at the same rate."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("reads VmRSS from /proc")
+
+    def measure(window: Callable[[], None], windows: int = 3) -> int:
+        window()
+        growth = []
+        for _ in range(windows):
+            gc.collect()
+            before = _rss_kb()
+            window()
+            gc.collect()
+            growth.append(_rss_kb() - before)
+        return sorted(growth)[windows // 2]
+
+    return measure

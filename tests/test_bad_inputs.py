@@ -437,6 +437,7 @@ def _cases() -> dict[str, Case]:
         ],
     )
 
+    # fp32: y[n][m] = x[n][k] x W[k][m] like qgemm, the pack's N is m
     sw = buf(np.float32, m * k, 0.5)
     spacked = buf(np.uint8, lib.pyrt_sgemm_packed_size(CTX, m, k) + 64)
     cases["sgemm_pack"] = Case(
@@ -445,27 +446,38 @@ def _cases() -> dict[str, Case]:
     assert lib.pyrt_sgemm_pack(CTX, m, k, _p(sw, "float *"), _p(spacked)) == lib.PYRT_OK
     sx, sy = buf(np.float32, k * n), buf(np.float32, m * n)
     sbase = [
-        m,
         n,
+        m,
+        k,
+        _p(sx, "float *"),
         k,
         _p(spacked),
-        _p(sx, "float *"),
-        n,
         ffi.NULL,
         -np.inf,
         np.inf,
         _p(sy, "float *"),
-        n,
+        m,
     ]
+
+    def sgemm(**change):
+        args = list(sbase)
+        for i, v in change.items():
+            args[int(i[1:])] = v
+        return args
+
     cases["sgemm"] = Case(
         lib.pyrt_sgemm,
         sbase,
-        pointers=[3, 4, 9],
+        pointers=[3, 5, 9],
         sizes=[0, 1, 2],
         extra=[
-            ("ldx<N", sbase[:5] + [n - 1] + sbase[6:]),
-            ("ldy<N", sbase[:10] + [n - 1]),
-            ("K of another pack", sbase[:2] + [k + 1] + sbase[3:]),
+            ("lda<K", sgemm(a4=k - 1)),
+            ("ldy<N", sgemm(a10=m - 1)),
+            ("N of another pack", sgemm(a1=m + 1)),
+            ("K of another pack", sgemm(a2=k + 1)),
+            ("clamp NaN", sgemm(a7=np.nan)),
+            ("clamp lo > hi", sgemm(a7=1.0, a8=0.0)),
+            ("not a pack", sgemm(a5=_p(buf(np.uint8, 4096)))),
         ],
     )
 

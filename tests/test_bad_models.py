@@ -631,3 +631,46 @@ def test_attribute_of_the_wrong_type_names_node_and_attribute():
     model.graph.node[2].attribute[0].Clear()  # dq_w's axis: no type, no value
     model.graph.node[2].attribute[0].name = "axis"
     refused(model, "dq_w.*'axis'")
+
+
+def _numpy_op_case(op: str):
+    """A one-node model whose numpy op would allocate far more than its inputs hold."""
+
+    def vi(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    if op == "Einsum":
+        node = helper.make_node("Einsum", ["a", "b"], ["y"], name="grow", equation="i,j->ij")
+        inputs, inits = [vi("a", ["N"]), vi("b", ["M"])], []
+        feeds = {"a": np.ones(1 << 13, np.float32), "b": np.ones(1 << 13, np.float32)}
+    elif op == "ConvTranspose":
+        node = helper.make_node(
+            "ConvTranspose", ["x", "w"], ["y"], name="grow", strides=[1 << 10, 1 << 10]
+        )
+        inputs = [vi("x", ["N", 2, "H", "W"])]
+        inits = [numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")]
+        feeds = {"x": np.ones((1, 2, 4, 4), np.float32)}
+    else:  # a 1-D MaxPool with huge pads
+        node = helper.make_node(
+            "MaxPool", ["x"], ["y"], name="grow", kernel_shape=[2], pads=[1 << 22, 1 << 22]
+        )
+        inputs, inits = [vi("x", ["N", "C", "L"])], []
+        feeds = {"x": np.ones((1, 2, 4), np.float32)}
+    graph = helper.make_graph([node], "g", inputs, [vi("y", None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, feeds
+
+
+@pytest.mark.parametrize("op", ["Einsum", "ConvTranspose", "MaxPool"])
+def test_numpy_ops_refuse_outputs_over_the_memory_limit_before_allocating(op):
+    model, feeds = _numpy_op_case(op)
+    session = pyrt.Session(model, memory_limit=32 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(pyrt.ModelError, match="grow.*memory limit"):
+            session.run(feeds)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20

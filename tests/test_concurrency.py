@@ -4,8 +4,6 @@ are bit-identical run to run, and memory does not grow over thousands of runs.""
 
 from __future__ import annotations
 
-import gc
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -226,50 +224,33 @@ def test_results_are_bit_identical_across_isas(serial):
 # ---- memory over time -----------------------------------------------------------------
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+def test_rss_does_not_grow_over_thousands_of_runs(session, steady_rss_growth_kb):
+    def runs():
+        for _ in range(500):
+            session.run(INPUTS[0])
+
+    grown = steady_rss_growth_kb(runs)
+    assert grown < 2560, f"RSS grew by {grown} kB over 500 runs"
 
 
-LINUX_RSS = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmRSS")
-
-
-@LINUX_RSS
-def test_rss_does_not_grow_over_1000_runs(session):
-    x = INPUTS[0]
-    for _ in range(100):
-        session.run(x)
-    gc.collect()
-    before = _rss_kb()
-    for _ in range(1000):
-        session.run(x)
-    gc.collect()
-    grown = _rss_kb() - before
-    assert grown < 5 * 1024, f"RSS grew by {grown} kB over 1000 runs"
-
-
-@LINUX_RSS
-def test_rss_does_not_grow_over_failing_runs_threads_and_new_sessions(session):
+def test_rss_does_not_grow_over_failing_runs_threads_and_new_sessions(
+    session, steady_rss_growth_kb
+):
     symbolic = qdq_cnn()
     symbolic.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     loose = pyrt.Session(symbolic)
     tiny = np.zeros((1, 3, 1, 1), np.float32)
 
-    def cycle():
-        for _ in range(50):
-            with pytest.raises(pyrt.PyrtError):
-                loose.run(tiny)
-            with pytest.raises(pyrt.InputError):
-                session.run(tiny.astype(np.float64))
-        _threads(4, lambda t: [session.run(INPUTS[t]) for _ in range(25)])
-        for _ in range(5):
-            pyrt.Session(MODEL).run(INPUTS[0])
+    def cycles():
+        for _ in range(2):
+            for _ in range(50):
+                with pytest.raises(pyrt.PyrtError):
+                    loose.run(tiny)
+                with pytest.raises(pyrt.InputError):
+                    session.run(tiny.astype(np.float64))
+            _threads(4, lambda t: [session.run(INPUTS[t]) for _ in range(25)])
+            for _ in range(5):
+                pyrt.Session(MODEL).run(INPUTS[0])
 
-    cycle()
-    gc.collect()
-    before = _rss_kb()
-    for _ in range(4):
-        cycle()
-    gc.collect()
-    grown = _rss_kb() - before
-    assert grown < 8 * 1024, f"RSS grew by {grown} kB"
+    grown = steady_rss_growth_kb(cycles)
+    assert grown < 4096, f"RSS grew by {grown} kB over 2 cycles"

@@ -273,20 +273,22 @@ def test_ms_qlinear_concat_sigmoid_leakyrelu():
         assert_close_codes(o, r)
 
 
+@pytest.mark.parametrize("spatial", [(9,), (7, 5), (5, 6, 4)], ids=["1d", "2d", "3d"])
 @pytest.mark.parametrize("channels_last", [0, 1])
-def test_ms_qlinear_pools(channels_last):
-    x = q((1, 6, 7, 5), np.uint8)
+def test_ms_qlinear_pools(channels_last, spatial):
+    nd = len(spatial)
+    x = q((1, 6, *spatial), np.uint8)
     if channels_last:
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     inits = {**qparams("x", np.uint8), **qparams("y", np.uint8)}
     nodes = [
         helper.make_node(
             "QLinearAveragePool",
             ["x", "xs", "xz", "ys", "yz"],
             ["a"],
-            kernel_shape=[3, 3],
-            strides=[2, 2],
-            pads=[1, 1, 1, 1],
+            kernel_shape=[3] * nd,
+            strides=[2] * nd,
+            pads=[1] * (2 * nd),
             channels_last=channels_last,
             domain=MS,
         ),

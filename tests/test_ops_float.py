@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pyrt.errors import ModelError, UnsupportedOpError
-from pyrt.ops_float import FLOAT_OPS, run_float_op
+from pyrt.ops_float import FLOAT_OPS, largest_allocation, run_float_op
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -559,9 +561,86 @@ POOL = [
     case("GlobalLpPool", [P], 2, p=3),
     case("GlobalAveragePool", [f32(2, 3, 4, 5, 2)], 1, "3d"),
 ]
+# 1-D and 3-D windows: every attribute the 2-D cases exercise, and the indices output
+P1, P3 = f32(2, 3, 11), f32(2, 2, 7, 6, 5)
+POOL_ND = [
+    case("MaxPool", [P1], 12, "1d-spd", kernel_shape=[3], strides=[2], pads=[1, 2], dilations=[2]),
+    case("MaxPool", [P1], 12, "1d-ceil", kernel_shape=[2], strides=[3], pads=[1, 0], ceil_mode=1),
+    case("MaxPool", [P1], 12, "1d-su", kernel_shape=[4], strides=[2], auto_pad="SAME_UPPER"),
+    case("MaxPool", [P1], 12, "1d-idx", outputs=2, kernel_shape=[3], strides=[2], pads=[1, 1]),
+    case("MaxPool", [P3], 12, "3d", kernel_shape=[2, 3, 2], strides=[2, 1, 2], pads=[1, 0, 1] * 2),
+    case("MaxPool", [P3], 12, "3d-dil", kernel_shape=[2, 2, 2], dilations=[2, 1, 2], ceil_mode=1),
+    case(
+        "MaxPool",
+        [P3],
+        12,
+        "3d-sl",
+        kernel_shape=[3, 2, 2],
+        strides=[2, 2, 1],
+        auto_pad="SAME_LOWER",
+    ),
+    case(
+        "MaxPool",
+        [P3],
+        12,
+        "3d-idx",
+        outputs=2,
+        kernel_shape=[3, 3, 2],
+        strides=[2, 2, 2],
+        pads=[1, 1, 0, 1, 1, 1],
+    ),
+    case(
+        "MaxPool",
+        [np.arange(-60, 60, dtype=np.int8).reshape(2, 3, 20)],
+        12,
+        "1d-int8",
+        kernel_shape=[3],
+        strides=[2],
+    ),
+    case("AveragePool", [P1], 11, "1d", kernel_shape=[3], strides=[2], pads=[1, 1]),
+    case("AveragePool", [P1], 11, "1d-incl", kernel_shape=[3], pads=[2, 1], count_include_pad=1),
+    case(
+        "AveragePool", [P1], 11, "1d-ceil", kernel_shape=[4], strides=[3], pads=[1, 2], ceil_mode=1
+    ),
+    case("AveragePool", [P1], 19, "1d-dil", kernel_shape=[3], dilations=[2], pads=[1, 1]),
+    case(
+        "AveragePool",
+        [P3],
+        11,
+        "3d-pad",
+        kernel_shape=[3, 2, 3],
+        strides=[2, 1, 2],
+        pads=[1, 1, 1, 1, 0, 2],
+    ),
+    case(
+        "AveragePool",
+        [P3],
+        11,
+        "3d-incl-ceil",
+        kernel_shape=[2, 3, 2],
+        strides=[2, 2, 2],
+        pads=[1, 1, 0, 0, 1, 1],
+        count_include_pad=1,
+        ceil_mode=1,
+    ),
+    case(
+        "AveragePool",
+        [P3],
+        11,
+        "3d-su",
+        kernel_shape=[3, 3, 3],
+        strides=[2, 2, 2],
+        auto_pad="SAME_UPPER",
+    ),
+    case("AveragePool", [P3], 19, "3d-dil", kernel_shape=[2, 2, 2], dilations=[2, 2, 1]),
+    case("LpPool", [P1], 18, "1d", kernel_shape=[3], strides=[2], pads=[1, 1], p=3),
+    case("LpPool", [P3], 18, "3d", kernel_shape=[2, 2, 3], p=2),
+    case("GlobalMaxPool", [P1], 1, "1d"),
+    case("GlobalAveragePool", [P1], 1, "1d"),
+]
 
 
-@_run_cases(POOL)
+@_run_cases(POOL + POOL_ND)
 def test_pool(op_type, inputs, opset, kw):
     check(op_type, inputs, opset, **kw)
 
@@ -587,6 +666,7 @@ NORM = [
     case("GroupNormalization", [f32(2, 6, 4, 3), f32(6), f32(6)], 21, num_groups=2, epsilon=0.1),
     case("LRN", [X], 13, size=3),
     case("LRN", [X], 13, "5", size=5, alpha=0.01, beta=0.5, bias=2.0),
+    case("LRN", [X], 13, "wide", size=7, alpha=0.1),  # wider than the 3 channels
     case("MeanVarianceNormalization", [X], 13),
     case("MeanVarianceNormalization", [X], 13, "axes", axes=[1, 2]),
 ]
@@ -1113,6 +1193,94 @@ def test_unsupported(op_type, inputs, attrs, match):
     with pytest.raises(UnsupportedOpError, match=match) as info:
         ours(op_type, inputs, **attrs)
     assert f"{op_type} node 'bad'" in str(info.value)
+
+
+def test_lrn_window_far_wider_than_the_channels():
+    """A size of 2^40 sums every channel, as size C would: no window of 2^40 is built."""
+    x = f32(1, 3, 4, 4)
+    huge = ours("LRN", [x], 13, size=1 << 40, alpha=1.0)[0]
+    wide = ours("LRN", [x], 13, size=5, alpha=float(5 / (1 << 40)))[0]
+    np.testing.assert_allclose(huge, wide, rtol=1e-6)
+
+
+LIMIT = 32 << 20
+# inputs of a few kB whose attributes or equation ask for gigabytes
+OVER_THE_CAP = [
+    ("Einsum", [f32(1 << 15), f32(1 << 15)], {"equation": "i,j->ij"}),
+    ("Einsum", [f32(1 << 8, 4), f32(4, 1 << 8), f32(1 << 8)], {"equation": "ab,bc,d->acd"}),
+    ("Einsum", [f32(2, 1 << 14), f32(1 << 14, 1)], {"equation": "...i,j..."}),
+    ("ConvTranspose", [f32(1, 2, 4, 4), f32(2, 2, 3, 3)], {"strides": [1 << 12, 1 << 12]}),
+    ("ConvTranspose", [f32(1, 2, 4, 4), f32(2, 2, 3, 3)], {"output_shape": [1 << 13, 1 << 13]}),
+    ("ConvTranspose", [f32(1, 2, 64, 64), f32(2, 64, 16, 16)], {}),  # the per-tap products
+    ("Conv", [f32(1, 2, 4, 4), f32(2, 2, 3, 3)], {"pads": [1 << 12] * 4}),
+    ("Conv", [f32(1, 4, 64, 64), f32(4, 4, 33, 33)], {"pads": [16] * 4}),  # the im2col matrix
+    ("MaxPool", [f32(1, 2, 4, 4)], {"kernel_shape": [2, 2], "pads": [1 << 12] * 4}),
+    ("AveragePool", [f32(1, 1, 4)], {"kernel_shape": [1], "strides": [1], "pads": [1 << 23] * 2}),
+    ("LpPool", [f32(1, 2, 64, 64, 64)], {"kernel_shape": [4, 4, 4]}),  # every tap in float64
+]
+
+
+def _peak(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize(
+    "op_type,inputs,attrs", OVER_THE_CAP, ids=[f"{c[0]}-{i}" for i, c in enumerate(OVER_THE_CAP)]
+)
+def test_arrays_over_the_memory_limit_are_refused_before_allocating(op_type, inputs, attrs):
+    node = helper.make_node(op_type, [f"x{i}" for i in range(len(inputs))], ["y"], "big", **attrs)
+    view = View.of(node, 19)
+
+    def run():
+        with pytest.raises(ModelError, match="big.*over the memory limit of 33554432 bytes"):
+            run_float_op(view, inputs, memory_limit=LIMIT)
+
+    assert _peak(run) < LIMIT // 4
+
+
+@pytest.mark.parametrize(
+    "op_type,inputs,attrs",
+    [
+        ("Einsum", [f32(64, 32), f32(32, 64)], {"equation": "ij,jk"}),
+        ("Einsum", [f32(2, 3, 64), f32(64, 64)], {"equation": "...i,ij->...j"}),
+        ("ConvTranspose", [f32(1, 2, 8, 8), f32(2, 3, 3, 3)], {"strides": [2, 2]}),
+        ("Conv", [f32(1, 3, 16, 16), f32(4, 3, 3, 3)], {"pads": [1] * 4}),
+        ("MaxPool", [f32(1, 3, 16, 16)], {"kernel_shape": [3, 3], "pads": [1] * 4}),
+        ("AveragePool", [f32(1, 3, 16, 16, 4)], {"kernel_shape": [2, 2, 2]}),
+    ],
+)
+def test_arrays_under_the_memory_limit_are_sized_closely(op_type, inputs, attrs):
+    """The estimate covers what the op allocates and is not wildly above it."""
+    node = helper.make_node(op_type, [f"x{i}" for i in range(len(inputs))], ["y"], "n", **attrs)
+    view = View.of(node, 19)
+    need = largest_allocation(view, inputs)
+    peak = _peak(lambda: run_float_op(view, inputs, memory_limit=need))
+    largest_output = max(y.nbytes for y in run_float_op(view, inputs))
+    assert largest_output <= need <= 16 * max(peak, 1)
+
+
+@pytest.mark.parametrize(
+    "op_type,x,attrs",
+    [
+        ("ReduceMean", np.zeros((2, 0), np.float32), {"axes": [1]}),
+        ("GlobalAveragePool", np.zeros((1, 2, 0, 3), np.float32), {}),
+        ("InstanceNormalization", np.zeros((1, 2, 0), np.float32), {}),
+    ],
+)
+def test_means_over_nothing_warn_nothing(op_type, x, attrs):
+    """The mean of no values (undefined in ONNX) is NaN, without numpy's RuntimeWarning:
+    warnings are process-wide, and a malformed model's must not reach the caller's log."""
+    extra = [np.ones(2, np.float32)] * 2 if op_type == "InstanceNormalization" else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = ours(op_type, [x, *extra], 13, **attrs)[0]
+    assert y.dtype == np.float32 and (y.size == 0 or np.isnan(y).all())
 
 
 def test_max_pool_indices_shape_and_dtype():

@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import pyrt
-from pyrt import _kernels, zoo
+from pyrt import _kernels
 from pyrt.__main__ import main
 from pyrt.program import Program, _plan_memory
 

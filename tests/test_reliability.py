@@ -267,20 +267,15 @@ def test_sessions_with_different_cores_coexist():
         pyrt.Session(model, cores=0)
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
-
-
-def test_rss_does_not_grow_over_1000_runs():
+def test_rss_does_not_grow_over_thousands_of_runs(steady_rss_growth_kb):
     session = pyrt.Session(
         zoo.quantize_qdq(zoo.demo_cnn(size=32), zoo.calibration_data(zoo.demo_cnn(size=32), 2))
     )
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    for _ in range(100):
-        session.run(x)
-    before = _rss_kb()
-    for _ in range(1000):
-        session.run(x)
-    grown = _rss_kb() - before
-    assert grown < 4096, f"RSS grew by {grown} kB over 1000 runs"
+
+    def runs():
+        for _ in range(500):
+            session.run(x)
+
+    grown = steady_rss_growth_kb(runs)
+    assert grown < 2048, f"RSS grew by {grown} kB over 500 runs"

@@ -19,6 +19,7 @@ TESTS = [
     "test_kernels_qmatmul.py",
     "test_kernels_float_quant.py",
     "test_kernels_elem_simd.py",
+    "test_kernels_fp32.py",
     "test_ops.py",
     "test_models.py",
     "test_reliability.py",

@@ -33,9 +33,7 @@ static void init_scalar(pyrt_kernel_table *t) {
   pyrt_init_scalar(t);
   pyrt_qdwconv_init_scalar(t);
   t->requantize = pyrt_requantize_scalar;
-  t->sgemm_weights_size = pyrt_sgemm_weights_size_scalar;
-  t->sgemm_pack_weights = pyrt_sgemm_pack_weights_scalar;
-  t->sgemm = pyrt_sgemm_scalar;
+  pyrt_sgemm_init_scalar(t);
   t->quantize = pyrt_quantize_scalar;
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
@@ -75,6 +73,7 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_qpool_init_avx2(t);
   pyrt_qbinary_init_avx2(t);
   pyrt_quant_init_avx2(t);
+  pyrt_sgemm_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -87,6 +86,7 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qpool_init_avx512vnni(t);
   pyrt_qbinary_init_avx512vnni(t);
   pyrt_quant_init_avx512vnni(t);
+  pyrt_sgemm_init_avx512vnni(t);
 }
 #endif
 

@@ -113,6 +113,48 @@ typedef struct {
 } pyrt_qdwconv_config;
 
 /*
+ * The fp32 GEMM tile, under the fp32 driver (sgemm/sgemm.c), which owns
+ * blocking, threads, im2col and the bias; the ISA supplies the tile only.
+ *
+ * Arithmetic, one definition for every ISA (so every SIMD tile is bit-exact
+ * with the scalar one): output (m, n) is
+ *   acc = bias[n] (0.0f without bias);
+ *   for k = 0, 1, ..., K-1:  acc = fma(a[m][k], w[k][n], acc);
+ *   y = min(max(acc, lo), hi)  as  v = lo > acc ? lo : acc; hi < v ? hi : v
+ * with fma the exactly rounded fused multiply-add (C fmaf, x86 vfmadd,
+ * RISC-V fmadd). The clamp passes NaN through (vmaxps(lo, x) / vminps(hi, v)
+ * are exactly these selects). Everything else is compiled with
+ * -ffp-contract=off, so no compiler fuses anything behind our back.
+ *
+ * Packed B (weights, once): panels of NR columns, [N/NR][K][NR] floats,
+ * zero-padded in N. The driver runs K in blocks of kc, parking the unrounded
+ * fp32 partial sums in y between blocks: the order above is kept exactly.
+ */
+typedef struct {
+  int32_t mr, nr, kc; /* tile rows, panel columns, K block */
+  /* For r < mr, j < nr (nr <= the config's; only those are read or written
+     in y): acc = init ? init[j] : y[r][j]; for k < kc: acc = fma(a[r][k],
+     b[k][j], acc); y[r][j] = clamp ? min(max(acc, clamp[0]), clamp[1]) :
+     acc. a: rows at a + r * lda; b: kc rows of the config's nr floats;
+     init: the config's nr floats; y: rows of ldy floats. */
+  void (*ukernel)(int32_t mr, int32_t nr, int32_t kc, const float *a,
+                  size_t lda, const float *b, const float *init,
+                  const float *clamp, float *y, size_t ldy);
+} pyrt_sgemm_config;
+
+/* fp32 depthwise NHWC, vectorised over channels; the driver (conv/conv.c)
+   resolves strides, dilations and padding into tap pointers. For pixel
+   p < pixels and channel c < channels:
+     acc = bias[c]; for i < taps: acc = fma(x[i][p * x_step + c], w[i][c], acc)
+     y[p * channels + c] = min(max(acc, clamp[0]), clamp[1])
+   (taps in the padding are not in the list: they contribute nothing). */
+typedef struct {
+  void (*run)(int32_t channels, int32_t taps, const float *const *x,
+              const float *const *w, int32_t pixels, size_t x_step,
+              const float *bias, const float *clamp, float *y);
+} pyrt_sdwconv_config;
+
+/*
  * One table of kernels per ISA. dispatch.c fills each once: a level starts
  * as a copy of the level below and overrides what it does better (MLAS's
  * platform.cpp). Callers never branch on ISA.
@@ -127,11 +169,8 @@ typedef struct pyrt_kernel_table {
   void (*requantize)(int64_t rows, int64_t cols, int32_t channels,
                      const int32_t *acc, const pyrt_output_stage *out, void *y);
 
-  size_t (*sgemm_weights_size)(int32_t M, int32_t K);
-  void (*sgemm_pack_weights)(int32_t M, int32_t K, const float *w, void *dst);
-  void (*sgemm)(int32_t M, int32_t N, int32_t K, const void *weights,
-                const float *x, int32_t ldx, const float *bias, float lo,
-                float hi, float *y, int32_t ldy);
+  pyrt_sgemm_config sgemm;
+  pyrt_sdwconv_config sdwconv;
 
   /* Quantize / dequantize n elements; element i's scale is scale[i * step]
      and its zero point zero[i * step] (zero NULL: 0), step >= 0 (SIMD
@@ -240,12 +279,7 @@ void pyrt_qdwconv_init_scalar(pyrt_kernel_table *t);
 void pyrt_requantize_scalar(int64_t rows, int64_t cols, int32_t channels,
                             const int32_t *acc, const pyrt_output_stage *out,
                             void *y);
-size_t pyrt_sgemm_weights_size_scalar(int32_t M, int32_t K);
-void pyrt_sgemm_pack_weights_scalar(int32_t M, int32_t K, const float *w,
-                                    void *dst);
-void pyrt_sgemm_scalar(int32_t M, int32_t N, int32_t K, const void *weights,
-                       const float *x, int32_t ldx, const float *bias, float lo,
-                       float hi, float *y, int32_t ldy);
+void pyrt_sgemm_init_scalar(pyrt_kernel_table *t); /* + sdwconv */
 void pyrt_quantize_scalar(int64_t n, const float *x, const float *scale,
                           const void *zero, int64_t step, int32_t out_dtype,
                           void *y);
@@ -295,6 +329,8 @@ void pyrt_qbinary_init_avx2(pyrt_kernel_table *t);
 void pyrt_qbinary_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_quant_init_avx2(pyrt_kernel_table *t);
 void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
+void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);

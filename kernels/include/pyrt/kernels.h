@@ -7,8 +7,8 @@
  * Conventions
  * - Every entry point checks its arguments and returns PYRT_OK (0) or a
  *   PYRT_ERR_* code; pyrt_last_error() then describes the problem (per thread).
- * - Tensors are dense, row-major (NCHW for images) unless a stride or a
- *   layout (NHWC: channels last) is given.
+ * - Tensors are dense, row-major, images NHWC, unless a stride is given or a
+ *   layout field says NCHW (pools).
  * - Weights are packed once (pyrt_*_pack) into a caller-owned buffer of
  *   pyrt_*_packed_size() bytes; the packed layout belongs to the ISA that was
  *   active when packing, and the compute entry points refuse a mismatch.
@@ -104,7 +104,7 @@ int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                const void *packed, const int32_t *bias,
                const pyrt_output_stage *out, void *y, int32_t ldy);
 
-/* ---- 2-D convolution (int8: NHWC, fp32: NCHW; they share the shape) --- */
+/* ---- 2-D convolution (NHWC; int8 and fp32 share the shape) ------------ */
 
 typedef struct {
   int32_t batch, in_c, in_h, in_w;
@@ -135,16 +135,34 @@ int pyrt_qconv2d(pyrt_context *ctx, const pyrt_conv2d_shape *s,
                  int32_t x_zero, const int32_t *bias,
                  const pyrt_output_stage *out, void *y);
 
-/* ---- fp32 GEMM and convolution (FP32 models, fallbacks) --------------- */
+/* ---- fp32 GEMM and convolution: the same shape as int8 ---------------- */
 
-/* y = clamp(W x X + bias, lo, hi); pass -INFINITY / INFINITY for no clamp. */
-size_t pyrt_sgemm_packed_size(const pyrt_context *ctx, int32_t M, int32_t K);
-int pyrt_sgemm_pack(const pyrt_context *ctx, int32_t M, int32_t K,
+/*
+ * y[M][N] = clamp(A[M][K] x W[K][N] + bias, lo, hi), rows = pixels / rows
+ * of a matrix, N = output channels. Arithmetic, identical on every ISA
+ * (SIMD results are bit-exact with the scalar reference): each output is
+ *   acc = bias[n] (0.0f without bias); for k = 0 .. K-1 ascending:
+ *   acc = fma(a[m][k], w[k][n], acc)  (one rounding per step, like C fmaf);
+ *   y = min(max(acc, lo), hi), NaN passing through the clamp.
+ * Pass -INFINITY / INFINITY for no clamp, 0 / INFINITY for a fused ReLU.
+ * Weights are given as w[N][K] (like qgemm) and packed once per context
+ * table. a: row stride lda >= K; y: row stride ldy >= N, must not overlap
+ * a (partial sums are parked in y); bias: N values or NULL.
+ */
+size_t pyrt_sgemm_packed_size(const pyrt_context *ctx, int32_t N, int32_t K);
+int pyrt_sgemm_pack(const pyrt_context *ctx, int32_t N, int32_t K,
                     const float *w, void *packed);
 int pyrt_sgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
-               const void *packed, const float *x, int32_t ldx,
+               const float *a, int32_t lda, const void *packed,
                const float *bias, float lo, float hi, float *y, int32_t ldy);
 
+/* fp32, NHWC like qconv2d: x [batch][in_h][in_w][in_c], y [batch][out_h]
+   [out_w][out_c], w [out_c][kernel_h][kernel_w][in_c / groups], bias out_c
+   values or NULL, y not overlapping x. The sum is the sgemm one over k =
+   (ky, kx, channel) ascending, padding reading 0.0f. Depthwise (groups ==
+   in_c == out_c > 1) sums over the taps (ky, kx) ascending and skips taps
+   in the padding; the result differs from adding fma(0, w, acc) only for
+   infinite / NaN weights and the sign of a zero. */
 size_t pyrt_conv2d_packed_size(const pyrt_context *ctx,
                                const pyrt_conv2d_shape *s);
 int pyrt_conv2d_pack(const pyrt_context *ctx, const pyrt_conv2d_shape *s,
@@ -263,14 +281,21 @@ int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
                       const void *packed, int32_t x_dtype, int32_t x_zero,
                       const int32_t *bias, const pyrt_output_stage *out,
                       int64_t x, int64_t y);
+int pyrt_plan_conv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                     const void *packed, const float *bias, float lo, float hi,
+                     int64_t x, int64_t y);
+int pyrt_plan_sgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t lda, const void *packed, const float *bias,
+                    float lo, float hi, int64_t y, int32_t ldy);
 int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,
                     const pyrt_output_stage *out, int64_t y, int32_t ldy);
-int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
-                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
-                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
-                      int32_t qmax);
+/* pyrt_qbinary_broadcast's shapes (equal shapes: outer 1, middle 1). */
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
+                      int64_t inner, int64_t a, const pyrt_qparams *qa,
+                      int64_t b, const pyrt_qparams *qb, int64_t y,
+                      const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
 int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
                        const float *scale, const void *zero, int32_t out_dtype,
                        int64_t y);
@@ -285,6 +310,10 @@ int pyrt_plan_qavgpool2d(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
 int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
                              const pyrt_qparams *qx, int64_t y,
                              const pyrt_qparams *qy);
+int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                  int64_t channels, int64_t x,
+                                  const pyrt_qparams *qx, int64_t y,
+                                  const pyrt_qparams *qy);
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y);
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,

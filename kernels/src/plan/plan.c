@@ -9,6 +9,8 @@
 #include "internal.h"
 
 enum kind {
+  CONV,
+  SGEMM,
   QCONV,
   QGEMM,
   QBINARY,
@@ -17,6 +19,7 @@ enum kind {
   MAXPOOL,
   AVGPOOL,
   GAP,
+  GAP_NHWC,
   TRANSPOSE,
   LUT,
   COPY
@@ -26,6 +29,7 @@ typedef struct {
   int32_t kind;
   int32_t i[6];             /* small integer arguments */
   int64_t n[3];             /* sizes */
+  float lo, hi;             /* CONV, SGEMM clamp */
   int64_t x, b, y;          /* arena offsets: inputs and output */
   const void *p[4];         /* packed weights, bias, scales, zero points ... */
   pyrt_conv2d_shape conv;   /* QCONV */
@@ -86,6 +90,30 @@ int pyrt_plan_qconv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
   return added(p, e);
 }
 
+int pyrt_plan_conv2d(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                     const void *packed, const float *bias, float lo, float hi,
+                     int64_t x, int64_t y) {
+  if (s == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_conv2d: NULL shape");
+  entry *e = add(p, CONV);
+  if (e) {
+    e->conv = *s, e->p[0] = packed, e->p[1] = bias, e->lo = lo, e->hi = hi;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_sgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
+                    int32_t lda, const void *packed, const float *bias,
+                    float lo, float hi, int64_t y, int32_t ldy) {
+  entry *e = add(p, SGEMM);
+  if (e) {
+    e->i[0] = M, e->i[1] = N, e->i[2] = K, e->i[3] = lda, e->n[0] = ldy;
+    e->p[0] = packed, e->p[1] = bias, e->lo = lo, e->hi = hi;
+    e->x = a, e->y = y;
+  }
+  return added(p, e);
+}
+
 int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,
@@ -100,15 +128,16 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
   return added(p, e);
 }
 
-int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
-                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
-                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
-                      int32_t qmax) {
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
+                      int64_t inner, int64_t a, const pyrt_qparams *qa,
+                      int64_t b, const pyrt_qparams *qb, int64_t y,
+                      const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
   if (qa == NULL || qb == NULL || qy == NULL)
     return -pyrt_fail(PYRT_ERR_ARG, "plan_qbinary: NULL qparams");
   entry *e = add(p, QBINARY);
   if (e) {
-    e->i[0] = op, e->i[1] = qmin, e->i[2] = qmax, e->n[0] = n;
+    e->i[0] = op, e->i[1] = qmin, e->i[2] = qmax;
+    e->n[0] = outer, e->n[1] = middle, e->n[2] = inner;
     e->q[0] = *qa, e->q[1] = *qb, e->q[2] = *qy;
     e->x = a, e->b = b, e->y = y;
   }
@@ -171,6 +200,20 @@ int pyrt_plan_qglobalavgpool(pyrt_plan *p, int64_t rows, int64_t hw, int64_t x,
   return added(p, e);
 }
 
+int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                  int64_t channels, int64_t x,
+                                  const pyrt_qparams *qx, int64_t y,
+                                  const pyrt_qparams *qy) {
+  if (qx == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_qglobalavgpool_nhwc: NULL qparams");
+  entry *e = add(p, GAP_NHWC);
+  if (e) {
+    e->n[0] = batch, e->n[1] = hw, e->n[2] = channels;
+    e->q[0] = *qx, e->q[1] = *qy, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y) {
   entry *e = add(p, TRANSPOSE);
@@ -197,6 +240,13 @@ int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y) {
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
   char *x = arena + e->x, *y = arena + e->y;
   switch (e->kind) {
+    case CONV:
+      return pyrt_conv2d(ctx, &e->conv, e->p[0], (const float *)x,
+                         (const float *)e->p[1], e->lo, e->hi, (float *)y);
+    case SGEMM:
+      return pyrt_sgemm(ctx, e->i[0], e->i[1], e->i[2], (const float *)x,
+                        e->i[3], e->p[0], (const float *)e->p[1], e->lo, e->hi,
+                        (float *)y, (int32_t)e->n[0]);
     case QCONV:
       return pyrt_qconv2d(ctx, &e->conv, e->p[0], x, e->i[0], e->i[1],
                           (const int32_t *)e->p[1], &e->out, y);
@@ -205,8 +255,9 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
                         e->i[5], e->p[0], (const int32_t *)e->p[1], &e->out, y,
                         (int32_t)e->n[0]);
     case QBINARY:
-      return pyrt_qbinary(ctx, e->i[0], e->n[0], x, &e->q[0], arena + e->b,
-                          &e->q[1], y, &e->q[2], e->i[1], e->i[2]);
+      return pyrt_qbinary_broadcast(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x,
+                                    &e->q[0], arena + e->b, &e->q[1], y,
+                                    &e->q[2], e->i[1], e->i[2]);
     case QUANT:
       return pyrt_quantize(ctx, &e->layout, (const float *)x,
                            (const float *)e->p[0], e->p[1], e->i[0], y);
@@ -220,6 +271,9 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
     case GAP:
       return pyrt_qglobalavgpool(ctx, e->n[0], e->n[1], x, &e->q[0], y,
                                  &e->q[1]);
+    case GAP_NHWC:
+      return pyrt_qglobalavgpool_nhwc(ctx, e->n[0], e->n[1], e->n[2], x,
+                                      &e->q[0], y, &e->q[1]);
     case TRANSPOSE:
       return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
     case LUT:

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_tasks.h"
 #include "requant/requant.h"
 
 /* Packs stay far below this; it keeps every size computation in range. */
@@ -147,8 +148,7 @@ typedef struct {
   const pyrt_output_stage *out;
   char *y;
   size_t ldy, out_size;
-  int32_t band, bands;         /* rows per band, band count */
-  int32_t panels, panel_chunk; /* panels per task */
+  pyrt_gemm_tasks tasks;
   int status;
 } drive_job;
 
@@ -237,12 +237,8 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
 static void drive_task(void *arg, int32_t task, int32_t worker) {
   drive_job *j = (drive_job *)arg;
   const pyrt_qgemm_config *c = j->c;
-  const int32_t band = task % j->bands, chunk = task / j->bands;
-  const int32_t m0 = band * j->band;
-  const int32_t m1 = m0 + j->band < j->M ? m0 + j->band : j->M;
-  const int32_t p0 = chunk * j->panel_chunk;
-  const int32_t p1 =
-      p0 + j->panel_chunk < j->panels ? p0 + j->panel_chunk : j->panels;
+  int32_t m0, m1, p0, p1;
+  pyrt_gemm_task_range(&j->tasks, j->M, task, &m0, &m1, &p0, &p1);
   const size_t rows = (size_t)(m1 - m0), kp = (size_t)j->kp;
   /* scratch: u8 rows | widened rows | row sums | one int32 tile */
   const size_t narrow = PYRT_ALIGN_UP(rows * kp);
@@ -289,10 +285,6 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
   }
 }
 
-/* Bands of about this many packed A bytes stay in L2 while every panel
-   of B streams past them. */
-enum { BAND_BYTES = 96 * 1024 };
-
 int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                      const pyrt_qgemm_a *a, const void *packed,
                      const int32_t *bias, const pyrt_output_stage *out, void *y,
@@ -323,32 +315,12 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                  (char *)y,
                  ldy,
                  out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
-                 0,
-                 0,
-                 0,
-                 0,
+                 {0, 0, 0, 0, 0},
                  PYRT_OK};
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
-  j.panels = (N + c->nr - 1) / c->nr;
-  /* Bands: about BAND_BYTES of A each, whole tiles, and enough of them to
-     give every thread a few; then split the panels if bands are too few. */
-  int64_t band = BAND_BYTES / ((int64_t)j.kp * c->a_width);
-  const int64_t per_thread =
-      ((int64_t)M + 4 * ctx->threads - 1) / (4 * ctx->threads);
-  if (ctx->threads > 1 && band > per_thread) band = per_thread;
-  band = (band + c->mr - 1) / c->mr * c->mr;
-  if (band < c->mr) band = c->mr;
-  if (band > M) band = M;
-  j.band = (int32_t)band;
-  j.bands = (int32_t)((M + band - 1) / band);
-  int32_t chunks = 1;
-  if (j.bands < 2 * ctx->threads) {
-    chunks = (2 * ctx->threads + j.bands - 1) / j.bands;
-    if (chunks > j.panels) chunks = j.panels;
-  }
-  j.panel_chunk = (j.panels + chunks - 1) / chunks;
-  chunks = (j.panels + j.panel_chunk - 1) / j.panel_chunk;
-  pyrt_parallel(ctx, j.bands * chunks, drive_task, &j);
+  j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
+                                 ctx->threads);
+  pyrt_parallel(ctx, pyrt_gemm_task_count(&j.tasks), drive_task, &j);
   if (j.status != PYRT_OK)
     return pyrt_fail(j.status, "qgemm: out of memory for scratch");
   return PYRT_OK;

@@ -1,0 +1,64 @@
+/* How the GEMM drivers (int8 qgemm/qgemm.c, fp32 sgemm/sgemm.c) cut
+ * y[M][N] into tasks for pyrt_parallel: M into bands of whole MR tiles,
+ * N into chunks of NR-column panels; a task is one band x one chunk. The
+ * split depends on the thread count only through how many tasks there are:
+ * every task writes its own block of y, so results never do.
+ */
+#ifndef PYRT_GEMM_TASKS_H
+#define PYRT_GEMM_TASKS_H
+
+#include <stdint.h>
+
+/* Bands of about this many bytes of A stay in L2 while every panel of B
+   streams past them. */
+enum { PYRT_BAND_BYTES = 96 * 1024 };
+
+typedef struct {
+  int32_t band, bands;       /* rows per band (whole tiles), band count */
+  int32_t panels, per_chunk; /* NR-column panels, panels per task */
+  int32_t chunks;            /* panel chunks per band */
+} pyrt_gemm_tasks;
+
+/* row_bytes: bytes of one row of A as the tile reads it. Bands hold about
+   PYRT_BAND_BYTES, and are small enough to give every thread a few; if
+   there are still too few bands, the panels are split too. */
+static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(int32_t M, int32_t N,
+                                                   int32_t mr, int32_t nr,
+                                                   int64_t row_bytes,
+                                                   int32_t threads) {
+  pyrt_gemm_tasks t;
+  int64_t band = PYRT_BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
+  const int64_t per_thread = ((int64_t)M + 4 * threads - 1) / (4 * threads);
+  if (threads > 1 && band > per_thread) band = per_thread;
+  band = (band + mr - 1) / mr * mr;
+  if (band < mr) band = mr;
+  if (band > M) band = M;
+  t.band = (int32_t)band;
+  t.bands = (int32_t)((M + band - 1) / band);
+  t.panels = (N + nr - 1) / nr;
+  int32_t chunks = 1;
+  if (t.bands < 2 * threads) {
+    chunks = (2 * threads + t.bands - 1) / t.bands;
+    if (chunks > t.panels) chunks = t.panels;
+  }
+  t.per_chunk = (t.panels + chunks - 1) / chunks;
+  t.chunks = (t.panels + t.per_chunk - 1) / t.per_chunk;
+  return t;
+}
+
+static inline int32_t pyrt_gemm_task_count(const pyrt_gemm_tasks *t) {
+  return t->bands * t->chunks;
+}
+
+/* Task `task`'s rows [*m0, *m1) and panels [*p0, *p1). */
+static inline void pyrt_gemm_task_range(const pyrt_gemm_tasks *t, int32_t M,
+                                        int32_t task, int32_t *m0, int32_t *m1,
+                                        int32_t *p0, int32_t *p1) {
+  const int32_t band = task % t->bands, chunk = task / t->bands;
+  *m0 = band * t->band;
+  *m1 = *m0 + t->band < M ? *m0 + t->band : M;
+  *p0 = chunk * t->per_chunk;
+  *p1 = *p0 + t->per_chunk < t->panels ? *p0 + t->per_chunk : t->panels;
+}
+
+#endif
