@@ -282,19 +282,21 @@ static int sgemm_run(pyrt_context *ctx, const void *params, uint64_t seed,
                      void *y) {
   const sgemm_case *c = params;
   rng r = {seed};
-  const int32_t ldx = c->N + 1, ldy = c->N + 2;
-  float *w = xmalloc(sizeof(float) * c->M * c->K),
-        *x = xmalloc(sizeof(float) * c->K * ldx);
-  float *bias = xmalloc(sizeof(float) * c->M);
-  fill_f(&r, w, (size_t)c->M * c->K, -1, 1);
-  fill_f(&r, x, (size_t)c->K * ldx, -1, 1);
-  fill_f(&r, bias, (size_t)c->M, -1, 1);
-  void *packed = xmalloc(pyrt_sgemm_packed_size(ctx, c->M, c->K));
-  int rc = pyrt_sgemm_pack(ctx, c->M, c->K, w, packed);
+  const int32_t lda = c->K + 1, ldy = c->N + 2;
+  float *w = xmalloc(sizeof(float) * c->N * c->K),
+        *a = xmalloc(sizeof(float) * c->M * lda);
+  float *bias = xmalloc(sizeof(float) * c->N);
+  fill_f(&r, w, (size_t)c->N * c->K, -1, 1);
+  fill_f(&r, a, (size_t)c->M * lda, -1, 1);
+  fill_f(&r, bias, (size_t)c->N, -1, 1);
+  a[0] = NAN;                                   /* passes through the clamp */
+  const float lo = c->M % 2 ? 0.0f : -INFINITY; /* a fused ReLU, sometimes */
+  void *packed = xmalloc(pyrt_sgemm_packed_size(ctx, c->N, c->K));
+  int rc = pyrt_sgemm_pack(ctx, c->N, c->K, w, packed);
   if (!rc)
-    rc = pyrt_sgemm(ctx, c->M, c->N, c->K, packed, x, ldx, bias, -INFINITY,
-                    INFINITY, y, ldy);
-  free(packed), free(w), free(x), free(bias);
+    rc = pyrt_sgemm(ctx, c->M, c->N, c->K, a, lda, packed,
+                    c->K % 2 ? bias : NULL, lo, INFINITY, y, ldy);
+  free(packed), free(w), free(a), free(bias);
   return rc;
 }
 

@@ -1,121 +1,89 @@
-/* RVV fp32 GEMM: y = clamp(W x X + bias, lo, hi), the scalar's arithmetic
- * (sgemm_scalar.c) vectorized over the columns of X: per output element the
- * sum still runs over k in ascending order, each product and sum rounded
- * separately (vfmul + vfadd, never vfmacc, whose fused rounding differs).
- * Tiles: 2 rows x VLEN/4 columns (e32 LMUL 8: two accumulators, the X row
- * and a product fill the 32 registers; per k one vector load and two
- * scalar weight loads serve 2 x VLEN/4 MACs), or, when X has fewer columns
- * than a vector and than W has rows (the late, small layers of a CNN),
- * VLEN/4 rows x 2 columns the other way round. Weights are packed as W^T
- * ([K][M]) for both. The clamp compares and merges, so NaN passes through
- * and -0.0 stays, as in the scalar's `v < lo ? lo : v`.
+/* RVV fp32 GEMM tile: 3 rows x VLEN/4 columns (e32 LMUL 8) under the fp32
+ * driver, and the depthwise kernel vectorized over channels.
+ *
+ * Per k the tile loads one row of the packed panel (VLEN/4 floats) and, per
+ * tile row, multiplies it by a[r][k] with one vfmacc.vf: the exactly rounded
+ * fused multiply-add of the scalar reference (internal.h), so results are
+ * bit-exact with sgemm_scalar.c. Three m8 accumulators and the m8 panel row
+ * fill the 32 registers. The clamp compares and merges (`lo > v ? lo : v`),
+ * so NaN passes through and -0.0 stays, as in the reference. Columns past
+ * nr are neither read from nor written to y.
  */
 #include <riscv_vector.h>
 
 #include "internal.h"
 
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#endif
+enum { MR = 3, KC = 256 };
 
-/* Weights as W^T, [K][M]: row pairs read two scalars per k, channel vectors
-   one contiguous vector. */
-static size_t weights_size(int32_t M, int32_t K) {
-  return (size_t)M * (size_t)K * sizeof(float);
+static inline vfloat32m8_t clamp_to(vfloat32m8_t v, const float *clamp,
+                                    size_t vl) {
+  v = __riscv_vfmerge_vfm_f32m8(v, clamp[0],
+                                __riscv_vmflt_vf_f32m8_b4(v, clamp[0], vl), vl);
+  return __riscv_vfmerge_vfm_f32m8(
+      v, clamp[1], __riscv_vmfgt_vf_f32m8_b4(v, clamp[1], vl), vl);
 }
 
-static void pack_weights(int32_t M, int32_t K, const float *w, void *dst) {
-  float *p = (float *)dst;
-  for (int32_t k = 0; k < K; k++)
-    for (int32_t m = 0; m < M; m++) *p++ = w[(size_t)m * (size_t)K + (size_t)k];
+static inline __attribute__((always_inline)) void tile(
+    const int mr, int32_t nr, int32_t kc, const float *a, size_t lda,
+    const float *b, const float *init, const float *clamp, float *y,
+    size_t ldy) {
+  const size_t vl = __riscv_vsetvlmax_e32m8(), out = (size_t)nr;
+  vfloat32m8_t c0, c1, c2;
+  if (init) {
+    c0 = c1 = c2 = __riscv_vle32_v_f32m8(init, vl);
+  } else {
+    c0 = __riscv_vle32_v_f32m8(y, out);
+    c1 = mr > 1 ? __riscv_vle32_v_f32m8(y + ldy, out) : c0;
+    c2 = mr > 2 ? __riscv_vle32_v_f32m8(y + 2 * ldy, out) : c0;
+  }
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda;
+  for (int32_t k = 0; k < kc; k++, b += vl) {
+    const vfloat32m8_t w = __riscv_vle32_v_f32m8(b, vl);
+    c0 = __riscv_vfmacc_vf_f32m8(c0, a0[k], w, vl);
+    if (mr > 1) c1 = __riscv_vfmacc_vf_f32m8(c1, a1[k], w, vl);
+    if (mr > 2) c2 = __riscv_vfmacc_vf_f32m8(c2, a2[k], w, vl);
+  }
+  if (clamp) {
+    c0 = clamp_to(c0, clamp, out);
+    if (mr > 1) c1 = clamp_to(c1, clamp, out);
+    if (mr > 2) c2 = clamp_to(c2, clamp, out);
+  }
+  __riscv_vse32_v_f32m8(y, c0, out);
+  if (mr > 1) __riscv_vse32_v_f32m8(y + ldy, c1, out);
+  if (mr > 2) __riscv_vse32_v_f32m8(y + 2 * ldy, c2, out);
 }
 
-/* y = clamp(acc + bias, lo, hi) (bias: the vector b when has_bias, else
-   + 0.0f), elements ld apart. */
-static inline void finish(vfloat32m8_t acc, vfloat32m8_t b, int has_bias,
-                          float lo, float hi, float *y, int32_t ld, size_t vl) {
-  vfloat32m8_t v = has_bias ? __riscv_vfadd_vv_f32m8(acc, b, vl)
-                            : __riscv_vfadd_vf_f32m8(acc, 0.0f, vl);
-  v = __riscv_vfmerge_vfm_f32m8(v, lo, __riscv_vmflt_vf_f32m8_b4(v, lo, vl),
-                                vl);
-  v = __riscv_vfmerge_vfm_f32m8(v, hi, __riscv_vmfgt_vf_f32m8_b4(v, hi, vl),
-                                vl);
-  if (ld == 1)
-    __riscv_vse32_v_f32m8(y, v, vl);
+static void ukernel(int32_t mr, int32_t nr, int32_t kc, const float *a,
+                    size_t lda, const float *b, const float *init,
+                    const float *clamp, float *y, size_t ldy) {
+  if (mr >= 3)
+    tile(3, nr, kc, a, lda, b, init, clamp, y, ldy);
+  else if (mr == 2)
+    tile(2, nr, kc, a, lda, b, init, clamp, y, ldy);
   else
-    __riscv_vsse32_v_f32m8(y, (ptrdiff_t)ld * (ptrdiff_t)sizeof(float), v, vl);
+    tile(1, nr, kc, a, lda, b, init, clamp, y, ldy);
 }
 
-/* Vectors over N (columns of X): tiles of 2 rows x VLEN/4 columns. */
-static __attribute__((noinline)) void sgemm_rows(
-    int32_t M, int32_t N, int32_t K, const float *wt, const float *x,
-    int32_t ldx, const float *bias, float lo, float hi, float *y, int32_t ldy) {
-  for (int32_t m0 = 0; m0 < M; m0 += 2) {
-    const int two = m0 + 1 < M;
-    for (int32_t n0 = 0; n0 < N;) {
-      const size_t vl = __riscv_vsetvl_e32m8((size_t)(N - n0));
-      vfloat32m8_t c0 = __riscv_vfmv_v_f_f32m8(0.0f, vl), c1 = c0;
-      const float *xk = x + n0, *wk = wt + m0;
-      for (int32_t k = 0; k < K; k++, xk += ldx, wk += M) {
-        const vfloat32m8_t xv = __riscv_vle32_v_f32m8(xk, vl);
-        c0 = __riscv_vfadd_vv_f32m8(c0, __riscv_vfmul_vf_f32m8(xv, wk[0], vl),
-                                    vl);
-        if (two)
-          c1 = __riscv_vfadd_vv_f32m8(c1, __riscv_vfmul_vf_f32m8(xv, wk[1], vl),
+static void dwconv(int32_t channels, int32_t taps, const float *const *x,
+                   const float *const *w, int32_t pixels, size_t x_step,
+                   const float *bias, const float *clamp, float *y) {
+  for (int32_t p = 0; p < pixels; p++, y += channels) {
+    const size_t at = (size_t)p * x_step;
+    for (int32_t c = 0; c < channels;) {
+      const size_t vl = __riscv_vsetvl_e32m8((size_t)(channels - c));
+      vfloat32m8_t acc = __riscv_vle32_v_f32m8(bias + c, vl);
+      for (int32_t i = 0; i < taps; i++)
+        acc = __riscv_vfmacc_vv_f32m8(acc, __riscv_vle32_v_f32m8(w[i] + c, vl),
+                                      __riscv_vle32_v_f32m8(x[i] + at + c, vl),
                                       vl);
-      }
-      finish(c0, bias ? __riscv_vfmv_v_f_f32m8(bias[m0], vl) : c0, bias != NULL,
-             lo, hi, y + (size_t)m0 * (size_t)ldy + n0, 1, vl);
-      if (two)
-        finish(c1, bias ? __riscv_vfmv_v_f_f32m8(bias[m0 + 1], vl) : c1,
-               bias != NULL, lo, hi, y + (size_t)(m0 + 1) * (size_t)ldy + n0, 1,
-               vl);
-      n0 += (int32_t)vl;
+      __riscv_vse32_v_f32m8(y + c, clamp_to(acc, clamp, vl), vl);
+      c += (int32_t)vl;
     }
   }
-}
-
-/* Vectors over M (rows of W, the output channels), for few columns: tiles of
-   VLEN/4 rows x 2 columns, stored with a stride. */
-static __attribute__((noinline)) void sgemm_channels(
-    int32_t M, int32_t N, int32_t K, const float *wt, const float *x,
-    int32_t ldx, const float *bias, float lo, float hi, float *y, int32_t ldy) {
-  for (int32_t m0 = 0; m0 < M;) {
-    const size_t vl = __riscv_vsetvl_e32m8((size_t)(M - m0));
-    const vfloat32m8_t b = bias ? __riscv_vle32_v_f32m8(bias + m0, vl)
-                                : __riscv_vfmv_v_f_f32m8(0.0f, vl);
-    for (int32_t n0 = 0; n0 < N; n0 += 2) {
-      const int two = n0 + 1 < N;
-      vfloat32m8_t c0 = __riscv_vfmv_v_f_f32m8(0.0f, vl), c1 = c0;
-      const float *xk = x + n0, *wk = wt + m0;
-      for (int32_t k = 0; k < K; k++, xk += ldx, wk += M) {
-        const vfloat32m8_t wv = __riscv_vle32_v_f32m8(wk, vl);
-        c0 = __riscv_vfadd_vv_f32m8(c0, __riscv_vfmul_vf_f32m8(wv, xk[0], vl),
-                                    vl);
-        if (two)
-          c1 = __riscv_vfadd_vv_f32m8(c1, __riscv_vfmul_vf_f32m8(wv, xk[1], vl),
-                                      vl);
-      }
-      float *dst = y + (size_t)m0 * (size_t)ldy + n0;
-      finish(c0, b, 1, lo, hi, dst, ldy, vl);
-      if (two) finish(c1, b, 1, lo, hi, dst + 1, ldy, vl);
-    }
-    m0 += (int32_t)vl;
-  }
-}
-
-static void sgemm(int32_t M, int32_t N, int32_t K, const void *weights,
-                  const float *x, int32_t ldx, const float *bias, float lo,
-                  float hi, float *y, int32_t ldy) {
-  const float *wt = (const float *)weights;
-  if (N < M && (size_t)N < __riscv_vsetvlmax_e32m8())
-    sgemm_channels(M, N, K, wt, x, ldx, bias, lo, hi, y, ldy);
-  else
-    sgemm_rows(M, N, K, wt, x, ldx, bias, lo, hi, y, ldy);
 }
 
 void pyrt_sgemm_init_rvv(pyrt_kernel_table *t) {
-  t->sgemm_weights_size = weights_size;
-  t->sgemm_pack_weights = pack_weights;
-  t->sgemm = sgemm;
+  const int32_t nr = (int32_t)__riscv_vsetvlmax_e32m8();
+  t->sgemm = (pyrt_sgemm_config){MR, nr, KC, ukernel};
+  t->sdwconv = (pyrt_sdwconv_config){dwconv};
 }
