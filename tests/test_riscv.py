@@ -208,7 +208,10 @@ def test_bench_counts_instructions_per_layer(toolchain, models):
     for r in (scalar, rvv):
         assert [layer.name for layer in r.layers] == steps
         layer_insns = sum(layer.counts.insns for layer in r.layers)
-        assert r.per_run.insns == pytest.approx(layer_insns + r.between_layers.insns)
+        # the marked runs skip Session.run's input checks and output copies: the
+        # steps are most of an inference
+        marked = layer_insns + r.between_layers.insns
+        assert 0.7 * r.per_run.insns < marked < r.per_run.insns
         assert r.load.insns > 0 and r.ms > 0
     convs = {name: i for i, name in enumerate(steps) if name in expected and name != "gemm59"}
     for name, i in convs.items():
