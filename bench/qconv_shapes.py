@@ -1,6 +1,7 @@
 """GMAC/s of the int8 convolution kernels per ISA on real CNN layer shapes (NHWC, batch 1).
 
-    python bench/qconv_shapes.py [--isa scalar,avx2,avx512vnni] [--threads 1] [--shapes resnet]
+    python bench/qconv_shapes.py [--isa scalar,avx2,avx512vnni] [--threads 1]
+        [--shapes resnet18,mobilenetv2] [--x-dtype uint8|int8]
 
 Every ISA runs each shape in turn (interleaved rounds); the figure is the best
 round, which is the least disturbed by other processes on a shared machine.
@@ -51,7 +52,7 @@ SHAPES = {
 }
 
 
-def layer(shape, rng):
+def layer(shape, rng, x_dtype=np.uint8):
     h, w, cin, cout, k, stride, dw = shape
     groups = cin if dw else 1
     weights = rng.integers(-128, 128, (cout, cin // groups, k, k)).astype(np.int8)
@@ -63,11 +64,12 @@ def layer(shape, rng):
         strides=(stride, stride),
         dilations=(1, 1),
         pads=(k // 2,) * 4,
-        x_dtype=np.uint8,
-        x_zero=128,
+        x_dtype=x_dtype,
+        x_zero=128 if x_dtype == np.uint8 else 0,
         out=K.OutputStage(np.uint8, 1e-4, 128),
     )
-    x = rng.integers(0, 256, (1, h, w, cin)).astype(np.uint8)
+    info = np.iinfo(x_dtype)
+    x = rng.integers(info.min, info.max + 1, (1, h, w, cin)).astype(x_dtype)
     y = np.empty((1, *conv.nhwc(x).shape[1:]), np.uint8)
     macs = y.size * (cin // groups) * k * k
     return conv, x, y, macs
@@ -88,10 +90,10 @@ def seconds(conv, x, y, ctx, budget=0.02) -> float:
 
 def peaks() -> dict[str, float]:
     try:
-        from peak import measure  # bench/peak.py, when present
+        from peak import peaks as measured  # bench/peak.py, when present (cached per CPU)
     except ImportError:
         return {}
-    return {p.isa: p.int8_gmacs for p in measure()}
+    return {p.isa: p.int8_gmacs for p in measured().values()}
 
 
 def main() -> None:
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shapes", default="resnet18,mobilenetv2")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--x-dtype", choices=("uint8", "int8"), default="uint8")
     args = parser.parse_args()
     isas = args.isa.split(",")
     contexts = {isa: _kernels.Context(isa, args.threads) for isa in isas}
@@ -108,7 +111,7 @@ def main() -> None:
     print(f"{'shape':28s}" + "".join(f"{isa:>18s}" for isa in isas) + "   GMAC/s (% of peak)")
     for group in args.shapes.split(","):
         for name, shape in SHAPES[group].items():
-            conv, x, y, macs = layer(shape, rng)
+            conv, x, y, macs = layer(shape, rng, np.dtype(args.x_dtype))
             best = {isa: np.inf for isa in isas}
             for _ in range(args.rounds):
                 for isa in isas:

@@ -1,4 +1,4 @@
-"""Command line: python -m pyrt {demo,info,check,run,profile} ..."""
+"""Command line: python -m pyrt {demo,info,check,run,profile,quantize,analyze} ..."""
 
 from __future__ import annotations
 
@@ -170,6 +170,53 @@ def cmd_demo(args) -> int:
     return 0 if all(r[3] >= 0.999 and r[5] for r in rows) else 1
 
 
+def cmd_quantize(args) -> int:
+    from .quantize import quantize
+
+    result = quantize(
+        args.config,
+        model=args.input,
+        output=args.output,
+        auto_exclude=args.auto_exclude,
+        progress=not args.no_progress,
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {result.output}")
+    if result.excluded:
+        print("kept in FP32: " + ", ".join(result.excluded))
+    if result.auto_excluded:
+        print("kept in FP32 by --auto-exclude: " + ", ".join(result.auto_excluded))
+    _print_analysis(result.analysis, result.reports)
+    return 0
+
+
+def _print_analysis(report, paths) -> None:
+    if report is None:
+        return
+    print(report)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+
+
+def cmd_analyze(args) -> int:
+    from .analyze import analyze, write_report
+    from .quantize import analysis_samples, quantize
+
+    if args.auto_exclude:
+        if args.config is None:
+            raise PyrtError("--auto-exclude re-quantizes the model: give its --config")
+        result = quantize(args.config, model=args.fp32, output=args.int8, auto_exclude=True)
+        print(f"rewrote {result.output}; kept in FP32: {', '.join(result.excluded) or 'nothing'}")
+        _print_analysis(result.analysis, result.reports)
+        return 0
+    samples = analysis_samples(args.fp32, args.data, args.config, args.samples)
+    report = analyze(args.fp32, args.int8, samples)
+    stem = args.out if args.out is not None else args.int8.with_suffix("")
+    _print_analysis(report, write_report(report, stem))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyrt", description="int8 ONNX inference runtime")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +243,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--isa", help="kernel table (default: $PYRT_ISA or the best)")
     p.set_defaults(fn=cmd_profile)
+    p = sub.add_parser("quantize", help="FP32 model + XSlim config -> INT8 QDQ model + report")
+    p.add_argument("--config", required=True, type=Path, help="XSlim / XQuant JSON config")
+    p.add_argument("-i", "--input", type=Path, help="FP32 model (overrides onnx_model)")
+    p.add_argument("-o", "--output", type=Path, help="INT8 model path (overrides the config)")
+    p.add_argument("--auto-exclude", action="store_true", help="keep suggested nodes in FP32")
+    p.add_argument("--no-progress", action="store_true", help="no calibration progress bar")
+    p.set_defaults(fn=cmd_quantize)
+    p = sub.add_parser("analyze", help="per-tensor error of an INT8 model against its FP32")
+    p.add_argument("--fp32", required=True, type=Path)
+    p.add_argument("--int8", required=True, type=Path)
+    p.add_argument(
+        "--data", action="append", default=[], help="data list (one per input, in order)"
+    )
+    p.add_argument("--config", type=Path, help="read data as this XSlim config does")
+    p.add_argument("--samples", type=int, default=16, help="how many samples to run")
+    p.add_argument("--out", type=Path, help="report path stem (default: next to --int8)")
+    p.add_argument(
+        "--auto-exclude", action="store_true", help="re-quantize (--config) with the suggestion"
+    )
+    p.set_defaults(fn=cmd_analyze)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -19,3 +19,7 @@ class InputError(PyrtError):
 
 class KernelError(PyrtError):
     """A C kernel refused its arguments (message from pyrt_last_error)."""
+
+
+class ConfigError(PyrtError):
+    """A quantization config (or its data) is wrong (names the field and what was expected)."""

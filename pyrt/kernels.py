@@ -878,10 +878,11 @@ def qmaxpool2d(
     ctx: Context | None = None,
     layout: str = "nchw",
 ) -> np.ndarray:
-    """MaxPool on int8 codes; x and y are [N, C, H, W] or, with layout "nhwc", [N, H, W, C]."""
+    """MaxPool on int8 codes or float32 values; x and y are [N, C, H, W] or, with layout
+    "nhwc", [N, H, W, C]."""
     x = np.ascontiguousarray(x)
-    if x.dtype not in QTYPES:
-        raise KernelError(f"qmaxpool2d input must be uint8/int8, got {x.dtype}")
+    if x.dtype not in (*QTYPES, np.dtype(np.float32)):
+        raise KernelError(f"qmaxpool2d input must be uint8/int8/float32, got {x.dtype}")
     s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
     y = _pool_output(s, x.dtype)
     check(lib.pyrt_qmaxpool2d(_ctx(ctx).ptr, s, ptr(x), dtype_code(x.dtype), ptr(y)))
@@ -939,4 +940,329 @@ def qglobalavgpool(
     rows, hw = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:]))
     y = np.empty((*x.shape[:2], *([1] * (x.ndim - 2))), qy.dtype)
     check(lib.pyrt_qglobalavgpool(ctx_ptr, rows, hw, ptr(x), _qparams(qx), ptr(y), _qparams(qy)))
+    return y
+
+
+def globalavgpool_f32(x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """fp32 GlobalAveragePool of an NHWC tensor [N, H, W, C] -> [N, 1, 1, C]."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise KernelError(f"globalavgpool_f32 input must be [N, H, W, C], got {list(x.shape)}")
+    n, h, w, c = x.shape
+    y = np.empty((n, 1, 1, c), np.float32)
+    if y.size and h * w:
+        check(
+            lib.pyrt_globalavgpool_f32_nhwc(
+                _ctx(ctx).ptr, n, h * w, c, ptr(x, "float *"), ptr(y, "float *")
+            )
+        )
+    return y
+
+
+# ---- int8 products of two activations and the ops around attention ---------
+
+
+def _batched(x: np.ndarray, batch: tuple, rows: int, cols: int) -> tuple[np.ndarray, list[int]]:
+    """x broadcast to batch + (rows, cols), viewed as [B, rows, cols] without copying
+    where numpy can; returns the view and its element strides."""
+    x = np.broadcast_to(x, (*batch, rows, cols)).reshape(-1, rows, cols)
+    if x.strides[0] % x.itemsize or x.strides[1] % x.itemsize or x.strides[2] % x.itemsize:
+        x = np.ascontiguousarray(x)
+    if min(x.strides) < 0:
+        x = np.ascontiguousarray(x)
+    return x, [s // x.itemsize for s in x.strides]
+
+
+def qmatmul(
+    a: np.ndarray,
+    a_zero: int,
+    b: np.ndarray,
+    b_zero: int,
+    out: OutputStage,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """int8 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D):
+    acc = sum_k (a - a_zero)(b - b_zero) in int32, then `out` (channel = column)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise KernelError(f"qmatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    (a_dtype, az), (b_dtype, bz) = (
+        _x_params(a.dtype, a_zero, "qmatmul a"),
+        _x_params(b.dtype, b_zero, "qmatmul b"),
+    )
+    m, k = a.shape[-2:]
+    if b.shape[-2] != k:
+        raise KernelError(f"qmatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
+    n = b.shape[-1]
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as exc:
+        raise KernelError(f"qmatmul: batch dims of {a.shape} and {b.shape} differ") from exc
+    y = np.empty((*batch, m, n), out.dtype)
+    if y.size == 0 or k == 0:
+        if y.size and k == 0:
+            y[...] = requantize(np.zeros(y.shape, np.int32), 1, out, ctx)
+        return y
+    count = y.size // (m * n)
+    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
+        if dim >= 2**31:
+            raise KernelError(f"qmatmul: {name} {dim} does not fit int32")
+    stage, _scale = _stage(out, n)
+    a3, sa = _batched(a, batch, m, k)
+    if sa[2] != 1 or sa[1] < k:
+        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
+    b3, sb = _batched(b, batch, k, n)
+    check(
+        lib.pyrt_qmatmul(
+            _ctx(ctx).ptr,
+            count,
+            m,
+            n,
+            k,
+            ffi.cast("void *", a3.ctypes.data),
+            dtype_code(a_dtype),
+            az,
+            sa[0],
+            sa[1],
+            ffi.cast("void *", b3.ctypes.data),
+            dtype_code(b_dtype),
+            bz,
+            sb[0],
+            sb[1],
+            sb[2],
+            stage,
+            ptr(y),
+            m * n,
+            n,
+        )
+    )
+    return y
+
+
+def _io(q: QParams | None):
+    """pyrt_qparams of a float-row kernel operand: None is plain float32."""
+    if q is None:
+        p = ffi.new("pyrt_qparams *")
+        p.dtype, p.scale, p.zero_point = lib.PYRT_F32, 1.0, 0
+        return p
+    return _qparams(q)
+
+
+def _rows_in(x: np.ndarray, q: QParams | None, op: str) -> np.ndarray:
+    want = np.dtype(np.float32) if q is None else np.dtype(q.dtype)
+    x = np.ascontiguousarray(x)
+    if x.dtype != want or x.ndim < 1:
+        raise KernelError(f"{op} input must be {want} with >= 1 dims, got {x.dtype} {x.shape}")
+    if x.shape[-1] >= 2**31:
+        raise KernelError(f"{op}: last axis {x.shape[-1]} does not fit int32")
+    return x
+
+
+def _row_vector(v: np.ndarray | None, cols: int, name: str) -> np.ndarray | None:
+    if v is None:
+        return None
+    v = np.asarray(v, np.float32)
+    if v.size not in (1, cols):
+        raise KernelError(f"{name} has {v.size} values, the last axis {cols}")
+    return np.ascontiguousarray(np.broadcast_to(v.reshape(-1), (cols,)))
+
+
+def softmax(
+    x: np.ndarray,
+    qx: QParams | None = None,
+    qy: QParams | None = None,
+    x_div: float = 1.0,
+    mask: np.ndarray | None = None,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """Softmax over the last axis of Q?(DQ?(x) / x_div + mask); mask broadcasts to x
+    (an attention mask [B, 1, 1, S] on scores [B, H, S, S] is not materialised)."""
+    x = _rows_in(x, qx, "softmax")
+    y = np.empty(x.shape, np.float32 if qy is None else qy.dtype)
+    if x.size == 0:
+        return y
+    cols = x.shape[-1]
+    rows = x.size // cols
+    m, per = None, 1
+    if mask is not None:
+        m, per = _mask_rows(np.asarray(mask, np.float32), x.shape)
+    check(
+        lib.pyrt_softmax(
+            _ctx(ctx).ptr,
+            rows,
+            cols,
+            ptr(x),
+            _io(qx),
+            float(x_div),
+            ptr(m, "float *"),
+            per,
+            ptr(y),
+            _io(qy),
+        )
+    )
+    return y
+
+
+def _mask_rows(mask: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
+    """A mask broadcast to `shape` as [rows / per][cols] rows and per: its leading
+    dims kept as they are while the middle ones are 1 (batch, then heads and
+    queries), else fully materialised."""
+    try:
+        full = np.broadcast_shapes(mask.shape, shape)
+    except ValueError as exc:
+        raise KernelError(f"softmax: mask {mask.shape} does not broadcast to {shape}") from exc
+    if full != tuple(shape):
+        raise KernelError(f"softmax: mask {mask.shape} would broadcast x {shape} to {full}")
+    m = mask.reshape((1,) * (len(shape) - mask.ndim) + mask.shape)
+    cols = shape[-1]
+    ones = [i for i in range(len(shape) - 1) if m.shape[i] == 1]
+    lead = len(shape) - 1
+    while lead > 0 and (lead - 1) in ones:
+        lead -= 1  # m's dims [lead, -1) are all 1: one mask row per many x rows
+    kept = m.shape[:lead]
+    if all(a == b for a, b in zip(kept, shape[:lead])):
+        rows = int(np.prod(shape[:lead], dtype=np.int64))
+        per = int(np.prod(shape[lead:-1], dtype=np.int64))
+        mrows = np.broadcast_to(m.reshape(*kept, cols), (*shape[:lead], cols))
+        return np.ascontiguousarray(mrows.reshape(rows, cols)), per
+    full_rows = np.broadcast_to(m, shape).reshape(-1, cols)
+    return np.ascontiguousarray(full_rows), 1
+
+
+def layernorm(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray | None,
+    epsilon: float,
+    qx: QParams | None = None,
+    bias: np.ndarray | None = None,
+    residual: np.ndarray | None = None,
+    qr: QParams | None = None,
+    qy: QParams | None = None,
+    float_out: bool = True,
+    sum_out: bool = False,
+    ctx: Context | None = None,
+) -> list[np.ndarray]:
+    """LayerNormalization over the last axis of DQ?(x) (+ bias) (+ DQ?(residual)); returns
+    [float result] if float_out, then [its quantization] if qy is given, then [the
+    sum DQ?(x) (+ bias) (+ DQ?(residual))] if sum_out."""
+    x = _rows_in(x, qx, "layernorm")
+    cols = x.shape[-1]
+    y = np.empty(x.shape, np.float32) if float_out else None
+    yq = np.empty(x.shape, qy.dtype) if qy is not None else None
+    total = np.empty(x.shape, np.float32) if sum_out else None
+    if y is None and yq is None:
+        raise KernelError("layernorm: no output requested")
+    if x.size == 0:
+        return [o for o in (y, yq, total) if o is not None]
+    if residual is not None:
+        residual = _rows_in(np.broadcast_to(residual, x.shape), qr, "layernorm residual")
+    g = _row_vector(gamma, cols, "gamma")
+    b = _row_vector(beta, cols, "beta")
+    bb = _row_vector(bias, cols, "bias")
+    check(
+        lib.pyrt_layernorm(
+            _ctx(ctx).ptr,
+            x.size // cols,
+            cols,
+            ptr(x),
+            _io(qx),
+            ptr(bb, "float *"),
+            ptr(residual),
+            _io(qr),
+            ptr(g, "float *"),
+            ptr(b, "float *"),
+            float(epsilon),
+            ptr(y, "float *"),
+            ptr(yq),
+            _io(qy),
+            ptr(total, "float *"),
+        )
+    )
+    return [o for o in (y, yq, total) if o is not None]
+
+
+ACTIVATIONS = {"identity": 0, "gelu": 1, "gelu_tanh": 2}
+
+
+def activation(
+    x: np.ndarray,
+    act: str,
+    qx: QParams | None = None,
+    bias: np.ndarray | None = None,
+    qy: QParams | None = None,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """act(DQ?(x) (+ bias over the last axis)), quantized with qy if given;
+    act: "identity", "gelu" (Erf form) or "gelu_tanh"."""
+    if act not in ACTIVATIONS:
+        raise KernelError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+    x = _rows_in(x, qx, "activation")
+    y = np.empty(x.shape, np.float32 if qy is None else qy.dtype)
+    if x.size == 0:
+        return y
+    cols = x.shape[-1]
+    b = _row_vector(bias, cols, "bias")
+    check(
+        lib.pyrt_activation(
+            _ctx(ctx).ptr,
+            x.size // cols,
+            cols,
+            ptr(x),
+            _io(qx),
+            ptr(b, "float *"),
+            ACTIVATIONS[act],
+            ptr(y),
+            _io(qy),
+        )
+    )
+    return y
+
+
+def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D): each
+    batch matrix of a is packed as the sgemm weights and multiplies b's in place."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    if a.ndim < 2 or b.ndim < 2:
+        raise KernelError(f"smatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if b.shape[-2] != k:
+        raise KernelError(f"smatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as exc:
+        raise KernelError(f"smatmul: batch dims of {a.shape} and {b.shape} differ") from exc
+    y = np.empty((*batch, m, n), np.float32)
+    if y.size == 0 or k == 0:
+        y[...] = 0.0
+        return y
+    for dim, name in ((m, "M"), (n, "N"), (k, "K")):
+        if dim >= 2**31:
+            raise KernelError(f"smatmul: {name} {dim} does not fit int32")
+    ctx = _ctx(ctx)
+    a3 = np.ascontiguousarray(np.broadcast_to(a, (*batch, m, k))).reshape(-1, m, k)
+    # the weights operand of the driver is B, given as [n][k]
+    bt = np.ascontiguousarray(np.broadcast_to(b, (*batch, k, n)).reshape(-1, k, n).swapaxes(1, 2))
+    y3 = y.reshape(-1, m, n)
+    packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(ctx.ptr, n, k))
+    for i in range(y3.shape[0]):
+        check(lib.pyrt_sgemm_pack(ctx.ptr, n, k, ptr(bt[i], "float *"), ptr(packed)))
+        check(
+            lib.pyrt_sgemm(
+                ctx.ptr,
+                m,
+                n,
+                k,
+                ptr(a3[i], "float *"),
+                k,
+                ptr(packed),
+                ffi.NULL,
+                -np.inf,
+                np.inf,
+                ptr(y3[i], "float *"),
+                n,
+            )
+        )
     return y

@@ -62,13 +62,19 @@ def _native(node: Node, g: Graph) -> bool:
     params = float_conv_params(node, g)
     if params is not None:  # fp32 Conv with constant weights
         return not params["conv1d"] and _rank4(g, node.inputs[0])
-    # MaxPool on int8 data (QOperator graphs) without its indices output
-    return (
+    # MaxPool (int8 in QOperator graphs, or float) without its indices output
+    if node.domain == "" and node.op_type == "MaxPool":
+        return (
+            not (len(node.outputs) > 1 and node.outputs[1])
+            and len(node.attr("kernel_shape") or ()) == 2
+            and node.attr("storage_order", 0) == 0
+            and _rank4(g, node.inputs[0])
+        )
+    return (  # fp32 GlobalAveragePool
         node.domain == ""
-        and node.op_type == "MaxPool"
-        and not (len(node.outputs) > 1 and node.outputs[1])
-        and len(node.attr("kernel_shape") or ()) == 2
-        and _rank4_int8(g, node.inputs[0])
+        and node.op_type == "GlobalAveragePool"
+        and _rank4(g, node.inputs[0])
+        and g.dtype(node.inputs[0]) == np.float32
     )
 
 

@@ -21,7 +21,7 @@ and simply run on the quantized tensors.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -892,15 +892,66 @@ def _matcher_for(node: Node):
     return found
 
 
+def _code_clamp(node: Node) -> tuple[int, int] | None:
+    """(lo, hi) when a QLut's table is y = clamp(x, lo, hi) on the codes themselves (a
+    Relu / Clip between DQ and Q with the same scale and zero point on both sides)."""
+    qx, qy = node.attrs["qx"], node.attrs["qy"]
+    if np.dtype(qx.dtype) != np.dtype(qy.dtype):
+        return None
+    info = np.iinfo(qx.dtype)
+    codes = np.arange(info.min, info.max + 1)
+    out = node.attrs["table"][codes.astype(qx.dtype).view(np.uint8)].view(qy.dtype)
+    lo, hi = int(out.min()), int(out.max())
+    return (lo, hi) if np.array_equal(out, np.clip(codes, lo, hi)) else None
+
+
+def fold_code_clamps(g: Graph) -> None:
+    """A clamp on codes right after an integer op whose requantization clamps anyway (its
+    only consumer) narrows that clamp and disappears: exact, one pass over memory less."""
+    drop: set[str] = set()
+    for node in g.nodes:
+        if node.domain != "pyrt" or node.op_type != "QLut" or node.name in drop:
+            continue
+        producer = g.producer.get(node.inputs[0])
+        users = g.consumers.get(node.inputs[0], [])
+        outputs = {t.name for t in g.outputs}
+        if producer is None or producer.domain != "pyrt" or len(users) != 1:
+            continue
+        if producer.op_type not in ("QConv", "QMatMul", "QBinary") or node.inputs[0] in outputs:
+            continue
+        bounds = _code_clamp(node)
+        if bounds is None:
+            continue
+        a = producer.attrs
+        if producer.op_type == "QBinary":
+            a["qmin"], a["qmax"] = max(a["qmin"], bounds[0]), min(a["qmax"], bounds[1])
+        else:
+            out = a["out"]
+            if np.dtype(out.dtype) not in INT8:
+                continue
+            info = np.iinfo(out.dtype)
+            qmin = info.min if out.qmin is None else out.qmin
+            qmax = info.max if out.qmax is None else out.qmax
+            a["out"] = replace(out, qmin=max(qmin, bounds[0]), qmax=min(qmax, bounds[1]))
+        a["fused"] = [*a.get("fused", [producer.name]), *node.attrs.get("fused", [node.name])]
+        producer.outputs = [node.outputs[0]]
+        drop.add(node.name)
+    if drop:
+        g.nodes = [n for n in g.nodes if n.name not in drop]
+        g.reindex()
+
+
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
+    from .patterns_attention import attention_matchers  # imports this module
+
     m = Matcher(g)
     taken: set[str] = set()
     emitted: dict[str, list[Node]] = {}
     for node in g.nodes:
         if node.name in taken:
             continue
-        for matcher in _matcher_for(node):
+        for matcher in [*attention_matchers(node), *_matcher_for(node)]:
             new = matcher(m, node)
             if new:
                 emitted[node.name] = new

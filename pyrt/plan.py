@@ -20,6 +20,7 @@ from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
+from .plan_attention import attention_fn
 from .validate import QUANT_DTYPES, validate_quant_node
 
 
@@ -527,7 +528,7 @@ def qbinary_step(node: Node, ctx: Context) -> Step:
         em.keep(*params)
         op = lib.PYRT_ADD if a["op"] == "add" else lib.PYRT_MUL
         em.add(
-            lib.pyrt_plan_qbinary(
+            lib.pyrt_plan_qbinary_broadcast(
                 em.plan,
                 op,
                 *split,
@@ -572,7 +573,7 @@ def _maxpool(w: dict, x: np.ndarray, ctx: Context, layout: str) -> np.ndarray:
 def _emit_maxpool(w: dict, layout: str) -> Callable:
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
-        if x.ndim != 4 or x.dtype not in INT8 or x.size == 0 or outs[0].array.size == 0:
+        if x.ndim != 4 or x.size == 0 or outs[0].array.size == 0:
             return False
         s = K._pool_shape(
             x, w["kernel"], w["strides"], w["pads"], w["dilations"], w["ceil_mode"], layout
@@ -962,6 +963,8 @@ def make_step(node: Node, g: Graph, ctx: Context | None = None) -> Step:
 
 def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     op = node.op_type
+    if (found := attention_fn(node, ctx)) is not None:  # pyrt/plan_attention.py
+        return Step(node, *found)
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:
@@ -991,14 +994,17 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
             return step
     if op == "MaxPool" and not (len(node.outputs) > 1 and node.outputs[1]):
         window = window_attrs(node, g.shape(node.inputs[0]))
-        layout = "nhwc" if node.attrs.get("nhwc") else "nchw"  # layout.py: int8 data only
-        if window is not None and g.dtype(node.inputs[0]) in INT8:  # QOperator graphs
+        layout = "nhwc" if node.attrs.get("nhwc") else "nchw"  # layout.py
+        dtype = g.dtype(node.inputs[0])
+        if window is not None and (dtype in INT8 or dtype == np.float32):
             return Step(
                 node,
-                "int8",
+                "int8" if dtype in INT8 else "fp32",
                 lambda x: [_maxpool(window, x, ctx, layout)],
                 emit=_emit_maxpool(window, layout),
             )
+    if op == "GlobalAveragePool" and node.attrs.get("nhwc"):
+        return Step(node, "fp32", lambda x: [K.globalavgpool_f32(x, ctx)], emit=_emit_float_gap)
     if op not in FLOAT_OPS:
         raise UnsupportedOpError(f"{node.label}: operator {op} is not supported")
     step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs), g.memory_limit))
@@ -1009,6 +1015,17 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
 
 # Ops whose output is their first input's bytes under another shape.
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
+def _emit_float_gap(em, ins, outs) -> bool:
+    x = ins[0].array
+    if x.ndim != 4 or x.dtype != np.float32 or x.size == 0:
+        return False
+    n, h, w, c = x.shape
+    em.add(
+        lib.pyrt_plan_globalavgpool_f32_nhwc(em.plan, n, h * w, c, ins[0].offset, outs[0].offset)
+    )
+    return True
 
 
 def _emit_copy(em, ins, outs) -> bool:

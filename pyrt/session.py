@@ -22,7 +22,7 @@ from .fold import fold_constants, remove_dead
 from .graph import DEFAULT_MEMORY_LIMIT, Node, TensorInfo, load
 from .layout import assign_layouts
 from .lower import lower_qoperators
-from .patterns import fuse
+from .patterns import fold_code_clamps, fuse
 from .plan import Step, build_steps, fuse_float_convs
 from .program import Program, Replan
 from .validate import validate_quant_nodes
@@ -103,6 +103,7 @@ class Session:
             fuse(graph)
             folded += fold_constants(graph, keep_dequantize=False)
             remove_dead(graph)
+            fold_code_clamps(graph)
             fuse_float_convs(graph)
             self._nhwc = assign_layouts(graph)
             self._steps: list[Step] = build_steps(graph, self.context)

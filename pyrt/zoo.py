@@ -443,12 +443,15 @@ def quantize_qdq(
     quant_format: str = "QDQ",
     reduce_range: bool = False,
     extra_options: dict | None = None,
+    op_types: list[str] | None = None,
+    nodes_to_exclude: list[str] | None = None,
 ) -> onnx.ModelProto:
     """onnxruntime's quantize_static (after its pre-processing), MinMax calibration.
 
     activation_type "int8" means symmetric s8 activations, as TensorRT uses.
     reduce_range keeps weights to 7 bits, which onnxruntime's own u8 x s8
-    kernels need to avoid saturating on CPUs without VNNI.
+    kernels need to avoid saturating on CPUs without VNNI. op_types limits the ops
+    quantized (onnxruntime's op_types_to_quantize); nodes_to_exclude keeps nodes FP32.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -482,6 +485,8 @@ def quantize_qdq(
             per_channel=per_channel,
             reduce_range=reduce_range,
             calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=nodes_to_exclude,
             extra_options=options,
         )
         return onnx.load(out)

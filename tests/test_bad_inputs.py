@@ -651,6 +651,69 @@ def _cases() -> dict[str, Case]:
         pointers=[3, 4, 5, 6],
         sizes=[0, 1, 2],
     )
+    # attention: qmatmul (two activations), softmax / layernorm / activation rows
+    qa, qb = buf(np.uint8, 2 * 4 * 8, 3), buf(np.int8, 2 * 8 * 5, 1)
+    qy32 = buf(np.int32, 2 * 4 * 5)
+    s32 = _stage(lib.PYRT_S32, one)
+    mbase = [2, 4, 5, 8, _p(qa), lib.PYRT_U8, 3, 32, 8, _p(qb), lib.PYRT_S8, 0, 40, 5, 1]
+    mbase += [s32, _p(qy32), 20, 5]
+    cases["qmatmul"] = Case(
+        lib.pyrt_qmatmul,
+        mbase,
+        pointers=[4, 9, 15, 16],
+        sizes=[0, 1, 2, 3, 8, 18],
+        extra=[
+            ("a dtype 9", mbase[:5] + [9] + mbase[6:]),
+            ("b zero 300", mbase[:11] + [300] + mbase[12:]),
+            ("ldb_n -1", mbase[:14] + [-1] + mbase[15:]),
+            ("stride_y < M * ldy", mbase[:17] + [19, 5]),
+            ("out dtype 9", mbase[:15] + [_stage(9, one)] + mbase[16:]),
+        ],
+    )
+    fx, fy = buf(np.float32, 8, 0.5), buf(np.float32, 8)
+    f32 = _qparams(dtype=lib.PYRT_F32)
+    sbase = [2, 4, _p(fx), f32, 1.0, _p(fx), 1, _p(fy), f32]
+    cases["softmax"] = Case(
+        lib.pyrt_softmax,
+        sbase,
+        pointers=[2, 3, 7, 8],
+        sizes=[0, 1],
+        extra=[
+            ("x_div 0", sbase[:4] + [0.0] + sbase[5:]),
+            ("x_div nan", sbase[:4] + [float("nan")] + sbase[5:]),
+            ("rows_per_mask 0", sbase[:6] + [0] + sbase[7:]),
+            ("rows_per_mask 3", sbase[:6] + [3] + sbase[7:]),
+            ("qy dtype 9", sbase[:8] + [_qparams(dtype=9)]),
+            ("qx scale 0", sbase[:3] + [_qparams(scale=0.0)] + sbase[4:]),
+        ],
+    )
+    g8 = buf(np.uint8, 8)
+    lbase = [2, 4, _p(fx), f32, _p(one), _p(fx), f32, _p(one), _p(one), 1e-5, _p(fy)]
+    lbase += [_p(g8), qp, _p(fy)]
+    cases["layernorm"] = Case(
+        lib.pyrt_layernorm,
+        lbase,
+        pointers=[2, 3, 7],
+        sizes=[0, 1],
+        extra=[
+            ("epsilon -1", lbase[:9] + [-1.0] + lbase[10:]),
+            ("epsilon nan", lbase[:9] + [float("nan")] + lbase[10:]),
+            ("no output", lbase[:10] + [ffi.NULL, ffi.NULL] + lbase[12:]),
+            ("yq as F32", lbase[:12] + [f32] + lbase[13:]),
+            ("residual dtype 9", lbase[:6] + [_qparams(dtype=9)] + lbase[7:]),
+        ],
+    )
+    abase = [2, 4, _p(fx), f32, _p(one), lib.PYRT_ACT_GELU, _p(g8), qp]
+    cases["activation"] = Case(
+        lib.pyrt_activation,
+        abase,
+        pointers=[2, 3, 6, 7],
+        sizes=[0, 1],
+        extra=[
+            ("act 7", abase[:5] + [7] + abase[6:]),
+            ("qy zero 300", abase[:7] + [_qparams(zero=300)]),
+        ],
+    )
     out = ffi.new("pyrt_context **")
     cases["context_create"] = Case(
         lambda isa, threads, ptr: _created(lib.pyrt_context_create(isa, threads, ptr), ptr),

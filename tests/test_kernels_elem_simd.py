@@ -327,6 +327,9 @@ POOLS = [
     ((1, 17, 5, 5), (5, 5), (1, 1), (0, 0, 0, 0), (1, 1)),
     ((1, 4, 6, 11), (3, 3), (3, 4), (2, 0, 2, 2), (1, 1)),
     ((1, 1, 2, 2), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    ((1, 5, 18, 19), (16, 17), (1, 1), (0, 1, 0, 0), (1, 1)),  # > 255 taps: int16 sums flush
+    ((1, 2, 3, 2100), (2, 3), (1, 1), (1, 1, 0, 1), (1, 1)),  # NCHW rows in two column chunks
+    ((1, 2, 2, 2100), (1, 1030), (1, 16), (0, 5, 0, 0), (1, 2)),  # a span past NCHW's chunks
 ]
 
 
@@ -369,7 +372,7 @@ def test_avgpool_nhwc_equals_nchw(isa, tx, ty):
 @pytest.mark.parametrize("tx,ty", [(np.uint8, np.uint8), (np.int8, np.int8), (np.int8, np.uint8)])
 def test_globalavgpool_nhwc_nchw_bit_exact(isa, tx, ty):
     rng = np.random.default_rng(10)
-    for hw in ((1, 1), (7, 7), (1, 33), (8, 8), (9, 15)):
+    for hw in ((1, 1), (7, 7), (1, 33), (8, 8), (9, 15), (17, 31)):
         for channels in CHANNELS:
             x = rand_q(rng, (2, channels, *hw), tx)
             for zx, zy, sy in ((extreme_zeros(tx)[0], 0, 0.02), (extreme_zeros(tx)[2], 3, 1e-3)):
@@ -387,6 +390,20 @@ def test_globalavgpool_nhwc_nchw_bit_exact(isa, tx, ty):
                 np.testing.assert_array_equal(ref.reshape(want.shape), want)
 
 
+@every_simd
+@pytest.mark.parametrize("dtype", QT)
+def test_avgpools_extreme_codes_over_many_taps(isa, dtype):
+    """Windows of 272 and 527 taps of the extreme codes: the largest partial sums."""
+    info = np.iinfo(dtype)
+    qx, qy = qparams(dtype, 0.05, 0), qparams(np.uint8, 0.04, 0)
+    for code in (info.min, info.max):
+        x = np.full((1, 37, 18, 31), code, dtype)
+        args = (qx, qy, (16, 17), (1, 7), (0, 0, 0, 0))
+        same(isa, K.qavgpool2d, nhwc(x), *args, layout="nhwc")
+        same(isa, K.qglobalavgpool, nhwc(x), qx, qy, layout="nhwc")
+        same(isa, K.qglobalavgpool, x, qx, qy)
+
+
 @pytest.mark.parametrize("isa", _kernels.isa_available())
 def test_pools_threads_identical(isa):
     rng = np.random.default_rng(11)
@@ -397,7 +414,7 @@ def test_pools_threads_identical(isa):
         same_threads(isa, K.qmaxpool2d, t, (3, 3), (2, 2), (1, 1, 1, 1), layout=layout)
         same_threads(isa, K.qavgpool2d, t, qx, qy, (3, 3), (1, 1), (1, 1, 1, 1), layout=layout)
         same_threads(isa, K.qglobalavgpool, t, qx, qy, layout=layout)
-    one = nhwc(rand_q(rng, (1, 1280, 7, 7), np.int8))  # one image: channel chunks
+    one = nhwc(rand_q(rng, (1, 1280, 10, 10), np.int8))  # one image: channel chunks
     q8 = qparams(np.int8, 0.05, -3)
     same_threads(isa, K.qglobalavgpool, one, q8, q8, layout="nhwc")
 
@@ -477,3 +494,45 @@ def test_pools_reject_bad_layouts():
     assert lib.pyrt_qglobalavgpool_nhwc(SCALAR.ptr, 1, 16, 2, xp, ffi.NULL, yp, qp) == (
         lib.PYRT_ERR_ARG
     )
+
+
+# ---- plan entries (kernels/src/plan/plan.c) ----------------------------------------
+
+
+def test_plan_entries_for_broadcast_qbinary_and_nhwc_global_pool():
+    """pyrt_plan_qbinary_broadcast / pyrt_plan_qglobalavgpool_nhwc run the kernels on arena
+    offsets exactly as the direct calls do."""
+    rng = np.random.default_rng(14)
+    a = rand_q(rng, (2, 7, 7, 40), np.uint8)
+    b = rand_q(rng, (2, 1, 1, 40), np.uint8)
+    qa, qb, qy = (
+        qparams(np.uint8, 0.02, 9),
+        qparams(np.uint8, 0.03, 200),
+        qparams(np.uint8, 0.05, 4),
+    )
+    pa, pb, py = (K._qparams(q) for q in (qa, qb, qy))
+    arena = np.zeros(a.size + b.size + a.size + 2 * 40, np.uint8)
+    ao, bo, yo, go = 0, a.size, a.size + b.size, 2 * a.size + b.size
+    arena[ao:bo], arena[bo:yo] = a.ravel(), b.ravel()
+    plan = ffi.new("pyrt_plan **")
+    _kernels.check(lib.pyrt_plan_create(plan))
+    plan = ffi.gc(plan[0], lib.pyrt_plan_destroy)
+    first = lib.pyrt_plan_qbinary_broadcast(
+        plan, lib.PYRT_MUL, 2, 49, 40, ao, pa, bo, pb, yo, py, 0, 255
+    )
+    second = lib.pyrt_plan_qglobalavgpool_nhwc(plan, 2, 49, 40, yo, py, go, pa)
+    assert (first, second) == (0, 1)
+    for ctx in (SCALAR, *CONTEXTS.values(), *THREADED.values()):
+        arena[yo:] = 0
+        _kernels.check(lib.pyrt_plan_run(ctx.ptr, plan, 0, 2, _kernels.ptr(arena), ffi.NULL))
+        y = K.qbinary("mul", a, qa, b, qb, qy, ctx=SCALAR)
+        np.testing.assert_array_equal(arena[yo:go].reshape(a.shape), y)
+        g = K.qglobalavgpool(y, qy, qa, ctx=SCALAR, layout="nhwc")
+        np.testing.assert_array_equal(arena[go:].reshape(g.shape), g)
+    assert lib.pyrt_plan_qglobalavgpool_nhwc(plan, 2, 49, 40, 0, ffi.NULL, 0, pa) < 0
+    bad = lib.pyrt_plan_qbinary_broadcast(plan, 0, 0, 1, 1, ao, pa, bo, pb, yo, py, 0, 255)
+    failed = ffi.new("int32_t *")
+    assert lib.pyrt_plan_run(SCALAR.ptr, plan, bad, bad + 1, _kernels.ptr(arena), failed) == (
+        lib.PYRT_ERR_ARG
+    )
+    assert failed[0] == bad

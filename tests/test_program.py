@@ -155,3 +155,15 @@ def test_profile_command_lists_every_layer(zoo_cache, tmp_path, capsys):
     assert "GEMM ceiling" in out and "QConv" in out and "total" in out
     assert main(["info"]) == 0
     assert _kernels.isa_default() in capsys.readouterr().out
+
+
+def test_code_clamps_fold_into_the_integer_op_before_them(zoo_cache):
+    """s8 models keep ReLU6 as DQ -> Clip -> Q with equal scales: a clamp on the codes,
+    which the convolution's requantization takes over (bit for bit)."""
+    model = zoo_cache.quantized("mobilenet_v2", "QDQ_int8")
+    session = pyrt.Session(model)
+    producers = {o: s for s in session._steps for o in s.outputs}
+    luts = [s for s in session._steps if s.node.op_type == "QLut"]
+    assert not [s for s in luts if producers.get(s.inputs[0], s).node.op_type == "QConv"]
+    clips = [r for r in session.report() if r.op_type == "Clip"]
+    assert clips and all(r.ran_as == "int8" and "QConv" in r.detail for r in clips)

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "test_kernels_qmatmul.py",
+    "test_kernels_tiles.py",
     "test_kernels_float_quant.py",
     "test_kernels_elem_simd.py",
     "test_kernels_fp32.py",

@@ -125,7 +125,7 @@ pyrt_grid pyrt_grid_make(const pyrt_context *ctx, int64_t rows, int64_t cols) {
   pyrt_grid g = {rows, cols, rows, 0, 0, 1};
   const int64_t total = rows * cols;
   if (ctx->threads == 1 || total < 2 * PYRT_GRAIN) return g;
-  int64_t grain = total / (8 * (int64_t)ctx->threads);
+  int64_t grain = total / (PYRT_TASKS_PER_THREAD * (int64_t)ctx->threads);
   if (grain < PYRT_GRAIN) grain = PYRT_GRAIN;
   if (cols >= grain) {
     g.piece = (grain + 63) / 64 * 64;

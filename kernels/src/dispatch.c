@@ -42,6 +42,9 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->qavgpool2d = pyrt_qavgpool2d_scalar;
   t->qavgpool2d_nhwc = pyrt_qavgpool2d_nhwc_scalar;
   t->qglobalavgpool = pyrt_qglobalavgpool_scalar;
+  t->softmax = pyrt_softmax_scalar;
+  t->layernorm = pyrt_layernorm_scalar;
+  t->activation = pyrt_activation_scalar;
   t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
   t->transpose = pyrt_transpose_scalar;
   t->lut8 = pyrt_lut8_scalar;
@@ -74,6 +77,9 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_qbinary_init_avx2(t);
   pyrt_quant_init_avx2(t);
   pyrt_sgemm_init_avx2(t);
+  pyrt_softmax_init_avx2(t);
+  pyrt_layernorm_init_avx2(t);
+  pyrt_activation_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -81,6 +87,9 @@ static void init_avxvnni(pyrt_kernel_table *t) {
 static void init_avx512vnni(pyrt_kernel_table *t) {
   t->vector_bits = 512;
   pyrt_qgemm_init_avx512vnni(t);
+  pyrt_softmax_init_avx512vnni(t);
+  pyrt_layernorm_init_avx512vnni(t);
+  pyrt_activation_init_avx512vnni(t);
   pyrt_qdwconv_init_avx512vnni(t);
   pyrt_requant_init_avx512vnni(t);
   pyrt_qpool_init_avx512vnni(t);

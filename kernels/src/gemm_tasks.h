@@ -9,10 +9,6 @@
 
 #include <stdint.h>
 
-/* Bands of about this many bytes of A stay in L2 while every panel of B
-   streams past them. */
-enum { PYRT_BAND_BYTES = 96 * 1024 };
-
 typedef struct {
   int32_t band, bands;       /* rows per band (whole tiles), band count */
   int32_t panels, per_chunk; /* NR-column panels, panels per task */
@@ -20,14 +16,16 @@ typedef struct {
 } pyrt_gemm_tasks;
 
 /* row_bytes: bytes of one row of A as the tile reads it. Bands hold about
-   PYRT_BAND_BYTES, and are small enough to give every thread a few; if
+   band_bytes (the driver's choice: A stays in L2 while every panel of B
+   streams past it), and are small enough to give every thread a few; if
    there are still too few bands, the panels are split too. */
 static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(int32_t M, int32_t N,
                                                    int32_t mr, int32_t nr,
                                                    int64_t row_bytes,
+                                                   int64_t band_bytes,
                                                    int32_t threads) {
   pyrt_gemm_tasks t;
-  int64_t band = PYRT_BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
+  int64_t band = band_bytes / (row_bytes > 0 ? row_bytes : 1);
   const int64_t per_thread = ((int64_t)M + 4 * threads - 1) / (4 * threads);
   if (threads > 1 && band > per_thread) band = per_thread;
   band = (band + mr - 1) / mr * mr;

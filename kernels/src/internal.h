@@ -76,10 +76,12 @@ static inline size_t pyrt_pack_prefix_size(int32_t N) {
 typedef struct {
   int32_t mr, nr, kr;       /* tile rows, panel columns, K group */
   int32_t a_width, b_width; /* bytes per packed A / B element (1 or 2) */
-  /* acc[r * nr + j] = sum_{k < kp} a[r][k] * b[k][j] for r < mr (rows of a
-     at a + r * lda bytes), j < nr; wraps like int32. Reads rows < mr only. */
+  /* acc[r * nr + j] = sum_{k < kp} (a[r][k] ^ flip) * b[k][j] for r < mr
+     (rows of a at a + r * lda bytes), j < nr; wraps like int32. Reads rows
+     < mr only. flip (0 or 0x80) lets a tile read s8 activations in place;
+     it is always 0 when a_width is 2 (the widened copy is flipped). */
   void (*ukernel)(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                  const void *b, int32_t *acc);
+                  const void *b, int32_t *acc, uint8_t flip);
   /* m rows of kp u8 (already flipped) at src / ld_src -> the packed A rows
      at dst / ld_dst (bytes). Only called when a_width is 2. */
   void (*widen_a)(int32_t m, int32_t kp, const uint8_t *src, size_t ld_src,
@@ -111,6 +113,48 @@ typedef struct {
               const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1,
               void *scratch);
 } pyrt_qdwconv_config;
+
+/* The float-row kernels around attention. Each runs rows [r0, r1) of its
+   job with `buf`, scratch of 2 * cols floats; x / y are F32 or U8 / S8
+   (dequantized on load, quantized on store, see fmath/fmath.h). */
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  float x_div;       /* v = DQ(x) / x_div (+ mask) */
+  const float *mask; /* NULL, or [rows / rows_per_mask][cols] */
+  int64_t rows_per_mask;
+  void *y;
+  pyrt_qparams qy;
+} pyrt_softmax_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias;    /* NULL or [cols]: v = DQ(x) + bias */
+  const void *residual; /* NULL or [rows][cols]: v = v + DQ(residual) */
+  pyrt_qparams qr;
+  const float *gamma, *beta; /* [cols]; beta may be NULL */
+  float epsilon;
+  float *y; /* NULL, or the float output */
+  void *yq; /* NULL, or the quantized output (qy) */
+  pyrt_qparams qy;
+  float *sum; /* NULL, or v itself (pre-LN blocks keep the residual sum) */
+} pyrt_layernorm_job;
+
+typedef struct {
+  int64_t rows;
+  int32_t cols;
+  const void *x;
+  pyrt_qparams qx;
+  const float *bias; /* NULL or [cols]: v = DQ(x) + bias */
+  int32_t act;       /* enum pyrt_activation */
+  void *y;
+  pyrt_qparams qy;
+} pyrt_activation_job;
 
 /*
  * The fp32 GEMM tile, under the fp32 driver (sgemm/sgemm.c), which owns
@@ -204,6 +248,12 @@ typedef struct pyrt_kernel_table {
                          const pyrt_qparams *qx, void *y,
                          const pyrt_qparams *qy);
 
+  void (*softmax)(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                  float *buf);
+  void (*layernorm)(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                    float *buf);
+  void (*activation)(const pyrt_activation_job *j, int64_t r0, int64_t r1,
+                     float *buf);
   /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
   void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
                     int64_t cols, const void *x, void *y);
@@ -247,10 +297,12 @@ void pyrt_parallel(pyrt_context *ctx, int32_t tasks, pyrt_task_fn fn,
 
 /* Elementwise work, rows x cols elements, cut into tasks for
    pyrt_parallel: one task when single-threaded or small, else about
-   8 per thread of at least PYRT_GRAIN elements each, made of whole rows or,
-   when one row is longer than that, of pieces of one row (multiples of 64
-   columns). */
-#define PYRT_GRAIN 16384
+   PYRT_TASKS_PER_THREAD per thread of at least PYRT_GRAIN elements each,
+   made of whole rows or, when one row is longer than that, of pieces of one
+   row (multiples of 64 columns). The work is uniform, so few large tasks
+   beat fine balancing (each task costs a hand-off in the pool). */
+#define PYRT_GRAIN 32768
+#define PYRT_TASKS_PER_THREAD 2
 typedef struct {
   int64_t rows, cols;
   int64_t rows_per_task; /* when whole rows */
@@ -309,10 +361,29 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
                                      const void *x, const pyrt_qparams *qx,
                                      void *y, const pyrt_qparams *qy);
 
+void pyrt_maxpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
+                               float *y, int64_t r0, int64_t r1);
+void pyrt_globalavgpool_f32_nhwc_scalar(int64_t hw, int64_t channels,
+                                        const float *x, float *y);
 void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
                            int64_t cols, const void *x, void *y);
 void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
                       uint8_t *y);
+
+void pyrt_softmax_scalar(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
+                         float *buf);
+void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
+                           float *buf);
+void pyrt_activation_scalar(const pyrt_activation_job *j, int64_t r0,
+                            int64_t r1, float *buf);
+
+/* Runs rows [0, rows) of a float-row kernel as pyrt_parallel tasks of about
+   a few thousand elements each, with per-worker buffers of 2 * cols
+   floats: fn(ctx->t, job, r0, r1, buf). PYRT_OK or PYRT_ERR_NOMEM. */
+typedef void (*pyrt_rows_fn)(const pyrt_kernel_table *t, const void *job,
+                             int64_t r0, int64_t r1, float *buf);
+int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,
+                  pyrt_rows_fn fn, const void *job);
 
 /* Per-ISA overrides (each file <op>_<isa>.c has one init for its ISA). */
 #if defined(PYRT_HAVE_X86)
@@ -321,6 +392,12 @@ void pyrt_qdwconv_init_avx2(pyrt_kernel_table *t);
 void pyrt_requant_init_avx2(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avxvnni(pyrt_kernel_table *t);
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_softmax_init_avx2(pyrt_kernel_table *t);
+void pyrt_layernorm_init_avx2(pyrt_kernel_table *t);
+void pyrt_activation_init_avx2(pyrt_kernel_table *t);
+void pyrt_softmax_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layernorm_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_activation_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qdwconv_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_requant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_qpool_init_avx2(pyrt_kernel_table *t);

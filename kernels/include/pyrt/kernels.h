@@ -104,6 +104,21 @@ int pyrt_qgemm(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                const void *packed, const int32_t *bias,
                const pyrt_output_stage *out, void *y, int32_t ldy);
 
+/* int8 product of two activations, batched: y[i] = A[i] x B[i] for i < batch
+   (QLinearMatMul, attention's Q x K^T and P x V). A[i]: [M][K] of a_dtype at
+   a + i * stride_a (elements), row stride lda >= K. B[i]: K x N of b_dtype at
+   b + i * stride_b, element (k, n) at k * ldb_k + n * ldb_n (a transposed B
+   is just other strides). Batch strides may be 0 (broadcast). y[i]: [M][N] of
+   out->out_dtype at y + i * stride_y, row stride ldy >= N. Per-tensor zero
+   points; acc = sum_k (a - a_zero)(b - b_zero) in int32, then `out` with
+   channel n. B is packed per call, so nothing needs preparing. */
+int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
+                 int32_t K, const void *a, int32_t a_dtype, int32_t a_zero,
+                 int64_t stride_a, int32_t lda, const void *b, int32_t b_dtype,
+                 int32_t b_zero, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                 const pyrt_output_stage *out, void *y, int64_t stride_y,
+                 int32_t ldy);
+
 /* ---- 2-D convolution (NHWC; int8 and fp32 share the shape) ------------ */
 
 typedef struct {
@@ -237,7 +252,8 @@ typedef struct {
   int32_t layout;            /* PYRT_NCHW or PYRT_NHWC, for x and y alike */
 } pyrt_pool2d_shape;
 
-/* Max over the window (padding ignored); x and y share dtype and qparams. */
+/* Max over the window (padding ignored); x and y share dtype (U8, S8, or
+   F32 for fp32 models) and qparams. */
 int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
                     const void *x, int32_t dtype, void *y);
 int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
@@ -252,6 +268,10 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              int64_t channels, const void *x,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy);
+
+/* fp32, NHWC: y[b][c] = sum over p < hw of x[b][p][c] (in order) / hw. */
+int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                                int64_t channels, const float *x, float *y);
 
 /* ---- data movement ---------------------------------------------------- */
 
@@ -291,11 +311,17 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,
                     const pyrt_output_stage *out, int64_t y, int32_t ldy);
-/* pyrt_qbinary_broadcast's shapes (equal shapes: outer 1, middle 1). */
-int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
-                      int64_t inner, int64_t a, const pyrt_qparams *qa,
-                      int64_t b, const pyrt_qparams *qb, int64_t y,
-                      const pyrt_qparams *qy, int32_t qmin, int32_t qmax);
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax);
+/* pyrt_qbinary_broadcast's shapes; pyrt_plan_qbinary is outer 1, middle 1. */
+int pyrt_plan_qbinary_broadcast(pyrt_plan *p, int32_t op, int64_t outer,
+                                int64_t middle, int64_t inner, int64_t a,
+                                const pyrt_qparams *qa, int64_t b,
+                                const pyrt_qparams *qb, int64_t y,
+                                const pyrt_qparams *qy, int32_t qmin,
+                                int32_t qmax);
 int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
                        const float *scale, const void *zero, int32_t out_dtype,
                        int64_t y);
@@ -314,6 +340,8 @@ int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
                                   int64_t channels, int64_t x,
                                   const pyrt_qparams *qx, int64_t y,
                                   const pyrt_qparams *qy);
+int pyrt_plan_globalavgpool_f32_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                     int64_t channels, int64_t x, int64_t y);
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y);
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
@@ -323,5 +351,43 @@ int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y);
    stores the failing entry's index in *failed (may be NULL). */
 int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
                   int32_t last, void *arena, int32_t *failed);
+
+/* ---- float rows around attention ------------------------------------ */
+
+/* x and y are [rows][cols] of the dtype in their pyrt_qparams: PYRT_F32
+   (plain float; scale and zero point ignored), or U8 / S8, which the kernel
+   dequantizes on load / quantizes on store exactly as pyrt_dequantize /
+   pyrt_quantize do (a DQ -> op -> Q pattern in one pass). The float math is
+   pyrt's own exp / erf and fixed-order sums: every ISA gives the same bits. */
+
+/* Softmax over each row: v = DQ(x) / x_div (+ mask), y = exp(v - max v) /
+   sum. mask NULL, or [rows / rows_per_mask][cols] floats: row r adds mask
+   row r / rows_per_mask (an attention mask [batch, 1, 1, seq] on scores
+   [batch, heads, seq, seq] has rows_per_mask = heads * seq). */
+int pyrt_softmax(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
+                 const pyrt_qparams *qx, float x_div, const float *mask,
+                 int64_t rows_per_mask, void *y, const pyrt_qparams *qy);
+
+/* LayerNormalization over each row: v = DQ(x) (+ bias[cols]) (+ DQ(residual)
+   [rows][cols], qr: F32, U8 or S8), y = (v - mean) / sqrt(var + epsilon) *
+   gamma (+ beta). Writes the float result to y and / or its quantization (qy:
+   U8 / S8) to yq; either may be NULL, not both. sum, if not NULL, receives v
+   (the residual stream of pre-LN blocks). */
+int pyrt_layernorm(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
+                   const pyrt_qparams *qx, const float *bias,
+                   const void *residual, const pyrt_qparams *qr,
+                   const float *gamma, const float *beta, float epsilon,
+                   float *y, void *yq, const pyrt_qparams *qy, float *sum);
+
+enum pyrt_activation {
+  PYRT_ACT_IDENTITY = 0,
+  PYRT_ACT_GELU = 1,     /* 0.5 v (1 + erf(v / sqrt 2)) */
+  PYRT_ACT_GELU_TANH = 2 /* 0.5 v (1 + tanh(sqrt(2 / pi) (v + 0.044715 v^3))) */
+};
+
+/* y = act(DQ(x) (+ bias[cols])). */
+int pyrt_activation(pyrt_context *ctx, int64_t rows, int32_t cols,
+                    const void *x, const pyrt_qparams *qx, const float *bias,
+                    int32_t act, void *y, const pyrt_qparams *qy);
 
 #endif /* PYRT_KERNELS_H */

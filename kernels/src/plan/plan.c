@@ -20,6 +20,7 @@ enum kind {
   AVGPOOL,
   GAP,
   GAP_NHWC,
+  FGAP_NHWC,
   TRANSPOSE,
   LUT,
   COPY
@@ -36,7 +37,7 @@ typedef struct {
   pyrt_pool2d_shape pool;   /* MAXPOOL, AVGPOOL */
   pyrt_output_stage out;    /* QCONV, QGEMM */
   pyrt_quant_layout layout; /* QUANT, DEQUANT */
-  pyrt_qparams q[3];        /* QBINARY, AVGPOOL, GAP */
+  pyrt_qparams q[3];        /* QBINARY, AVGPOOL, GAP, GAP_NHWC */
 } entry;
 
 struct pyrt_plan {
@@ -128,10 +129,12 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
   return added(p, e);
 }
 
-int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
-                      int64_t inner, int64_t a, const pyrt_qparams *qa,
-                      int64_t b, const pyrt_qparams *qb, int64_t y,
-                      const pyrt_qparams *qy, int32_t qmin, int32_t qmax) {
+int pyrt_plan_qbinary_broadcast(pyrt_plan *p, int32_t op, int64_t outer,
+                                int64_t middle, int64_t inner, int64_t a,
+                                const pyrt_qparams *qa, int64_t b,
+                                const pyrt_qparams *qb, int64_t y,
+                                const pyrt_qparams *qy, int32_t qmin,
+                                int32_t qmax) {
   if (qa == NULL || qb == NULL || qy == NULL)
     return -pyrt_fail(PYRT_ERR_ARG, "plan_qbinary: NULL qparams");
   entry *e = add(p, QBINARY);
@@ -142,6 +145,14 @@ int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
     e->x = a, e->b = b, e->y = y;
   }
   return added(p, e);
+}
+
+int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
+                      const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
+                      int64_t y, const pyrt_qparams *qy, int32_t qmin,
+                      int32_t qmax) {
+  return pyrt_plan_qbinary_broadcast(p, op, 1, 1, n, a, qa, b, qb, y, qy, qmin,
+                                     qmax);
 }
 
 int pyrt_plan_quantize(pyrt_plan *p, const pyrt_quant_layout *l, int64_t x,
@@ -214,6 +225,13 @@ int pyrt_plan_qglobalavgpool_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
   return added(p, e);
 }
 
+int pyrt_plan_globalavgpool_f32_nhwc(pyrt_plan *p, int64_t batch, int64_t hw,
+                                     int64_t channels, int64_t x, int64_t y) {
+  entry *e = add(p, FGAP_NHWC);
+  if (e) e->n[0] = batch, e->n[1] = hw, e->n[2] = channels, e->x = x, e->y = y;
+  return added(p, e);
+}
+
 int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
                         int64_t rows, int64_t cols, int64_t x, int64_t y) {
   entry *e = add(p, TRANSPOSE);
@@ -274,6 +292,9 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
     case GAP_NHWC:
       return pyrt_qglobalavgpool_nhwc(ctx, e->n[0], e->n[1], e->n[2], x,
                                       &e->q[0], y, &e->q[1]);
+    case FGAP_NHWC:
+      return pyrt_globalavgpool_f32_nhwc(ctx, e->n[0], e->n[1], e->n[2],
+                                         (const float *)x, (float *)y);
     case TRANSPOSE:
       return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
     case LUT:

@@ -30,6 +30,7 @@ static void qbinary(int32_t op, int64_t rows, int64_t cols, const void *a,
   const __m512 lo = _mm512_set1_ps((float)qmin);
   const __m512 hi = _mm512_set1_ps((float)qmax);
   const int u8 = qy->dtype == PYRT_U8, add = op == PYRT_ADD;
+  const int32_t a_dtype = qa->dtype, b_dtype = qb->dtype; /* not reloaded */
   const float b0 = qb->dtype == PYRT_U8 ? (float)*(const uint8_t *)b
                                         : (float)*(const int8_t *)b;
   const __m512 vb_one = _mm512_sub_ps(_mm512_set1_ps(b0), zb);
@@ -38,10 +39,10 @@ static void qbinary(int32_t op, int64_t rows, int64_t cols, const void *a,
     char *yr = (char *)y + r * cols;
     for (int64_t c = 0; c < cols; c += 16) {
       const __mmask16 m = tail_mask(cols - c);
-      const __m512 va = widen16(_mm_maskz_loadu_epi8(m, ar + c), qa->dtype, za);
+      const __m512 va = widen16(_mm_maskz_loadu_epi8(m, ar + c), a_dtype, za);
       const __m512 vb =
           b_step ? widen16(_mm_maskz_loadu_epi8(m, (const char *)b + c),
-                           qb->dtype, zb)
+                           b_dtype, zb)
                  : vb_one;
       __m512 v =
           add ? _mm512_add_ps(_mm512_mul_ps(va, vma), _mm512_mul_ps(vb, vmb))

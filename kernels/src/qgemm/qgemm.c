@@ -27,35 +27,51 @@ static int32_t round_up(int32_t v, int32_t m) {
   return (v + m - 1) / m * m;
 }
 
-/* The weight block of the GEMM tile: [N/NR][KP/KR][NR][KR], zero-padded. */
-static size_t gemm_block_size(const pyrt_qgemm_config *c, int32_t N,
-                              int32_t K) {
+size_t pyrt_qgemm_block_size(const pyrt_qgemm_config *c, int32_t N, int32_t K) {
   return (size_t)round_up(N, c->nr) * (size_t)round_up(K, c->kr) *
          (size_t)c->b_width;
 }
 
-static void gemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
-                            const int8_t *w, void *dst) {
+void pyrt_qgemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
+                           const uint8_t *w, ptrdiff_t stride_n,
+                           ptrdiff_t stride_k, uint8_t flip, void *dst,
+                           int32_t *col_sum) {
   const int32_t nr = c->nr, kr = c->kr, kp = round_up(K, kr);
-  size_t i = 0;
-  for (int32_t n0 = 0; n0 < N; n0 += nr)
-    for (int32_t k0 = 0; k0 < kp; k0 += kr)
-      for (int32_t j = 0; j < nr; j++)
-        for (int32_t q = 0; q < kr; q++, i++) {
-          const int32_t n = n0 + j, k = k0 + q;
-          const int8_t v = n < N && k < K ? w[(size_t)n * K + (size_t)k] : 0;
-          if (c->b_width == 2)
-            ((int16_t *)dst)[i] = v;
-          else
-            ((int8_t *)dst)[i] = v;
-        }
+  const size_t panel = (size_t)kp * (size_t)nr;   /* elements per panel */
+  memset(dst, 0, pyrt_qgemm_block_size(c, N, K)); /* the padding stays 0 */
+  if (col_sum != NULL) memset(col_sum, 0, (size_t)N * sizeof(int32_t));
+  /* k outer: each source row of B (k fixed) is read along n */
+  for (int32_t k = 0; k < K; k++) {
+    const uint8_t *src = w + (ptrdiff_t)k * stride_k;
+    const size_t at_k = (size_t)(k / kr) * (size_t)(nr * kr) + (size_t)(k % kr);
+    for (int32_t n0 = 0, p = 0; n0 < N; n0 += nr, p++) {
+      const int32_t cols = N - n0 < nr ? N - n0 : nr;
+      const size_t base = (size_t)p * panel + at_k;
+      const uint8_t *s = src + (ptrdiff_t)n0 * stride_n;
+      if (c->b_width == 2) {
+        int16_t *d = (int16_t *)dst + base;
+        for (int32_t j = 0; j < cols; j++)
+          d[(size_t)j * kr] = (int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip);
+      } else {
+        int8_t *d = (int8_t *)dst + base;
+        for (int32_t j = 0; j < cols; j++)
+          d[(size_t)j * kr] = (int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip);
+      }
+      if (col_sum != NULL) /* wraps like the int32 accumulators it corrects */
+        for (int32_t j = 0; j < cols; j++)
+          col_sum[n0 + j] =
+              (int32_t)((uint32_t)col_sum[n0 + j] +
+                        (uint32_t)(int8_t)(s[(ptrdiff_t)j * stride_n] ^ flip));
+    }
+  }
 }
 
 size_t pyrt_pack_int8_size(const pyrt_kernel_table *t, int32_t kind, int32_t N,
                            int32_t K) {
   if (N <= 0 || K <= 0 || (int64_t)N * K > PYRT_MAX_PACK_ELEMS) return 0;
-  size_t block = kind == PYRT_PACK_DWCONV ? t->qdwconv.weights_size(N, K)
-                                          : gemm_block_size(&t->qgemm, N, K);
+  size_t block = kind == PYRT_PACK_DWCONV
+                     ? t->qdwconv.weights_size(N, K)
+                     : pyrt_qgemm_block_size(&t->qgemm, N, K);
   return pyrt_pack_prefix_size(N) + block;
 }
 
@@ -111,7 +127,8 @@ int pyrt_pack_int8(const pyrt_kernel_table *t, const char *op, int32_t kind,
   if (kind == PYRT_PACK_DWCONV)
     t->qdwconv.pack(N, K, w_s8, zero, pyrt_pack_weights(packed));
   else
-    gemm_pack_block(&t->qgemm, N, K, w_s8, pyrt_pack_weights(packed));
+    pyrt_qgemm_pack_block(&t->qgemm, N, K, (const uint8_t *)w_s8, K, 1, 0,
+                          pyrt_pack_weights(packed), NULL);
   free(w_s8);
   h->magic = PYRT_PACK_MAGIC; /* last: the pack is complete */
   return PYRT_OK;
@@ -136,6 +153,10 @@ int pyrt_check_pack(const pyrt_kernel_table *t, const char *op,
 
 /* ---- the driver ---------------------------------------------------------- */
 
+/* Bands of about this many packed A bytes stay in L2 while every panel
+   of B streams past them. */
+enum { BAND_BYTES = 96 * 1024 };
+
 typedef struct {
   pyrt_context *ctx;
   const pyrt_qgemm_config *c;
@@ -152,54 +173,73 @@ typedef struct {
   int status;
 } drive_job;
 
+/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst: the
+   table's copy_flip when it has one. */
 static void copy_flip(const pyrt_qgemm_config *c, uint8_t *dst,
                       const uint8_t *src, size_t n, uint8_t flip) {
   if (c->copy_flip != NULL) {
     c->copy_flip(dst, src, n, flip);
-  } else if (flip == 0) {
+    return;
+  }
+  if (flip == 0) {
     memcpy(dst, src, n);
-  } else {
+    return;
+  }
+  if (n < 8 || n >= 64) { /* the long loop vectorizes */
     for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ flip;
+    return;
+  }
+  /* 8 bytes at a time, the last word overlapping: short im2col spans (21
+     bytes in a 7x7 stem over 3 channels) need no byte loop either. */
+  const uint64_t mask = 0x0101010101010101u * flip;
+  for (size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;
+    uint64_t word;
+    memcpy(&word, src + i, 8);
+    word ^= mask;
+    memcpy(dst + i, &word, 8);
+    if (i + 8 == n) break;
   }
 }
 
-/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp. */
+/* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp.
+   With dilation_w 1 the taps of one kernel row are contiguous in x, so an
+   unclipped row is one copy (the whole K row of a 7x7 stem over 3 channels
+   is 7 copies, not 49). */
 static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
                         int32_t m0, int32_t m1, int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
   const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
+  const size_t span = (size_t)s->kernel_w * cin; /* one kernel row of K */
+  const int contiguous = s->dilation_w == 1 && cin == s->in_c;
   for (int32_t m = m0; m < m1; m++, dst += kp) {
     const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
-    uint8_t *d = dst;
     const int32_t ix0 = ox * s->stride_w - s->pad_left;
-    /* a kernel row of one group inside the input is one run of bytes */
-    const int whole_rows = s->groups == 1 && s->dilation_w == 1 && ix0 >= 0 &&
-                           ix0 + s->kernel_w <= s->in_w;
-    for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+    const int row_inside =
+        ix0 >= 0 && ix0 + (s->kernel_w - 1) * s->dilation_w < s->in_w;
+    uint8_t *d = dst;
+    for (int32_t ky = 0; ky < s->kernel_h; ky++, d += span) {
       const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-      if (whole_rows && iy >= 0 && iy < s->in_h) {
-        const uint8_t *src =
-            a->a +
-            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix0) *
-                s->in_c;
-        copy_flip(c, d, src, (size_t)cin * (size_t)s->kernel_w, flip);
-        d += (size_t)cin * (size_t)s->kernel_w;
+      if (iy < 0 || iy >= s->in_h) {
+        memset(d, pad, span);
         continue;
       }
-      for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
-        const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
-          memset(d, pad, (size_t)cin);
-          continue;
-        }
-        const uint8_t *src =
-            a->a +
-            (((size_t)b * s->in_h + (size_t)iy) * s->in_w + (size_t)ix) *
-                s->in_c +
-            (size_t)a->group * cin;
-        copy_flip(c, d, src, (size_t)cin, flip);
+      const uint8_t *line =
+          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+          (size_t)a->group * cin;
+      if (contiguous && row_inside) {
+        copy_flip(c, d, line + (size_t)ix0 * s->in_c, span, flip);
+        continue;
+      }
+      for (int32_t kx = 0; kx < s->kernel_w; kx++) {
+        const int32_t ix = ix0 + kx * s->dilation_w;
+        uint8_t *dk = d + (size_t)kx * cin;
+        if (ix < 0 || ix >= s->in_w)
+          memset(dk, pad, (size_t)cin);
+        else
+          copy_flip(c, dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
@@ -213,7 +253,7 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
   const pyrt_qgemm_a *a = j->a;
   const pyrt_qgemm_config *c = j->c;
   const int32_t kp = j->kp, rows = m1 - m0;
-  if (a->conv == NULL && c->a_width == 1 && a->flip == 0 && kp == j->K) {
+  if (a->conv == NULL && c->a_width == 1 && kp == j->K) { /* tile flips */
     *lda = a->lda;
     return a->a + (size_t)m0 * a->lda;
   }
@@ -234,33 +274,36 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
   return wide;
 }
 
-static void drive_task(void *arg, int32_t task, int32_t worker) {
-  drive_job *j = (drive_job *)arg;
+static size_t band_scratch(const pyrt_qgemm_config *c, int32_t band,
+                           int32_t kp) {
+  const size_t rows = (size_t)band;
+  return PYRT_ALIGN_UP(rows * (size_t)kp) +
+         (c->a_width == 2 ? PYRT_ALIGN_UP(rows * (size_t)kp * 2) : 0) +
+         PYRT_ALIGN_UP(rows * 4) + (size_t)c->mr * (size_t)c->nr * 4;
+}
+
+static void run_task(const drive_job *j, int32_t task, char *s) {
   const pyrt_qgemm_config *c = j->c;
   int32_t m0, m1, p0, p1;
   pyrt_gemm_task_range(&j->tasks, j->M, task, &m0, &m1, &p0, &p1);
   const size_t rows = (size_t)(m1 - m0), kp = (size_t)j->kp;
-  /* scratch: u8 rows | widened rows | row sums | one int32 tile */
-  const size_t narrow = PYRT_ALIGN_UP(rows * kp);
-  const size_t wide = c->a_width == 2 ? PYRT_ALIGN_UP(rows * kp * 2) : 0;
-  const size_t sums = PYRT_ALIGN_UP(rows * 4);
-  const size_t tile = (size_t)c->mr * (size_t)c->nr * 4;
-  char *s = pyrt_scratch(j->ctx, worker, narrow + wide + sums + tile);
-  if (s == NULL) {
-    j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
-    return;
-  }
+  const size_t band = (size_t)j->tasks.band;
+  const size_t narrow = PYRT_ALIGN_UP(band * kp);
+  const size_t wide = c->a_width == 2 ? PYRT_ALIGN_UP(band * kp * 2) : 0;
+  const size_t sums = PYRT_ALIGN_UP(band * 4);
   size_t lda;
   const uint8_t *a =
       pack_band(j, m0, m1, (uint8_t *)s, (uint8_t *)s + narrow, &lda);
   int32_t *row_sum = (int32_t *)(s + narrow + wide);
   int32_t *acc = (int32_t *)(s + narrow + wide + sums);
+  /* The source read in place (then the tile flips), or packed rows. */
+  const uint8_t flip = a == j->a->a + (size_t)m0 * j->a->lda ? j->a->flip : 0;
   if (j->w_zero != NULL) {
-    const pyrt_qgemm_a *src = j->a;
     for (size_t r = 0; r < rows; r++) {
       uint32_t sum = 0; /* padding lanes are 0 in packed rows */
-      if (a == src->a + (size_t)m0 * src->lda) { /* unpacked u8 source */
-        for (size_t k = 0; k < (size_t)j->K; k++) sum += a[r * lda + k];
+      if (a == j->a->a + (size_t)m0 * j->a->lda) {
+        for (size_t k = 0; k < (size_t)j->K; k++)
+          sum += (uint8_t)(a[r * lda + k] ^ flip);
       } else {
         const uint8_t *row = (const uint8_t *)s + r * kp;
         for (size_t k = 0; k < kp; k++) sum += row[k];
@@ -276,7 +319,7 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
     const float *scale = out->per_channel ? out->scale + n0 : out->scale;
     for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
       const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc);
+      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
       c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
                   j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
                   out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,
@@ -285,14 +328,21 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
   }
 }
 
-int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
-                     const pyrt_qgemm_a *a, const void *packed,
-                     const int32_t *bias, const pyrt_output_stage *out, void *y,
-                     size_t ldy) {
-  const pyrt_qgemm_config *c = &ctx->t->qgemm;
-  const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
-  int32_t *fixed = pyrt_scratch(ctx, PYRT_SHARED, (size_t)N * 4);
-  if (fixed == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "qgemm: out of memory");
+static void drive_task(void *arg, int32_t task, int32_t worker) {
+  drive_job *j = (drive_job *)arg;
+  char *s =
+      pyrt_scratch(j->ctx, worker, band_scratch(j->c, j->tasks.band, j->kp));
+  if (s == NULL) {
+    j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
+    return;
+  }
+  run_task(j, task, s);
+}
+
+/* fixed[n] = bias[n] - za * colsum[n] + K * za * zw[n] (wrapping). */
+static void fixed_terms(int32_t N, int32_t K, const pyrt_qgemm_a *a,
+                        const void *packed, const int32_t *bias,
+                        int32_t *fixed) {
   const int32_t *col_sum = pyrt_pack_col_sum(packed);
   const int32_t *w_zero = pyrt_pack_w_zero(packed);
   const uint32_t za = (uint32_t)a->zero;
@@ -300,30 +350,70 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
     fixed[n] =
         (int32_t)((bias ? (uint32_t)bias[n] : 0u) - za * (uint32_t)col_sum[n] +
                   (uint32_t)K * za * (uint32_t)w_zero[n]);
-  drive_job j = {ctx,
-                 c,
-                 M,
-                 N,
-                 K,
-                 round_up(K, c->kr),
-                 a,
-                 (const char *)pyrt_pack_weights(packed),
-                 0,
-                 fixed,
-                 h->has_w_zero ? w_zero : NULL,
-                 out,
-                 (char *)y,
-                 ldy,
-                 out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
-                 {0, 0, 0, 0, 0},
-                 PYRT_OK};
+}
+
+/* The job for y = A x packed on `threads` threads (gemm_tasks.h: bands and
+   panel chunks). */
+static drive_job make_job(pyrt_context *ctx, const pyrt_qgemm_config *c,
+                          int32_t threads, int32_t M, int32_t N, int32_t K,
+                          const pyrt_qgemm_a *a, const void *packed,
+                          const int32_t *fixed, const pyrt_output_stage *out,
+                          void *y, size_t ldy) {
+  const pyrt_pack_header *h = (const pyrt_pack_header *)packed;
+  drive_job j = {0};
+  j.ctx = ctx;
+  j.c = c;
+  j.M = M, j.N = N, j.K = K, j.kp = round_up(K, c->kr);
+  j.a = a;
+  j.b = (const char *)pyrt_pack_weights(packed);
+  j.fixed = fixed;
+  j.w_zero = h->has_w_zero ? pyrt_pack_w_zero(packed) : NULL;
+  j.out = out;
+  j.y = (char *)y;
+  j.ldy = ldy;
+  j.out_size = out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4;
+  j.status = PYRT_OK;
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
   j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
-                                 ctx->threads);
+                                 BAND_BYTES, threads);
+  return j;
+}
+
+int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
+                     const pyrt_qgemm_a *a, const void *packed,
+                     const int32_t *bias, const pyrt_output_stage *out, void *y,
+                     size_t ldy) {
+  int32_t *fixed = pyrt_scratch(ctx, PYRT_SHARED, (size_t)N * 4);
+  if (fixed == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "qgemm: out of memory");
+  fixed_terms(N, K, a, packed, bias, fixed);
+  drive_job j = make_job(ctx, &ctx->t->qgemm, ctx->threads, M, N, K, a, packed,
+                         fixed, out, y, ldy);
   pyrt_parallel(ctx, pyrt_gemm_task_count(&j.tasks), drive_task, &j);
   if (j.status != PYRT_OK)
     return pyrt_fail(j.status, "qgemm: out of memory for scratch");
   return PYRT_OK;
+}
+
+size_t pyrt_qgemm_serial_scratch(const pyrt_qgemm_config *c, int32_t M,
+                                 int32_t N, int32_t K) {
+  const int32_t kp = round_up(K, c->kr);
+  const pyrt_gemm_tasks t = pyrt_gemm_tasks_plan(
+      M, N, c->mr, c->nr, (int64_t)kp * c->a_width, BAND_BYTES, 1);
+  return PYRT_ALIGN_UP((size_t)N * 4) + band_scratch(c, t.band, kp);
+}
+
+void pyrt_qgemm_drive_serial(const pyrt_qgemm_config *c, int32_t M, int32_t N,
+                             int32_t K, const pyrt_qgemm_a *a,
+                             const void *packed, const int32_t *bias,
+                             const pyrt_output_stage *out, void *y, size_t ldy,
+                             void *scratch) {
+  int32_t *fixed = (int32_t *)scratch;
+  fixed_terms(N, K, a, packed, bias, fixed);
+  const drive_job j =
+      make_job(NULL, c, 1, M, N, K, a, packed, fixed, out, y, ldy);
+  char *s = (char *)scratch + PYRT_ALIGN_UP((size_t)N * 4);
+  const int32_t tasks = pyrt_gemm_task_count(&j.tasks);
+  for (int32_t t = 0; t < tasks; t++) run_task(&j, t, s);
 }
 
 /* ---- public entry points ---------------------------------------------------

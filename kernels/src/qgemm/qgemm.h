@@ -36,4 +36,25 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                      const int32_t *bias, const pyrt_output_stage *out, void *y,
                      size_t ldy);
 
+/* The GEMM tile's weight block for N x K weights (bytes), and the block
+   itself from int8 w: element (n, k) at w[n * stride_n + k * stride_k],
+   XORed with flip (0x80 turns u8 into s8 shifted by -128). col_sum, unless
+   NULL, receives the N column sums of the packed (s8) values. */
+size_t pyrt_qgemm_block_size(const pyrt_qgemm_config *c, int32_t N, int32_t K);
+void pyrt_qgemm_pack_block(const pyrt_qgemm_config *c, int32_t N, int32_t K,
+                           const uint8_t *w, ptrdiff_t stride_n,
+                           ptrdiff_t stride_k, uint8_t flip, void *dst,
+                           int32_t *col_sum);
+
+/* pyrt_qgemm_drive on the calling thread only, with caller-given scratch of
+   pyrt_qgemm_serial_scratch() bytes (64-byte aligned): for kernels that run
+   many small GEMMs as the tasks of one pyrt_parallel. */
+size_t pyrt_qgemm_serial_scratch(const pyrt_qgemm_config *c, int32_t M,
+                                 int32_t N, int32_t K);
+void pyrt_qgemm_drive_serial(const pyrt_qgemm_config *c, int32_t M, int32_t N,
+                             int32_t K, const pyrt_qgemm_a *a,
+                             const void *packed, const int32_t *bias,
+                             const pyrt_output_stage *out, void *y, size_t ldy,
+                             void *scratch);
+
 #endif

@@ -15,59 +15,53 @@
 
 enum { MR = 8, NR = 32, KR = 4 };
 
-static inline __attribute__((always_inline)) void tile(const int mr, int32_t kp,
-                                                       const uint8_t *a,
-                                                       size_t lda,
-                                                       const int8_t *b,
-                                                       int32_t *acc) {
-  __m512i c0[MR], c1[MR];
-  for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_si512();
-  for (int32_t k = 0; k < kp; k += KR, b += NR * KR) {
-    const __m512i b0 = _mm512_loadu_si512((const void *)b);
-    const __m512i b1 = _mm512_loadu_si512((const void *)(b + 64));
-    for (int r = 0; r < mr; r++) {
-      int32_t word;
-      memcpy(&word, a + (size_t)r * lda + (size_t)k, 4);
-      const __m512i av = _mm512_set1_epi32(word);
-      c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
-      c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
-    }
-  }
-  for (int r = 0; r < mr; r++) {
-    _mm512_storeu_si512((void *)(acc + r * NR), c0[r]);
-    _mm512_storeu_si512((void *)(acc + r * NR + 16), c1[r]);
-  }
+/* Row r of the tile; rows past mr repeat the last one (computed, never
+   stored), so one straight-line kernel serves every mr. */
+static inline const uint8_t *row(const uint8_t *a, size_t lda, int32_t r,
+                                 int32_t mr) {
+  return a + (size_t)(r < mr ? r : mr - 1) * lda;
 }
 
+/* One row's two accumulators += its 4 activation bytes (flipped) x the K
+   group. */
+#define STEP(ar, x0, x1)                                              \
+  do {                                                                \
+    int32_t word;                                                     \
+    memcpy(&word, (ar) + k, 4);                                       \
+    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(word), fx); \
+    x0 = _mm512_dpbusd_epi32(x0, av, b0);                             \
+    x1 = _mm512_dpbusd_epi32(x1, av, b1);                             \
+  } while (0)
+
+/* Named accumulators, not arrays: GCC keeps these in registers (arrays of
+   16 zmm it spills, which halved the speed of wider tiles). */
 static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                    const void *b, int32_t *acc) {
+                    const void *b, int32_t *acc, uint8_t flip) {
+  const __m512i fx = _mm512_set1_epi8((char)flip);
   const int8_t *w = (const int8_t *)b;
-  switch (mr) {
-    case 8:
-      tile(8, kp, a, lda, w, acc);
-      break;
-    case 7:
-      tile(7, kp, a, lda, w, acc);
-      break;
-    case 6:
-      tile(6, kp, a, lda, w, acc);
-      break;
-    case 5:
-      tile(5, kp, a, lda, w, acc);
-      break;
-    case 4:
-      tile(4, kp, a, lda, w, acc);
-      break;
-    case 3:
-      tile(3, kp, a, lda, w, acc);
-      break;
-    case 2:
-      tile(2, kp, a, lda, w, acc);
-      break;
-    default:
-      tile(1, kp, a, lda, w, acc);
-      break;
+  const uint8_t *a0 = a, *a1 = row(a, lda, 1, mr), *a2 = row(a, lda, 2, mr),
+                *a3 = row(a, lda, 3, mr), *a4 = row(a, lda, 4, mr),
+                *a5 = row(a, lda, 5, mr), *a6 = row(a, lda, 6, mr),
+                *a7 = row(a, lda, 7, mr);
+  __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00,
+          c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00,
+          c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  for (int32_t k = 0; k < kp; k += KR, w += NR * KR) {
+    const __m512i b0 = _mm512_loadu_si512((const void *)w);
+    const __m512i b1 = _mm512_loadu_si512((const void *)(w + 64));
+    STEP(a0, c00, c01);
+    STEP(a1, c10, c11);
+    STEP(a2, c20, c21);
+    STEP(a3, c30, c31);
+    STEP(a4, c40, c41);
+    STEP(a5, c50, c51);
+    STEP(a6, c60, c61);
+    STEP(a7, c70, c71);
   }
+  const __m512i out[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31,
+                               c40, c41, c50, c51, c60, c61, c70, c71};
+  for (int i = 0; i < 2 * MR; i++)
+    _mm512_storeu_si512((void *)(acc + 16 * i), out[i]);
 }
 
 static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,

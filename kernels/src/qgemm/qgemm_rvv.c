@@ -22,11 +22,9 @@
 
 enum { MR = 3 };
 
-static inline __attribute__((always_inline)) void tile(const int mr, int32_t kp,
-                                                       const uint8_t *a,
-                                                       size_t lda,
-                                                       const int16_t *b,
-                                                       int32_t *acc) {
+static inline __attribute__((always_inline)) void tile(
+    const int mr, int32_t kp, const uint8_t *a, size_t lda, const int16_t *b,
+    int32_t *acc, const uint8_t flip) {
   const size_t vl = __riscv_vsetvlmax_e16m4();
   vint32m8_t c0 = __riscv_vmv_v_x_i32m8(0, vl), c1 = c0, c2 = c0;
   const uint8_t *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda;
@@ -34,31 +32,44 @@ static inline __attribute__((always_inline)) void tile(const int mr, int32_t kp,
   for (; k + 4 <= kp; k += 4, a0 += 4, a1 += 4, a2 += 4) {
     for (int q = 0; q < 4; q++, b += vl) {
       const vint16m4_t w = __riscv_vle16_v_i16m4(b, vl);
-      c0 = __riscv_vwmacc_vx_i32m8(c0, (int16_t)a0[q], w, vl);
-      if (mr > 1) c1 = __riscv_vwmacc_vx_i32m8(c1, (int16_t)a1[q], w, vl);
-      if (mr > 2) c2 = __riscv_vwmacc_vx_i32m8(c2, (int16_t)a2[q], w, vl);
+      c0 = __riscv_vwmacc_vx_i32m8(c0, (int16_t)(a0[q] ^ flip), w, vl);
+      if (mr > 1)
+        c1 = __riscv_vwmacc_vx_i32m8(c1, (int16_t)(a1[q] ^ flip), w, vl);
+      if (mr > 2)
+        c2 = __riscv_vwmacc_vx_i32m8(c2, (int16_t)(a2[q] ^ flip), w, vl);
     }
   }
   for (; k < kp; k++, a0++, a1++, a2++, b += vl) {
     const vint16m4_t w = __riscv_vle16_v_i16m4(b, vl);
-    c0 = __riscv_vwmacc_vx_i32m8(c0, (int16_t)a0[0], w, vl);
-    if (mr > 1) c1 = __riscv_vwmacc_vx_i32m8(c1, (int16_t)a1[0], w, vl);
-    if (mr > 2) c2 = __riscv_vwmacc_vx_i32m8(c2, (int16_t)a2[0], w, vl);
+    c0 = __riscv_vwmacc_vx_i32m8(c0, (int16_t)(a0[0] ^ flip), w, vl);
+    if (mr > 1)
+      c1 = __riscv_vwmacc_vx_i32m8(c1, (int16_t)(a1[0] ^ flip), w, vl);
+    if (mr > 2)
+      c2 = __riscv_vwmacc_vx_i32m8(c2, (int16_t)(a2[0] ^ flip), w, vl);
   }
   __riscv_vse32_v_i32m8(acc, c0, vl);
   if (mr > 1) __riscv_vse32_v_i32m8(acc + vl, c1, vl);
   if (mr > 2) __riscv_vse32_v_i32m8(acc + 2 * vl, c2, vl);
 }
 
-static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                    const void *b, int32_t *acc) {
-  const int16_t *w = (const int16_t *)b;
+static inline __attribute__((always_inline)) void rows(
+    int32_t mr, int32_t kp, const uint8_t *a, size_t lda, const int16_t *w,
+    int32_t *acc, const uint8_t flip) {
   if (mr >= 3)
-    tile(3, kp, a, lda, w, acc);
+    tile(3, kp, a, lda, w, acc, flip);
   else if (mr == 2)
-    tile(2, kp, a, lda, w, acc);
+    tile(2, kp, a, lda, w, acc, flip);
   else
-    tile(1, kp, a, lda, w, acc);
+    tile(1, kp, a, lda, w, acc, flip);
+}
+
+/* flip 0x80: s8 activations read in place (one xor per scalar load) */
+static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
+                    const void *b, int32_t *acc, uint8_t flip) {
+  if (flip)
+    rows(mr, kp, a, lda, (const int16_t *)b, acc, 0x80);
+  else
+    rows(mr, kp, a, lda, (const int16_t *)b, acc, 0);
 }
 
 static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,

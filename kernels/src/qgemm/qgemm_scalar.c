@@ -9,12 +9,12 @@
 enum { MR = 4, NR = 16 };
 
 static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
-                    const void *b, int32_t *acc) {
+                    const void *b, int32_t *acc, uint8_t flip) {
   uint32_t sum[MR][NR] = {{0}};
   const int8_t *w = (const int8_t *)b;
   for (int32_t k = 0; k < kp; k++, w += NR)
     for (int32_t r = 0; r < mr; r++) {
-      const uint32_t av = a[(size_t)r * lda + (size_t)k];
+      const uint32_t av = a[(size_t)r * lda + (size_t)k] ^ flip;
       for (int32_t j = 0; j < NR; j++) sum[r][j] += av * (uint32_t)w[j];
     }
   for (int32_t r = 0; r < mr; r++)

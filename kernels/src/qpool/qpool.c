@@ -123,7 +123,9 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
   const int64_t r1 =
       r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
   const int nhwc = j->s->layout == PYRT_NHWC;
-  if (j->qx == NULL)
+  if (j->dtype == PYRT_F32) /* scalar loops over channels vectorize */
+    pyrt_maxpool2d_f32_scalar(j->s, (const float *)j->x, (float *)j->y, r0, r1);
+  else if (j->qx == NULL)
     (nhwc ? j->t->qmaxpool2d_nhwc : j->t->qmaxpool2d)(j->s, j->x, j->dtype,
                                                       j->y, r0, r1);
   else
@@ -131,11 +133,11 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
                                                       j->qy, r0, r1);
 }
 
-/* Tasks of whole rows: one when single-threaded or small, else about 8 per
-   thread. */
+/* Tasks of whole rows: one when single-threaded or small, else about
+   PYRT_TASKS_PER_THREAD per thread. */
 static int32_t row_tasks(const pyrt_context *ctx, int64_t rows, int64_t work) {
   if (ctx->threads == 1 || work < 2 * PYRT_GRAIN) return 1;
-  const int64_t tasks = 8 * (int64_t)ctx->threads;
+  const int64_t tasks = PYRT_TASKS_PER_THREAD * (int64_t)ctx->threads;
   return (int32_t)(rows < tasks ? rows : tasks);
 }
 
@@ -144,8 +146,10 @@ static void run_pool(pyrt_context *ctx, pool_job *j) {
   j->t = ctx->t;
   j->rows =
       (int64_t)s->batch * s->out_h * (s->layout == PYRT_NHWC ? 1 : s->channels);
+  /* outputs (< 2^55, check_shape) times taps, capped to stay in range */
+  const int64_t taps = (int64_t)s->kernel_h * s->kernel_w;
   const int64_t work = (int64_t)s->batch * s->channels * s->out_h * s->out_w *
-                       s->kernel_h * s->kernel_w;
+                       (taps < 256 ? taps : 256);
   const int32_t tasks = row_tasks(ctx, j->rows, work);
   j->rows_per_task = (j->rows + tasks - 1) / tasks;
   pyrt_context_enter(ctx);
@@ -162,9 +166,9 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (rc) return rc;
   if (x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: NULL buffer");
-  if (dtype != PYRT_U8 && dtype != PYRT_S8)
-    return pyrt_fail(PYRT_ERR_ARG, "qmaxpool2d: dtype must be U8 or S8, got %d",
-                     dtype);
+  if (dtype != PYRT_U8 && dtype != PYRT_S8 && dtype != PYRT_F32)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "qmaxpool2d: dtype must be U8, S8 or F32, got %d", dtype);
   pool_job j = {NULL, s, x, dtype, NULL, NULL, y, 0, 0};
   run_pool(ctx, &j);
   return PYRT_OK;
@@ -254,8 +258,7 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy) {
   const char *op = "qglobalavgpool_nhwc";
-  if (batch <= 0 || channels <= 0 ||
-      (batch > 0 && channels > INT64_MAX / 256 / batch))
+  if (batch <= 0 || channels <= 0 || channels > INT64_MAX / 256 / batch)
     return pyrt_fail(PYRT_ERR_ARG,
                      "%s: batch %lld and channels %lld must be > 0", op,
                      (long long)batch, (long long)channels);
@@ -264,9 +267,10 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
   global_job j = {ctx->t, batch, hw, channels, channels, 1, 0, x, qx, qy, y};
   int32_t tasks = 1;
   if (ctx->threads > 1 && batch * channels * hw >= 2 * PYRT_GRAIN &&
-      batch <= 8 * ctx->threads) {
-    /* per image, channel chunks of whole vectors: about 8 tasks per thread */
-    const int64_t want = (8 * (int64_t)ctx->threads + batch - 1) / batch;
+      batch <= PYRT_TASKS_PER_THREAD * ctx->threads) {
+    /* per image, channel chunks of whole vectors */
+    const int64_t want =
+        (PYRT_TASKS_PER_THREAD * (int64_t)ctx->threads + batch - 1) / batch;
     int64_t per = (channels + want - 1) / want;
     per = (per + 63) / 64 * 64;
     j.per_task = per < channels ? per : channels;
@@ -277,5 +281,21 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
   pyrt_context_enter(ctx);
   pyrt_parallel(ctx, tasks, global_task, &j);
   pyrt_context_leave(ctx);
+  return PYRT_OK;
+}
+
+int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
+                                int64_t channels, const float *x, float *y) {
+  if (ctx == NULL || x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "globalavgpool_f32_nhwc: NULL argument");
+  if (batch <= 0 || hw <= 0 || channels <= 0 ||
+      channels > INT64_MAX / hw / batch)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "globalavgpool_f32_nhwc: batch %lld, hw %lld, channels "
+                     "%lld must be > 0 and fit",
+                     (long long)batch, (long long)hw, (long long)channels);
+  for (int64_t b = 0; b < batch; b++)
+    pyrt_globalavgpool_f32_nhwc_scalar(hw, channels, x + b * hw * channels,
+                                       y + b * channels);
   return PYRT_OK;
 }

@@ -1,7 +1,8 @@
 /* AVX2 int8 pools: NHWC max / average / global average vectorized over the
  * channels (16 or 32 per step), NCHW global average over each row with
- * vpsadbw. Sums are exact integers (int32 lanes: at most 2^23 taps, else
- * the scalar code); then qpool.h's float requantization, step for step.
+ * vpsadbw. Sums are exact integers (int16 lanes over up to 255 taps, then
+ * int32 lanes: at most 2^23 taps, else the scalar code); then qpool.h's
+ * float requantization, step for step.
  * Channels past the last whole vector go through the same definition one
  * at a time.
  */
@@ -58,14 +59,35 @@ static void maxpool_nhwc(const pyrt_pool2d_shape *s, const void *x,
     }
 }
 
-/* 16 codes at p added to the int32 sums lo (first 8) and hi. */
-static inline void add16(const char *p, int u8, __m256i *lo, __m256i *hi) {
+/* Exact sums of 16 channels: int16 lanes over at most 255 taps (255 * 255
+   fits u16, 255 * -128 s16), then added into int32 lanes lo (channels 0-7)
+   and hi. */
+typedef struct {
+  __m256i s16, lo, hi;
+  int32_t n;
+} sum16;
+
+static inline void sum16_init(sum16 *s) {
+  s->s16 = s->lo = s->hi = _mm256_setzero_si256();
+  s->n = 0;
+}
+
+static inline void sum16_flush(sum16 *s, int u8) {
+  const __m128i l = _mm256_castsi256_si128(s->s16);
+  const __m128i h = _mm256_extracti128_si256(s->s16, 1);
+  s->lo = _mm256_add_epi32(
+      s->lo, u8 ? _mm256_cvtepu16_epi32(l) : _mm256_cvtepi16_epi32(l));
+  s->hi = _mm256_add_epi32(
+      s->hi, u8 ? _mm256_cvtepu16_epi32(h) : _mm256_cvtepi16_epi32(h));
+  s->s16 = _mm256_setzero_si256();
+  s->n = 0;
+}
+
+static inline void sum16_add(sum16 *s, const char *p, int u8) {
   const __m128i v = _mm_loadu_si128((const __m128i *)p);
-  const __m128i v_hi = _mm_srli_si128(v, 8);
-  *lo = _mm256_add_epi32(
-      *lo, u8 ? _mm256_cvtepu8_epi32(v) : _mm256_cvtepi8_epi32(v));
-  *hi = _mm256_add_epi32(
-      *hi, u8 ? _mm256_cvtepu8_epi32(v_hi) : _mm256_cvtepi8_epi32(v_hi));
+  s->s16 = _mm256_add_epi16(
+      s->s16, u8 ? _mm256_cvtepu8_epi16(v) : _mm256_cvtepi8_epi16(v));
+  if (++s->n == 255) sum16_flush(s, u8);
 }
 
 /* pyrt_pool_value of 16 int32 sums of (x - zx) into 16 codes at out. */
@@ -109,12 +131,14 @@ static void avgpool_nhwc(const pyrt_pool2d_shape *s, const void *x,
       const __m256 vm = _mm256_set1_ps(m);
       char *out = (char *)y + (r * s->out_w + ox) * C;
       for (int64_t c = 0; c < body; c += 16) {
-        __m256i lo = _mm256_setzero_si256(), hi = lo;
+        sum16 sum;
+        sum16_init(&sum);
         for (int32_t ky = w.ky0; ky < w.ky1; ky++)
           for (int32_t kx = w.kx0; kx < w.kx1; kx++)
-            add16(tap(s, (const char *)x, b, &w, ky, kx) + c, u8, &lo, &hi);
-        store16(_mm256_sub_epi32(lo, corr), _mm256_sub_epi32(hi, corr), vm, zy,
-                u8_out, out + c);
+            sum16_add(&sum, tap(s, (const char *)x, b, &w, ky, kx) + c, u8);
+        sum16_flush(&sum, u8);
+        store16(_mm256_sub_epi32(sum.lo, corr), _mm256_sub_epi32(sum.hi, corr),
+                vm, zy, u8_out, out + c);
       }
       for (int64_t c = body; c < C; c++) {
         int64_t sum = 0;
@@ -138,11 +162,13 @@ static void globalavgpool_nhwc(int64_t hw, int64_t ld, int64_t cols,
   const __m256i corr =
       _mm256_set1_epi32((int32_t)(body ? hw : 0) * qx->zero_point);
   for (int64_t c = 0; c < body; c += 16) {
-    __m256i lo = _mm256_setzero_si256(), hi = lo;
+    sum16 sum;
+    sum16_init(&sum);
     for (int64_t i = 0; i < hw; i++)
-      add16((const char *)x + i * ld + c, u8, &lo, &hi);
-    store16(_mm256_sub_epi32(lo, corr), _mm256_sub_epi32(hi, corr), vm, zy,
-            u8_out, (char *)y + c);
+      sum16_add(&sum, (const char *)x + i * ld + c, u8);
+    sum16_flush(&sum, u8);
+    store16(_mm256_sub_epi32(sum.lo, corr), _mm256_sub_epi32(sum.hi, corr), vm,
+            zy, u8_out, (char *)y + c);
   }
   if (body < cols)
     pyrt_qglobalavgpool_nhwc_scalar(hw, ld, cols - body, (const char *)x + body,

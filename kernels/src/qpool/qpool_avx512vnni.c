@@ -1,8 +1,9 @@
 /* AVX-512 int8 pools: NHWC max over 64 channels per vector, NHWC average /
- * global average over 16 channels per int32 vector, channel tails masked,
+ * global average over 32 channels per int16 vector, channel tails masked,
  * NCHW global average over each row with vpsadbw. Sums are exact integers
- * (int32 lanes: at most 2^23 taps, else the scalar code); then qpool.h's
- * float requantization, step for step.
+ * (int16 lanes over up to 255 taps, then int32 lanes: at most 2^23 taps,
+ * else the scalar code); then qpool.h's float requantization, step for
+ * step.
  */
 #include <immintrin.h>
 
@@ -52,10 +53,40 @@ static void maxpool_nhwc(const pyrt_pool2d_shape *s, const void *x,
     }
 }
 
-/* 16 (masked) codes at p widened to int32. */
-static inline __m512i load16(const char *p, __mmask16 m, int u8) {
-  const __m128i v = _mm_maskz_loadu_epi8(m, p);
-  return u8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v);
+static inline __mmask32 mask32(int64_t left) {
+  if (left <= 0) return 0;
+  return (__mmask32)(left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1);
+}
+
+/* Exact sums of 32 (masked) channels: int16 lanes over at most 255 taps
+   (255 * 255 fits u16, 255 * -128 s16), then added into int32 lanes lo
+   (channels 0-15) and hi. */
+typedef struct {
+  __m512i s16, lo, hi;
+  int32_t n;
+} sum32;
+
+static inline void sum32_init(sum32 *s) {
+  s->s16 = s->lo = s->hi = _mm512_setzero_si512();
+  s->n = 0;
+}
+
+static inline void sum32_flush(sum32 *s, int u8) {
+  const __m256i l = _mm512_castsi512_si256(s->s16);
+  const __m256i h = _mm512_extracti64x4_epi64(s->s16, 1);
+  s->lo = _mm512_add_epi32(
+      s->lo, u8 ? _mm512_cvtepu16_epi32(l) : _mm512_cvtepi16_epi32(l));
+  s->hi = _mm512_add_epi32(
+      s->hi, u8 ? _mm512_cvtepu16_epi32(h) : _mm512_cvtepi16_epi32(h));
+  s->s16 = _mm512_setzero_si512();
+  s->n = 0;
+}
+
+static inline void sum32_add(sum32 *s, const char *p, __mmask32 k, int u8) {
+  const __m256i v = _mm256_maskz_loadu_epi8(k, p);
+  s->s16 = _mm512_add_epi16(
+      s->s16, u8 ? _mm512_cvtepu8_epi16(v) : _mm512_cvtepi8_epi16(v));
+  if (++s->n == 255) sum32_flush(s, u8);
 }
 
 /* pyrt_pool_value of 16 int32 sums of (x - zx) into the masked codes at
@@ -96,16 +127,17 @@ static void avgpool_nhwc(const pyrt_pool2d_shape *s, const void *x,
       const __m512i corr = _mm512_set1_epi32(taps * qx->zero_point);
       char *out = (char *)y + (r * s->out_w + ox) * C;
       for (int64_t c = 0; c < C; c += 32) {
-        const __mmask16 k0 = mask16(C - c), k1 = mask16(C - c - 16);
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+        const __mmask32 k = mask32(C - c);
+        sum32 sum;
+        sum32_init(&sum);
         for (int32_t ky = w.ky0; ky < w.ky1; ky++)
-          for (int32_t kx = w.kx0; kx < w.kx1; kx++) {
-            const char *p = tap(s, (const char *)x, b, &w, ky, kx) + c;
-            s0 = _mm512_add_epi32(s0, load16(p, k0, u8));
-            s1 = _mm512_add_epi32(s1, load16(p + 16, k1, u8));
-          }
-        store16(_mm512_sub_epi32(s0, corr), m, zy, u8_out, k0, out + c);
-        store16(_mm512_sub_epi32(s1, corr), m, zy, u8_out, k1, out + c + 16);
+          for (int32_t kx = w.kx0; kx < w.kx1; kx++)
+            sum32_add(&sum, tap(s, (const char *)x, b, &w, ky, kx) + c, k, u8);
+        sum32_flush(&sum, u8);
+        store16(_mm512_sub_epi32(sum.lo, corr), m, zy, u8_out, mask16(C - c),
+                out + c);
+        store16(_mm512_sub_epi32(sum.hi, corr), m, zy, u8_out,
+                mask16(C - c - 16), out + c + 16);
       }
     }
 }
@@ -122,20 +154,23 @@ static void globalavgpool_nhwc(int64_t hw, int64_t ld, int64_t cols,
   const __m512 zy = _mm512_set1_ps((float)qy->zero_point);
   const __m512i corr = _mm512_set1_epi32((int32_t)hw * qx->zero_point);
   for (int64_t c = 0; c < cols; c += 64) {
-    __mmask16 k[4];
-    __m512i acc[4];
-    for (int q = 0; q < 4; q++) {
-      k[q] = mask16(cols - c - 16 * q);
-      acc[q] = _mm512_setzero_si512();
-    }
+    sum32 sum[2];
+    const __mmask32 k[2] = {mask32(cols - c), mask32(cols - c - 32)};
+    sum32_init(&sum[0]);
+    sum32_init(&sum[1]);
     for (int64_t i = 0; i < hw; i++) {
       const char *p = (const char *)x + i * ld + c;
-      for (int q = 0; q < 4; q++)
-        acc[q] = _mm512_add_epi32(acc[q], load16(p + 16 * q, k[q], u8));
+      sum32_add(&sum[0], p, k[0], u8);
+      sum32_add(&sum[1], p + 32, k[1], u8);
     }
-    for (int q = 0; q < 4; q++)
-      store16(_mm512_sub_epi32(acc[q], corr), m, zy, u8_out, k[q],
-              (char *)y + c + 16 * q);
+    for (int q = 0; q < 2; q++) {
+      sum32_flush(&sum[q], u8);
+      char *out = (char *)y + c + 32 * q;
+      store16(_mm512_sub_epi32(sum[q].lo, corr), m, zy, u8_out,
+              mask16(cols - c - 32 * q), out);
+      store16(_mm512_sub_epi32(sum[q].hi, corr), m, zy, u8_out,
+              mask16(cols - c - 32 * q - 16), out + 16);
+    }
   }
 }
 

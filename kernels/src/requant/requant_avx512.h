@@ -23,7 +23,7 @@ static inline pyrt_avx512_stage pyrt_avx512_stage_init(
 
 /* Lanes < n (n in [0, 16]). */
 static inline __mmask16 pyrt_avx512_mask(int32_t n) {
-  return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+  return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
 }
 
 static inline __m512 pyrt_avx512_scale(const float *scale, int32_t per_channel,

@@ -1,0 +1,401 @@
+"""Transformer encoders: the kernels around attention against numpy (every ISA
+bit-exact with scalar), and MiniLM-shaped encoders (pyrt/zoo_transformers.py)
+quantized with onnxruntime's quantize_static against onnxruntime.
+
+The reference for a quantized model is onnxruntime with graph optimizations off
+(the graph as ONNX defines it); onnxruntime's own int8 result is measured beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+
+import pyrt
+from pyrt import _kernels
+from pyrt import kernels as K
+from pyrt import zoo_transformers as zt
+from pyrt.check import compare
+from pyrt.errors import KernelError
+
+U8, S8 = np.dtype(np.uint8), np.dtype(np.int8)
+
+
+def codes(rng, dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def on_every_isa(fn):
+    """fn() on every kernel table; asserts SIMD results equal scalar's bit for bit."""
+    before = _kernels.isa()
+    results = {}
+    try:
+        for isa in _kernels.isa_available():
+            _kernels.set_isa(isa)
+            results[isa] = fn()
+    finally:
+        _kernels.set_isa(before)
+    scalar = results["scalar"]
+    for isa, got in results.items():
+        for a, b in zip(scalar, got):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), isa
+    return scalar
+
+
+# ---- qmatmul: two activations ------------------------------------------------------
+
+
+@pytest.mark.parametrize("a_dtype, b_dtype", [(U8, S8), (S8, U8), (U8, U8), (S8, S8)])
+def test_qmatmul_is_exact_int32(a_dtype, b_dtype):
+    rng = np.random.default_rng(0)
+    a = codes(rng, a_dtype, (2, 3, 37, 21))
+    b = codes(rng, b_dtype, (2, 3, 45, 21)).transpose(0, 1, 3, 2)  # K^T: a strided view
+    az, bz = int(a.reshape(-1)[5]), int(b.reshape(-1)[7])
+    want = (a.astype(np.int64) - az) @ (b.astype(np.int64) - bz)
+    (got,) = on_every_isa(lambda: [K.qmatmul(a, az, b, bz, K.OutputStage(np.dtype(np.int32)))])
+    assert got.shape == (2, 3, 37, 45) and np.array_equal(got, want)
+
+
+def test_qmatmul_broadcasts_and_requantizes():
+    rng = np.random.default_rng(1)
+    a = codes(rng, U8, (4, 1, 9, 64))
+    b = codes(rng, S8, (1, 5, 64, 33))
+    acc = (a.astype(np.int64) - 3) @ (b.astype(np.int64) + 2)
+    scale = np.float32(0.0123)
+    out = K.OutputStage(U8, scale, 120)
+    (got,) = on_every_isa(lambda: [K.qmatmul(a, 3, b, -2, out)])
+    want = np.clip(np.rint(acc.astype(np.float32) * scale) + 120, 0, 255)
+    assert got.shape == (4, 5, 9, 33)
+    assert np.array_equal(got, want.astype(np.uint8))
+    real = K.qmatmul(a, 3, b, -2, K.OutputStage(np.dtype(np.float32), scale))
+    np.testing.assert_array_equal(real, acc.astype(np.float32) * scale)
+
+
+def test_qmatmul_threads_give_the_same_bits():
+    rng = np.random.default_rng(2)
+    a, b = codes(rng, U8, (12, 64, 32)), codes(rng, U8, (12, 32, 64))
+    out = K.OutputStage(U8, 0.003, 7)
+    one = K.qmatmul(a, 100, b, 130, out)
+    for threads in (2, 3):
+        ctx = _kernels.Context(threads=threads)
+        assert np.array_equal(K.qmatmul(a, 100, b, 130, out, ctx), one)
+        assert np.array_equal(K.qmatmul(a[:1], 100, b[:1], 130, out, ctx), one[:1])
+
+
+def test_qmatmul_refuses_bad_arguments():
+    a, b = np.zeros((4, 8), np.uint8), np.zeros((8, 3), np.int8)
+    with pytest.raises(KernelError, match="do not multiply"):
+        K.qmatmul(a, 0, b[:5], 0, K.OutputStage(U8, 1.0))
+    with pytest.raises(KernelError, match="x_zero"):
+        K.qmatmul(a, 300, b, 0, K.OutputStage(U8, 1.0))
+    with pytest.raises(KernelError, match="2-D"):
+        K.qmatmul(a[0], 0, b, 0, K.OutputStage(U8, 1.0))
+    ctx = _kernels.default_context().ptr
+    stage = K._stage(K.OutputStage(np.dtype(np.int32)), 3)[0]
+    buf = np.zeros(64, np.int32)
+    p = K.ptr(buf)
+    assert K.lib.pyrt_qmatmul(ctx, 1, 4, 3, 8, p, 0, 0, 0, 7, p, 1, 0, 0, 3, 1, stage, p, 12, 3)
+    assert "lda" in K.ffi.string(K.lib.pyrt_last_error()).decode()
+    assert K.lib.pyrt_qmatmul(ctx, 0, 4, 3, 8, p, 0, 0, 0, 8, p, 1, 0, 0, 3, 1, stage, p, 12, 3)
+
+
+def test_smatmul_fp32_batched():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((2, 3, 17, 40)).astype(np.float32)
+    b = rng.standard_normal((1, 3, 29, 40)).astype(np.float32).transpose(0, 1, 3, 2)
+    (y,) = on_every_isa(lambda: [K.smatmul(a, b)])
+    np.testing.assert_allclose(y, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(KernelError, match="do not multiply"):
+        K.smatmul(a, b[..., :5, :])
+
+
+# ---- softmax, layer norm, GELU ------------------------------------------------------
+
+
+def softmax64(v: np.ndarray) -> np.ndarray:
+    e = np.exp(v - v.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_softmax_float_with_scale_and_mask():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 3, 7, 50)) * 6).astype(np.float32)
+    mask = np.where(rng.random((2, 1, 1, 50)) < 0.3, np.finfo(np.float32).min, 0)
+    mask = mask.astype(np.float32)
+    (y,) = on_every_isa(lambda: [K.softmax(x, x_div=2.5, mask=mask)])
+    want = softmax64(x.astype(np.float64) / 2.5 + mask)
+    np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-7)
+    per_query = np.where(rng.random((2, 1, 7, 50)) < 0.3, -1e4, 0).astype(np.float32)
+    y2 = K.softmax(x, mask=per_query)  # not one row per (batch): broadcast in full
+    np.testing.assert_allclose(y2, softmax64(x.astype(np.float64) + per_query), atol=1e-7)
+
+
+def test_softmax_quantized_in_and_out():
+    rng = np.random.default_rng(4)
+    qx, qy = K.QParams(0.07, 130, U8), K.QParams(1 / 255, 0, U8)
+    x = codes(rng, U8, (3, 128, 128))
+    mask = np.zeros((3, 1, 128), np.float32)
+    mask[1, 0, 100:] = -3.4e38
+    (y,) = on_every_isa(lambda: [K.softmax(x, qx, qy, x_div=math.sqrt(32), mask=mask)])
+    real = (x.astype(np.float32) - 130) * np.float32(0.07) / np.float32(math.sqrt(32)) + mask
+    want = np.clip(np.rint(softmax64(real.astype(np.float64)) * 255), 0, 255)
+    assert y.dtype == np.uint8
+    assert np.abs(y.astype(np.int32) - want).max() <= 1
+    assert np.mean(y == want) > 0.999
+    assert not y[1, :, 100:].any()
+
+
+def test_softmax_propagates_nan():
+    x = np.array([[0.0, np.nan, 1.0], [1.0, 2.0, 3.0]], np.float32)
+    y = K.softmax(x)
+    assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
+
+
+def test_layernorm_with_bias_residual_and_two_outputs():
+    rng = np.random.default_rng(5)
+    qx, qr, qy = K.QParams(0.05, 128, U8), K.QParams(0.04, -3, S8), K.QParams(0.03, 120, U8)
+    x, res = codes(rng, U8, (2, 16, 384)), codes(rng, S8, (2, 16, 384))
+    gamma = (1 + 0.2 * rng.standard_normal(384)).astype(np.float32)
+    beta = (0.1 * rng.standard_normal(384)).astype(np.float32)
+    bias = (0.3 * rng.standard_normal(384)).astype(np.float32)
+
+    def run():
+        return K.layernorm(x, gamma, beta, 1e-12, qx, bias, res, qr, qy)
+
+    y, yq = on_every_isa(run)
+    v = (x.astype(np.float64) - 128) * 0.05 + bias + (res.astype(np.float64) + 3) * 0.04
+    mean, var = v.mean(-1, keepdims=True), v.var(-1, keepdims=True)
+    want = (v - mean) / np.sqrt(var + 1e-12) * gamma + beta
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=2e-5)
+    wantq = np.clip(np.rint(want / np.float32(0.03)) + 120, 0, 255)
+    assert np.abs(yq.astype(np.int32) - wantq).max() <= 1 and np.mean(yq == wantq) > 0.999
+    (only_q,) = K.layernorm(x, gamma, None, 1e-5, qx, qy=qy, float_out=False)
+    assert only_q.dtype == np.uint8
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "identity"])
+def test_activation_float(act):
+    x = np.linspace(-12, 12, 100001).astype(np.float32)
+    (y,) = on_every_isa(lambda: [K.activation(x, act)])
+    v = x.astype(np.float64)
+    erf = np.vectorize(math.erf)
+    want = {
+        "gelu": 0.5 * v * (1 + erf(v / math.sqrt(2))),
+        "gelu_tanh": 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
+        "identity": v,
+    }[act]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=2e-6)
+
+
+def test_activation_quantized_with_bias():
+    rng = np.random.default_rng(6)
+    qx, qy = K.QParams(0.02, 140, U8), K.QParams(0.015, 10, U8)
+    x = codes(rng, U8, (64, 1536))
+    bias = (0.5 * rng.standard_normal(1536)).astype(np.float32)
+    (y,) = on_every_isa(lambda: [K.activation(x, "gelu", qx, bias, qy)])
+    v = (x.astype(np.float64) - 140) * 0.02 + bias
+    erf = np.vectorize(math.erf)
+    want = np.clip(np.rint(0.5 * v * (1 + erf(v / math.sqrt(2))) / 0.015) + 10, 0, 255)
+    assert np.abs(y.astype(np.int32) - want).max() <= 1 and np.mean(y == want) > 0.999
+
+
+@pytest.mark.parametrize("cols", [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 40])
+def test_float_row_kernels_are_bit_exact_at_every_width(cols):
+    """Row tails of every SIMD width, NaN / Inf / huge values, and int8 in and out."""
+    rng = np.random.default_rng(cols)
+    x = (rng.standard_normal((5, cols)) * 30).astype(np.float32)
+    x[0, 0], x[1, -1], x[2, cols // 2] = np.nan, np.inf, -1e30
+    q8 = codes(rng, U8, (5, cols))
+    qx, qy = K.QParams(0.3, 128, U8), K.QParams(0.02, -5, S8)
+    gamma = rng.standard_normal(cols).astype(np.float32)
+    mask = np.where(rng.random((5, cols)) < 0.2, -1e4, 0).astype(np.float32)
+
+    def run():
+        return [
+            K.softmax(x, x_div=3.0, mask=mask),
+            K.softmax(q8, qx, qy, mask=mask),
+            *K.layernorm(x, gamma, gamma, 1e-6, residual=x, sum_out=True),
+            *K.layernorm(q8, gamma, None, 1e-6, qx, bias=gamma, residual=q8, qr=qx, qy=qy),
+            K.activation(x, "gelu"),
+            K.activation(x, "gelu_tanh", bias=gamma),
+            K.activation(q8, "gelu", qx, gamma, qy),
+        ]
+
+    on_every_isa(run)
+
+
+def test_float_row_kernels_refuse_bad_arguments():
+    x = np.zeros((2, 8), np.float32)
+    with pytest.raises(KernelError, match="bias has 3 values"):
+        K.activation(x, "gelu", bias=np.zeros(3))
+    with pytest.raises(KernelError, match="activation must be"):
+        K.activation(x, "swish")
+    with pytest.raises(KernelError, match="mask"):
+        K.softmax(x, mask=np.zeros((3, 8), np.float32))
+    with pytest.raises(KernelError, match="x_div"):
+        K.softmax(x, x_div=0.0)
+    with pytest.raises(KernelError, match="input must be"):
+        K.layernorm(x.astype(np.float64), np.ones(8), None, 1e-5)
+    with pytest.raises(KernelError, match="epsilon"):
+        K.layernorm(x, np.ones(8), None, -1.0)
+    with pytest.raises(KernelError, match="zero point"):
+        K.softmax(x.astype(np.uint8), K.QParams(0.1, 0, U8), K.QParams(0.1, 300, U8))
+
+
+# ---- encoder models -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    """The MiniLM-shaped encoder (2 layers keep it fast; every layer is alike) and its
+    quantized variants: every MatMul, and the FFN output projections kept FP32."""
+    fp32 = zt.encoder(layers=2)
+    calib = zt.encoder_inputs(128, n=4, seed=1) + zt.encoder_inputs(32, n=2, batch=2, seed=2)
+    return {
+        "fp32": fp32,
+        "int8": zt.quantize_encoder(fp32, calib),
+        "int8_ffn_fp32": zt.quantize_encoder(fp32, calib, fp32_ffn_output=True),
+    }
+
+
+def test_encoder_has_the_exported_structure():
+    model = zt.encoder()
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["LayerNormalization"] == 13 and ops["Softmax"] == 6 and ops["Erf"] == 6
+    assert ops["MatMul"] == 6 * 8 and ops["Gather"] == 4 and ops["Cast"] == 1
+    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in model.graph.input)
+    names = [n.name for n in model.graph.node]
+    assert len(zt.ffn_output_nodes(model)) == 6 and len(set(names)) == len(names)
+    assert zt.encoder(seed=1).SerializeToString() != model.SerializeToString()
+
+
+def test_encoder_inputs_pad_the_mask():
+    (feed,) = zt.encoder_inputs(64, batch=3, seed=7)
+    mask = feed["attention_mask"]
+    assert mask[0].all() and not mask[1:].all() and mask.dtype == np.int64
+    assert (feed["input_ids"][mask == 0] == 0).all()
+
+
+def test_fp32_encoder_matches_onnxruntime(encoders, ort_reference):
+    model = encoders["fp32"]
+    session = pyrt.Session(model)
+    for seq, batch in ((16, 1), (128, 2)):
+        (feed,) = zt.encoder_inputs(seq, batch=batch, seed=seq)
+        np.testing.assert_allclose(
+            session.run(feed)[0], ort_reference(model, feed)[0], rtol=1e-4, atol=1e-4
+        )
+    kinds = {(r.op_type, r.ran_as) for r in session.report()}
+    assert {("Softmax", "fp32"), ("LayerNormalization", "fp32"), ("Erf", "fp32")} <= kinds
+    assert {r.ran_as for r in session.report() if r.op_type == "MatMul"} == {"fp32"}
+
+
+def test_mask_arithmetic_runs_as_one_step(ort_reference):
+    for style in ("sub_mul", "where"):
+        model = zt.encoder(layers=1, mask=style)
+        session = pyrt.Session(model)
+        (feed,) = zt.encoder_inputs(32, batch=2, seed=3)
+        np.testing.assert_allclose(
+            session.run(feed)[0], ort_reference(model, feed)[0], rtol=1e-4, atol=1e-4
+        )
+        chains = [s for s in session._steps if s.node.op_type == "MaskChain"]
+        assert len(chains) == 1 and chains[0].inputs[0] == "attention_mask", style
+        assert len(chains[0].node.attrs["nodes"]) == (4 if style == "sub_mul" else 3)
+
+
+def ort_int8(model: onnx.ModelProto, feed: dict) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, feed)[0]
+
+
+@pytest.mark.parametrize("variant", ["int8", "int8_ffn_fp32"])
+@pytest.mark.parametrize("seq, batch", [(16, 1), (128, 1), (64, 3), (512, 1)])
+def test_quantized_encoder_matches_onnxruntime(encoders, ort_reference, variant, seq, batch):
+    model = encoders[variant]
+    (feed,) = zt.encoder_inputs(seq, batch=batch, seed=seq + batch)
+    ref = ort_reference(model, feed)[0]
+    ours = compare("last_hidden_state", pyrt.Session(model).run(feed)[0], ref, None)
+    theirs = compare("last_hidden_state", ort_int8(model, feed), ref, None)
+    # As close to the QDQ definition as onnxruntime's own int8 kernels are, give or take:
+    # those share the reference's float kernels (GELU, LayerNorm, Softmax) bit for bit,
+    # pyrt's differ in the last ulp, which flips a few quantization steps that random
+    # weights then spread (hidden states have std ~1).
+    assert ours.cosine >= min(0.999, theirs.cosine - 5e-4), (ours, theirs)
+    assert ours.max_abs_err < 1.0, (ours, theirs)
+
+
+def test_quantized_encoder_runs_as_a_few_fused_steps(encoders):
+    session = pyrt.Session(encoders["int8"])
+    report = session.report()
+    ran = {(r.op_type, r.ran_as) for r in report}
+    matmuls = [r for r in report if r.op_type == "MatMul"]
+    assert matmuls and all(r.ran_as == "int8" for r in matmuls), matmuls
+    for op in ("Softmax", "LayerNormalization", "Erf"):
+        assert {r.ran_as for r in report if r.op_type == op} == {"int8"}, op
+    assert ("QuantizeLinear", "quant") not in ran and ("DequantizeLinear", "quant") not in ran
+    steps = Counter(s.node.op_type for s in session._steps)
+    per_layer = (len(session._steps) - 15) / 2  # embeddings and the mask: about 15
+    assert steps["QBatchMatMul"] == 4 and steps["LayerNorm"] == 5, steps
+    assert per_layer <= 26, steps
+    numpy = [s.node.op_type for s in session._steps if s.kind == "numpy"]
+    assert len(numpy) <= 12, numpy  # only the embedding lookups and the mask arithmetic
+
+
+# ---- ViT ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vits():
+    from pyrt import zoo
+
+    fp32 = zt.vit()
+    calib = zoo.calibration_data(fp32, 4)
+    return {
+        "fp32": fp32,
+        "matmul": zoo.quantize_qdq(fp32, calib, op_types=["MatMul", "Gemm"]),
+        "matmul_conv": zoo.quantize_qdq(fp32, calib, op_types=["MatMul", "Gemm", "Conv"]),
+    }
+
+
+def test_vit_fp32_matches_onnxruntime(vits, ort_reference):
+    from pyrt import zoo
+
+    model = vits["fp32"]
+    x = zoo.calibration_data(model, 1, seed=5)[0]
+    assert x["input"].shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(
+        pyrt.run(model, x)[0], ort_reference(model, x)[0], rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("variant", ["matmul", "matmul_conv"])
+def test_quantized_vit_matches_onnxruntime(vits, ort_reference, variant):
+    """onnxruntime's pre-processing leaves 2-D Gemms between Reshapes and one QKV
+    projection split by Reshape / Transpose / Gather: all of it stays int8."""
+    from pyrt import zoo
+
+    model = vits[variant]
+    x = zoo.calibration_data(model, 1, seed=6)[0]
+    session = pyrt.Session(model)
+    ref = ort_reference(model, x)[0]
+    ours = compare("logits", session.run(x)[0], ref, None)
+    theirs = compare("logits", ort_int8(model, x), ref, None)
+    assert ours.cosine >= min(0.9995, theirs.cosine - 5e-4), (ours, theirs)
+    assert ours.max_abs_err < 0.2, (ours, theirs)
+    report = session.report()
+    for op in ("MatMul", "Gemm", "Softmax", "LayerNormalization", "Erf", "Gather"):
+        kinds = {r.ran_as for r in report if r.op_type == op}
+        assert kinds <= {"int8", "fused", "folded"}, (op, kinds)
+    numpy = [s.node.op_type for s in session._steps if s.kind == "numpy"]
+    assert len(numpy) <= 3, numpy  # the patch tokens' Reshape / Transpose / Concat
