@@ -30,11 +30,28 @@ def _load_inputs(session, paths: list[str]) -> dict[str, np.ndarray] | None:
     return feeds
 
 
-def cmd_info(args) -> int:
+def runtime_info() -> str:
+    """The platform, the kernel library and the ISA its dispatch chose."""
+    import platform
+
     from . import _kernels
+
+    ctx = _kernels.default_context()
+    bits = ctx.vector_bits
+    vector = "" if not bits else f"VLEN {bits}, " if ctx.isa == "rvv" else f"{bits}-bit, "
+    return "\n".join(
+        [
+            f"python {platform.python_version()} on {platform.machine()} ({sys.platform})",
+            f"kernels {_kernels.LIBRARY_PATH}",
+            f"isa {ctx.isa} ({vector}available: {', '.join(_kernels.isa_available())})",
+        ]
+    )
+
+
+def cmd_info(args) -> int:
     from .session import Session
 
-    print(f"kernels: {_kernels.isa_default()} (available: {', '.join(_kernels.isa_available())})")
+    print(runtime_info())
     if args.model is None:
         return 0
     session = Session(args.model)
@@ -206,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="build, quantize, run and check a small CNN")
     p.add_argument("--repeat", type=int, default=20)
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("info", help="the kernel table in use; a model's inputs, outputs, nodes")
+    p = sub.add_parser("info", help="the platform and ISA; a model's inputs, outputs, nodes")
     p.add_argument("model", type=Path, nargs="?")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("check", help="compare with onnxruntime, per output (and --layers)")

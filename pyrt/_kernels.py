@@ -47,7 +47,8 @@ def _library_path() -> str:
 
 ffi = cffi.FFI()
 ffi.cdef(_header_text())
-lib = ffi.dlopen(_library_path())
+LIBRARY_PATH = _library_path()
+lib = ffi.dlopen(LIBRARY_PATH)
 
 DTYPE_CODE = {
     np.dtype(np.uint8): lib.PYRT_U8,
@@ -88,6 +89,7 @@ class Context:
         self.ptr = ffi.gc(out[0], lib.pyrt_context_destroy)
         self.isa = ffi.string(lib.pyrt_context_isa(self.ptr)).decode()
         self.threads = int(threads)
+        self.vector_bits = int(lib.pyrt_context_vector_bits(self.ptr))  # VLEN on RISC-V
 
     def __repr__(self) -> str:
         return f"Context(isa={self.isa!r}, threads={self.threads})"

@@ -1,6 +1,6 @@
 """Small real-topology CNNs built with onnx.helper, and ways to quantize them.
 
-Builders (MODELS): resnet18, mobilenet_v2, inception, shufflenet_v2,
+Builders (MODELS): resnet18, cifar_resnet18, mobilenet_v2, inception, shufflenet_v2,
 densenet, squeezenet and the demo's demo_cnn; FP32, opset 17 by default,
 input "input" (1x3xSxS, NCHW float32), output "logits" (1 x classes).
 Weights are random and seeded (He-scaled), and BatchNormalization gets
@@ -269,6 +269,24 @@ def resnet18(
     return net.model(net.head(x, cin, classes), classes)
 
 
+def cifar_resnet18(
+    width: int = 64, size: int = 32, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """ResNet-18 for CIFAR-10 (He et al.'s CIFAR variant as in the common PyTorch ports):
+    3x3 stem, no max pool, BasicBlocks [2, 2, 2, 2] of 64..512 channels: 0.56 GMAC at
+    32x32, the size the RISC-V instruction-count target is stated for."""
+    net = Net(3, size, seed, opset)
+    x, cin = net.conv("input", 3, width, 3, 1), width
+    for stage, blocks in enumerate([2, 2, 2, 2]):
+        cout = width * 2**stage
+        for b in range(blocks):
+            stride = 2 if stage > 0 and b == 0 else 1
+            y = net.conv(net.conv(x, cin, cout, 3, stride), cout, cout, 3, act=None)
+            short = net.conv(x, cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else x
+            x, cin = net.add(y, short, "relu"), cout
+    return net.model(net.head(x, cin, classes), classes)
+
+
 def mobilenet_v2(
     width: float = 0.5, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
 ) -> onnx.ModelProto:
@@ -404,6 +422,7 @@ def demo_cnn(size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17) 
 
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,
+    "cifar_resnet18": cifar_resnet18,
     "mobilenet_v2": mobilenet_v2,
     "inception": inception,
     "shufflenet_v2": shufflenet_v2,

@@ -228,3 +228,7 @@ const char *pyrt_context_isa(const pyrt_context *ctx) {
 int32_t pyrt_context_threads(const pyrt_context *ctx) {
   return ctx ? ctx->threads : 0;
 }
+
+int32_t pyrt_context_vector_bits(const pyrt_context *ctx) {
+  return ctx ? ctx->t->vector_bits : 0;
+}

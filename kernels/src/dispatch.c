@@ -4,6 +4,9 @@
  * scalar -> avx2 -> avx512vnni on x86,
  * scalar -> rvv on RISC-V.
  */
+#if defined(PYRT_HAVE_RISCV)
+#define _GNU_SOURCE /* syscall(), for riscv_hwprobe */
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +69,7 @@ static int has_avx512vnni(void) {
          __builtin_cpu_supports("avx512vnni");
 }
 static void init_avx2(pyrt_kernel_table *t) {
+  t->vector_bits = 256;
   pyrt_qgemm_init_avx2(t);
   pyrt_qdwconv_init_avx2(t);
   pyrt_requant_init_avx2(t);
@@ -81,6 +85,7 @@ static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
 }
 static void init_avx512vnni(pyrt_kernel_table *t) {
+  t->vector_bits = 512;
   pyrt_qgemm_init_avx512vnni(t);
   pyrt_softmax_init_avx512vnni(t);
   pyrt_layernorm_init_avx512vnni(t);
@@ -91,6 +96,37 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qbinary_init_avx512vnni(t);
   pyrt_quant_init_avx512vnni(t);
   pyrt_sgemm_init_avx512vnni(t);
+}
+#endif
+
+#if defined(PYRT_HAVE_RISCV)
+/* RVV 1.0 with Zba/Zbb/Zbs (what *_rvv.c are compiled for): riscv_hwprobe
+   (Linux 6.4+) knows all four; older kernels and QEMU 7.2 only report V in
+   AT_HWCAP, and every RVV 1.0 Linux CPU so far has the three Zb*. */
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int has_rvv(void) {
+  struct {
+    int64_t key;
+    uint64_t value;
+  } probe = {4, 0}; /* RISCV_HWPROBE_KEY_IMA_EXT_0 */
+  const uint64_t v = 1u << 2, zba = 1u << 3, zbb = 1u << 4, zbs = 1u << 5;
+  if (syscall(258 /* __NR_riscv_hwprobe */, &probe, 1, 0, NULL, 0) == 0 &&
+      probe.key == 4)
+    return (probe.value & (v | zba | zbb | zbs)) == (v | zba | zbb | zbs);
+  return (getauxval(AT_HWCAP) >> ('V' - 'A')) & 1;
+}
+static void init_rvv(pyrt_kernel_table *t) {
+  pyrt_qgemm_init_rvv(t);
+  pyrt_qbinary_init_rvv(t);
+  pyrt_quant_init_rvv(t);
+  pyrt_requant_init_rvv(t);
+  pyrt_qdwconv_init_rvv(t);
+  pyrt_sgemm_init_rvv(t);
+  pyrt_qpool_init_rvv(t);
+  pyrt_layout_init_rvv(t);
 }
 #endif
 
@@ -107,6 +143,9 @@ static const level levels[] = {
     {"avx2", 0, has_avx2, init_avx2},
     {"avxvnni", 1, has_avxvnni, init_avxvnni},
     {"avx512vnni", 1, has_avx512vnni, init_avx512vnni},
+#endif
+#if defined(PYRT_HAVE_RISCV)
+    {"rvv", 0, has_rvv, init_rvv},
 #endif
 };
 enum { LEVELS = sizeof levels / sizeof levels[0] };

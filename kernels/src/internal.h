@@ -93,6 +93,9 @@ typedef struct {
                    const int32_t *fixed, const int32_t *w_zero,
                    const int32_t *row_sum, const float *scale,
                    const pyrt_output_stage *out, void *y, size_t ldy);
+  /* dst[i] = src[i] ^ flip for i < n: the A packing's (and im2col's) copy.
+     NULL: the driver's portable loop. */
+  void (*copy_flip)(uint8_t *dst, const uint8_t *src, size_t n, uint8_t flip);
 } pyrt_qgemm_config;
 
 /* Depthwise NHWC: an ISA's weight block for w_s8 [C][taps] (w_zero: the C
@@ -203,6 +206,7 @@ typedef struct {
 typedef struct pyrt_kernel_table {
   const char *name;
   int32_t id;
+  int32_t vector_bits; /* pyrt_context_vector_bits; 0: scalar */
   pyrt_qgemm_config qgemm;
   pyrt_qdwconv_config qdwconv;
 
@@ -404,6 +408,16 @@ void pyrt_quant_init_avx2(pyrt_kernel_table *t);
 void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
 void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
+#endif
+#if defined(PYRT_HAVE_RISCV)
+void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);
+void pyrt_qbinary_init_rvv(pyrt_kernel_table *t);
+void pyrt_quant_init_rvv(pyrt_kernel_table *t);
+void pyrt_requant_init_rvv(pyrt_kernel_table *t);
+void pyrt_qdwconv_init_rvv(pyrt_kernel_table *t);
+void pyrt_sgemm_init_rvv(pyrt_kernel_table *t);
+void pyrt_qpool_init_rvv(pyrt_kernel_table *t);
+void pyrt_layout_init_rvv(pyrt_kernel_table *t);
 #endif
 
 #endif /* PYRT_INTERNAL_H */

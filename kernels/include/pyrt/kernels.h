@@ -57,6 +57,9 @@ int pyrt_context_create(const char *isa, int32_t threads, pyrt_context **ctx);
 void pyrt_context_destroy(pyrt_context *ctx);
 const char *pyrt_context_isa(const pyrt_context *ctx);
 int32_t pyrt_context_threads(const pyrt_context *ctx);
+/* Width in bits of the vector registers the context's kernels use (the
+   VLEN on RISC-V), 0 for the scalar table. */
+int32_t pyrt_context_vector_bits(const pyrt_context *ctx);
 
 /* ---- output stage: what happens to int32 accumulators ----------------- */
 

@@ -173,9 +173,14 @@ typedef struct {
   int status;
 } drive_job;
 
-/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst. */
-static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
-                      uint8_t flip) {
+/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst: the
+   table's copy_flip when it has one. */
+static void copy_flip(const pyrt_qgemm_config *c, uint8_t *dst,
+                      const uint8_t *src, size_t n, uint8_t flip) {
+  if (c->copy_flip != NULL) {
+    c->copy_flip(dst, src, n, flip);
+    return;
+  }
   if (flip == 0) {
     memcpy(dst, src, n);
     return;
@@ -201,8 +206,8 @@ static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
    With dilation_w 1 the taps of one kernel row are contiguous in x, so an
    unclipped row is one copy (the whole K row of a 7x7 stem over 3 channels
    is 7 copies, not 49). */
-static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
-                        int32_t kp, uint8_t *dst) {
+static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
+                        int32_t m0, int32_t m1, int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
   const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
   const int32_t k = cin * s->kernel_h * s->kernel_w;
@@ -225,7 +230,7 @@ static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
           a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
           (size_t)a->group * cin;
       if (contiguous && row_inside) {
-        copy_flip(d, line + (size_t)ix0 * s->in_c, span, flip);
+        copy_flip(c, d, line + (size_t)ix0 * s->in_c, span, flip);
         continue;
       }
       for (int32_t kx = 0; kx < s->kernel_w; kx++) {
@@ -234,7 +239,7 @@ static void im2col_nhwc(const pyrt_qgemm_a *a, int32_t m0, int32_t m1,
         if (ix < 0 || ix >= s->in_w)
           memset(dk, pad, (size_t)cin);
         else
-          copy_flip(dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
+          copy_flip(c, dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
       }
     }
     memset(dst + k, 0, (size_t)(kp - k));
@@ -253,12 +258,12 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
     return a->a + (size_t)m0 * a->lda;
   }
   if (a->conv != NULL) {
-    im2col_nhwc(a, m0, m1, kp, buf);
+    im2col_nhwc(c, a, m0, m1, kp, buf);
   } else {
     for (int32_t r = 0; r < rows; r++) {
       const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
       uint8_t *d = buf + (size_t)r * kp;
-      copy_flip(d, src, (size_t)j->K, a->flip);
+      copy_flip(c, d, src, (size_t)j->K, a->flip);
       memset(d + j->K, 0, (size_t)(kp - j->K));
     }
   }

@@ -88,5 +88,6 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
 }
 
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t) {
-  t->qgemm = (pyrt_qgemm_config){MR, NR, KR, 1, 1, ukernel, NULL, epilogue};
+  t->qgemm =
+      (pyrt_qgemm_config){MR, NR, KR, 1, 1, ukernel, NULL, epilogue, NULL};
 }
