@@ -539,6 +539,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", help="write the records here")
     parser.add_argument("--plot", help="write a bar chart (PNG) here")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument(
+        "--qemu",
+        choices=["riscv64"],
+        help="run FP32 vs INT8 under QEMU instead (bench/qemu.py; tools/riscv64.sh setup first)",
+    )
+    parser.add_argument(
+        "--count-instructions",
+        action="store_true",
+        help="with --qemu: dynamic instructions per inference and per MAC (the TCG plugin)",
+    )
+    parser.add_argument("--vlen", type=int, default=256, help="with --qemu: RVV VLEN in bits")
+    parser.add_argument("--board", action="store_true", help="with --qemu: the X60 build")
     args = parser.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for engine in args.engines:
@@ -553,8 +565,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def main_qemu(args: argparse.Namespace) -> None:
+    """FP32 vs INT8 of the zoo models (small nets of pyrt.zoo.MODELS, or cifar_resnet18)
+    under QEMU riscv64: emulated times (not a board's) and, with --count-instructions,
+    instructions per MAC, the figure that stands in for a board."""
+    import qemu
+
+    from pyrt import zoo
+
+    names = ["cifar_resnet18"]  # the default: the RISC-V issue's reference model
+    if args.models != list(DEFAULT_MODELS):
+        names = [m for m in args.models if m in zoo.MODELS]
+    if not names:
+        sys.exit(f"--qemu runs zoo models by name ({', '.join(zoo.MODELS)})")
+    models = []
+    for name in names:
+        fp32 = zoo.MODELS[name]()
+        calib = zoo.calibration_data(fp32, n=4)
+        int8 = {
+            PRECISIONS[act]: zoo.quantize_qdq(fp32, calib, activation_type=act)
+            for act in PRECISIONS
+        }
+        models.append((name, fp32, int8))
+    print(
+        qemu.compare(
+            models,
+            runs=args.rounds or 1,
+            count=args.count_instructions,
+            vlen=args.vlen,
+            isa=args.isa,
+            board=args.board,
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.qemu:
+        main_qemu(args)
+        return
     try:
         pyrt = import_pyrt(args.isa)
     except (ImportError, ValueError) as e:  # an ISA this CPU or this build does not have

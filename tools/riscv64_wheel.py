@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TAG = "py3-none-linux_riscv64"
 
 
+def with_extra(dep: str, extra: str) -> str:
+    """A requirement of an extra: its own environment marker (if any) and the extra's."""
+    req, _, marker = dep.partition(";")
+    condition = f'extra == "{extra}"'
+    if marker.strip():
+        condition = f"({marker.strip()}) and {condition}"
+    return f"{req.strip()}; {condition}"
+
+
 def metadata(project: dict, version: str) -> str:
     lines = [
         "Metadata-Version: 2.1",
@@ -35,7 +44,7 @@ def metadata(project: dict, version: str) -> str:
     lines += [f"Requires-Dist: {dep}" for dep in project["dependencies"]]
     for extra, deps in project.get("optional-dependencies", {}).items():
         lines.append(f"Provides-Extra: {extra}")
-        lines += [f'Requires-Dist: {dep}; extra == "{extra}"' for dep in deps]
+        lines += [f"Requires-Dist: {with_extra(dep, extra)}" for dep in deps]
     readme = (ROOT / project["readme"]).read_text()
     return "\n".join(lines) + "\nDescription-Content-Type: text/markdown\n\n" + readme
 
