@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import pyrt
-from pyrt import _kernels, zoo
+from pyrt import _kernels
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
@@ -43,6 +43,31 @@ def run_bench(cache: Path, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+BUILD = """
+import sys, onnx
+from pyrt import zoo
+out = sys.argv[1]
+fp32 = zoo.demo_cnn(size=32)
+onnx.save(fp32, f"{out}/demo.onnx")
+calib = zoo.calibration_data(fp32, n=2)
+onnx.save(zoo.quantize_qdq(fp32, calib), f"{out}/demo_u8.onnx")
+onnx.save(zoo.quantize_qdq(fp32, calib, activation_type="int8"), f"{out}/demo_s8.onnx")
+onnx.save(zoo.resnet18(width=8, size=224, classes=1000), f"{out}/resnet18_narrow.onnx")
+for name in ("cifar_resnet18", "mobilenet_v2"):
+    onnx.save(zoo.FULL_SIZE[name](), f"{out}/{name}.onnx")
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """Zoo models built in a child process: numpy's BLAS threads in a test process that has
+    run onnxruntime and started subprocesses can crawl on a busy machine (issue 11)."""
+    out = tmp_path_factory.mktemp("models")
+    result = run_bench(out, "-c", BUILD, str(out))
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 def run_compare(cache: Path, *args: str) -> subprocess.CompletedProcess:
@@ -78,22 +103,18 @@ def test_compare_end_to_end(tmp_path, bench_cache):
     assert len(rows) == len(records) + 1  # one per record, and the model's summary row
 
 
-def test_compare_model_files(tmp_path, bench_cache):
+def test_compare_model_files(tmp_path, bench_cache, models):
     """An FP32 file is quantized both ways; a quantized file runs as it is, named by its stem."""
-    fp32 = zoo.demo_cnn(size=32)
-    onnx.save(fp32, tmp_path / "mine.onnx")
-    s8 = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2), activation_type="int8")
-    onnx.save(s8, tmp_path / "mine_s8.onnx")
     out = tmp_path / "out.json"
     result = run_compare(
         bench_cache,
-        *("--models", str(tmp_path / "mine.onnx"), str(tmp_path / "mine_s8.onnx")),
+        *("--models", str(models / "demo.onnx"), str(models / "demo_s8.onnx")),
         *("--engines", "pyrt,onnxruntime", "--rounds", "1", "--warmup", "0", "--json", str(out)),
     )
     assert result.returncode == 0, result.stderr
     runs = sorted((r["model"], r["precision"], r["engine"]) for r in json.loads(out.read_text()))
-    expected = [("mine", p, e) for p in ("fp32", "int8-s8", "int8-u8") for e in ENGINES[:2]]
-    assert runs == sorted(expected + [("mine_s8", "int8-s8", e) for e in ENGINES[:2]])
+    expected = [("demo", p, e) for p in ("fp32", "int8-s8", "int8-u8") for e in ENGINES[:2]]
+    assert runs == sorted(expected + [("demo_s8", "int8-s8", e) for e in ENGINES[:2]])
 
 
 def test_compare_refuses_bad_arguments(bench_cache):
@@ -148,22 +169,21 @@ def resnet18_macs(width: int, size: int, classes: int, stem: str) -> int:
     return macs + cin * classes
 
 
-def test_count_macs_resnet18():
+def test_count_macs_resnet18(models):
     """Against the hand count, which gives torchvision's 1.814 GMAC for ImageNet ResNet-18
     (built narrow here: the full-width builder is slow on a busy machine)."""
     assert resnet18_macs(64, 224, 1000, "imagenet") == 1_814_073_344
-    narrow = zoo.resnet18(width=8, size=224, classes=1000)
+    narrow = onnx.load(models / "resnet18_narrow.onnx")
     assert compare.count_macs(narrow) == resnet18_macs(8, 224, 1000, "imagenet")
-    cifar = zoo.FULL_SIZE["cifar_resnet18"]()
+    cifar = onnx.load(models / "cifar_resnet18.onnx")
     assert compare.count_macs(cifar) == resnet18_macs(64, 32, 10, "cifar") == 555_422_720
 
 
-def test_count_macs_mobilenet_v2_and_qdq():
+def test_count_macs_mobilenet_v2_and_qdq(models):
     """MobileNetV2 1.0 at 224: 300M multiply-adds (Sandler et al.); the QDQ graph counts
     the same as its FP32 original."""
-    assert abs(compare.count_macs(zoo.FULL_SIZE["mobilenet_v2"]()) - 300e6) < 3e6
-    fp32 = zoo.demo_cnn()
-    qdq = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2))
+    assert abs(compare.count_macs(onnx.load(models / "mobilenet_v2.onnx")) - 300e6) < 3e6
+    fp32, qdq = (onnx.load(models / f) for f in ("demo.onnx", "demo_u8.onnx"))
     assert compare.count_macs(qdq) == compare.count_macs(fp32) > 0
 
 
@@ -185,17 +205,14 @@ def test_count_macs_matmul_and_gemm():
     assert compare.count_macs(model) == 8 * 16 * 4 + 8 * 4 * 3  # batch counts as 1
 
 
-def test_openvino_int8_check(tmp_path):
+def test_openvino_int8_check(models):
     """The check behind the 'OpenVINO runs INT8' claim: none of an FP32 model's matrix layers,
     all of its QDQ twin's."""
     ov = pytest.importorskip("openvino")
-    fp32 = zoo.demo_cnn()
-    qdq = zoo.quantize_qdq(fp32, zoo.calibration_data(fp32, n=2))
-    counts = []
-    for name, model in (("fp32", fp32), ("qdq", qdq)):
-        onnx.save(model, tmp_path / f"{name}.onnx")
-        compiled = ov.Core().compile_model(str(tmp_path / f"{name}.onnx"), "CPU")
-        counts.append(compare.openvino_int8_layers(compiled))
+    counts = [
+        compare.openvino_int8_layers(ov.Core().compile_model(str(models / name), "CPU"))
+        for name in ("demo.onnx", "demo_u8.onnx")
+    ]
     (fp32_int8, fp32_all), (qdq_int8, qdq_all) = counts
     assert fp32_int8 == 0 and fp32_all == qdq_all == qdq_int8 > 0, counts
 
