@@ -524,6 +524,8 @@ class Conv2d(_Conv, _Packed):
     channels, everything else the GEMM driver.
     """
 
+    x_dtype = np.dtype(np.float32)
+
     def __init__(
         self,
         w: np.ndarray,

@@ -262,14 +262,29 @@ def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     )
     conv._weights(ctx)  # packed at load for the session's kernel table
     check = _conv_guard(node, conv, g, a["conv1d"], np.dtype(a["out"].dtype).itemsize)
-    if a["conv1d"]:
-        return Step(
-            node, "int8", lambda x: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
-        )
-    if not a.get("nhwc"):
-        return Step(node, "int8", lambda x: [conv(_checked(check, x), ctx)])
 
-    def run(x):  # x is stored NHWC (layout.py)
+    def entry(plan, s, packed, x: int, y: int) -> int:
+        return lib.pyrt_plan_qconv2d(
+            plan, s, packed, dtype_code(conv.x_dtype), conv.x_zero,
+            ptr(conv.bias, "int32_t *"), conv.stage, x, y,
+        )  # fmt: skip
+
+    return conv_step(node, "int8", conv, check, a["conv1d"], bool(a.get("nhwc")), ctx, entry)
+
+
+def conv_step(node: Node, kind: str, conv, check: Callable, conv1d: bool, nhwc: bool,
+              ctx: Context, entry: Callable) -> Step:  # fmt: skip
+    """The step of a prepared int8 or fp32 convolution: 1-D ones as 1 x W, NCHW ones
+    through the transposing wrapper, NHWC ones (layout.py) on the kernel directly and in
+    the C plan, where entry(plan, shape, packed, x, y) appends the kernel's entry."""
+    if conv1d:
+        return Step(
+            node, kind, lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+        )
+    if not nhwc:
+        return Step(node, kind, lambda x, *_: [conv(_checked(check, x), ctx)])
+
+    def run(x, *_):
         if x.ndim == 4:
             check(x.transpose(0, 3, 1, 2))
         return [conv.nhwc(x, ctx)]
@@ -281,22 +296,10 @@ def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         s = conv.nhwc_shape(x.shape)
         packed = conv._weights(em.ctx)
         em.keep(s, packed)
-        em.add(
-            lib.pyrt_plan_qconv2d(
-                em.plan,
-                s,
-                ptr(packed),
-                dtype_code(x.dtype),
-                conv.x_zero,
-                ptr(conv.bias, "int32_t *"),
-                conv.stage,
-                ins[0].offset,
-                outs[0].offset,
-            )
-        )
+        em.add(entry(em.plan, s, ptr(packed), ins[0].offset, outs[0].offset))
         return True
 
-    return Step(node, "int8", run, emit=emit)
+    return Step(node, kind, run, emit=emit)
 
 
 def _checked(check: Callable, x: np.ndarray) -> np.ndarray:
@@ -639,40 +642,14 @@ def float_conv_step(node: Node, g: Graph, ctx: Context) -> Step | None:
     )
     conv._weights(ctx)
     check = _conv_guard(node, conv, g, p["conv1d"], 4)
-    if p["conv1d"]:
-        return Step(
-            node, "fp32", lambda x, *_: [conv(_checked(check, x[:, :, None, :]), ctx)[:, :, 0, :]]
+
+    def entry(plan, s, packed, x: int, y: int) -> int:
+        return lib.pyrt_plan_conv2d(
+            plan, s, packed, ptr(conv.bias, "float *"), conv.lo, conv.hi, x, y
         )
-    if not node.attrs.get("nhwc"):
-        return Step(node, "fp32", lambda x, *_: [conv(_checked(check, x), ctx)])
 
-    def run(x, *_):  # x is stored NHWC (layout.py)
-        if x.ndim == 4:
-            check(x.transpose(0, 3, 1, 2))
-        return [conv.nhwc(x, ctx)]
-
-    def emit(em, ins, outs) -> bool:
-        x = ins[0].array
-        if x.ndim != 4 or x.dtype != np.float32 or x.shape[0] == 0:
-            return False
-        s = conv.nhwc_shape(x.shape)
-        packed = conv._weights(em.ctx)
-        em.keep(s, packed)
-        em.add(
-            lib.pyrt_plan_conv2d(
-                em.plan,
-                s,
-                ptr(packed),
-                ptr(conv.bias, "float *"),
-                conv.lo,
-                conv.hi,
-                ins[0].offset,
-                outs[0].offset,
-            )
-        )
-        return True
-
-    return Step(node, "fp32", run, emit=emit)
+    nhwc = bool(node.attrs.get("nhwc"))
+    return conv_step(node, "fp32", conv, check, p["conv1d"], nhwc, ctx, entry)
 
 
 def float_gemm_step(node: Node, g: Graph, ctx: Context) -> Step | None:
