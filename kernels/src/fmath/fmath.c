@@ -57,8 +57,6 @@ int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,
     tasks = (rows + chunk - 1) / chunk;
   }
   rows_job r = {ctx, fn, job, rows, chunk, cols, PYRT_OK};
-  pyrt_context_enter(ctx); /* the pool and the scratch are the context's */
   pyrt_parallel(ctx, (int32_t)tasks, rows_task, &r);
-  pyrt_context_leave(ctx);
   return r.status;
 }
