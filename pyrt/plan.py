@@ -111,11 +111,7 @@ def quantize_step(node: Node, g: Graph, ctx: Context) -> Step:
         zero = zero if zero is not None else zero_const
         if zero is not None and zero.dtype != dtype:
             return False
-        scale = np.ascontiguousarray(scale, np.float32)
-        axis, block = _quant_axis(node, x.array.ndim, scale)
-        layout = K._quant_layout(x.array, scale, axis, block)
-        zero = K._zero_like(zero, scale)
-        em.keep(scale, zero, layout)
+        layout, scale, zero = _quant_entry_args(em, node, x.array, scale, zero)
         em.add(
             lib.pyrt_plan_quantize(
                 em.plan,
@@ -141,6 +137,16 @@ def _quant_operands(node: Node, g: Graph, ins: list):
     if scale is None or (zero_name and zero is None):
         return None, None, None
     return ins[0], scale, zero
+
+
+def _quant_entry_args(em, node: Node, x: np.ndarray, scale: np.ndarray, zero):
+    """The layout, scale and zero point arrays of a Q/DQ plan entry, kept alive by em."""
+    scale = np.ascontiguousarray(scale, np.float32)
+    axis, block = _quant_axis(node, x.ndim, scale)
+    layout = K._quant_layout(x, scale, axis, block)
+    zero = K._zero_like(zero, scale)
+    em.keep(scale, zero, layout)
+    return layout, scale, zero
 
 
 def dequantize_step(node: Node, g: Graph, ctx: Context) -> Step:
@@ -178,11 +184,7 @@ def dequantize_step(node: Node, g: Graph, ctx: Context) -> Step:
             return False
         if zero is not None and zero.dtype != x.array.dtype:
             return False
-        scale = np.ascontiguousarray(scale, np.float32)
-        axis, block = _quant_axis(node, x.array.ndim, scale)
-        layout = K._quant_layout(x.array, scale, axis, block)
-        zero = K._zero_like(zero, scale)
-        em.keep(scale, zero, layout)
+        layout, scale, zero = _quant_entry_args(em, node, x.array, scale, zero)
         em.add(
             lib.pyrt_plan_dequantize(
                 em.plan,
