@@ -188,6 +188,11 @@ def encoder(
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, hidden])],
         b.inits,
     )
+    return _finish(graph, opset)
+
+
+def _finish(graph: onnx.GraphProto, opset: int) -> onnx.ModelProto:
+    """The checked model of a built graph (IR version capped for older onnxruntimes)."""
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pyrt.zoo"
     )
@@ -283,12 +288,7 @@ def vit(
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         b.inits,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="pyrt.zoo"
-    )
-    model.ir_version = min(model.ir_version, 9)
-    onnx.checker.check_model(model)
-    return model
+    return _finish(graph, opset)
 
 
 def encoder_inputs(
