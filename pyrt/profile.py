@@ -85,10 +85,10 @@ def _profile_program(
     times: dict[int, list[float]] = {}
     labels: list[tuple] = []
     base = ffi.cast("void *", arena.ctypes.data)
-    for name in program.input_names:
-        if name in program.slots:
-            program._view(arena, name)[...] = feeds[name]
     for r in range(rounds):
+        for name in program.input_names:  # each round: the memory plan reuses input slots
+            if name in program.slots:
+                program._view(arena, name)[...] = feeds[name]
         idx = 0
         for seg in program.segments:
             if seg.step is None:
