@@ -317,9 +317,11 @@ static void run_task(const drive_job *j, int32_t task, char *s) {
     const int32_t nr = j->N - n0 < c->nr ? j->N - n0 : c->nr;
     const void *b = j->b + (size_t)p * j->panel_bytes;
     const float *scale = out->per_channel ? out->scale + n0 : out->scale;
+    const int half = c->ukernel_half != NULL && 2 * nr <= c->nr;
     for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
       const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
+      (half ? c->ukernel_half : c->ukernel)(
+          mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
       c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
                   j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
                   out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,

@@ -112,6 +112,6 @@ static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t) {
   t->vector_bits = (int32_t)__riscv_vsetvlmax_e8m1() * 8; /* VLEN */
   const int32_t nr = (int32_t)__riscv_vsetvlmax_e16m4();
-  t->qgemm =
-      (pyrt_qgemm_config){MR, nr, 1, 1, 2, ukernel, NULL, epilogue, copy_flip};
+  t->qgemm = (pyrt_qgemm_config){MR,      nr,   1,        1,         2,
+                                 ukernel, NULL, epilogue, copy_flip, NULL};
 }
