@@ -175,7 +175,27 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
   }
 }
 
+/* rows x n bytes, flipped: 64 bytes per (masked) load and store; a row of
+   at most 64 bytes (im2col spans of a stem over 3 channels: 21) is one of
+   each. */
+static void copy_rows(uint8_t *dst, size_t ld_dst, const uint8_t *src,
+                      size_t ld_src, int32_t rows, size_t n, uint8_t flip) {
+  const __m512i fx = _mm512_set1_epi8((char)flip);
+  const __mmask64 tail = n % 64 ? (1ull << (n % 64)) - 1u : 0;
+  for (int32_t r = 0; r < rows; r++, dst += ld_dst, src += ld_src) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+      _mm512_storeu_si512(
+          (void *)(dst + i),
+          _mm512_xor_si512(_mm512_loadu_si512((const void *)(src + i)), fx));
+    if (tail)
+      _mm512_mask_storeu_epi8(
+          dst + i, tail,
+          _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, src + i), fx));
+  }
+}
+
 void pyrt_qgemm_init_avx512vnni(pyrt_kernel_table *t) {
-  t->qgemm = (pyrt_qgemm_config){MR,      NR,   KR,       1,    1,
-                                 ukernel, NULL, epilogue, NULL, ukernel_half};
+  t->qgemm = (pyrt_qgemm_config){
+      MR, NR, KR, 1, 1, ukernel, NULL, epilogue, copy_rows, ukernel_half};
 }
