@@ -279,9 +279,10 @@ static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
             (size_t)(i0 * s->stride_w - s->pad_left) * s->in_c;
         copy_rows(c, d, (size_t)kp, x, step, count, span, a->flip);
       }
-      if (kp > k)
-        for (int32_t p = 0; p < count; p++)
-          memset(row + (size_t)(i0 - ox + p) * kp + k, 0, (size_t)(kp - k));
+      for (int32_t p = 0; p < count; p++) {
+        uint8_t *pixel = row + (size_t)(i0 - ox + p) * kp;
+        for (int32_t i = k; i < kp; i++) pixel[i] = 0; /* fewer than KR */
+      }
     }
     m += n;
   }
