@@ -35,11 +35,12 @@ static inline const uint8_t *row(const uint8_t *a, size_t lda, int32_t r,
   } while (0)
 
 /* Named accumulators, not arrays: GCC keeps these in registers (arrays of
-   16 zmm it spills, which halved the speed of wider tiles). flip (0 or 1)
-   and half are constants in each instantiation below. */
+   16 zmm it spills, which halved the speed of wider tiles). flip (0 or 1),
+   half and rows (8, 4 or 2: the rows computed, >= mr) are constants in each
+   instantiation below, so a tail tile of 1 or 3 rows costs 2 or 4 rows. */
 static inline __attribute__((always_inline)) void tile(
     int32_t mr, int32_t kp, const uint8_t *a, size_t lda, const void *b,
-    int32_t *acc, const int flip, const int half) {
+    int32_t *acc, const int flip, const int half, const int rows) {
   const int8_t *w = (const int8_t *)b;
   const uint8_t *a0 = a, *a1 = row(a, lda, 1, mr), *a2 = row(a, lda, 2, mr),
                 *a3 = row(a, lda, 3, mr), *a4 = row(a, lda, 4, mr),
@@ -53,34 +54,54 @@ static inline __attribute__((always_inline)) void tile(
     const __m512i b1 = half ? b0 : _mm512_loadu_si512((const void *)(w + 64));
     STEP(a0, c00, c01);
     STEP(a1, c10, c11);
-    STEP(a2, c20, c21);
-    STEP(a3, c30, c31);
-    STEP(a4, c40, c41);
-    STEP(a5, c50, c51);
-    STEP(a6, c60, c61);
-    STEP(a7, c70, c71);
+    if (rows > 2) {
+      STEP(a2, c20, c21);
+      STEP(a3, c30, c31);
+    }
+    if (rows > 4) {
+      STEP(a4, c40, c41);
+      STEP(a5, c50, c51);
+      STEP(a6, c60, c61);
+      STEP(a7, c70, c71);
+    }
   }
   const __m512i out[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31,
                                c40, c41, c50, c51, c60, c61, c70, c71};
-  for (int i = 0; i < 2 * MR; i++)
+  for (int i = 0; i < 2 * rows; i++)
     if (!half || i % 2 == 0)
       _mm512_storeu_si512((void *)(acc + 16 * i), out[i]);
 }
 
+/* The instantiation for (mr, flip); half is a constant of the caller. */
+static inline __attribute__((always_inline)) void tiles(
+    int32_t mr, int32_t kp, const uint8_t *a, size_t lda, const void *b,
+    int32_t *acc, uint8_t flip, const int half) {
+  if (mr > 4) {
+    if (flip)
+      tile(mr, kp, a, lda, b, acc, 1, half, 8);
+    else
+      tile(mr, kp, a, lda, b, acc, 0, half, 8);
+  } else if (mr > 2) {
+    if (flip)
+      tile(mr, kp, a, lda, b, acc, 1, half, 4);
+    else
+      tile(mr, kp, a, lda, b, acc, 0, half, 4);
+  } else {
+    if (flip)
+      tile(mr, kp, a, lda, b, acc, 1, half, 2);
+    else
+      tile(mr, kp, a, lda, b, acc, 0, half, 2);
+  }
+}
+
 static void ukernel(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
                     const void *b, int32_t *acc, uint8_t flip) {
-  if (flip)
-    tile(mr, kp, a, lda, b, acc, 1, 0);
-  else
-    tile(mr, kp, a, lda, b, acc, 0, 0);
+  tiles(mr, kp, a, lda, b, acc, flip, 0);
 }
 
 static void ukernel_half(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
                          const void *b, int32_t *acc, uint8_t flip) {
-  if (flip)
-    tile(mr, kp, a, lda, b, acc, 1, 1);
-  else
-    tile(mr, kp, a, lda, b, acc, 0, 1);
+  tiles(mr, kp, a, lda, b, acc, flip, 1);
 }
 
 /* Row r's 32 accumulators with the zero-point terms, rounded. */
