@@ -417,8 +417,9 @@ static drive_job make_job(pyrt_context *ctx, const pyrt_qgemm_config *c,
   j.out_size = out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4;
   j.status = PYRT_OK;
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
-  j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
-                                 BAND_BYTES, threads);
+  j.tasks =
+      pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
+                           BAND_BYTES, (int64_t)j.kp * N * c->b_width, threads);
   return j;
 }
 
@@ -440,8 +441,9 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
 size_t pyrt_qgemm_serial_scratch(const pyrt_qgemm_config *c, int32_t M,
                                  int32_t N, int32_t K) {
   const int32_t kp = round_up(K, c->kr);
-  const pyrt_gemm_tasks t = pyrt_gemm_tasks_plan(
-      M, N, c->mr, c->nr, (int64_t)kp * c->a_width, BAND_BYTES, 1);
+  const pyrt_gemm_tasks t =
+      pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)kp * c->a_width,
+                           BAND_BYTES, (int64_t)kp * N * c->b_width, 1);
   return PYRT_ALIGN_UP((size_t)N * 4) + band_scratch(c, t.band, kp);
 }
 
