@@ -21,30 +21,10 @@ enum { TB = 32 };
 PYRT_TRANSPOSE(transpose8, uint8_t)
 PYRT_TRANSPOSE(transpose32, uint32_t)
 
-/* Few rows (an image's 3 channels to NHWC): one output row of R elements
-   per column, R a constant the compiler unrolls. */
-#define PYRT_INTERLEAVE(NAME, T, R)                                         \
-  static void NAME(int64_t batch, int64_t cols, const T *x, T *y) {         \
-    for (int64_t b = 0; b < batch; b++, x += (R) * cols, y += (R) * cols)   \
-      for (int64_t c = 0; c < cols; c++)                                    \
-        for (int64_t r = 0; r < (R); r++) y[c * (R) + r] = x[r * cols + c]; \
-  }
-PYRT_INTERLEAVE(interleave8_3, uint8_t, 3)
-PYRT_INTERLEAVE(interleave8_4, uint8_t, 4)
-PYRT_INTERLEAVE(interleave32_3, uint32_t, 3)
-PYRT_INTERLEAVE(interleave32_4, uint32_t, 4)
-
 void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
                            int64_t cols, const void *x, void *y) {
   if (rows == 1 || cols == 1) {
     memcpy(y, x, (size_t)(batch * rows * cols * elem_size));
-  } else if (rows == 3 || rows == 4) {
-    if (elem_size == 1)
-      (rows == 3 ? interleave8_3 : interleave8_4)(
-          batch, cols, (const uint8_t *)x, (uint8_t *)y);
-    else
-      (rows == 3 ? interleave32_3 : interleave32_4)(
-          batch, cols, (const uint32_t *)x, (uint32_t *)y);
   } else if (elem_size == 1) {
     transpose8(batch, rows, cols, (const uint8_t *)x, (uint8_t *)y);
   } else {
