@@ -143,9 +143,11 @@ static void epilogue_bytes(int32_t mr, int32_t nr, const int32_t *acc,
                                  s0);
       }
       const __m512i p = pyrt_avx512_rows(v[0], v[1], v[2], v[3], &k);
+      const __m128i q[4] = {
+          _mm512_castsi512_si128(p), _mm512_extracti32x4_epi32(p, 1),
+          _mm512_extracti32x4_epi32(p, 2), _mm512_extracti32x4_epi32(p, 3)};
       for (int32_t i = 0; i < 4 && r + i < mr; i++)
-        _mm_mask_storeu_epi8(y + (size_t)(r + i) * ldy, m0,
-                             _mm512_extracti32x4_epi32(p, i));
+        _mm_mask_storeu_epi8(y + (size_t)(r + i) * ldy, m0, q[i]);
     }
     return;
   }
