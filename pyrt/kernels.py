@@ -915,7 +915,6 @@ def qavgpool2d(
     return y
 
 
-
 def avgpool2d_f32(
     x: np.ndarray,
     kernel: tuple[int, int],
@@ -935,6 +934,7 @@ def avgpool2d_f32(
     y = _pool_output(s, np.float32)
     check(lib.pyrt_avgpool2d_f32(_ctx(ctx).ptr, s, ptr(x, "float *"), ptr(y, "float *")))
     return y
+
 
 def qglobalavgpool(
     x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None, layout: str = "nchw"
@@ -980,7 +980,6 @@ def globalavgpool_f32(x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
             )
         )
     return y
-
 
 
 def channel_affine(
@@ -1035,10 +1034,11 @@ def copy_rows(
     the contiguous buffers x and y, which must hold every row): Concat / Split copies."""
     if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
         raise KernelError("copy_rows: x and y must be C-contiguous, y writable")
-    if rows > 0 and nbytes > 0:
-        if (rows - 1) * x_stride + nbytes > x.nbytes or (rows - 1) * y_stride + nbytes > y.nbytes:
-            raise KernelError("copy_rows: the rows pass the end of x or y")
+    last = (rows - 1) * max(x_stride, 0) + nbytes, (rows - 1) * max(y_stride, 0) + nbytes
+    if rows > 0 and nbytes > 0 and (last[0] > x.nbytes or last[1] > y.nbytes):
+        raise KernelError("copy_rows: the rows pass the end of x or y")
     check(lib.pyrt_copy_rows(_ctx(ctx).ptr, rows, nbytes, ptr(x), x_stride, ptr(y), y_stride))
+
 
 # ---- int8 products of two activations and the ops around attention ---------
 
