@@ -1026,6 +1026,18 @@ def channel_affine(
     return y
 
 
+def lut8(x: np.ndarray, table: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """y = table[x] for u8 / s8 codes read as bytes (a 256-entry uint8 table)."""
+    x = np.ascontiguousarray(x)
+    table = np.ascontiguousarray(table, np.uint8)
+    if x.dtype not in QTYPES or table.shape != (256,):
+        raise KernelError(f"lut8: codes must be uint8/int8 and the table 256 bytes, got {x.dtype}")
+    y = np.empty_like(x)
+    if x.size:
+        check(lib.pyrt_lut8(_ctx(ctx).ptr, x.size, ptr(table, "uint8_t *"), ptr(x), ptr(y)))
+    return y
+
+
 def copy_rows(
     x: np.ndarray, x_stride: int, y: np.ndarray, y_stride: int, rows: int, nbytes: int,
     ctx: Context | None = None,

@@ -1,5 +1,6 @@
 """Kernels of the CNN ops outside convolutions: pyrt_channel_affine (BatchNormalization,
-fp32 and on int8 codes), pyrt_copy_rows (Concat / Split), pyrt_avgpool2d_f32. Each
+fp32 and on int8 codes), pyrt_copy_rows (Concat / Split), pyrt_avgpool2d_f32, and the
+lookup table (pyrt_lut8: requantizing copies before Concat, elementwise ops). Each
 against numpy, every SIMD table bit for bit against the scalar one, bad arguments
 refused."""
 
@@ -163,3 +164,14 @@ def test_fp32_avgpool_matches_numpy_in_both_layouts(k, s, pads, include_pad, cei
     np.testing.assert_allclose(nchw, want, rtol=1e-5, atol=1e-6)
     nhwc = K.avgpool2d_f32(x.transpose(0, 2, 3, 1), k, s, pads, ceil, include_pad, layout="nhwc")
     np.testing.assert_array_equal(nhwc.transpose(0, 3, 1, 2), nchw)  # one definition
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 63, 64, 65, 200, 4099])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_lut8_every_table_is_the_lookup(n, dtype):
+    rng = np.random.default_rng(n)
+    table = rng.integers(0, 256, 256).astype(np.uint8)
+    x = codes(rng, n, dtype)
+    want = table[x.view(np.uint8)].view(dtype)
+    for isa in _kernels.isa_available():
+        np.testing.assert_array_equal(K.lut8(x, table, Context(isa)), want)

@@ -82,6 +82,7 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_layernorm_init_avx2(t);
   pyrt_activation_init_avx2(t);
   pyrt_affine_init_avx2(t);
+  pyrt_layout_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -99,6 +100,7 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_quant_init_avx512vnni(t);
   pyrt_sgemm_init_avx512vnni(t);
   pyrt_affine_init_avx512vnni(t);
+  pyrt_layout_init_avx512vnni(t);
 }
 #endif
 

@@ -426,6 +426,8 @@ void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
 void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
 void pyrt_affine_init_avx2(pyrt_kernel_table *t);
 void pyrt_affine_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layout_init_avx2(pyrt_kernel_table *t);
+void pyrt_layout_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);
