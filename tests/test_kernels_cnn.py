@@ -175,3 +175,18 @@ def test_lut8_every_table_is_the_lookup(n, dtype):
     want = table[x.view(np.uint8)].view(dtype)
     for isa in _kernels.isa_available():
         np.testing.assert_array_equal(K.lut8(x, table, Context(isa)), want)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 33])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_transpose_of_few_and_many_rows(rows, dtype):
+    """NCHW -> NHWC of an image (3 rows), a channel shuffle (2 or 4), any other count."""
+    x = np.random.default_rng(rows).standard_normal((2, rows, 45)).astype(dtype)
+    for isa in _kernels.isa_available():
+        y = np.empty((2, 45, rows), dtype)
+        _kernels.check(
+            _kernels.lib.pyrt_transpose(
+                Context(isa).ptr, x.itemsize, 2, rows, 45, _kernels.ptr(x), _kernels.ptr(y)
+            )
+        )
+        np.testing.assert_array_equal(y, x.transpose(0, 2, 1))
