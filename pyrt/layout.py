@@ -125,6 +125,8 @@ class _Layouts:
             node.inputs = [self.convert(i, "nhwc") if i in data else i for i in node.inputs]
             if node.op_type in ("Concat", "Split"):  # the axis moves, not the data
                 node.attrs["axis"] = NHWC_AXIS[int(node.attrs["axis"]) % 4]
+            elif node.op_type == "Slice":
+                node.inputs = self._slice_inputs(node)
             else:
                 node.attrs["nhwc"] = True
             self.nhwc.update(o for o in node.outputs if o)
@@ -141,12 +143,25 @@ class _Layouts:
             return False
         if node.domain == "pyrt":
             return node.op_type in CHANNELWISE
-        if node.domain not in ("", "ai.onnx") or node.op_type not in ("Concat", "Split"):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in ("Concat", "Split", "Slice"):
             return False
-        if node.op_type == "Split" and (len(data) != 1 or data[0] != node.inputs[0]):
+        if node.op_type in ("Split", "Slice") and (len(data) != 1 or data[0] != node.inputs[0]):
             return False
+        if node.op_type == "Slice":  # opset >= 10: starts, ends, axes, steps are inputs
+            return node.opset >= 10 and len(node.inputs) >= 3 and _rank4(self.g, node.outputs[0])
         outs = [o for o in node.outputs if o]
         return node.attr("axis") is not None and all(_rank4(self.g, o) for o in outs)
+
+    def _slice_inputs(self, node: Node) -> list[str]:
+        """A Slice's inputs with its axes (all of them when absent) as NHWC axes."""
+        inputs = list(node.inputs) + [""] * (5 - len(node.inputs))
+        given = self.g.constants[inputs[3]] if inputs[3] else None
+        count = self.g.constants[inputs[1]].size
+        axes = given.reshape(-1) if given is not None else np.arange(count)
+        name = f"{node.name}#nhwc-axes"
+        self.g.constants[name] = np.array([NHWC_AXIS[int(a) % 4] for a in axes], np.int64)
+        inputs[3] = name
+        return inputs[: 5 if inputs[4] else 4]
 
     def _channel_shuffle(self, node: Node) -> Node | None:
         """Reshape [N, C, H, W] -> [N, g, C/g, H*W] (or [N, g, C/g, H, W]) -> Transpose

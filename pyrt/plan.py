@@ -599,15 +599,50 @@ def _emit_maxpool(w: dict, layout: str) -> Callable:
 # ---- CNN data movement and per-channel ops ---------------------------------
 
 
-def _movement_emit(step: Step) -> None:
-    """Concat and Split (any axis, any layout: layout.py remaps the axis of NHWC ones) as
-    strided row copies in the C plan; the interpreter keeps numpy's, which checks shapes."""
+def _movement_emit(step: Step, g: Graph) -> None:
+    """Concat, Split and one-axis unit-step Slice (any axis, any layout: layout.py remaps
+    the axis of NHWC ones) as strided row copies in the C plan; the interpreter keeps
+    numpy's, which checks shapes."""
     op = step.node.op_type
     if op == "Concat":
         step.emit = _emit_concat(step.node)
         step.arena_inputs = tuple(range(len(step.node.inputs)))
     elif op == "Split":
         step.emit = _emit_split(step.node)
+    elif op == "Slice" and step.node.opset >= 10:
+        step.emit = _emit_slice(step.node, g)
+
+
+def _emit_slice(node: Node, g: Graph) -> Callable | None:
+    names = [*node.inputs[1:5], "", ""][:4]
+    values = [g.constants.get(n) if n else None for n in names]
+    starts, ends, axes, steps = (None if v is None else v.reshape(-1) for v in values)
+    if starts is None or ends is None or starts.size != 1 or (names[2] and axes is None):
+        return None
+    if (names[3] and steps is None) or (steps is not None and int(steps[0]) != 1):
+        return None
+    axis = int(axes[0]) if axes is not None else 0
+
+    def emit(em, ins, outs) -> bool:
+        x, y = ins[0].array, outs[0].array
+        if y.size == 0 or not -x.ndim <= axis < x.ndim:
+            return False
+        a = axis % x.ndim
+        start = int(starts[0]) + (x.shape[a] if starts[0] < 0 else 0)
+        start = min(max(start, 0), x.shape[a])
+        rows, stride = _rows(x.shape, a, x.itemsize)
+        _, nbytes = _rows(y.shape, a, y.itemsize)
+        at = start * (stride // x.shape[a])
+        if at + nbytes > stride:
+            return False
+        em.add(
+            lib.pyrt_plan_copy_rows(
+                em.plan, rows, nbytes, ins[0].offset + at, stride, outs[0].offset, nbytes
+            )
+        )
+        return True
+
+    return emit
 
 
 def _rows(shape: tuple, axis: int, itemsize: int) -> tuple[int, int]:
@@ -1167,7 +1202,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
         step = Step(node, "int8", integer_exact_step(node, g.memory_limit))
         if node.op_type in RESHAPES:
             step.emit = _emit_copy
-        _movement_emit(step)
+        _movement_emit(step, g)
         return step
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(f"{node.label}: domain '{node.domain}' is not supported")
@@ -1211,7 +1246,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs), g.memory_limit))
     if op in RESHAPES and node.outputs:
         step.emit = _emit_copy
-    _movement_emit(step)
+    _movement_emit(step, g)
     return step
 
 

@@ -76,14 +76,18 @@ class Builder:
 
 
 def concat_split() -> onnx.ModelProto:
-    """Two conv branches -> Concat (channels) -> Split 5 / 11 -> convs -> Concat."""
+    """Two conv branches -> Concat (channels) -> Split 5 / 19 -> convs -> Concat, and a
+    Slice of channels 2 .. C - 3 of the first Concat."""
     b = Builder(1)
     x = b.conv("x", 3, C)
     y = b.conv(x, C, 8, 3)
     cat = b.node("Concat", [x, y], axis=1)[0]
     lo, hi = b.node("Split", [cat, b.const(np.array([5, C + 3], np.int64))], 2, axis=1)
-    out = b.node("Concat", [b.conv(lo, 5, 8), b.conv(hi, C + 3, 8)], axis=-3)[0]
-    return b.model(b.conv(out, 16, 4), [1, 4, HW, HW])
+    ends = b.const(np.array([-3], np.int64))
+    part = b.node("Slice", [cat, b.const(np.array([2], np.int64)), ends, b.const(np.array([1]))])
+    convs = [b.conv(lo, 5, 8), b.conv(hi, C + 3, 8), b.conv(part[0], C + 3, 8)]
+    out = b.node("Concat", convs, axis=-3)[0]
+    return b.model(b.conv(out, 24, 4), [1, 4, HW, HW])
 
 
 def channel_shuffle(five_d: bool) -> onnx.ModelProto:
