@@ -4,11 +4,15 @@ Integer convolutions run in NHWC, where a vector of output channels and the
 4-byte K groups of a dot-product instruction are contiguous. This pass makes
 every 4-D int8 tensor between NHWC-native ops NHWC and inserts a transpose
 (pyrt ToNHWC / ToNCHW node) only where a tensor crosses into or out of such a
-region, once per tensor. Elementwise int8 ops take whichever layout their
-inputs have; everything else (numpy ops, Q/DQ, data movement, graph outputs)
-sees the model's own NCHW layout. Graph info keeps every tensor's logical
+region, once per tensor. Elementwise ops and per-channel BatchNormalization
+take whichever layout their inputs have; Concat, Split and Slice of NHWC
+tensors stay NHWC with their axis remapped (not the data), and ShuffleNet's
+channel shuffle (Reshape -> Transpose -> Reshape) on NHWC data becomes one
+ChannelShuffle node, so a whole CNN is NHWC from its first conv to its head.
+Everything else (numpy ops, Q/DQ, other data movement, graph outputs) sees
+the model's own NCHW layout. Graph info keeps every tensor's logical
 (NCHW) shape; where a tensor is stored NHWC, its consumers know from their
-node (attrs["nhwc"], or a ToNCHW node in between).
+node (attrs["nhwc"], a remapped axis, or a ToNCHW node in between).
 """
 
 from __future__ import annotations
@@ -173,6 +177,8 @@ class _Layouts:
         x = node.inputs[0]
         shape, mid = g.shape(x), g.shape(node.outputs[0])
         if x not in self.nhwc or not _rank4(g, x) or mid is None or len(mid) not in (4, 5):
+            return None
+        if not all(isinstance(d, int) for d in (*shape, *mid)):
             return None
         n, c, h, w = shape
         groups = mid[1]
