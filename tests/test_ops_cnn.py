@@ -242,3 +242,31 @@ def test_split_sizes_not_summing_name_the_node():
     x = np.zeros((1, 4, 5, 5), np.float32)
     with pytest.raises(pyrt.PyrtError, match="the_split"):
         pyrt.Session(bad_model([split], [sizes], [1, 2, 5, 5])).run({"x": x})
+
+
+@pytest.mark.parametrize("shape", [[2, 6], [1, 6, 10], [2, 6, 3, 5]])
+@pytest.mark.parametrize("quantize", [False, True])
+def test_batchnorm_of_any_rank(shape, quantize, ort_reference):
+    """BatchNorm1d / 2d exports: [N, C], [N, C, L], [N, C, H, W], fp32 and QDQ."""
+    b = Builder(4)
+    y = b.node("Relu", [b.batchnorm("x", shape[1])])[0]
+    graph = helper.make_graph(
+        b.nodes,
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, shape)],
+        b.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    x = {"x": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    if quantize:
+        calib = [{"x": np.random.default_rng(s).standard_normal(shape).astype(np.float32)}
+                 for s in range(4)]  # fmt: skip
+        model = zoo.quantize_qdq(model, calib)
+    session = pyrt.Session(model)
+    assert any(s.node.op_type == ("QAffine" if quantize else "Affine") for s in session._steps)
+    ours, ref = session.run(x)[0], ort_reference(model, x)[0]
+    np.testing.assert_array_equal(session.run(x)[0], ours)  # the replay
+    step = float(np.abs(ref).max()) / 255 if quantize else 0.0
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5 + 1.01 * step)
