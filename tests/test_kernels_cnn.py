@@ -190,3 +190,24 @@ def test_transpose_of_few_and_many_rows(rows, dtype):
             )
         )
         np.testing.assert_array_equal(y, x.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("channels", [1, 7, 16, 35, 300])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_fp32_pools_are_bit_exact_across_tables(channels, layout):
+    """The fp32 max / average pools (pool_f32.h, vectorized by each ISA's compiler flags)
+    give the scalar table's bits, NaN and infinities included."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, channels, 7, 6)).astype(np.float32)
+    x.reshape(-1)[::11] = np.nan
+    x.reshape(-1)[5::13] = -np.inf
+    if layout == "nhwc":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    args = ((3, 3), (2, 1), (1, 1, 1, 0), True)
+    ref_max = K.qmaxpool2d(x, *args[:3], ceil_mode=True, ctx=Context("scalar"), layout=layout)
+    ref_avg = K.avgpool2d_f32(x, *args, ctx=Context("scalar"), layout=layout)
+    for isa in SIMD:
+        got = K.qmaxpool2d(x, *args[:3], ceil_mode=True, ctx=Context(isa), layout=layout)
+        np.testing.assert_array_equal(got, ref_max)
+        got = K.avgpool2d_f32(x, *args, ctx=Context(isa), layout=layout)
+        np.testing.assert_array_equal(got, ref_avg)

@@ -268,6 +268,11 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
                               const void *x, const pyrt_qparams *qx, void *y,
                               const pyrt_qparams *qy);
+  /* fp32 pools over output rows [r0, r1), either layout (pool_f32.h). */
+  void (*maxpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
+  void (*avgpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
   /* n elements of pyrt_channel_affine; element i's a[i * step], b[i * step]
      (step 0 or 1). */
   void (*channel_affine)(int64_t n, const void *x, const float *a,
@@ -428,6 +433,8 @@ void pyrt_affine_init_avx2(pyrt_kernel_table *t);
 void pyrt_affine_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_layout_init_avx2(pyrt_kernel_table *t);
 void pyrt_layout_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx2(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);

@@ -124,8 +124,8 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
   const int64_t r1 =
       r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
   const int nhwc = j->s->layout == PYRT_NHWC;
-  if (j->dtype == PYRT_F32) /* scalar loops over channels vectorize */
-    (j->f32_avg ? pyrt_avgpool2d_f32_scalar : pyrt_maxpool2d_f32_scalar)(
+  if (j->dtype == PYRT_F32)
+    (j->f32_avg ? j->t->avgpool2d_f32 : j->t->maxpool2d_f32)(
         j->s, (const float *)j->x, (float *)j->y, r0, r1);
   else if (j->qx == NULL)
     (nhwc ? j->t->qmaxpool2d_nhwc : j->t->qmaxpool2d)(j->s, j->x, j->dtype,
