@@ -1268,3 +1268,139 @@ def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndar
             )
         )
     return y
+
+
+# ---- fused attention -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttentionQuant:
+    """What an int8 attention quantizes, as the unfused QDQ graph does: the operands'
+    zero points (q, k, v; their scales are folded into the stages), Q·Kᵀ's output
+    stage and how the softmax reads it (scores_q None: float scores), the softmax
+    output's quantization (probs: the P codes P·V reads) and P·V's output stage."""
+
+    q: QParams
+    k: QParams
+    v: QParams
+    scores: OutputStage
+    scores_q: QParams | None
+    probs: QParams
+    out: OutputStage
+
+
+def _operand(
+    x: np.ndarray, shape: tuple, op: str
+) -> tuple[np.ndarray, list[int]]:
+    """x broadcast to [B, H, rows, cols] with contiguous columns: (array, element strides
+    of B, H and rows); a copy only where the strides do not fit."""
+    x = np.broadcast_to(x, shape)
+    item = x.itemsize
+    if x.strides[3] != item or any(s < 0 or s % item for s in x.strides[:3]):
+        x = np.ascontiguousarray(x)
+    if x.strides[2] < shape[3] * item:  # rows overlapping (a broadcast row): materialise
+        x = np.ascontiguousarray(x)
+    return x, [s // item for s in x.strides[:3]]
+
+
+def attention_args(
+    shapes: tuple[tuple, ...],
+    dtypes: tuple,
+    strides: tuple[list[int], ...],
+    x_div: float,
+    quant: AttentionQuant | None,
+) -> tuple:
+    """pyrt_attention_args (data pointers NULL) for q [B, H, Sq, D], k [B, H, Sk, D],
+    v [B, H, Sk, Dv], y [B, H, Sq, Dv] and an optional mask, with element strides
+    (batch, head, row) each (mask: None or its strides); returns (args, kept objects)."""
+    (b, h, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[0], shapes[1], shapes[2]
+    a = ffi.new("pyrt_attention_args *")
+    a.batch, a.heads, a.q_len, a.kv_len, a.head_dim, a.v_dim = b, h, sq, sk, d, dv
+    zeros = (None, None, None) if quant is None else (quant.q, quant.k, quant.v)
+    for field_, dtype, stride, qp in zip((a.q, a.k, a.v), dtypes, strides, zeros):
+        field_.dtype = dtype_code(dtype)
+        field_.zero_point = 0 if qp is None else int(qp.zero_point)
+        field_.stride = stride
+    a.y_stride = strides[3]
+    if strides[4] is not None:
+        a.mask_stride = strides[4]
+    a.x_div = float(x_div)
+    kept: list = []
+    if quant is None:
+        a.out.out_dtype = lib.PYRT_F32
+        a.scores_q.dtype = a.probs.dtype = lib.PYRT_F32
+        return a, kept
+    scores, scores_scale = _stage(quant.scores, 1)
+    out, out_scale = _stage(quant.out, 1)
+    a.scores, a.out = scores[0], out[0]
+    a.scores_q = _io(quant.scores_q)[0]
+    a.probs = _qparams(quant.probs)[0]
+    kept += [scores, scores_scale, out, out_scale]
+    return a, kept
+
+
+def attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    x_div: float = 1.0,
+    quant: AttentionQuant | None = None,
+    y: np.ndarray | None = None,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """softmax(Q·Kᵀ / x_div + mask)·V per (batch, head): q [B, H, Sq, D], k [B, H, Sk, D]
+    (K's rows: the graph's Kᵀ with its last two axes swapped), v [B, H, Sk, Dv], all
+    4-D (batch dims broadcast), float32 (quant None) or the codes quant describes;
+    mask broadcasts to [B, H, Sq, Sk]. Writes y (a [B, H, Sq, Dv] array, any view
+    with contiguous rows) or a new array; the scores are tiled, never materialised."""
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise KernelError(f"attention needs 4-D q, k, v, got {q.shape}, {k.shape}, {v.shape}")
+    try:
+        b, h = np.broadcast_shapes(q.shape[:2], k.shape[:2], v.shape[:2])
+    except ValueError as exc:
+        raise KernelError(f"attention: batch dims of {q.shape}, {k.shape}, {v.shape}") from exc
+    sq, d = q.shape[2:]
+    sk, dv = v.shape[2:]
+    if k.shape[2:] != (sk, d):
+        raise KernelError(f"attention: k {k.shape} does not fit q {q.shape} and v {v.shape}")
+    want = [np.dtype(np.float32)] * 3 if quant is None else [quant.q.dtype, quant.k.dtype, quant.v.dtype]
+    for name, x, dtype in (("q", q, want[0]), ("k", k, want[1]), ("v", v, want[2])):
+        if x.dtype != np.dtype(dtype):
+            raise KernelError(f"attention: {name} must be {np.dtype(dtype)}, got {x.dtype}")
+    out_dtype = np.dtype(np.float32) if quant is None else np.dtype(quant.out.dtype)
+    if y is None:
+        y = np.empty((b, h, sq, dv), out_dtype)
+    if y.shape != (b, h, sq, dv) or y.dtype != out_dtype:
+        raise KernelError(f"attention: y must be {out_dtype} {(b, h, sq, dv)}, got {y.dtype} {y.shape}")
+    if y.size == 0:
+        return y
+    if sk == 0 or d == 0:
+        raise KernelError(f"attention: no keys or an empty head ({k.shape})")
+    for dim, name in ((b * h * sq, "batch x heads x queries"), (sk, "keys"), (d, "head size")):
+        if dim >= 2**31:
+            raise KernelError(f"attention: {name} {dim} does not fit int32")
+    ops = [_operand(x, (b, h, *x.shape[2:]), "attention") for x in (q, k, v)]
+    target = y
+    if y.strides[3] != y.itemsize or any(s < 0 or s % y.itemsize for s in y.strides[:3]):
+        target = np.empty(y.shape, y.dtype)
+    y_strides = [s // target.itemsize for s in target.strides[:3]]
+    m, m_strides = None, None
+    if mask is not None:
+        m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), "attention mask")
+    ctx = _ctx(ctx)
+    args, _kept = attention_args(
+        ((b, h, sq, d), (b, h, sk, d), (b, h, sk, dv)),
+        tuple(x.dtype for x, _ in ops),
+        (*(s for _, s in ops), y_strides, m_strides),
+        x_div,
+        quant,
+    )
+    args.q.data, args.k.data, args.v.data = (ffi.cast("void *", x.ctypes.data) for x, _ in ops)
+    args.mask = ffi.NULL if m is None else ffi.cast("float *", m.ctypes.data)
+    args.y = ffi.cast("void *", target.ctypes.data)
+    check(lib.pyrt_attention(ctx.ptr, args))
+    if target is not y:
+        y[...] = target
+    return y
