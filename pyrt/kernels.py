@@ -1105,30 +1105,35 @@ def softmax(
     return y
 
 
+def mask_layout(mask_shape: tuple, shape: tuple) -> int | None:
+    """rows_per_mask when a C-contiguous mask of mask_shape is, as it is, the
+    [rows / per][cols] mask rows pyrt_softmax reads for x of `shape` (its leading dims
+    are x's, then dims of 1: batch, then heads and queries), else None."""
+    if len(mask_shape) > len(shape) or (mask_shape and mask_shape[-1] != shape[-1]):
+        return None
+    m = (1,) * (len(shape) - len(mask_shape)) + tuple(mask_shape)
+    lead = len(shape) - 1
+    while lead > 0 and m[lead - 1] == 1:
+        lead -= 1  # m's dims [lead, -1) are all 1: one mask row per many x rows
+    if tuple(m[:lead]) != tuple(shape[:lead]) or m[-1] != shape[-1]:
+        return None
+    return int(np.prod(shape[lead:-1], dtype=np.int64))
+
+
 def _mask_rows(mask: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
-    """A mask broadcast to `shape` as [rows / per][cols] rows and per: its leading
-    dims kept as they are while the middle ones are 1 (batch, then heads and
-    queries), else fully materialised."""
+    """A mask broadcast to `shape` as [rows / per][cols] rows and per: as it is where
+    mask_layout allows, else fully materialised."""
     try:
         full = np.broadcast_shapes(mask.shape, shape)
     except ValueError as exc:
         raise KernelError(f"softmax: mask {mask.shape} does not broadcast to {shape}") from exc
     if full != tuple(shape):
         raise KernelError(f"softmax: mask {mask.shape} would broadcast x {shape} to {full}")
-    m = mask.reshape((1,) * (len(shape) - mask.ndim) + mask.shape)
     cols = shape[-1]
-    ones = [i for i in range(len(shape) - 1) if m.shape[i] == 1]
-    lead = len(shape) - 1
-    while lead > 0 and (lead - 1) in ones:
-        lead -= 1  # m's dims [lead, -1) are all 1: one mask row per many x rows
-    kept = m.shape[:lead]
-    if all(a == b for a, b in zip(kept, shape[:lead])):
-        rows = int(np.prod(shape[:lead], dtype=np.int64))
-        per = int(np.prod(shape[lead:-1], dtype=np.int64))
-        mrows = np.broadcast_to(m.reshape(*kept, cols), (*shape[:lead], cols))
-        return np.ascontiguousarray(mrows.reshape(rows, cols)), per
-    full_rows = np.broadcast_to(m, shape).reshape(-1, cols)
-    return np.ascontiguousarray(full_rows), 1
+    per = mask_layout(mask.shape, shape)
+    if per is not None:
+        return np.ascontiguousarray(mask).reshape(-1, cols), per
+    return np.ascontiguousarray(np.broadcast_to(mask, shape).reshape(-1, cols)), 1
 
 
 def layernorm(
@@ -1289,16 +1294,15 @@ class AttentionQuant:
     out: OutputStage
 
 
-def _operand(
-    x: np.ndarray, shape: tuple, op: str
-) -> tuple[np.ndarray, list[int]]:
+def _operand(x: np.ndarray, shape: tuple, mask: bool = False) -> tuple[np.ndarray, list[int]]:
     """x broadcast to [B, H, rows, cols] with contiguous columns: (array, element strides
-    of B, H and rows); a copy only where the strides do not fit."""
+    of B, H and rows); a copy only where the strides do not fit (overlapping rows but a
+    mask's repeated row)."""
     x = np.broadcast_to(x, shape)
     item = x.itemsize
     if x.strides[3] != item or any(s < 0 or s % item for s in x.strides[:3]):
         x = np.ascontiguousarray(x)
-    if x.strides[2] < shape[3] * item:  # rows overlapping (a broadcast row): materialise
+    if x.strides[2] < shape[3] * item and not (mask and x.strides[2] == 0):
         x = np.ascontiguousarray(x)
     return x, [s // item for s in x.strides[:3]]
 
@@ -1381,14 +1385,14 @@ def attention(
     for dim, name in ((b * h * sq, "batch x heads x queries"), (sk, "keys"), (d, "head size")):
         if dim >= 2**31:
             raise KernelError(f"attention: {name} {dim} does not fit int32")
-    ops = [_operand(x, (b, h, *x.shape[2:]), "attention") for x in (q, k, v)]
+    ops = [_operand(x, (b, h, *x.shape[2:])) for x in (q, k, v)]
     target = y
     if y.strides[3] != y.itemsize or any(s < 0 or s % y.itemsize for s in y.strides[:3]):
         target = np.empty(y.shape, y.dtype)
     y_strides = [s // target.itemsize for s in target.strides[:3]]
     m, m_strides = None, None
     if mask is not None:
-        m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), "attention mask")
+        m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), mask=True)
     ctx = _ctx(ctx)
     args, _kept = attention_args(
         ((b, h, sq, d), (b, h, sk, d), (b, h, sk, dv)),
