@@ -1294,17 +1294,19 @@ class AttentionQuant:
     out: OutputStage
 
 
-def _operand(x: np.ndarray, shape: tuple, mask: bool = False) -> tuple[np.ndarray, list[int]]:
-    """x broadcast to [B, H, rows, cols] with contiguous columns: (array, element strides
-    of B, H and rows); a copy only where the strides do not fit (overlapping rows but a
-    mask's repeated row)."""
+def _operand(x: np.ndarray, shape: tuple, rows: bool = True, mask: bool = False):
+    """x broadcast to [B, H, rows, cols]: (array, element strides of B, H, rows and
+    columns); a copy only where the kernel cannot read the strides (rows: read in
+    place as GEMM rows, contiguous columns and rows apart, or a mask's repeated row)."""
     x = np.broadcast_to(x, shape)
     item = x.itemsize
-    if x.strides[3] != item or any(s < 0 or s % item for s in x.strides[:3]):
+    st = x.strides
+    fits = all(s >= 0 and s % item == 0 for s in st)
+    if rows:
+        fits = fits and st[3] == item and (st[2] >= shape[3] * item or (mask and st[2] == 0))
+    if not fits:
         x = np.ascontiguousarray(x)
-    if x.strides[2] < shape[3] * item and not (mask and x.strides[2] == 0):
-        x = np.ascontiguousarray(x)
-    return x, [s // item for s in x.strides[:3]]
+    return x, [s // item for s in x.strides]
 
 
 def attention_args(
@@ -1316,7 +1318,8 @@ def attention_args(
 ) -> tuple:
     """pyrt_attention_args (data pointers NULL) for q [B, H, Sq, D], k [B, H, Sk, D],
     v [B, H, Sk, Dv], y [B, H, Sq, Dv] and an optional mask, with element strides
-    (batch, head, row) each (mask: None or its strides); returns (args, kept objects)."""
+    (batch, head, row, column) each (y and mask: batch, head, row; mask None for none);
+    returns (args, kept objects)."""
     (b, h, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[0], shapes[1], shapes[2]
     a = ffi.new("pyrt_attention_args *")
     a.batch, a.heads, a.q_len, a.kv_len, a.head_dim, a.v_dim = b, h, sq, sk, d, dv
@@ -1385,14 +1388,18 @@ def attention(
     for dim, name in ((b * h * sq, "batch x heads x queries"), (sk, "keys"), (d, "head size")):
         if dim >= 2**31:
             raise KernelError(f"attention: {name} {dim} does not fit int32")
-    ops = [_operand(x, (b, h, *x.shape[2:])) for x in (q, k, v)]
+    ops = [_operand(x, (b, h, *x.shape[2:]), rows=x is q) for x in (q, k, v)]
     target = y
     if y.strides[3] != y.itemsize or any(s < 0 or s % y.itemsize for s in y.strides[:3]):
         target = np.empty(y.shape, y.dtype)
     y_strides = [s // target.itemsize for s in target.strides[:3]]
+    if target.strides[2] < dv * target.itemsize:
+        target = np.empty(y.shape, y.dtype)
+        y_strides = [s // target.itemsize for s in target.strides[:3]]
     m, m_strides = None, None
     if mask is not None:
         m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), mask=True)
+        m_strides = m_strides[:3]
     ctx = _ctx(ctx)
     args, _kept = attention_args(
         ((b, h, sq, d), (b, h, sk, d), (b, h, sk, dv)),

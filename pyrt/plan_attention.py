@@ -179,20 +179,16 @@ def _logical(sources: list[np.ndarray], moves: list, copy: bool):
     return _four(q), _four(kt).swapaxes(-1, -2), _four(v), (*lead, q.shape[-2], v.shape[-1])
 
 
-def _strides(
-    x: np.ndarray, shape: tuple, base: np.ndarray, mask: bool = False
-) -> tuple[list[int], int] | None:
-    """Element strides (batch, head, row) of view x broadcast to 4-D `shape`, and its byte
-    offset from base, when the kernel can read it (contiguous rows, apart but for a
-    mask's), else None."""
+def _strides(x: np.ndarray, shape: tuple, base: np.ndarray, rows: bool, mask: bool = False):
+    """Element strides of view x broadcast to 4-D `shape` and its byte offset from base,
+    when the kernel reads them in place (kernels._operand's rule), else None."""
     x = np.broadcast_to(x, shape)
     item = x.itemsize
     st = x.strides
-    if st[3] != item or any(s < 0 or s % item for s in st[:3]):
-        return None
-    if st[2] < shape[3] * item and not (mask and st[2] == 0):
-        return None
-    return [s // item for s in st[:3]], _address(x) - _address(base)
+    fits = all(s >= 0 and s % item == 0 for s in st)
+    if rows:
+        fits = fits and st[3] == item and (st[2] >= shape[3] * item or (mask and st[2] == 0))
+    return ([s // item for s in st], _address(x) - _address(base)) if fits else None
 
 
 def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
@@ -235,14 +231,17 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
             return False
         shapes = ((b, h, sq, d), (b, h, sk, d), (b, h, sk, dv), (b, h, sq, dv))
         parts = [
-            _strides(x, s, base) for x, s, base in zip((q, k, v, _four(view)), shapes, bases + [y_base])
+            _strides(x, s, base, rows)
+            for x, s, base, rows in zip(
+                (q, k, v, _four(view)), shapes, [*bases, y_base], (True, False, False, True)
+            )
         ]
         mask = None
         if len(ins) > 3 and ins[3] is not None:
             m_base = _fake(ins[3].array.shape, ins[3].array.dtype)
             if m_base.dtype != np.float32 or m_base.ndim > 4:
                 return False
-            mask = _strides(m_base, (b, h, sq, sk), m_base, mask=True)
+            mask = _strides(m_base, (b, h, sq, sk), m_base, True, mask=True)
             if mask is None:
                 return False
         if any(p is None for p in parts):
@@ -250,7 +249,7 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         args, kept = K.attention_args(
             shapes[:3],
             tuple(want),
-            (*(p[0] for p in parts), None if mask is None else mask[0]),
+            (*(p[0] for p in parts[:3]), parts[3][0][:3], None if mask is None else mask[0][:3]),
             a["x_div"],
             quant,
         )

@@ -414,16 +414,17 @@ int pyrt_activation(pyrt_context *ctx, int64_t rows, int32_t cols,
 
 /* ---- fused attention ---------------------------------------------------- */
 
-/* One operand of pyrt_attention: per (batch, head) a matrix of rows whose
-   columns are contiguous; element (b, h, r, c) at
-   data + b * stride[0] + h * stride[1] + r * stride[2] + c (elements;
-   strides may be 0: broadcast). dtype PYRT_U8 / PYRT_S8 (int8 attention,
-   zero_point used) or PYRT_F32 (fp32 attention). */
+/* One operand of pyrt_attention: per (batch, head) a matrix; element
+   (b, h, r, c) at data + b * stride[0] + h * stride[1] + r * stride[2] +
+   c * stride[3] (elements, >= 0; 0 broadcasts). Q's columns are contiguous
+   (stride[3] 1, rows apart); K and V are only read to be packed, so any
+   strides do (a transposed K is just other strides). dtype PYRT_U8 / PYRT_S8
+   (int8 attention, zero_point used) or PYRT_F32 (fp32 attention). */
 typedef struct {
   const void *data;
   int32_t dtype;
   int32_t zero_point;
-  int64_t stride[3];
+  int64_t stride[4];
 } pyrt_attention_operand;
 
 /*
@@ -440,8 +441,8 @@ typedef struct {
  * (fma, k ascending, from 0), p as pyrt_softmax (scores_q, probs and the
  * stages are ignored). mask NULL, or float rows of kv_len at mask +
  * b * mask_stride[0] + h * mask_stride[1] + row * mask_stride[2]. y: the
- * dtype of out.out_dtype (int8: U8, S8 or F32; fp32: F32) with y_stride as
- * an operand's. Threads take (batch, head, row block) tasks: results do not
+ * dtype of out.out_dtype (int8: U8, S8 or F32; fp32: F32), element
+ * (b, h, r, c) at y + b * y_stride[0] + h * y_stride[1] + r * y_stride[2] + c. Threads take (batch, head, row block) tasks: results do not
  * depend on the thread count.
  */
 typedef struct {

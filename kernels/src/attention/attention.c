@@ -42,6 +42,7 @@ static int is_int8(int32_t dtype) { return dtype == PYRT_U8 || dtype == PYRT_S8;
 
 static size_t elem_size(int32_t dtype) { return is_int8(dtype) ? 1 : 4; }
 
+/* Row `row` of (b, h); columns follow at stride[3]. */
 static const char *at(const pyrt_attention_operand *o, int32_t b, int32_t h,
                       int64_t row) {
   const int64_t e = b * o->stride[0] + h * o->stride[1] + row * o->stride[2];
@@ -98,13 +99,13 @@ static void pack_task(void *arg, int32_t task, int32_t worker) {
   const int32_t b = task / a->heads, h = task % a->heads;
   char *k_pack = j->packs + (size_t)task * (j->k_bytes + j->v_bytes);
   char *v_pack = k_pack + j->k_bytes;
-  const int64_t k_row = a->k.stride[2], v_row = a->v.stride[2];
-  if (j->fp32) {
+  const int64_t *ks = a->k.stride, *vs = a->v.stride;
+  if (j->fp32) { /* K: N = keys, K = head_dim; V: N = v_dim, K = keys */
     const pyrt_sgemm_config *c = &j->ctx->t->sgemm;
     pack_f32(c, a->kv_len, a->head_dim, (const float *)at(&a->k, b, h, 0),
-             k_row, 1, (float *)k_pack);
-    pack_f32(c, a->v_dim, a->kv_len, (const float *)at(&a->v, b, h, 0), 1,
-             v_row, (float *)v_pack);
+             ks[2], ks[3], (float *)k_pack);
+    pack_f32(c, a->v_dim, a->kv_len, (const float *)at(&a->v, b, h, 0), vs[3],
+             vs[2], (float *)v_pack);
     return;
   }
   /* as pyrt_qmatmul: packs hold s8, u8 operands flipped with their zero */
@@ -112,10 +113,10 @@ static void pack_task(void *arg, int32_t task, int32_t worker) {
   const uint8_t k_flip = a->k.dtype == PYRT_U8 ? 0x80 : 0;
   const uint8_t v_flip = a->v.dtype == PYRT_U8 ? 0x80 : 0;
   pyrt_qmatmul_pack(c, a->kv_len, a->head_dim,
-                    (const uint8_t *)at(&a->k, b, h, 0), k_row, 1, k_flip,
+                    (const uint8_t *)at(&a->k, b, h, 0), ks[2], ks[3], k_flip,
                     a->k.zero_point - (k_flip ? 128 : 0), k_pack);
   pyrt_qmatmul_pack(c, a->v_dim, a->kv_len, (const uint8_t *)at(&a->v, b, h, 0),
-                    1, v_row, v_flip, a->v.zero_point - (v_flip ? 128 : 0),
+                    vs[3], vs[2], v_flip, a->v.zero_point - (v_flip ? 128 : 0),
                     v_pack);
 }
 
@@ -210,8 +211,10 @@ static void block_task(void *arg, int32_t task, int32_t worker) {
 
 /* ---- the public entry point ------------------------------------------------ */
 
+/* rows_apart: the operand is read in place as GEMM rows (Q): contiguous
+   columns, rows at least cols apart. */
 static int check_operand(const char *name, const pyrt_attention_operand *o,
-                         int fp32, int32_t cols) {
+                         int fp32, int32_t cols, int rows_apart) {
   if (o->data == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "attention: %s is NULL", name);
   if (fp32 ? o->dtype != PYRT_F32 : !is_int8(o->dtype))
@@ -225,12 +228,16 @@ static int check_operand(const char *name, const pyrt_attention_operand *o,
                        "attention: %s zero point %d outside [%d, %d]", name,
                        o->zero_point, lo, lo + 255);
   }
-  if (o->stride[0] < 0 || o->stride[1] < 0 || o->stride[2] < cols)
+  const int64_t *s = o->stride;
+  if (s[0] < 0 || s[1] < 0 || s[2] < 0 || s[3] < 0 ||
+      (rows_apart && (s[3] != 1 || s[2] < cols)))
     return pyrt_fail(PYRT_ERR_ARG,
-                     "attention: %s strides %lld, %lld, %lld: batch and head "
-                     "strides must be >= 0, the row stride >= %d",
-                     name, (long long)o->stride[0], (long long)o->stride[1],
-                     (long long)o->stride[2], cols);
+                     "attention: %s strides %lld, %lld, %lld, %lld must be >= "
+                     "0%s",
+                     name, (long long)s[0], (long long)s[1], (long long)s[2],
+                     (long long)s[3],
+                     rows_apart ? ", with contiguous columns and rows apart"
+                                : "");
   return PYRT_OK;
 }
 
@@ -263,9 +270,9 @@ static int check_args(const pyrt_attention_args *a) {
                      "large",
                      a->batch, a->heads, a->q_len, a->kv_len);
   const int fp32 = a->q.dtype == PYRT_F32;
-  int rc = check_operand("q", &a->q, fp32, a->head_dim);
-  if (!rc) rc = check_operand("k", &a->k, fp32, a->head_dim);
-  if (!rc) rc = check_operand("v", &a->v, fp32, a->v_dim);
+  int rc = check_operand("q", &a->q, fp32, a->head_dim, 1);
+  if (!rc) rc = check_operand("k", &a->k, fp32, a->head_dim, 0);
+  if (!rc) rc = check_operand("v", &a->v, fp32, a->v_dim, 0);
   if (rc) return rc;
   if (a->y == NULL) return pyrt_fail(PYRT_ERR_ARG, "attention: y is NULL");
   if (a->y_stride[0] < 0 || a->y_stride[1] < 0 || a->y_stride[2] < a->v_dim)
