@@ -22,14 +22,23 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
   BiasAct       x -> y          DQ? -> (Add bias)? -> GELU (Erf chain, tanh
                                 chain or Gelu) -> Q?, and DQ -> Add bias ->
                                 (Reshape/Transpose...)* -> Q with the data
-                                movement moved after Q: attrs act, qx, bias, qy
+                                movement moved after Q, and fp32 Add bias ->
+                                movement: attrs act, qx, bias, qy
+  Attention     q, k, v (, mask) -> y   QBatchMatMul -> Softmax -> QBatchMatMul
+                                (or BatchMatMul -> float Softmax -> BatchMatMul),
+                                made by fuse_attention after the matchers: the
+                                tiled kernel (kernels.attention), reading Q, K, V
+                                through the head-splitting Reshape / Transpose /
+                                Gather as strided views and writing through the
+                                head merging: attrs moves, out_moves, x_div,
+                                quant (AttentionQuant, None = fp32)
 
 Data movement (Reshape, Transpose, ...) between a DQ and a fused op, or between
 a fused op and its Q, runs on the int8 data instead (it commutes with per-tensor
 Q / DQ), as onnxruntime's pre-processing leaves 2-D Gemms between Reshapes.
 Every fused op means exactly what the nodes it replaces mean; the float math
 inside runs in C kernels (pyrt/kernels.py: qmatmul, softmax, layernorm,
-activation).
+activation, attention).
 """
 
 from __future__ import annotations
@@ -546,10 +555,24 @@ def match_bias_movement(m: Matcher, node: Node) -> list[Node] | None:
         return None
     bias, x = found
     q = _quantized(m, x)
+    if q is None:
+        return _float_bias_movement(m, node, bias, x)
     chain = _movement_chain(m, node.outputs[0])
     if q is None or chain is None:
         return None
     return _requant_then_move(m, node, q.tensor, q.qparams(), bias, *chain)
+
+
+def _float_bias_movement(m: Matcher, node: Node, bias: np.ndarray, x: str) -> list[Node] | None:
+    """fp32 Add(bias) -> movement (an FP32 encoder's Q / K / V projections before head
+    splitting): the bias pass as a float BiasAct, a C step."""
+    shape, user = m.shape(x), m.sole_consumer(node.outputs[0])
+    if m.g.dtype(x) != np.float32 or not shape or shape[-1] != bias.size:
+        return None
+    if m.shape(node.outputs[0]) != shape or user is None or not _is_move(m, user, user.inputs[0]):
+        return None
+    attrs = dict(act="identity", qx=None, bias=bias, qy=None)
+    return [_fused(node, "BiasAct", [x], list(node.outputs), attrs, [node])]
 
 
 def _is_move(m: Matcher, node: Node, name: str) -> bool:
