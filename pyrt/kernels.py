@@ -1294,19 +1294,35 @@ class AttentionQuant:
     out: OutputStage
 
 
-def _operand(x: np.ndarray, shape: tuple, rows: bool = True, mask: bool = False):
-    """x broadcast to [B, H, rows, cols]: (array, element strides of B, H, rows and
-    columns); a copy only where the kernel cannot read the strides (rows: read in
-    place as GEMM rows, contiguous columns and rows apart, or a mask's repeated row)."""
-    x = np.broadcast_to(x, shape)
+def attention_strides(x: np.ndarray, rows: bool, mask: bool = False) -> list[int] | None:
+    """Element strides of a 4-D attention operand (batch, head, row, column) as
+    pyrt_attention reads it in place, or None: non-negative; with `rows` (read as GEMM
+    rows) contiguous columns and rows apart, or a mask's repeated row. Dims of size 1
+    take the stride that fits (numpy's is arbitrary there)."""
     item = x.itemsize
-    st = x.strides
-    fits = all(s >= 0 and s % item == 0 for s in st)
-    if rows:
-        fits = fits and st[3] == item and (st[2] >= shape[3] * item or (mask and st[2] == 0))
-    if not fits:
+    if any(s % item for s in x.strides):
+        return None
+    st = [s // item if n > 1 else 0 for s, n in zip(x.strides, x.shape)]
+    if x.shape[3] == 1:
+        st[3] = 1
+    if x.shape[2] == 1:
+        st[2] = x.shape[3]
+    if min(st) < 0:
+        return None
+    if rows and (st[3] != 1 or (st[2] < x.shape[3] and not (mask and st[2] == 0))):
+        return None
+    return st
+
+
+def _operand(x: np.ndarray, shape: tuple, rows: bool = True, mask: bool = False):
+    """x broadcast to [B, H, rows, cols] and its element strides (attention_strides), a
+    contiguous copy where the kernel cannot read x as it is."""
+    x = np.broadcast_to(x, shape)
+    strides = attention_strides(x, rows, mask)
+    if strides is None:
         x = np.ascontiguousarray(x)
-    return x, [s // item for s in x.strides]
+        strides = attention_strides(x, rows, mask)
+    return x, strides
 
 
 def attention_args(
@@ -1372,7 +1388,11 @@ def attention(
     sk, dv = v.shape[2:]
     if k.shape[2:] != (sk, d):
         raise KernelError(f"attention: k {k.shape} does not fit q {q.shape} and v {v.shape}")
-    want = [np.dtype(np.float32)] * 3 if quant is None else [quant.q.dtype, quant.k.dtype, quant.v.dtype]
+    want = (
+        [np.dtype(np.float32)] * 3
+        if quant is None
+        else [quant.q.dtype, quant.k.dtype, quant.v.dtype]
+    )
     for name, x, dtype in (("q", q, want[0]), ("k", k, want[1]), ("v", v, want[2])):
         if x.dtype != np.dtype(dtype):
             raise KernelError(f"attention: {name} must be {np.dtype(dtype)}, got {x.dtype}")
@@ -1380,7 +1400,9 @@ def attention(
     if y is None:
         y = np.empty((b, h, sq, dv), out_dtype)
     if y.shape != (b, h, sq, dv) or y.dtype != out_dtype:
-        raise KernelError(f"attention: y must be {out_dtype} {(b, h, sq, dv)}, got {y.dtype} {y.shape}")
+        raise KernelError(
+            f"attention: y must be {out_dtype} {(b, h, sq, dv)}, got {y.dtype} {y.shape}"
+        )
     if y.size == 0:
         return y
     if sk == 0 or d == 0:
@@ -1389,13 +1411,11 @@ def attention(
         if dim >= 2**31:
             raise KernelError(f"attention: {name} {dim} does not fit int32")
     ops = [_operand(x, (b, h, *x.shape[2:]), rows=x is q) for x in (q, k, v)]
-    target = y
-    if y.strides[3] != y.itemsize or any(s < 0 or s % y.itemsize for s in y.strides[:3]):
+    target, y_strides = y, attention_strides(y, rows=True)
+    if y_strides is None:
         target = np.empty(y.shape, y.dtype)
-    y_strides = [s // target.itemsize for s in target.strides[:3]]
-    if target.strides[2] < dv * target.itemsize:
-        target = np.empty(y.shape, y.dtype)
-        y_strides = [s // target.itemsize for s in target.strides[:3]]
+        y_strides = attention_strides(target, rows=True)
+    y_strides = y_strides[:3]
     m, m_strides = None, None
     if mask is not None:
         m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), mask=True)

@@ -769,9 +769,7 @@ def _attention_quant(qk: Node, sm: Node, pv: Node) -> K.AttentionQuant | None:
         return None
     if np.dtype(px["out"].dtype) not in (*INT8, np.dtype(np.float32)):
         return None
-    return K.AttentionQuant(
-        qa["qa"], qa["qb"], px["qb"], qa["out"], sc["qx"], p_out, px["out"]
-    )
+    return K.AttentionQuant(qa["qa"], qa["qb"], px["qb"], qa["out"], sc["qx"], p_out, px["out"])
 
 
 def _rank_ok(g, name: str) -> bool:

@@ -180,15 +180,11 @@ def _logical(sources: list[np.ndarray], moves: list, copy: bool):
 
 
 def _strides(x: np.ndarray, shape: tuple, base: np.ndarray, rows: bool, mask: bool = False):
-    """Element strides of view x broadcast to 4-D `shape` and its byte offset from base,
-    when the kernel reads them in place (kernels._operand's rule), else None."""
+    """Element strides of view x broadcast to 4-D `shape` (kernels.attention_strides)
+    and its byte offset from base, or None where the kernel cannot read it in place."""
     x = np.broadcast_to(x, shape)
-    item = x.itemsize
-    st = x.strides
-    fits = all(s >= 0 and s % item == 0 for s in st)
-    if rows:
-        fits = fits and st[3] == item and (st[2] >= shape[3] * item or (mask and st[2] == 0))
-    return ([s // item for s in st], _address(x) - _address(base)) if fits else None
+    strides = K.attention_strides(x, rows, mask)
+    return None if strides is None else (strides, _address(x) - _address(base))
 
 
 def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:

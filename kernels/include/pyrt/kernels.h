@@ -442,8 +442,9 @@ typedef struct {
  * stages are ignored). mask NULL, or float rows of kv_len at mask +
  * b * mask_stride[0] + h * mask_stride[1] + row * mask_stride[2]. y: the
  * dtype of out.out_dtype (int8: U8, S8 or F32; fp32: F32), element
- * (b, h, r, c) at y + b * y_stride[0] + h * y_stride[1] + r * y_stride[2] + c. Threads take (batch, head, row block) tasks: results do not
- * depend on the thread count.
+ * (b, h, r, c) at y + b * y_stride[0] + h * y_stride[1] + r * y_stride[2] + c.
+ * Threads take (batch, head, row block) tasks: results do not depend on the
+ * thread count.
  */
 typedef struct {
   int32_t batch, heads, q_len, kv_len, head_dim, v_dim;

@@ -38,9 +38,13 @@ typedef struct {
   int status;
 } attention_job;
 
-static int is_int8(int32_t dtype) { return dtype == PYRT_U8 || dtype == PYRT_S8; }
+static int is_int8(int32_t dtype) {
+  return dtype == PYRT_U8 || dtype == PYRT_S8;
+}
 
-static size_t elem_size(int32_t dtype) { return is_int8(dtype) ? 1 : 4; }
+static size_t elem_size(int32_t dtype) {
+  return is_int8(dtype) ? 1 : 4;
+}
 
 /* Row `row` of (b, h); columns follow at stride[3]. */
 static const char *at(const pyrt_attention_operand *o, int32_t b, int32_t h,
@@ -49,7 +53,8 @@ static const char *at(const pyrt_attention_operand *o, int32_t b, int32_t h,
   return (const char *)o->data + (size_t)e * elem_size(o->dtype);
 }
 
-/* ---- fp32: the sgemm tile over panels packed from strided rows ------------ */
+/* ---- fp32: the sgemm tile over panels packed from strided rows ------------
+ */
 
 /* N x K operand, element (n, k) at w[n * stride_n + k * stride_k], as the
    tile's panels [N/NR][K][NR] (zero-padded in N). */
@@ -62,10 +67,9 @@ static void pack_f32(const pyrt_sgemm_config *c, int32_t N, int32_t K,
         *d++ = n0 + j < N ? w[(n0 + j) * stride_n + k * stride_k] : 0.0f;
 }
 
-static size_t f32_pack_bytes(const pyrt_sgemm_config *c, int32_t N,
-                             int32_t K) {
-  return PYRT_ALIGN_UP((size_t)(N + c->nr - 1) / (size_t)c->nr *
-                       (size_t)c->nr * (size_t)K * 4);
+static size_t f32_pack_bytes(const pyrt_sgemm_config *c, int32_t N, int32_t K) {
+  return PYRT_ALIGN_UP((size_t)(N + c->nr - 1) / (size_t)c->nr * (size_t)c->nr *
+                       (size_t)K * 4);
 }
 
 /* y[M][N] = A[M][K] x packed, each output fma(a, w, acc) for k ascending
@@ -90,7 +94,8 @@ static void sgemm_serial(const pyrt_sgemm_config *c, int32_t M, int32_t N,
   }
 }
 
-/* ---- phase 1: K and V packed once per (batch, head) ----------------------- */
+/* ---- phase 1: K and V packed once per (batch, head) -----------------------
+ */
 
 static void pack_task(void *arg, int32_t task, int32_t worker) {
   (void)worker;
@@ -129,9 +134,8 @@ static void softmax_block(const attention_job *j, int32_t b, int32_t h,
   const pyrt_attention_args *a = j->a;
   const pyrt_qparams f32 = {PYRT_F32, 1.0f, 0};
   const int32_t n = a->kv_len;
-  pyrt_softmax_job s = {rows,       n,    x, j->fp32 ? f32 : a->scores_q,
-                        a->x_div,   NULL, 1, p,
-                        j->fp32 ? f32 : a->probs};
+  pyrt_softmax_job s = {rows, n, x, j->fp32 ? f32 : a->scores_q, a->x_div,
+                        NULL, 1, p, j->fp32 ? f32 : a->probs};
   if (a->mask == NULL) {
     j->ctx->t->softmax(&s, 0, rows, buf);
     return;
@@ -174,10 +178,9 @@ static void block_task(void *arg, int32_t task, int32_t worker) {
   const char *k_pack = j->packs + (size_t)bh * (j->k_bytes + j->v_bytes);
   const char *v_pack = k_pack + j->k_bytes;
   const int32_t n = a->kv_len;
-  char *y = (char *)a->y +
-            (size_t)(b * a->y_stride[0] + h * a->y_stride[1] +
-                     q0 * a->y_stride[2]) *
-                elem_size(j->fp32 ? PYRT_F32 : a->out.out_dtype);
+  char *y = (char *)a->y + (size_t)(b * a->y_stride[0] + h * a->y_stride[1] +
+                                    q0 * a->y_stride[2]) *
+                               elem_size(j->fp32 ? PYRT_F32 : a->out.out_dtype);
   if (j->fp32) {
     const pyrt_sgemm_config *c = &j->ctx->t->sgemm;
     float *zeros = (float *)gemm; /* the tile's start for the first K block */
@@ -203,13 +206,18 @@ static void block_task(void *arg, int32_t task, int32_t worker) {
                           &a->scores, scores, (size_t)n, gemm);
   softmax_block(j, b, h, q0, rows, scores, probs, buf);
   const uint8_t p_flip = a->probs.dtype == PYRT_S8 ? 0x80 : 0;
-  const pyrt_qgemm_a pa = {(const uint8_t *)probs, (size_t)n, NULL, 0, p_flip,
+  const pyrt_qgemm_a pa = {(const uint8_t *)probs,
+                           (size_t)n,
+                           NULL,
+                           0,
+                           p_flip,
                            a->probs.zero_point + (p_flip ? 128 : 0)};
   pyrt_qgemm_drive_serial(c, rows, a->v_dim, n, &pa, v_pack, NULL, &a->out, y,
                           (size_t)a->y_stride[2], gemm);
 }
 
-/* ---- the public entry point ------------------------------------------------ */
+/* ---- the public entry point ------------------------------------------------
+ */
 
 /* rows_apart: the operand is read in place as GEMM rows (Q): contiguous
    columns, rows at least cols apart. */
@@ -231,13 +239,13 @@ static int check_operand(const char *name, const pyrt_attention_operand *o,
   const int64_t *s = o->stride;
   if (s[0] < 0 || s[1] < 0 || s[2] < 0 || s[3] < 0 ||
       (rows_apart && (s[3] != 1 || s[2] < cols)))
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "attention: %s strides %lld, %lld, %lld, %lld must be >= "
-                     "0%s",
-                     name, (long long)s[0], (long long)s[1], (long long)s[2],
-                     (long long)s[3],
-                     rows_apart ? ", with contiguous columns and rows apart"
-                                : "");
+    return pyrt_fail(
+        PYRT_ERR_ARG,
+        "attention: %s strides %lld, %lld, %lld, %lld must be >= "
+        "0%s",
+        name, (long long)s[0], (long long)s[1], (long long)s[2],
+        (long long)s[3],
+        rows_apart ? ", with contiguous columns and rows apart" : "");
   return PYRT_OK;
 }
 
@@ -297,7 +305,8 @@ static int check_args(const pyrt_attention_args *a) {
   rc = check_stage("scores", &a->scores, 1);
   if (!rc) rc = check_stage("output", &a->out, 1);
   if (!rc) rc = pyrt_check_io("attention", "scores", &a->scores_q);
-  if (!rc && (a->scores_q.dtype == PYRT_F32) != (a->scores.out_dtype == PYRT_F32))
+  if (!rc &&
+      (a->scores_q.dtype == PYRT_F32) != (a->scores.out_dtype == PYRT_F32))
     rc = pyrt_fail(PYRT_ERR_ARG,
                    "attention: scores_q must be F32 exactly when the scores "
                    "stage writes F32");
@@ -350,7 +359,8 @@ int pyrt_attention(pyrt_context *ctx, const pyrt_attention_args *a) {
     j.gemm_bytes = PYRT_ALIGN_UP(qk > pv ? qk : pv);
   }
   pyrt_context_enter(ctx);
-  j.packs = pyrt_scratch(ctx, PYRT_SHARED, (size_t)bh * (j.k_bytes + j.v_bytes));
+  j.packs =
+      pyrt_scratch(ctx, PYRT_SHARED, (size_t)bh * (j.k_bytes + j.v_bytes));
   if (j.packs == NULL) {
     pyrt_context_leave(ctx);
     return pyrt_fail(PYRT_ERR_NOMEM, "attention: out of memory");

@@ -284,10 +284,9 @@ int pyrt_plan_qmatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
   if (out == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_qmatmul: NULL stage");
   entry *e = add(p, QMATMUL);
   if (e) {
-    e->enc.qmatmul = (qmatmul_args){batch,  M,       N,     K,     a_dtype,
-                                    a_zero, lda,     b_dtype, b_zero, ldb_k,
-                                    ldb_n,  ldy,     stride_a, stride_b,
-                                    stride_y};
+    e->enc.qmatmul = (qmatmul_args){batch,  M,   N,        K,        a_dtype,
+                                    a_zero, lda, b_dtype,  b_zero,   ldb_k,
+                                    ldb_n,  ldy, stride_a, stride_b, stride_y};
     e->out = *out, e->x = a, e->b = b, e->y = y;
   }
   return added(p, e);

@@ -9,9 +9,10 @@
  * serial drive each); with fewer matrices than threads every matrix runs the
  * threaded driver instead.
  */
+#include "qmatmul/qmatmul.h"
+
 #include <stdlib.h>
 
-#include "qmatmul/qmatmul.h"
 #include "requant/requant.h"
 
 typedef struct {
@@ -38,14 +39,15 @@ typedef struct {
 
 size_t pyrt_qmatmul_pack_bytes(const pyrt_qgemm_config *c, int32_t N,
                                int32_t K) {
-  return PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) + pyrt_qgemm_block_size(c, N, K));
+  return PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) +
+                       pyrt_qgemm_block_size(c, N, K));
 }
 
 void pyrt_qmatmul_pack(const pyrt_qgemm_config *c, int32_t N, int32_t K,
                        const uint8_t *w, ptrdiff_t stride_n, ptrdiff_t stride_k,
                        uint8_t flip, int32_t zero, void *packed) {
   pyrt_pack_header *h = (pyrt_pack_header *)packed;
-  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0, PYRT_PACK_GEMM, N, K,
+  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0,     PYRT_PACK_GEMM, N, K,
                           zero != 0,       c->nr, c->kr};
   int32_t *zeros = pyrt_pack_w_zero(packed);
   for (int32_t n = 0; n < N; n++) zeros[n] = zero;
