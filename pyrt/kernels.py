@@ -1418,7 +1418,16 @@ def attention(
     y_strides = y_strides[:3]
     m, m_strides = None, None
     if mask is not None:
-        m, m_strides = _operand(np.asarray(mask, np.float32), (b, h, sq, sk), mask=True)
+        mask = np.asarray(mask, np.float32)
+        try:
+            full = np.broadcast_shapes(mask.shape, (b, h, sq, sk))
+        except ValueError:
+            full = None
+        if full != (b, h, sq, sk):
+            raise KernelError(
+                f"attention: mask {mask.shape} does not broadcast to the scores {(b, h, sq, sk)}"
+            )
+        m, m_strides = _operand(mask, (b, h, sq, sk), mask=True)
         m_strides = m_strides[:3]
     ctx = _ctx(ctx)
     args, _kept = attention_args(

@@ -772,6 +772,17 @@ def _attention_quant(qk: Node, sm: Node, pv: Node) -> K.AttentionQuant | None:
     return K.AttentionQuant(qa["qa"], qa["qb"], px["qb"], qa["out"], sc["qx"], p_out, px["out"])
 
 
+def _mask_fits(mask: tuple | None, scores: tuple | None) -> bool:
+    """The mask broadcasts to the scores without enlarging them (dims 1 or the scores'
+    as far as shapes are known)."""
+    if mask is None or scores is None or len(mask) > len(scores):
+        return False
+    return all(
+        m == 1 or m == s or not isinstance(m, int) or not isinstance(s, int)
+        for m, s in zip(mask[::-1], scores[::-1])
+    )
+
+
 def _rank_ok(g, name: str) -> bool:
     shape = g.shape(name)
     return shape is not None and len(shape) in (3, 4)
@@ -809,6 +820,8 @@ def _match_attention(
         moves.append(chain)
     final, out_moves = _moves_forward(g, users_of, pv.outputs[0], outputs)
     mask = sm.inputs[1] if len(sm.inputs) > 1 and sm.inputs[1] else None
+    if mask is not None and not _mask_fits(g.shape(mask), g.shape(qk.outputs[0])):
+        return None
     fused = [
         sm.name,
         *(n for part in (qk, sm, pv) for n in part.attrs.get("fused", [part.name])),

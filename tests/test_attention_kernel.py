@@ -8,7 +8,6 @@ replay identical to the interpreter.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -272,37 +271,60 @@ def test_vit_attention_is_fused_and_bit_identical(variant):
     assert np.array_equal(a, want) and np.array_equal(b, want)
 
 
-def attention_graph(p_is_output: bool) -> onnx.ModelProto:
-    """q, k, v [1, 2, 24, 8] -> MatMul(q, kᵀ) -> Div -> Softmax -> MatMul(p, v), the
-    softmax output a graph output too when p_is_output (the chain cannot fuse)."""
+def attention_graph(p_is_output: bool = False, rank: int = 4, mask: tuple | None = None):
+    """q, k, v [(1,) 2, 24, 8] -> MatMul(q, kᵀ) -> Div -> (Add mask) -> Softmax ->
+    MatMul(p, v) in fp32, the softmax output a graph output too when p_is_output (the
+    chain cannot fuse)."""
+    shape = [1, 2, 24, 8][4 - rank :]
+    perm = [0, 1, 3, 2] if rank == 4 else [0, 2, 1]
     nodes = [
-        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=perm),
         helper.make_node("MatMul", ["q", "kt"], ["s"]),
         helper.make_node("Div", ["s", "d"], ["sd"]),
-        helper.make_node("Softmax", ["sd"], ["p"], axis=-1),
+    ]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "qkv"]
+    if mask is not None:
+        nodes.append(helper.make_node("Add", ["sd", "mask"], ["sm"]))
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, list(mask)))
+    nodes += [
+        helper.make_node("Softmax", ["sm" if mask else "sd"], ["p"], axis=-1),
         helper.make_node("MatMul", ["p", "v"], ["y"]),
     ]
-    shape = [1, 2, 24, 8]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
     if p_is_output:
-        outputs.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 2, 24, 24]))
+        outputs.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, None))
     graph = helper.make_graph(
         nodes,
         "attention",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "qkv"],
+        inputs,
         outputs,
         [helper.make_tensor("d", TensorProto.FLOAT, [], [2.83])],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("p_is_output", [False, True])
-def test_attention_falls_back_when_the_chain_is_used_elsewhere(ort_reference, p_is_output):
-    model = attention_graph(p_is_output)
+@pytest.mark.parametrize(
+    "p_is_output, rank, mask, fuses",
+    [
+        (False, 4, None, True),
+        (True, 4, None, False),  # P is a graph output
+        (False, 3, None, True),  # [heads, seq, head size]
+        (False, 4, (1, 1, 24, 24), True),  # a mask per query row
+        (False, 4, (3, 2, 24, 24), False),  # the mask enlarges the scores: runs unfused
+    ],
+)
+def test_attention_falls_back_where_the_chain_does_not_fit(
+    ort_reference, p_is_output, rank, mask, fuses
+):
+    model = attention_graph(p_is_output, rank, mask)
     rng = np.random.default_rng(5)
-    feed = {n: rng.standard_normal((1, 2, 24, 8)).astype(np.float32) for n in "qkv"}
+    shape = (1, 2, 24, 8)[4 - rank :]
+    feed = {n: rng.standard_normal(shape).astype(np.float32) for n in "qkv"}
+    if mask is not None:
+        feed["mask"] = np.where(rng.random(mask) < 0.3, -1e9, 0).astype(np.float32)
     session = pyrt.Session(model)
-    fused = any(s.node.op_type == "Attention" for s in session._steps)
-    assert fused is not p_is_output
-    for got, want in zip(session.run(feed), ort_reference(model, feed)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert any(s.node.op_type == "Attention" for s in session._steps) is fuses
+    want = ort_reference(model, feed)
+    for _ in range(2):  # the interpreter, then the C plan
+        for got, ref in zip(session.run(feed), want):
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
