@@ -210,13 +210,16 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         return [np.ascontiguousarray(_apply(o, out_moves, True))]
 
     def emit(em, ins, outs) -> bool:
+        try:  # shapes that do not fit (ValueError) or need copies (AttributeError): fn
+            return _emit(em, ins, outs)
+        except (AttributeError, ValueError):
+            return False
+
+    def _emit(em, ins, outs) -> bool:
         bases = [_fake(s.array.shape, s.array.dtype) for s in ins[:3]]
         if [b.dtype for b in bases] != want:
             return False
-        try:
-            q, k, v, shape = _logical(bases, moves, False)
-        except AttributeError:
-            return False
+        q, k, v, shape = _logical(bases, moves, False)
         y_base = _fake(outs[0].array.shape, out_dtype)
         view = _inverse(y_base, out_moves, shape) if outs[0].array.dtype == out_dtype else None
         if view is None or view.shape != shape:
