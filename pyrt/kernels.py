@@ -1227,8 +1227,8 @@ def activation(
 
 
 def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndarray:
-    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D): each
-    batch matrix of a is packed as the sgemm weights and multiplies b's in place."""
+    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D) on the
+    fp32 GEMM's arithmetic: each batch matrix of b is packed per call."""
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if a.ndim < 2 or b.ndim < 2:
@@ -1245,33 +1245,33 @@ def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndar
     if y.size == 0 or k == 0:
         y[...] = 0.0
         return y
-    for dim, name in ((m, "M"), (n, "N"), (k, "K")):
+    count = y.size // (m * n)
+    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
         if dim >= 2**31:
             raise KernelError(f"smatmul: {name} {dim} does not fit int32")
-    ctx = _ctx(ctx)
-    a3 = np.ascontiguousarray(np.broadcast_to(a, (*batch, m, k))).reshape(-1, m, k)
-    # the weights operand of the driver is B, given as [n][k]
-    bt = np.ascontiguousarray(np.broadcast_to(b, (*batch, k, n)).reshape(-1, k, n).swapaxes(1, 2))
-    y3 = y.reshape(-1, m, n)
-    packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(ctx.ptr, n, k))
-    for i in range(y3.shape[0]):
-        check(lib.pyrt_sgemm_pack(ctx.ptr, n, k, ptr(bt[i], "float *"), ptr(packed)))
-        check(
-            lib.pyrt_sgemm(
-                ctx.ptr,
-                m,
-                n,
-                k,
-                ptr(a3[i], "float *"),
-                k,
-                ptr(packed),
-                ffi.NULL,
-                -np.inf,
-                np.inf,
-                ptr(y3[i], "float *"),
-                n,
-            )
+    a3, sa = _batched(a, batch, m, k)
+    if sa[2] != 1 or sa[1] < k:
+        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
+    b3, sb = _batched(b, batch, k, n)
+    check(
+        lib.pyrt_smatmul(
+            _ctx(ctx).ptr,
+            count,
+            m,
+            n,
+            k,
+            ffi.cast("float *", a3.ctypes.data),
+            sa[0],
+            sa[1],
+            ffi.cast("float *", b3.ctypes.data),
+            sb[0],
+            sb[1],
+            sb[2],
+            ptr(y, "float *"),
+            m * n,
+            n,
         )
+    )
     return y
 
 

@@ -2,8 +2,7 @@
 each is the step's kind, its function of the node's inputs (the interpreter) and its
 `emit` (the same work as C plan entries, program.py), None where a step has none.
 
-MaskChain runs in numpy (once per inference, on the [batch, seq] mask); BatchMatMul
-outside a fused attention runs its fp32 GEMMs from Python per batch matrix.
+MaskChain runs in numpy (once per inference, on the [batch, seq] mask).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ def attention_fn(node: Node, ctx: Context) -> tuple[str, Callable, Callable | No
     if node.op_type == "MaskChain":
         return kind, _chain(node), None
     if node.op_type == "BatchMatMul":
-        return kind, lambda x, y: [K.smatmul(x, y, ctx)], None
+        return kind, *_batch_matmul(ctx)
     if node.op_type == "Softmax":
         return kind, *_softmax(node, ctx)
     if node.op_type == "LayerNorm":
@@ -282,6 +281,31 @@ def _want(q: K.QParams | None) -> np.dtype:
     return np.dtype(np.float32) if q is None else np.dtype(q.dtype)
 
 
+def _matmul_layout(xa: np.ndarray, xb: np.ndarray, y: np.ndarray) -> tuple | None:
+    """(batch, M, N, K, stride_a, lda, stride_b, ldb_k, ldb_n) of pyrt_qmatmul /
+    pyrt_smatmul for y = xa @ xb as the arena holds them (C-contiguous; broadcast batch
+    dims as 0 strides), or None where those strides cannot express it."""
+    if xa.ndim < 2 or xb.ndim < 2 or y.size == 0:
+        return None
+    (m, k), n = xa.shape[-2:], xb.shape[-1]
+    batch = y.shape[:-2]
+    if k == 0 or y.shape[-2:] != (m, n) or xb.shape[-2] != k:
+        return None
+    views = []
+    for x, rows, cols in ((xa, m, k), (xb, k, n)):
+        try:
+            view = np.broadcast_to(_fake(x.shape, x.dtype), (*batch, rows, cols)).view()
+            view.shape = (-1, rows, cols)
+        except (AttributeError, ValueError):
+            return None
+        views.append([st // x.itemsize for st in view.strides])
+    (sa, la, one), (sb, lbk, lbn) = views
+    count = y.size // (m * n)
+    if one != 1 or la < k or min(sa, sb, lbk, lbn) < 0 or max(count, m, n, k) >= 2**31:
+        return None
+    return count, m, n, k, sa, la, sb, lbk, lbn
+
+
 def _qbatch_matmul(node: Node, ctx: Context) -> tuple[Callable, Callable]:
     a = node.attrs
     qa, qb, out = a["qa"], a["qb"], a["out"]
@@ -291,28 +315,13 @@ def _qbatch_matmul(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         return [K.qmatmul(x, qa.zero_point, y, qb.zero_point, out, ctx)]
 
     def emit(em, ins, outs) -> bool:
-        xa, xb, ya = ins[0].array, ins[1].array, outs[0].array
-        if stage is None or xa.dtype != qa.dtype or xb.dtype != qb.dtype or ya.size == 0:
+        xa, xb, y = ins[0].array, ins[1].array, outs[0].array
+        if stage is None or xa.dtype != qa.dtype or xb.dtype != qb.dtype:
             return False
-        if xa.ndim < 2 or xb.ndim < 2 or ya.dtype != np.dtype(out.dtype):
+        layout = _matmul_layout(xa, xb, y) if y.dtype == np.dtype(out.dtype) else None
+        if layout is None:
             return False
-        (m, k), n = xa.shape[-2:], xb.shape[-1]
-        batch = ya.shape[:-2]
-        if k == 0 or ya.shape[-2:] != (m, n) or xb.shape[-2] != k:
-            return False
-        views = []
-        for x, rows, cols in ((xa, m, k), (xb, k, n)):
-            base = _fake(x.shape, x.dtype)
-            try:
-                view = np.broadcast_to(base, (*batch, rows, cols)).view()
-                view.shape = (-1, rows, cols)
-            except (AttributeError, ValueError):
-                return False
-            views.append([st // x.itemsize for st in view.strides])
-        (sa, la, one), (sb, lbk, lbn) = views
-        count = ya.size // (m * n)
-        if one != 1 or la < k or min(sa, sb, lbk, lbn) < 0 or max(count, m, n, k) >= 2**31:
-            return False
+        count, m, n, k, sa, la, sb, lbk, lbn = layout
         em.keep(stage)
         em.add(
             lib.pyrt_plan_qmatmul(
@@ -341,6 +350,39 @@ def _qbatch_matmul(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         return True
 
     return run, emit
+
+
+def _batch_matmul(ctx: Context) -> tuple[Callable, Callable]:
+    def emit(em, ins, outs) -> bool:
+        xa, xb, y = ins[0].array, ins[1].array, outs[0].array
+        if not xa.dtype == xb.dtype == y.dtype == np.float32:
+            return False
+        layout = _matmul_layout(xa, xb, y)
+        if layout is None:
+            return False
+        count, m, n, k, sa, la, sb, lbk, lbn = layout
+        em.add(
+            lib.pyrt_plan_smatmul(
+                em.plan,
+                count,
+                m,
+                n,
+                k,
+                ins[0].offset,
+                sa,
+                la,
+                ins[1].offset,
+                sb,
+                lbk,
+                lbn,
+                outs[0].offset,
+                m * n,
+                n,
+            )
+        )
+        return True
+
+    return (lambda x, y: [K.smatmul(x, y, ctx)]), emit
 
 
 def _softmax(node: Node, ctx: Context) -> tuple[Callable, Callable]:

@@ -155,6 +155,20 @@ def test_fp32_attention_is_the_unfused_steps_and_numpy(sq, sk, d):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_smatmul_is_exact_on_every_isa_and_thread_count():
+    """The fp32 MatMul of two activations outside the fused attention (pyrt_smatmul)."""
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((2, 3, 37, 300)).astype(np.float32)
+    b = rng.standard_normal((1, 3, 45, 300)).astype(np.float32).swapaxes(-1, -2)
+    got = on_every_isa(lambda: K.smatmul(a, b))
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    for threads in (2, 3):  # fewer matrices than threads: bands of rows
+        ctx = _kernels.Context(threads=threads)
+        assert np.array_equal(K.smatmul(a, b, ctx), got)
+        assert np.array_equal(K.smatmul(a[:1, :1], b[:, :1], ctx), got[:1, :1])
+
+
 def test_attention_threads_and_layouts_give_the_same_bits():
     rng = np.random.default_rng(11)
     q, k, v, quant = int8_case(rng, 2, 6, 100, 100, 32)
@@ -328,3 +342,14 @@ def test_attention_falls_back_where_the_chain_does_not_fit(
     for _ in range(2):  # the interpreter, then the C plan
         for got, ref in zip(session.run(feed), want):
             np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    # fused or not, the replay runs the attention's steps as C entries (broadcasts that
+    # strides cannot express, the enlarging mask's, run its Softmax and P·V in Python)
+    (program,) = session._programs.values()
+    python = {seg.step.node.op_type for seg in program.segments if seg.step is not None}
+    allowed = {
+        "Transpose",
+        "Add",
+        "Div",
+        *(["BatchMatMul", "Softmax"] if mask == (3, 2, 24, 24) else []),
+    }
+    assert python <= allowed, python

@@ -119,6 +119,14 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  const pyrt_output_stage *out, void *y, int64_t stride_y,
                  int32_t ldy);
 
+/* fp32 product of two activations, batched, with pyrt_qmatmul's sizes and
+   strides (a and y rows contiguous, B any strides): y[i] = A[i] x B[i], each
+   output fma(a, b, acc) for k ascending from 0 (pyrt_sgemm's arithmetic). */
+int pyrt_smatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
+                 int32_t K, const float *a, int64_t stride_a, int32_t lda,
+                 const float *b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                 float *y, int64_t stride_y, int32_t ldy);
+
 /* ---- 2-D convolution (NHWC; int8 and fp32 share the shape) ------------ */
 
 typedef struct {
@@ -369,6 +377,10 @@ int pyrt_plan_layernorm(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
 int pyrt_plan_activation(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
                          const pyrt_qparams *qx, const float *bias, int32_t act,
                          int64_t y, const pyrt_qparams *qy);
+int pyrt_plan_smatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int64_t stride_a, int32_t lda,
+                      int64_t b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                      int64_t y, int64_t stride_y, int32_t ldy);
 /* Runs entries [first, last) on arena; on failure returns the status and
    stores the failing entry's index in *failed (may be NULL). */
 int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,

@@ -53,47 +53,6 @@ static const char *at(const pyrt_attention_operand *o, int32_t b, int32_t h,
   return (const char *)o->data + (size_t)e * elem_size(o->dtype);
 }
 
-/* ---- fp32: the sgemm tile over panels packed from strided rows ------------
- */
-
-/* N x K operand, element (n, k) at w[n * stride_n + k * stride_k], as the
-   tile's panels [N/NR][K][NR] (zero-padded in N). */
-static void pack_f32(const pyrt_sgemm_config *c, int32_t N, int32_t K,
-                     const float *w, int64_t stride_n, int64_t stride_k,
-                     float *d) {
-  for (int32_t n0 = 0; n0 < N; n0 += c->nr)
-    for (int32_t k = 0; k < K; k++)
-      for (int32_t j = 0; j < c->nr; j++)
-        *d++ = n0 + j < N ? w[(n0 + j) * stride_n + k * stride_k] : 0.0f;
-}
-
-static size_t f32_pack_bytes(const pyrt_sgemm_config *c, int32_t N, int32_t K) {
-  return PYRT_ALIGN_UP((size_t)(N + c->nr - 1) / (size_t)c->nr * (size_t)c->nr *
-                       (size_t)K * 4);
-}
-
-/* y[M][N] = A[M][K] x packed, each output fma(a, w, acc) for k ascending
-   from 0: pyrt_sgemm's arithmetic (K blocks park partial sums in y). */
-static void sgemm_serial(const pyrt_sgemm_config *c, int32_t M, int32_t N,
-                         int32_t K, const float *a, size_t lda,
-                         const float *packed, const float *zeros, float *y,
-                         size_t ldy) {
-  const size_t panel = (size_t)K * (size_t)c->nr;
-  for (int32_t k0 = 0; k0 < K; k0 += c->kc) {
-    const int32_t kc = K - k0 < c->kc ? K - k0 : c->kc;
-    for (int32_t n0 = 0, p = 0; n0 < N; n0 += c->nr, p++) {
-      const int32_t nr = N - n0 < c->nr ? N - n0 : c->nr;
-      const float *b = packed + (size_t)p * panel + (size_t)k0 * (size_t)c->nr;
-      for (int32_t r0 = 0; r0 < M; r0 += c->mr) {
-        const int32_t mr = M - r0 < c->mr ? M - r0 : c->mr;
-        c->ukernel(mr, nr, kc, a + (size_t)r0 * lda + (size_t)k0, lda, b,
-                   k0 == 0 ? zeros : NULL, NULL,
-                   y + (size_t)r0 * ldy + (size_t)n0, ldy);
-      }
-    }
-  }
-}
-
 /* ---- phase 1: K and V packed once per (batch, head) -----------------------
  */
 
@@ -107,10 +66,11 @@ static void pack_task(void *arg, int32_t task, int32_t worker) {
   const int64_t *ks = a->k.stride, *vs = a->v.stride;
   if (j->fp32) { /* K: N = keys, K = head_dim; V: N = v_dim, K = keys */
     const pyrt_sgemm_config *c = &j->ctx->t->sgemm;
-    pack_f32(c, a->kv_len, a->head_dim, (const float *)at(&a->k, b, h, 0),
-             ks[2], ks[3], (float *)k_pack);
-    pack_f32(c, a->v_dim, a->kv_len, (const float *)at(&a->v, b, h, 0), vs[3],
-             vs[2], (float *)v_pack);
+    pyrt_smatmul_pack(c, a->kv_len, a->head_dim,
+                      (const float *)at(&a->k, b, h, 0), ks[2], ks[3],
+                      (float *)k_pack);
+    pyrt_smatmul_pack(c, a->v_dim, a->kv_len, (const float *)at(&a->v, b, h, 0),
+                      vs[3], vs[2], (float *)v_pack);
     return;
   }
   /* as pyrt_qmatmul: packs hold s8, u8 operands flipped with their zero */
@@ -185,13 +145,14 @@ static void block_task(void *arg, int32_t task, int32_t worker) {
     const pyrt_sgemm_config *c = &j->ctx->t->sgemm;
     float *zeros = (float *)gemm; /* the tile's start for the first K block */
     memset(zeros, 0, (size_t)c->nr * 4);
-    sgemm_serial(c, rows, n, a->head_dim, (const float *)at(&a->q, b, h, q0),
-                 (size_t)a->q.stride[2], (const float *)k_pack, zeros,
-                 (float *)scores, (size_t)n);
+    pyrt_sgemm_serial(c, rows, n, a->head_dim,
+                      (const float *)at(&a->q, b, h, q0),
+                      (size_t)a->q.stride[2], (const float *)k_pack, zeros,
+                      (float *)scores, (size_t)n);
     softmax_block(j, b, h, q0, rows, scores, probs, buf);
-    sgemm_serial(c, rows, a->v_dim, n, (const float *)probs, (size_t)n,
-                 (const float *)v_pack, zeros, (float *)y,
-                 (size_t)a->y_stride[2]);
+    pyrt_sgemm_serial(c, rows, a->v_dim, n, (const float *)probs, (size_t)n,
+                      (const float *)v_pack, zeros, (float *)y,
+                      (size_t)a->y_stride[2]);
     return;
   }
   const pyrt_qgemm_config *c = &j->ctx->t->qgemm;
@@ -342,8 +303,8 @@ int pyrt_attention(pyrt_context *ctx, const pyrt_attention_args *a) {
   const int32_t n = a->kv_len, bh = a->batch * a->heads;
   if (j.fp32) {
     const pyrt_sgemm_config *c = &ctx->t->sgemm;
-    j.k_bytes = f32_pack_bytes(c, n, a->head_dim);
-    j.v_bytes = f32_pack_bytes(c, a->v_dim, n);
+    j.k_bytes = pyrt_smatmul_pack_bytes(c, n, a->head_dim);
+    j.v_bytes = pyrt_smatmul_pack_bytes(c, a->v_dim, n);
     j.scores_bytes = PYRT_ALIGN_UP((size_t)j.rows * (size_t)n * 4);
     j.probs_bytes = j.scores_bytes;
     j.gemm_bytes = PYRT_ALIGN_UP((size_t)c->nr * 4); /* the tile's zeros */

@@ -26,13 +26,15 @@ enum kind {
   COPY,
   /* encoder entries */
   QMATMUL,
+  SMATMUL,
   SOFTMAX,
   LAYERNORM,
   ACTIVATION,
   ATTENTION
 };
 
-/* pyrt_qmatmul's sizes and strides (QMATMUL) */
+/* pyrt_qmatmul's sizes and strides (QMATMUL, SMATMUL: dtypes and zeros unused)
+ */
 typedef struct {
   int32_t batch, M, N, K, a_dtype, a_zero, lda, b_dtype, b_zero, ldb_k, ldb_n,
       ldy;
@@ -292,6 +294,20 @@ int pyrt_plan_qmatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
   return added(p, e);
 }
 
+int pyrt_plan_smatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int64_t stride_a, int32_t lda,
+                      int64_t b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                      int64_t y, int64_t stride_y, int32_t ldy) {
+  entry *e = add(p, SMATMUL);
+  if (e) {
+    e->enc.qmatmul =
+        (qmatmul_args){batch, M,     N,     K,   0,        0,        lda,     0,
+                       0,     ldb_k, ldb_n, ldy, stride_a, stride_b, stride_y};
+    e->x = a, e->b = b, e->y = y;
+  }
+  return added(p, e);
+}
+
 int pyrt_plan_softmax(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
                       const pyrt_qparams *qx, float x_div, int64_t mask,
                       int64_t rows_per_mask, int64_t y,
@@ -362,6 +378,13 @@ static int run_encoder_entry(pyrt_context *ctx, const entry *e, char *arena) {
                           m->a_zero, m->stride_a, m->lda, arena + e->b,
                           m->b_dtype, m->b_zero, m->stride_b, m->ldb_k,
                           m->ldb_n, &e->out, y, m->stride_y, m->ldy);
+    }
+    case SMATMUL: {
+      const qmatmul_args *m = &e->enc.qmatmul;
+      return pyrt_smatmul(ctx, m->batch, m->M, m->N, m->K, (const float *)x,
+                          m->stride_a, m->lda, (const float *)(arena + e->b),
+                          m->stride_b, m->ldb_k, m->ldb_n, (float *)y,
+                          m->stride_y, m->ldy);
     }
     case SOFTMAX:
       return pyrt_softmax(ctx, e->n[0], e->i[0], x, &e->q[0], e->lo,
