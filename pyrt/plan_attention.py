@@ -152,14 +152,10 @@ def _inverse(y: np.ndarray, moves: list, shape: tuple) -> np.ndarray | None:
 
 
 def _fake(shape: tuple, dtype) -> np.ndarray:
-    """A C-contiguous array of `shape` over one element: views of it give the strides
-    and offsets a tensor of that shape would have (never read it)."""
-    dtype = np.dtype(dtype)
-    strides, step = [], dtype.itemsize
-    for d in reversed(shape):
-        strides.insert(0, step)
-        step *= max(int(d), 1)
-    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), tuple(shape), tuple(strides))
+    """A C-contiguous stand-in for an arena tensor of `shape`: views of it give the strides
+    and offsets the tensor has. Its memory is real but never initialised or used (numpy
+    reads it only when a failed in-place reshape copies)."""
+    return np.empty(shape, dtype)
 
 
 def _address(x: np.ndarray) -> int:
