@@ -151,7 +151,7 @@ def _inverse(y: np.ndarray, moves: list, shape: tuple) -> np.ndarray | None:
     return y
 
 
-def _fake(shape: tuple, dtype) -> np.ndarray:
+def _stand_in(shape: tuple, dtype) -> np.ndarray:
     """A C-contiguous stand-in for an arena tensor of `shape`: views of it give the strides
     and offsets the tensor has. Its memory is real but never initialised or used (numpy
     reads it only when a failed in-place reshape copies)."""
@@ -211,11 +211,11 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
             return False
 
     def _emit(em, ins, outs) -> bool:
-        bases = [_fake(s.array.shape, s.array.dtype) for s in ins[:3]]
+        bases = [_stand_in(s.array.shape, s.array.dtype) for s in ins[:3]]
         if [b.dtype for b in bases] != want:
             return False
         q, k, v, shape = _logical(bases, moves, False)
-        y_base = _fake(outs[0].array.shape, out_dtype)
+        y_base = _stand_in(outs[0].array.shape, out_dtype)
         view = _inverse(y_base, out_moves, shape) if outs[0].array.dtype == out_dtype else None
         if view is None or view.shape != shape:
             return False
@@ -232,7 +232,7 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         ]
         mask = None
         if len(ins) > 3 and ins[3] is not None:
-            m_base = _fake(ins[3].array.shape, ins[3].array.dtype)
+            m_base = _stand_in(ins[3].array.shape, ins[3].array.dtype)
             if m_base.dtype != np.float32 or m_base.ndim > 4:
                 return False
             mask = _strides(m_base, (b, h, sq, sk), m_base, True, mask=True)
@@ -290,7 +290,7 @@ def _matmul_layout(xa: np.ndarray, xb: np.ndarray, y: np.ndarray) -> tuple | Non
     views = []
     for x, rows, cols in ((xa, m, k), (xb, k, n)):
         try:
-            view = np.broadcast_to(_fake(x.shape, x.dtype), (*batch, rows, cols)).view()
+            view = np.broadcast_to(_stand_in(x.shape, x.dtype), (*batch, rows, cols)).view()
             view.shape = (-1, rows, cols)
         except (AttributeError, ValueError):
             return None
