@@ -8,6 +8,7 @@ replay identical to the interpreter.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -353,3 +354,20 @@ def test_attention_falls_back_where_the_chain_does_not_fit(
         *(["BatchMatMul", "Softmax"] if mask == (3, 2, 24, 24) else []),
     }
     assert python <= allowed, python
+
+
+def test_a_constant_mask_folds_at_load(ort_reference):
+    """attention_mask an initializer: the mask arithmetic is computed at load, and the fused
+    attention reads the folded mask from the arena."""
+    model = zt.encoder(layers=1)
+    (feed,) = zt.encoder_inputs(24, batch=2, seed=8)
+    mask = feed.pop("attention_mask")
+    graph = model.graph
+    graph.input.remove(next(i for i in graph.input if i.name == "attention_mask"))
+    graph.initializer.append(onnx.numpy_helper.from_array(mask, "attention_mask"))
+    session = pyrt.Session(model)
+    ops = [s.node.op_type for s in session._steps]
+    assert "MaskChain" not in ops and "Cast" not in ops and ops.count("Attention") == 1, ops
+    want = ort_reference(model, feed)[0]
+    for _ in range(2):  # the interpreter, then the C plan
+        np.testing.assert_allclose(session.run(feed)[0], want, rtol=1e-4, atol=1e-4)
