@@ -987,7 +987,7 @@ def fold_code_clamps(g: Graph) -> None:
 
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
-    from .patterns_attention import attention_matchers  # imports this module
+    from .patterns_attention import attention_matchers, fuse_attention  # imports this module
 
     m = Matcher(g)
     taken: set[str] = set()
@@ -1010,3 +1010,4 @@ def fuse(g: Graph) -> None:
             nodes.append(node)
     g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
     g.reindex()
+    fuse_attention(g)  # Q·Kᵀ -> Softmax -> P·V of the ops just made

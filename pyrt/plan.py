@@ -1195,7 +1195,8 @@ def make_step(node: Node, g: Graph, ctx: Context | None = None) -> Step:
 def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     op = node.op_type
     if (found := attention_fn(node, ctx)) is not None:  # pyrt/plan_attention.py
-        return Step(node, *found)
+        kind, fn, emit = found
+        return Step(node, kind, fn, emit=emit, arena_inputs=tuple(range(len(node.inputs))))
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:

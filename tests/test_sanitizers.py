@@ -31,6 +31,7 @@ TESTS = [
     "test_concurrency.py",
     "test_fuzz.py",
     "test_program.py",
+    "test_attention_kernel.py",
 ]
 
 
