@@ -163,7 +163,7 @@ def _head_size(node: Node, hidden: int, heads: int, what: str) -> int:
     return hidden // heads
 
 
-# ---- the attention core --------------------------------------------------------------
+# ---- the attention core ----
 
 
 def _heads(b: _B, x: str, heads: int, size: int, perm: list[int]) -> str:
@@ -195,7 +195,7 @@ def _causal(b: _B, s: str, t: str, past: str | None, masked: float, kept: float 
     return b.where(future, masked, kept)
 
 
-# ---- com.microsoft masks ----------------------------------------------------------------
+# ---- com.microsoft masks ----
 
 
 def _ms_mask(
@@ -222,9 +222,7 @@ def _ms_mask(
         keep = b.op("Less", keys, ends)
         if form != "lengths":
             if form == "lengths_any":  # starts read as 0 when the index has B values
-                zeros = b.op(
-                    "ConstantOfShape", batch, value=numpy_helper.from_array(np.zeros(1, np.int64))
-                )
+                zeros = b.op("ConstantOfShape", batch, value=np.zeros(1, np.int64))
                 index = b.op("Concat", index, zeros, axis=0)
             end = b.op("Add", batch, batch)
             starts = b.op("Reshape", b.slice(index, batch, end), b.i64([-1, 1]))
@@ -509,7 +507,7 @@ def lower_multihead_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
     b.copy_to(v, outs[2] if len(outs) > 2 else "")
 
 
-# ---- ONNX Attention (opset 23) -----------------------------------------------------------
+# ---- ONNX Attention (opset 23) ----
 
 
 def lower_onnx_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
@@ -604,7 +602,7 @@ def lower_onnx_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
         b.copy_to(chosen, outs[3])
 
 
-# ---- embeddings and normalization -----------------------------------------------------------
+# ---- embeddings and normalization ----
 
 
 def _layer_norm(b: _B, x: str, gamma: str, beta: str, epsilon: float, output: str) -> None:
@@ -687,7 +685,7 @@ def lower_embed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
             count = b.reduce("ReduceSum", b.op("Cast", ones, to=TensorProto.INT32), [1], 0)
             b.copy_to(count, outs[1])
         else:
-            zeros = numpy_helper.from_array(np.zeros(1, np.int32))
+            zeros = np.zeros(1, np.int32)
             b.add("ConstantOfShape", [b.dim(ids, 0)], {"value": zeros}, output=outs[1])
         forms[outs[1]] = "lengths"
         batch = shape[0] if shape else None
@@ -695,7 +693,36 @@ def lower_embed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
     b.copy_to(total, outs[2] if len(outs) > 2 else "")
 
 
-# ---- GELU forms -----------------------------------------------------------------------------
+def lower_qembed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
+    """QEmbedLayerNormalization: EmbedLayerNormalization of the dequantized tables."""
+    i = node.inputs
+    if len(i) < 18:
+        raise ModelError(
+            f"{node.label}: needs 18 inputs (tables, scales, zero points), got {len(i)}"
+        )
+    tables = []
+    for t in range(2, 7):  # word, position, segment, gamma, beta
+        scale = i[t + 6] if t != 4 else _opt(node, 10)
+        zero = i[t + 11] if t != 4 else _opt(node, 15)
+        if t == 4 and not i[t]:
+            tables.append("")
+            continue
+        if not scale:
+            raise ModelError(f"{node.label}: input {t} ('{i[t]}') has no scale")
+        tables.append(b.dq(i[t], scale, zero))
+    view = Node(
+        node.name,
+        "EmbedLayerNormalization",
+        MS_DOMAIN,
+        [i[0], i[1], *tables, i[7]],
+        node.outputs,
+        node.attrs,
+        node.opset,
+    )
+    lower_embed_layer_norm(b, view, forms)
+
+
+# ---- GELU forms ----
 
 
 def _with_bias(b: _B, node: Node) -> str:
@@ -730,7 +757,7 @@ def lower_gelu(b: _B, node: Node, forms: dict[str, str]) -> None:
         _gelu_erf(b, x, node.outputs[0])
 
 
-# ---- the pass ---------------------------------------------------------------------------------
+# ---- the pass ----
 
 MS_OPS = {
     "Attention": lower_attention,
@@ -739,6 +766,7 @@ MS_OPS = {
     "SkipLayerNormalization": lower_skip_layer_norm,
     "SkipSimplifiedLayerNormalization": lower_skip_layer_norm,
     "EmbedLayerNormalization": lower_embed_layer_norm,
+    "QEmbedLayerNormalization": lower_qembed_layer_norm,
     "BiasGelu": lower_gelu,
     "FastGelu": lower_gelu,
     "Gelu": lower_gelu,
