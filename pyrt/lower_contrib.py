@@ -33,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .errors import ModelError, UnsupportedOpError
 from .graph import MS_DOMAIN, SUBGRAPH, Graph, Node, TensorInfo, _tensor_info, infer_shapes
 from .lower import _Builder, _name, _opt
+from .plan import make_step
 
 LOWEST = float(np.finfo(np.float32).min)
 INF = float("inf")
@@ -94,6 +95,30 @@ class _B(_Builder):
     def positions(self, length: str) -> str:
         """int64 [0, 1, ..., length - 1] for a 1-D [1] length."""
         return self.op("Range", self.i64(0), self.scalar(length), self.i64(1))
+
+    def param(self, name: str) -> str:
+        """A constant parameter (gamma, beta, bias) the quantizer wrote as DQ(constant):
+        its float value, so the matchers see the constant exporters write."""
+        dq = self.g.producer.get(name)
+        if (
+            not name
+            or dq is None
+            or dq.op_type != "DequantizeLinear"
+            or not all(i in self.g.constants for i in dq.inputs if i)
+        ):
+            return name
+        values = [self.g.constants[i] if i else None for i in dq.inputs]
+        return self.const(np.asarray(make_step(dq, self.g).fn(*values)[0]))
+
+    def dq_const(self, x: str, scale: str, zero: str) -> str:
+        """DQ(x), evaluated now when x, scale and zero are constants."""
+        out = self.dq(x, scale, zero)
+        dq = self.nodes[-1]
+        if all(i in self.g.constants for i in dq.inputs if i):
+            self.nodes.pop()
+            values = [self.g.constants[i] if i else None for i in dq.inputs]
+            return self.const(np.asarray(make_step(dq, self.g).fn(*values)[0]))
+        return out
 
     def copy_to(self, x: str, output: str) -> None:
         if output:
@@ -202,8 +227,7 @@ def _ms_mask(
     b: _B,
     mask: str,
     form: str,
-    batch: str,
-    s: str,
+    q3: str,
     t: str,
     past: str | None,
     filter_value: float,
@@ -213,19 +237,23 @@ def _ms_mask(
     key_padding_mask (attention_helper.h PrepareMask): 0 where a key is kept,
     mask_filter_value where masked, the float lowest where causality hides it.
     form: "" (no mask), "lengths" [B], "lengths_starts" [2B], "lengths_any" (B or 2B,
-    known at run), "2d" [B, T], "3d" [B, S, T]. Returns [B|1, 1, S|1, T] or None."""
+    known at run), "2d" [B, T], "3d" [B, S, T]; q3 is the query [B, S, hidden], t the
+    key count. Returns [B|1, 1, S|1, T] or None."""
     pad = None
     if form in ("lengths", "lengths_starts", "lengths_any"):
         index = b.op("Cast", mask, to=TensorProto.INT64)
-        ends = b.op("Reshape", b.slice(index, b.i64([0]), batch), b.i64([-1, 1]))
         keys = b.positions(t)
-        keep = b.op("Less", keys, ends)
-        if form != "lengths":
+        if form == "lengths":
+            keep = b.op("Less", keys, b.op("Reshape", index, b.i64([-1, 1])))
+        else:
+            batch = b.dim(q3, 0)
             if form == "lengths_any":  # starts read as 0 when the index has B values
                 zeros = b.op("ConstantOfShape", batch, value=np.zeros(1, np.int64))
                 index = b.op("Concat", index, zeros, axis=0)
+            ends = b.op("Reshape", b.slice(index, b.i64([0]), batch), b.i64([-1, 1]))
             end = b.op("Add", batch, batch)
             starts = b.op("Reshape", b.slice(index, batch, end), b.i64([-1, 1]))
+            keep = b.op("Less", keys, ends)
             keep = b.op("And", keep, b.op("Not", b.op("Less", keys, starts)))
         pad = b.op("Reshape", b.where(keep, 0.0, filter_value), b.i64([0, 1, 1, -1]))
     elif form in ("2d", "3d"):
@@ -240,7 +268,7 @@ def _ms_mask(
         raise AssertionError(form)
     if not causal:
         return pad
-    return _causal(b, s, t, past, LOWEST, pad if pad else 0.0)
+    return _causal(b, b.dim(q3, 1), t, past, LOWEST, pad if pad else 0.0)
 
 
 def _mask_form(b: _B, node: Node, mask: str, batch_like: str, forms: dict[str, str]) -> str:
@@ -314,14 +342,12 @@ def _ms_attention_tail(
     causal = bool(_iattr(node, "unidirectional", 0))
     bias = None
     if mask_form or causal:
-        t = b.dim(k_t, 3)
         bias = _ms_mask(
             b,
             mask,
             mask_form,
-            b.dim(q3, 0),
-            b.dim(q3, 1),
-            t,
+            q3,
+            b.dim(k_t, 3),
             past_len,
             _fattr(node, "mask_filter_value", -10000.0),
             causal,
@@ -409,7 +435,7 @@ def lower_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
     sizes = _qkv_sizes(b, node, w, heads)
     qkv = b.op("MatMul", x, w)
     if _opt(node, 2):
-        qkv = b.op("Add", qkv, node.inputs[2])
+        qkv = b.op("Add", qkv, b.param(node.inputs[2]))
     _attention_common(
         b,
         node,
@@ -446,7 +472,7 @@ def lower_multihead_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
     _reject_inputs(node, {8: "past_sequence_length", 9: "cache_indirection"})
     _reject_outputs(node, {3: "qk"})
     g, i = b.g, node.inputs
-    query, key, value, bias = i[0], _opt(node, 1), _opt(node, 2), _opt(node, 3)
+    query, key, value, bias = i[0], _opt(node, 1), _opt(node, 2), b.param(_opt(node, 3))
     q_rank = len(g.shape(query) or ())
     k_rank = len(g.shape(key) or ()) if key else 0
     if (q_rank == 5) != (not key):
@@ -618,6 +644,7 @@ def _rms_norm(b: _B, x: str, scale: str, epsilon: float, axes: list[int], output
 
 def _skip_sum(b: _B, node: Node, bias: str) -> str:
     x, skip = node.inputs[0], node.inputs[1]
+    bias = b.param(bias)
     if bias:  # the projection's bias first, then the residual: as exporters write it
         x = b.op("Add", x, bias)
     return b.op("Add", x, skip)
@@ -627,8 +654,8 @@ def lower_skip_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
     """SkipLayerNormalization / SkipSimplifiedLayerNormalization: LN(input + skip + bias)."""
     simplified = node.op_type == "SkipSimplifiedLayerNormalization"
     _reject_outputs(node, {1: "mean", 2: "inv_std_var"})
-    gamma = node.inputs[2]
-    beta = "" if simplified else _opt(node, 3)
+    gamma = b.param(node.inputs[2])
+    beta = "" if simplified else b.param(_opt(node, 3))
     total = _skip_sum(b, node, _opt(node, 3 if simplified else 4))
     epsilon = _fattr(node, "epsilon", 1e-12 if not simplified else 1e-5)
     if simplified:
@@ -641,7 +668,7 @@ def lower_skip_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
 def lower_simplified_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
     """SimplifiedLayerNormalization (onnxruntime) and ONNX RMSNormalization-23."""
     _reject_outputs(node, {1: "inv_std_var"})
-    x, scale = node.inputs[0], node.inputs[1]
+    x, scale = node.inputs[0], b.param(node.inputs[1])
     axis = _iattr(node, "axis", -1)
     if axis == -1:
         axes = [-1]
@@ -661,7 +688,8 @@ def lower_embed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
     mask_index = per row the count of mask values equal to 1 (0 without a mask)."""
     ids, segments = node.inputs[0], _opt(node, 1)
     words, positions, segment_table = node.inputs[2], node.inputs[3], _opt(node, 4)
-    gamma, beta, mask, position_ids = node.inputs[5], node.inputs[6], _opt(node, 7), _opt(node, 8)
+    gamma, beta = b.param(node.inputs[5]), b.param(node.inputs[6])
+    mask, position_ids = _opt(node, 7), _opt(node, 8)
     if bool(segments) != bool(segment_table):
         raise ModelError(f"{node.label}: segment_ids and segment_embedding go together")
     if position_ids:
@@ -709,7 +737,7 @@ def lower_qembed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
             continue
         if not scale:
             raise ModelError(f"{node.label}: input {t} ('{i[t]}') has no scale")
-        tables.append(b.dq(i[t], scale, zero))
+        tables.append(b.dq_const(i[t], scale, zero))
     view = Node(
         node.name,
         "EmbedLayerNormalization",
@@ -726,7 +754,7 @@ def lower_qembed_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
 
 
 def _with_bias(b: _B, node: Node) -> str:
-    x, bias = node.inputs[0], _opt(node, 1)
+    x, bias = node.inputs[0], b.param(_opt(node, 1))
     return b.op("Add", x, bias) if bias else x
 
 
