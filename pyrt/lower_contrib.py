@@ -99,26 +99,24 @@ class _B(_Builder):
     def param(self, name: str) -> str:
         """A constant parameter (gamma, beta, bias) the quantizer wrote as DQ(constant):
         its float value, so the matchers see the constant exporters write."""
-        dq = self.g.producer.get(name)
-        if (
-            not name
-            or dq is None
-            or dq.op_type != "DequantizeLinear"
-            or not all(i in self.g.constants for i in dq.inputs if i)
-        ):
+        dq = self.g.producer.get(name) if name else None
+        if dq is None or dq.op_type != "DequantizeLinear" or not self._constant(dq):
             return name
-        values = [self.g.constants[i] if i else None for i in dq.inputs]
-        return self.const(np.asarray(make_step(dq, self.g).fn(*values)[0]))
+        return self._evaluated(dq)
 
     def dq_const(self, x: str, scale: str, zero: str) -> str:
         """DQ(x), evaluated now when x, scale and zero are constants."""
         out = self.dq(x, scale, zero)
-        dq = self.nodes[-1]
-        if all(i in self.g.constants for i in dq.inputs if i):
-            self.nodes.pop()
-            values = [self.g.constants[i] if i else None for i in dq.inputs]
-            return self.const(np.asarray(make_step(dq, self.g).fn(*values)[0]))
-        return out
+        if not self._constant(self.nodes[-1]):
+            return out
+        return self._evaluated(self.nodes.pop())
+
+    def _constant(self, node: Node) -> bool:
+        return all(i in self.g.constants for i in node.inputs if i)
+
+    def _evaluated(self, node: Node) -> str:
+        values = [self.g.constants[i] if i else None for i in node.inputs]
+        return self.const(np.asarray(make_step(node, self.g).fn(*values)[0]))
 
     def copy_to(self, x: str, output: str) -> None:
         if output:
@@ -197,13 +195,13 @@ def _heads(b: _B, x: str, heads: int, size: int, perm: list[int]) -> str:
     return b.op("Transpose", split, perm=perm)
 
 
-def _attend(b: _B, q: str, k_t: str, v: str, scale: float, bias: str | None) -> tuple[str, ...]:
-    """q [B, H, S, D] x k_t [B, H, D, T] * scale (+ bias) -> Softmax -> x v [B, H, T, Dv].
-    Returns (context [B, H, S, Dv], scaled scores, probabilities)."""
+def _attend(b: _B, q: str, k_t: str, v: str, scale: float, bias: str | None) -> str:
+    """q [B, H, S, D] x k_t [B, H, D, T] * scale (+ bias) -> Softmax -> x v [B, H, T, Dv]:
+    the context [B, H, S, Dv]."""
     scores = b.op("Mul", b.op("MatMul", q, k_t), b.f32(scale))
-    biased = b.op("Add", scores, bias) if bias else scores
-    probs = b.op("Softmax", biased, axis=-1)
-    return b.op("MatMul", probs, v), scores, probs
+    if bias:
+        scores = b.op("Add", scores, bias)
+    return b.op("MatMul", b.op("Softmax", scores, axis=-1), v)
 
 
 def _merge_heads(b: _B, ctx: str, hidden: int, output: str) -> None:
@@ -325,9 +323,10 @@ def _ms_attention_tail(
     past_v: str | None,
     attention_bias: str,
     output: str,
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     """The attention of projected q3 [B, S, H*D], k3 / v3 [B, T, H*D] as onnxruntime's
-    com.microsoft kernels compute it. Returns the total keys and values [B, H, T, D]."""
+    com.microsoft kernels compute it. Returns the total keys [B, H, T, D] (or "" without
+    past), the same transposed and the total values."""
     scale = _fattr(node, "scale", 0.0) or 1.0 / math.sqrt(qk_size)
     q = _heads(b, q3, heads, qk_size, [0, 2, 1, 3])
     if past_k:
@@ -354,11 +353,13 @@ def _ms_attention_tail(
         )
     if attention_bias:
         bias = b.op("Add", bias, attention_bias) if bias else attention_bias
-    ctx, _, _ = _attend(b, q, k_t, v, scale, bias)
-    _merge_heads(b, ctx, heads * v_size, output)
-    if not k:
-        k = b.op("Transpose", k_t, perm=[0, 1, 3, 2])
-    return k, v
+    _merge_heads(b, _attend(b, q, k_t, v, scale, bias), heads * v_size, output)
+    return k, k_t, v
+
+
+def _present(b: _B, k: str, k_t: str) -> str:
+    """The keys [B, H, T, D] for a present output (k_t transposed back without past)."""
+    return k or b.op("Transpose", k_t, perm=[0, 1, 3, 2])
 
 
 def _qkv_sizes(b: _B, node: Node, weights: str, heads: int) -> list[int]:
@@ -404,7 +405,7 @@ def _attention_common(
     form = _mask_form(b, node, mask, node.inputs[0], forms)
     past_k = _past_kv(b, past, 0) if past else None
     past_v = _past_kv(b, past, 1) if past else None
-    k, v = _ms_attention_tail(
+    k, k_t, v = _ms_attention_tail(
         b,
         node,
         q3,
@@ -424,7 +425,8 @@ def _attention_common(
     if present:
         if sizes[0] != sizes[2]:
             raise ModelError(f"{node.label}: present needs equal K and V hidden sizes")
-        b.add("Concat", [b.unsqueeze(k, [0]), b.unsqueeze(v, [0])], {"axis": 0}, output=present)
+        keys = b.unsqueeze(_present(b, k, k_t), [0])
+        b.add("Concat", [keys, b.unsqueeze(v, [0])], {"axis": 0}, output=present)
 
 
 def lower_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
@@ -512,7 +514,7 @@ def lower_multihead_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
     past_k, past_v = _opt(node, 6), _opt(node, 7)
     if bool(past_k) != bool(past_v):
         raise ModelError(f"{node.label}: past_key and past_value go together")
-    k, v = _ms_attention_tail(
+    k, k_t, v = _ms_attention_tail(
         b,
         node,
         q3,
@@ -529,7 +531,8 @@ def lower_multihead_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
         output=node.outputs[0],
     )
     outs = node.outputs
-    b.copy_to(k, outs[1] if len(outs) > 1 else "")
+    if len(outs) > 1 and outs[1]:
+        b.copy_to(_present(b, k, k_t), outs[1])
     b.copy_to(v, outs[2] if len(outs) > 2 else "")
 
 
@@ -808,24 +811,36 @@ ONNX_OPS = {
 
 
 def lower_contrib(g: Graph) -> bool:
-    """Rewrites every op above in place; True when anything was lowered (then the
-    shapes of the new tensors are inferred again)."""
-    nodes, forms, lowered = [], {}, False
-    for node in g.nodes:
-        table = MS_OPS if node.domain == MS_DOMAIN else ONNX_OPS if node.domain == "" else {}
-        fn = table.get(node.op_type)
-        if fn is None:
-            nodes.append(node)
-            continue
-        b = _B(g, node)
-        fn(b, node, forms)
-        nodes.extend(b.nodes)
-        lowered = True
-    if lowered:
-        g.nodes = nodes
-        g.reindex()
-        infer_again(g)
-    return lowered
+    """Rewrites every op above in place; True when anything was lowered. A node that
+    needs shapes the first inference could not tell (behind other contrib ops) waits for
+    the shapes of the lowered graph; what fails with every shape known raises."""
+    forms: dict[str, str] = {}
+    lowered = False
+    while True:
+        nodes, waiting, progress = [], None, False
+        for node in g.nodes:
+            table = MS_OPS if node.domain == MS_DOMAIN else ONNX_OPS if node.domain == "" else {}
+            fn = table.get(node.op_type)
+            if fn is None:
+                nodes.append(node)
+                continue
+            b = _B(g, node)
+            try:
+                fn(b, node, forms)
+            except ModelError as exc:  # UnsupportedOpError too
+                waiting = waiting or exc
+                nodes.append(node)
+                continue
+            nodes.extend(b.nodes)
+            progress = lowered = True
+        if progress:
+            g.nodes = nodes
+            g.reindex()
+            infer_again(g)
+        if waiting is None:
+            return lowered
+        if not progress:
+            raise waiting
 
 
 def infer_again(g: Graph) -> None:

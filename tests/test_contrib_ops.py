@@ -538,6 +538,7 @@ def optimized(tmp_path_factory):
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     tmp = tmp_path_factory.mktemp("optimized")
@@ -547,6 +548,17 @@ def optimized(tmp_path_factory):
         str(tmp / "fp32.onnx"), model_type="bert", num_heads=12, hidden_size=384, opt_level=0
     )
     opt.save_model_to_file(str(tmp / "opt.onnx"))
+    options = FusionOptions("bert")
+    options.use_multi_head_attention = True  # MultiHeadAttention after the Q, K, V MatMuls
+    mha = optimize_model(
+        str(tmp / "fp32.onnx"),
+        model_type="bert",
+        num_heads=12,
+        hidden_size=384,
+        opt_level=0,
+        optimization_options=options,
+    )
+    mha.save_model_to_file(str(tmp / "mha.onnx"))
     quantize_dynamic(
         tmp / "opt.onnx",
         tmp / "dynamic.onnx",
@@ -581,7 +593,7 @@ def optimized(tmp_path_factory):
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul", *CONTRIB_QUANTIZED],
     )
-    forms = ("fp32", "opt", "dynamic", "static", "static_all")
+    forms = ("fp32", "opt", "mha", "dynamic", "static", "static_all")
     return {k: onnx.load(tmp / f"{k}.onnx") for k in forms}
 
 
@@ -592,12 +604,14 @@ def test_optimizer_writes_the_contrib_ops(optimized):
     ops = {n.op_type for n in optimized["opt"].graph.node if n.domain == MS}
     assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu"} <= ops
     assert "QAttention" in {n.op_type for n in optimized["dynamic"].graph.node}
+    assert "MultiHeadAttention" in {n.op_type for n in optimized["mha"].graph.node}
 
 
-@pytest.mark.parametrize("form", ["opt", "dynamic", "static", "static_all"])
+@pytest.mark.parametrize("form", ["opt", "mha", "dynamic", "static", "static_all"])
 def test_optimized_encoder_parity(optimized, form):
-    """The optimized encoder (fp32, quantize_dynamic's QAttention + MatMulInteger, QDQ)
-    against onnxruntime on it, and both against the FP32 original."""
+    """The optimized encoder (fp32 with Attention or MultiHeadAttention, quantize_dynamic's
+    QAttention + MatMulInteger, QDQ around the MatMuls or around everything) against
+    onnxruntime on it, and both against the FP32 original."""
     feeds = zt.encoder_inputs(32, batch=2, n=1, seed=9)[0]
     reference = _ort(optimized["fp32"], feeds)[0]
     model = optimized[form]
@@ -608,7 +622,7 @@ def test_optimized_encoder_parity(optimized, form):
     ours = session.run(feeds)[0]
     # the all-QDQ form quantizes the output: a rounding flip is a whole step
     assert _cosine(ours, theirs) > (0.995 if form == "static_all" else 0.9999)
-    if form == "opt":
+    if form in ("opt", "mha"):
         np.testing.assert_allclose(ours, reference, atol=1e-4)
     else:  # pyrt agrees with FP32 at least as well as onnxruntime's int8 does
         assert _cosine(ours, reference) >= _cosine(theirs, reference) - 1e-5
