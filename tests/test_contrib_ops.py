@@ -437,6 +437,50 @@ def test_gelu_forms(op, bias):
     _check(_model([node], feeds, ["y"], {"bias": _rand(rng, 24)}), feeds)
 
 
+@pytest.mark.parametrize("opset", [11, 12])
+def test_older_opsets(opset):
+    """Models of opset 11 / 12 (Split, Unsqueeze, ReduceSum take attributes there)."""
+    rng = np.random.default_rng(18)
+    b, s, hidden, heads = 2, 5, 16, 4
+    inits = {
+        "w": _rand(rng, hidden, 3 * hidden, scale=0.4),
+        "bias": _rand(rng, 3 * hidden),
+        "word": _rand(rng, 30, hidden),
+        "pos": _rand(rng, 8, hidden),
+        "gamma": _rand(rng, hidden),
+        "beta": _rand(rng, hidden),
+    }
+    feeds = {
+        "ids": rng.integers(0, 30, (b, s)).astype(np.int32),
+        "mask": _mask("2d", rng, b, s, s),
+        "starts": _mask("lengths_starts", rng, b, s, s),
+    }
+    nodes = [
+        helper.make_node(
+            "EmbedLayerNormalization",
+            ["ids", "", "word", "pos", "", "gamma", "beta", "mask"],
+            ["e", "index"],
+            domain=MS,
+        ),
+        helper.make_node(
+            "Attention",
+            ["e", "w", "bias", "index"],
+            ["a"],
+            domain=MS,
+            num_heads=heads,
+            unidirectional=1,
+        ),
+        helper.make_node(
+            "Attention", ["a", "w", "bias", "starts"], ["y"], domain=MS, num_heads=heads
+        ),
+        helper.make_node(
+            "MultiHeadAttention", ["y", "a", "e", "bias", "mask"], ["z"], domain=MS, num_heads=heads
+        ),
+        helper.make_node("SimplifiedLayerNormalization", ["z", "gamma"], ["out"], axis=-1),
+    ]
+    _check(_model(nodes, feeds, ["out"], inits, opset=opset), feeds)
+
+
 # ---- what pyrt refuses, by name ----
 
 
