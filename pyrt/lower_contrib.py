@@ -15,6 +15,7 @@ pyrt's matchers (patterns_attention.py) fuse the pieces into their kernels:
   EmbedLayerNormalization  Gather word / position / segment -> Add -> LayerNormalization
   BiasGelu / Gelu / FastGelu / QuickGelu   Add bias -> the Erf / Tanh / Sigmoid chain
   (Skip)SimplifiedLayerNormalization, RMSNormalization   x / sqrt(mean(x^2) + eps) * g
+  RotaryEmbedding   Slice -> cos / sin products -> Concat
 
 The additive mask is computed as onnxruntime's CPU kernels compute it: 1-D lengths
 (right padding) or lengths and starts (left padding), 2-D / 3-D 0-1 masks
@@ -788,6 +789,70 @@ def lower_gelu(b: _B, node: Node, forms: dict[str, str]) -> None:
         _gelu_erf(b, x, node.outputs[0])
 
 
+# ---- rotary embeddings ----
+
+
+def lower_rotary_embedding(b: _B, node: Node, forms: dict[str, str]) -> None:
+    """RotaryEmbedding (ONNX 23 and com.microsoft): the first rotary_embedding_dim
+    channels of each head rotated by the cos / sin of the token's position (halves, or
+    even / odd channels when interleaved), the rest passed through."""
+    ms = node.domain == MS_DOMAIN
+    _reject_attrs(node, is_packed_batching=0, scale=1.0)
+    g, x = b.g, node.inputs[0]
+    if ms:
+        position_ids, cos, sin = node.inputs[1], node.inputs[2], node.inputs[3]
+    else:
+        cos, sin, position_ids = node.inputs[1], node.inputs[2], _opt(node, 3)
+    shape = g.shape(x)
+    if shape is None or len(shape) not in (3, 4):
+        raise _fail(node, f"input '{x}' must be 3-D or 4-D with its rank known at load")
+    heads = _iattr(node, "num_heads", 0)
+    if len(shape) == 4:
+        size = _static_dim(g, x, 3)
+    elif heads:
+        hidden = _static_dim(g, x, 2)
+        size = None if hidden is None else _head_size(node, hidden, heads, "input")
+    else:
+        half = _static_dim(g, cos, -1) if ms else None
+        size = None if half is None else 2 * half
+    if size is None:
+        raise _fail(node, "the head size must be known at load (num_heads, or the shapes)")
+    rot = _iattr(node, "rotary_embedding_dim", 0) or size
+    if rot % 2 or rot > size:
+        raise ModelError(f"{node.label}: rotary_embedding_dim {rot} for heads of {size}")
+    if len(shape) == 3:  # [B, S, N * D] -> [B, S, N, D], the cos / sin per [B, S, 1, rot/2]
+        x4, head_axis = b.op("Reshape", x, b.i64([0, 0, -1, size])), 2
+    else:  # [B, N, S, D], the cos / sin per [B, 1, S, rot/2]
+        x4, head_axis = x, 1
+    if position_ids:
+        ids = b.op("Cast", position_ids, to=TensorProto.INT64)
+        if ms and len(g.shape(position_ids) or (0, 0)) == 1:  # an offset: offset + [0, S)
+            seq = b.dim(x4, 1 if head_axis == 2 else 2)
+            ids = b.unsqueeze(b.op("Add", b.positions(seq), ids), [0])
+        cos, sin = b.op("Gather", cos, ids, axis=0), b.op("Gather", sin, ids, axis=0)
+    cos, sin = b.unsqueeze(cos, [head_axis]), b.unsqueeze(sin, [head_axis])
+    if node.attr("interleaved", 0):
+        first = b.op("Slice", x4, b.i64([0]), b.i64([rot]), b.i64([-1]), b.i64([2]))
+        second = b.op("Slice", x4, b.i64([1]), b.i64([rot]), b.i64([-1]), b.i64([2]))
+    else:
+        first = b.op("Slice", x4, b.i64([0]), b.i64([rot // 2]), b.i64([-1]))
+        second = b.op("Slice", x4, b.i64([rot // 2]), b.i64([rot]), b.i64([-1]))
+    real = b.op("Sub", b.op("Mul", cos, first), b.op("Mul", sin, second))
+    imag = b.op("Add", b.op("Mul", sin, first), b.op("Mul", cos, second))
+    if node.attr("interleaved", 0):
+        pairs = b.op("Concat", b.unsqueeze(real, [-1]), b.unsqueeze(imag, [-1]), axis=-1)
+        rotated = b.op("Reshape", pairs, b.i64([0, 0, 0, rot]))
+    else:
+        rotated = b.op("Concat", real, imag, axis=-1)
+    if rot < size:
+        rest = b.op("Slice", x4, b.i64([rot]), b.i64([size]), b.i64([-1]))
+        rotated = b.op("Concat", rotated, rest, axis=-1)
+    if len(shape) == 3:
+        b.add("Reshape", [rotated, b.i64([0, 0, -1])], output=node.outputs[0])
+    else:
+        b.copy_to(rotated, node.outputs[0])
+
+
 # ---- the pass ----
 
 MS_OPS = {
@@ -802,10 +867,12 @@ MS_OPS = {
     "FastGelu": lower_gelu,
     "Gelu": lower_gelu,
     "QuickGelu": lower_gelu,
+    "RotaryEmbedding": lower_rotary_embedding,
 }
 ONNX_OPS = {
     "Attention": lower_onnx_attention,
     "RMSNormalization": lower_simplified_layer_norm,
+    "RotaryEmbedding": lower_rotary_embedding,
     "SimplifiedLayerNormalization": lower_simplified_layer_norm,  # onnxruntime's, in ""
 }
 

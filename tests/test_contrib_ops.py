@@ -481,6 +481,64 @@ def test_older_opsets(opset):
     _check(_model(nodes, feeds, ["out"], inits, opset=opset), feeds)
 
 
+def _rope_caches(rng, positions: int, half: int):
+    angles = rng.uniform(0, 2 * np.pi, (positions, half))
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", ["3d", "4d"])
+@pytest.mark.parametrize("interleaved", [0, 1])
+@pytest.mark.parametrize("partial", [False, True])
+def test_rotary_embedding_onnx(layout, interleaved, partial):
+    rng = np.random.default_rng(19)
+    b, s, heads, d = 2, 5, 3, 8
+    rot = 4 if partial else d
+    x = _rand(rng, b, s, heads * d) if layout == "3d" else _rand(rng, b, heads, s, d)
+    cos, sin = _rope_caches(rng, 12, rot // 2)
+    feeds = {"x": x, "pos": rng.integers(0, 12, (b, s)).astype(np.int64)}
+    attrs = dict(interleaved=interleaved, rotary_embedding_dim=rot if partial else 0)
+    if layout == "3d":
+        attrs["num_heads"] = heads
+    node = helper.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], **attrs)
+    _check(_model([node], feeds, ["y"], {"cos": cos, "sin": sin}, opset=23), feeds)
+
+
+@pytest.mark.parametrize("layout", ["3d", "4d"])
+@pytest.mark.parametrize("interleaved", [0, 1])
+@pytest.mark.parametrize("positions", ["offset", "2d"])
+def test_rotary_embedding_microsoft(layout, interleaved, positions):
+    rng = np.random.default_rng(20)
+    b, s, heads, d = 2, 5, 2, 8
+    x = _rand(rng, b, s, heads * d) if layout == "3d" else _rand(rng, b, heads, s, d)
+    cos, sin = _rope_caches(rng, 16, d // 2)
+    pos = np.array([3], np.int64) if positions == "offset" else rng.integers(0, 16, (b, s))
+    feeds = {"x": x, "pos": pos.astype(np.int64)}
+    node = helper.make_node(
+        "RotaryEmbedding", ["x", "pos", "cos", "sin"], ["y"], domain=MS, interleaved=interleaved
+    )
+    _check(_model([node], feeds, ["y"], {"cos": cos, "sin": sin}), feeds)
+
+
+def test_rotary_embedding_microsoft_partial():
+    rng = np.random.default_rng(22)
+    b, s, heads, d, rot = 2, 4, 2, 8, 4
+    cos, sin = _rope_caches(rng, 8, rot // 2)
+    feeds = {"x": _rand(rng, b, s, heads * d), "pos": rng.integers(0, 8, (b, s))}
+    node = helper.make_node(
+        "RotaryEmbedding",
+        ["x", "pos", "cos", "sin"],
+        ["y"],
+        domain=MS,
+        num_heads=heads,
+        rotary_embedding_dim=rot,
+    )
+    _check(_model([node], feeds, ["y"], {"cos": cos, "sin": sin}), feeds)
+    node.attribute.append(helper.make_attribute("is_packed_batching", 1))
+    node.name = "rope"
+    with pytest.raises(pyrt.UnsupportedOpError, match="rope.*is_packed_batching=1"):
+        pyrt.Session(_model([node], feeds, ["y"], {"cos": cos, "sin": sin}))
+
+
 # ---- what pyrt refuses, by name ----
 
 
@@ -534,12 +592,18 @@ def test_unsupported_onnx_attention_inputs():
 
 def test_other_contrib_ops_stay_unsupported():
     rng = np.random.default_rng(16)
-    feeds = {"x": _rand(rng, 1, 3, 8)}
+    feeds = {"x": _rand(rng, 1, 3, 8), "seqlens": np.array([[2]], np.int32)}
     node = helper.make_node(
-        "RotaryEmbedding", ["x", "pos", "cos", "sin"], ["y"], name="rope", domain=MS, num_heads=2
+        "GroupQueryAttention",
+        ["x", "x", "x", "", "", "seqlens", "total"],
+        ["y", "pk", "pv"],
+        name="gqa",
+        domain=MS,
+        num_heads=2,
+        kv_num_heads=2,
     )
-    inits = {"pos": np.zeros((1, 3), np.int64), "cos": _rand(rng, 4, 2), "sin": _rand(rng, 4, 2)}
-    with pytest.raises(pyrt.UnsupportedOpError, match="RotaryEmbedding.*rope"):
+    inits = {"total": np.array(3, np.int32)}
+    with pytest.raises(pyrt.UnsupportedOpError, match="GroupQueryAttention.*gqa"):
         pyrt.Session(_model([node], feeds, ["y"], inits))
 
 
