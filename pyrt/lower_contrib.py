@@ -615,20 +615,21 @@ def lower_onnx_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
         scores = b.op("Add", scores, bias)
     probs = b.op("Softmax", scores, axis=-1)
     ctx = b.op("MatMul", probs, v4)
+    qk_mode = _iattr(node, "qk_matmul_output_mode", 0) if len(outs) > 3 and outs[3] else None
     if mask:  # a query with every key masked gets 0, not NaN
         row_max = b.reduce("ReduceMax", bias, [-1], keepdims=1)
         none_left = b.op("Equal", row_max, b.f32(-INF))
         ctx = b.where(none_left, 0.0, ctx)
-        probs = b.where(none_left, 0.0, probs)
+        if qk_mode == 3:
+            probs = b.where(none_left, 0.0, probs)
     if ranks[0] == 3:
         _merge_heads(b, ctx, hq * dv, outs[0])
     else:
         b.copy_to(ctx, outs[0])
-    if len(outs) > 3 and outs[3]:
-        mode = _iattr(node, "qk_matmul_output_mode", 0)
-        chosen = {0: raw, 1: capped, 2: scores, 3: probs}.get(mode)
+    if qk_mode is not None:
+        chosen = {0: raw, 1: capped, 2: scores, 3: probs}.get(qk_mode)
         if chosen is None:
-            raise ModelError(f"{node.label}: qk_matmul_output_mode {mode} is not 0 to 3")
+            raise ModelError(f"{node.label}: qk_matmul_output_mode {qk_mode} is not 0 to 3")
         b.copy_to(chosen, outs[3])
 
 
@@ -661,7 +662,7 @@ def lower_skip_layer_norm(b: _B, node: Node, forms: dict[str, str]) -> None:
     gamma = b.param(node.inputs[2])
     beta = "" if simplified else b.param(_opt(node, 3))
     total = _skip_sum(b, node, _opt(node, 3 if simplified else 4))
-    epsilon = _fattr(node, "epsilon", 1e-12 if not simplified else 1e-5)
+    epsilon = _fattr(node, "epsilon", 1e-12)  # onnxruntime's default for both
     if simplified:
         _rms_norm(b, total, gamma, epsilon, [-1], node.outputs[0])
     else:

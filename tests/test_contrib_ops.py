@@ -384,6 +384,34 @@ def test_rms_norm(op):
     _check(_model([node], feeds, ["y"], {"scale": _rand(rng, 16)}, opset=23), feeds)
 
 
+@pytest.mark.parametrize(
+    "op,ins,domain",
+    [
+        ("SkipLayerNormalization", ["x", "x", "gamma", "beta"], MS),
+        ("SkipSimplifiedLayerNormalization", ["x", "x", "gamma"], MS),
+        ("SimplifiedLayerNormalization", ["x", "gamma"], ""),
+        ("EmbedLayerNormalization", ["ids", "", "word", "pos", "", "gamma", "beta"], MS),
+    ],
+)
+def test_default_epsilon(op, ins, domain):
+    """Inputs of tiny variance, where the default epsilon decides the result."""
+    rng = np.random.default_rng(23)
+    h = 16
+    inits = {
+        "gamma": _rand(rng, h),
+        "beta": _rand(rng, h),
+        "word": _rand(rng, 10, h, scale=1e-3),
+        "pos": _rand(rng, 5, h, scale=1e-3),
+    }
+    if op == "EmbedLayerNormalization":
+        feeds, outs = {"ids": rng.integers(0, 10, (2, 3)).astype(np.int32)}, ["y", "index"]
+    else:
+        feeds, outs = {"x": _rand(rng, 2, 3, h, scale=1e-3)}, ["y"]
+    inits = {k: v for k, v in inits.items() if k in ins}
+    node = helper.make_node(op, ins, outs, domain=domain)
+    _check(_model([node], feeds, ["y"], inits), feeds)
+
+
 @pytest.mark.parametrize("variant", ["full", "no_segment", "position_ids", "no_mask"])
 def test_embed_layer_norm(variant):
     rng = np.random.default_rng(11)
