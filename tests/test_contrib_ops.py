@@ -268,7 +268,11 @@ def test_multihead_attention_packed(packing):
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
 
 
-def test_multihead_attention_past_present():
+@pytest.mark.parametrize("unidirectional", [0, 1])
+@pytest.mark.parametrize("mask", ["none", "lengths", "2d"])
+def test_multihead_attention_past_present(unidirectional, mask):
+    """past_key / past_value -> present; masks over past + new keys; causality offset by
+    the past length."""
     rng = np.random.default_rng(6)
     b, s, heads, d, past_len = 2, 3, 2, 4, 5
     feeds = {
@@ -278,14 +282,15 @@ def test_multihead_attention_past_present():
         "pk": _rand(rng, b, heads, past_len, d),
         "pv": _rand(rng, b, heads, past_len, d),
     }
+    ins = ["q", "k", "v", "", "", "", "pk", "pv"]
+    m = _mask(mask, rng, b, s, s + past_len)
+    if m is not None:
+        feeds["mask"], ins[4] = m, "mask"
+    outs = ["y", "present_k", "present_v"]
     node = helper.make_node(
-        "MultiHeadAttention",
-        ["q", "k", "v", "", "", "", "pk", "pv"],
-        ["y", "present_k", "present_v"],
-        domain=MS,
-        num_heads=heads,
+        "MultiHeadAttention", ins, outs, domain=MS, num_heads=heads, unidirectional=unidirectional
     )
-    _check(_model([node], feeds, ["y", "present_k", "present_v"]), feeds)
+    _check(_model([node], feeds, outs), feeds)
 
 
 # ---- ONNX Attention (opset 23) ----
