@@ -937,10 +937,15 @@ def infer_again(g: Graph) -> None:
     if typed is None:
         return
     for vi in (*typed.value_info, *typed.output):
-        info = _tensor_info(vi)
-        old = g.info.get(vi.name)
-        if old is None or (info.shape is not None and info.dtype is not None):
+        info, old = _tensor_info(vi), g.info.get(vi.name)
+        if old is None or _known(info) > _known(old):
             g.info[vi.name] = info
+
+
+def _known(t: TensorInfo) -> tuple[bool, bool, int]:
+    """How much a TensorInfo tells: dtype, rank, static dimensions."""
+    static = sum(isinstance(d, int) for d in t.shape) if t.shape is not None else 0
+    return t.dtype is not None, t.shape is not None, static
 
 
 def _value_info(t: TensorInfo):
