@@ -933,7 +933,10 @@ def infer_again(g: Graph) -> None:
         ),
         opset_imports=[helper.make_opsetid(d, v) for d, v in g.opsets.items()],
     )
-    typed = infer_shapes(proto)
+    try:
+        typed = infer_shapes(proto)
+    except ModelError:  # inference crashed on it: the shapes stay a help, not a need
+        typed = None
     if typed is None:
         return
     for vi in (*typed.value_info, *typed.output):

@@ -118,16 +118,22 @@ def test_attention_masks(shape, mask, unidirectional):
 
 
 @pytest.mark.parametrize("starts", [False, True])
-def test_attention_lengths_of_symbolic_size(starts):
+@pytest.mark.parametrize("unidirectional", [0, 1])
+def test_attention_lengths_of_symbolic_size(starts, unidirectional):
     """A 1-D mask_index whose size is a symbol unrelated to the batch: lengths, or lengths
-    then starts, told apart at run time."""
+    then starts, told apart at run time; the causal mask of symbolic lengths."""
     rng = np.random.default_rng(21)
     b, s, hidden, heads = 2, 6, 8, 2
     inits = {"w": _rand(rng, hidden, 3 * hidden, scale=0.4), "bias": _rand(rng, 3 * hidden)}
     mask = [5, 3, 1, 2] if starts else [4, 6]
     feeds = {"x": _rand(rng, b, s, hidden), "mask": np.array(mask, np.int32)}
     node = helper.make_node(
-        "Attention", ["x", "w", "bias", "mask"], ["y"], domain=MS, num_heads=heads
+        "Attention",
+        ["x", "w", "bias", "mask"],
+        ["y"],
+        domain=MS,
+        num_heads=heads,
+        unidirectional=unidirectional,
     )
     shapes = {"x": ["batch", "seq", hidden], "mask": ["n"]}
     _check(_model([node], feeds, ["y"], inits, shapes=shapes), feeds)
