@@ -459,19 +459,19 @@ def test_embed_layer_norm(variant):
 
 
 @pytest.mark.parametrize(
-    "op,bias",
+    "op,bias,attrs",
     [
-        ("BiasGelu", True),
-        ("FastGelu", True),
-        ("FastGelu", False),
-        ("Gelu", False),
-        ("QuickGelu", False),
+        ("BiasGelu", True, {}),
+        ("FastGelu", True, {}),
+        ("FastGelu", False, {}),
+        ("Gelu", False, {}),
+        ("QuickGelu", False, {}),
+        ("QuickGelu", False, {"alpha": 1.5}),
     ],
 )
-def test_gelu_forms(op, bias):
+def test_gelu_forms(op, bias, attrs):
     rng = np.random.default_rng(12)
     feeds = {"x": _rand(rng, 2, 4, 24, scale=2.0)}
-    attrs = {"alpha": 1.5} if op == "QuickGelu" else {}
     node = helper.make_node(op, ["x", "bias"] if bias else ["x"], ["y"], domain=MS, **attrs)
     _check(_model([node], feeds, ["y"], {"bias": _rand(rng, 24)}), feeds)
 
