@@ -114,7 +114,10 @@ def test_attention_masks(shape, mask, unidirectional):
     node = helper.make_node(
         "Attention", ins, ["y"], domain=MS, num_heads=heads, unidirectional=unidirectional
     )
-    _check(_model([node], feeds, ["y"], inits), feeds)
+    session = _check(_model([node], feeds, ["y"], inits), feeds)
+    ops = [(s.node.op_type, s.kind) for s in session._steps]  # the encoder matchers' kernels
+    assert ops.count(("BatchMatMul", "fp32")) == 2 and ops.count(("Softmax", "fp32")) == 1
+    assert ("MatMul", "fp32") in ops  # the packed QKV projection
 
 
 @pytest.mark.parametrize("starts", [False, True])
@@ -384,7 +387,10 @@ def test_skip_layer_norm(op, variant):
         ins = ["x", "skip", "gamma", "" if variant == "no_bias" else "bias"]
     outs = ["y", "", "", "sum"]
     node = helper.make_node(op, ins, outs, domain=MS, epsilon=1e-5)
-    _check(_model([node], feeds, ["y", "sum"], inits), feeds)
+    session = _check(_model([node], feeds, ["y", "sum"], inits), feeds)
+    if op == "SkipLayerNormalization":  # bias, residual and LN: one step (the sum too)
+        assert [s.node.op_type for s in session._steps][0] == "LayerNorm"
+        assert len(session._steps) == 2  # and the Identity naming the sum output
 
 
 @pytest.mark.parametrize("op", ["SimplifiedLayerNormalization", "RMSNormalization"])
@@ -473,7 +479,9 @@ def test_gelu_forms(op, bias, attrs):
     rng = np.random.default_rng(12)
     feeds = {"x": _rand(rng, 2, 4, 24, scale=2.0)}
     node = helper.make_node(op, ["x", "bias"] if bias else ["x"], ["y"], domain=MS, **attrs)
-    _check(_model([node], feeds, ["y"], {"bias": _rand(rng, 24)}), feeds)
+    session = _check(_model([node], feeds, ["y"], {"bias": _rand(rng, 24)}), feeds)
+    if op != "QuickGelu":  # bias and GELU: one fused step
+        assert [(s.node.op_type, s.kind) for s in session._steps] == [("BiasAct", "fp32")]
 
 
 @pytest.mark.parametrize("opset", [11, 12])
