@@ -32,7 +32,16 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import ModelError, UnsupportedOpError
-from .graph import MS_DOMAIN, SUBGRAPH, Graph, Node, TensorInfo, _tensor_info, infer_shapes
+from .graph import (
+    MS_DOMAIN,
+    SUBGRAPH,
+    Graph,
+    Node,
+    TensorInfo,
+    _tensor_info,
+    infer_shapes,
+    toposort,
+)
 from .lower import _Builder, _name, _opt
 from .plan import make_step
 
@@ -43,6 +52,18 @@ INF = float("inf")
 class _B(_Builder):
     """The lowering builder with the small ONNX idioms the subgraphs need (every node in
     the model's default opset, so shape inference runs over them)."""
+
+    def __init__(self, graph: Graph, node: Node, shared: dict):
+        super().__init__(graph, node)
+        self.shared, self.made = shared, {}
+
+    def once(self, key: tuple, make) -> str:
+        """A tensor that depends on `key` alone (a mask's arithmetic): built by the first
+        node that needs it, read by the later ones (shared once that node is lowered)."""
+        found = self.shared.get(key) or self.made.get(key)
+        if found is None:
+            found = self.made[key] = make()
+        return found
 
     @property
     def opset(self) -> int:
@@ -240,10 +261,11 @@ def _ms_mask(
     key count. Returns [B|1, 1, S|1, T] or None."""
     pad = None
     if form in ("lengths", "lengths_starts", "lengths_any"):
-        index = b.op("Cast", mask, to=TensorProto.INT64)
+        index = b.once(("int64", mask), lambda: b.op("Cast", mask, to=TensorProto.INT64))
         keys = b.positions(t)
         if form == "lengths":
-            keep = b.op("Less", keys, b.op("Reshape", index, b.i64([-1, 1])))
+            ends = b.once(("ends", mask), lambda: b.op("Reshape", index, b.i64([-1, 1])))
+            keep = b.op("Less", keys, ends)
         else:
             batch = b.dim(q3, 0)
             if form == "lengths_any":  # starts read as 0 when the index has B values
@@ -256,18 +278,22 @@ def _ms_mask(
             keep = b.op("And", keep, b.op("Not", b.op("Less", keys, starts)))
         pad = b.op("Reshape", b.where(keep, 0.0, filter_value), b.i64([0, 1, 1, -1]))
     elif form in ("2d", "3d"):
-        zero = b.const(np.array(0, np.int32))
-        keep = b.op("Greater", b.op("Cast", mask, to=TensorProto.INT32), zero)
-        pad = b.where(keep, 0.0, filter_value)
-        if form == "2d":  # [B, T] -> [B, 1, 1, T]
-            pad = b.op("Reshape", pad, b.i64([0, 1, 1, -1]))
-        else:  # [B, S, T] -> [B, 1, S, T]
-            pad = b.unsqueeze(pad, [1])
+        pad = b.once(("pad", mask, filter_value), lambda: _raw_mask(b, mask, form, filter_value))
     elif form:
         raise AssertionError(form)
     if not causal:
         return pad
     return _causal(b, b.dim(q3, 1), t, past, LOWEST, pad if pad else 0.0)
+
+
+def _raw_mask(b: _B, mask: str, form: str, filter_value: float) -> str:
+    """A 0 / 1 mask [B, T] or [B, S, T] -> 0 where > 0, else filter_value, [B, 1, S|1, T]."""
+    zero = b.const(np.array(0, np.int32))
+    keep = b.op("Greater", b.op("Cast", mask, to=TensorProto.INT32), zero)
+    pad = b.where(keep, 0.0, filter_value)
+    if form == "2d":  # [B, T] -> [B, 1, 1, T]
+        return b.op("Reshape", pad, b.i64([0, 1, 1, -1]))
+    return b.unsqueeze(pad, [1])  # [B, S, T] -> [B, 1, S, T]
 
 
 def _mask_form(b: _B, node: Node, mask: str, batch_like: str, forms: dict[str, str]) -> str:
@@ -883,6 +909,7 @@ def lower_contrib(g: Graph) -> bool:
     needs shapes the first inference could not tell (behind other contrib ops) waits for
     the shapes of the lowered graph; what fails with every shape known raises."""
     forms: dict[str, str] = {}
+    shared: dict[tuple, str] = {}
     lowered = False
     while True:
         nodes, waiting, progress = [], None, False
@@ -892,7 +919,7 @@ def lower_contrib(g: Graph) -> bool:
             if fn is None:
                 nodes.append(node)
                 continue
-            b = _B(g, node)
+            b = _B(g, node, shared)
             try:
                 fn(b, node, forms)
             except ModelError as exc:  # UnsupportedOpError too
@@ -900,9 +927,10 @@ def lower_contrib(g: Graph) -> bool:
                 nodes.append(node)
                 continue
             nodes.extend(b.nodes)
+            shared.update(b.made)
             progress = lowered = True
-        if progress:
-            g.nodes = nodes
+        if progress:  # a node that waited may read what a later one shares: sort again
+            g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
             g.reindex()
             infer_again(g)
         if waiting is None:
