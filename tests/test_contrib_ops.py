@@ -142,6 +142,27 @@ def test_attention_lengths_of_symbolic_size(starts, unidirectional):
     _check(_model([node], feeds, ["y"], inits, shapes=shapes), feeds)
 
 
+def test_attention_layers_share_a_mask():
+    """Layers reading one mask: what depends on the mask alone is computed once, what
+    depends on the layer (filter value, causality, key count) per layer."""
+    rng = np.random.default_rng(24)
+    b, s, hidden, heads = 2, 5, 8, 2
+    inits = {"w": _rand(rng, hidden, 3 * hidden, scale=0.4), "bias": _rand(rng, 3 * hidden)}
+    feeds = {"x": _rand(rng, b, s, hidden), "mask": _mask("2d", rng, b, s, s)}
+    feeds["lengths"] = np.array([2, 5], np.int32)
+    layers = [("mask", {}), ("mask", {"mask_filter_value": -50.0}), ("mask", {"unidirectional": 1})]
+    layers += [("lengths", {}), ("lengths", {"unidirectional": 1})]
+    nodes, x = [], "x"
+    for i, (mask, attrs) in enumerate(layers):
+        nodes.append(
+            helper.make_node(
+                "Attention", [x, "w", "bias", mask], [f"y{i}"], domain=MS, num_heads=heads, **attrs
+            )
+        )
+        x = f"y{i}"
+    _check(_model(nodes, feeds, [x], inits), feeds)
+
+
 def test_attention_attributes_bias_and_past():
     """qkv_hidden_sizes (V wider), scale, mask_filter_value, attention_bias, no bias input."""
     rng = np.random.default_rng(1)
