@@ -93,9 +93,14 @@ typedef struct {
                    const int32_t *fixed, const int32_t *w_zero,
                    const int32_t *row_sum, const float *scale,
                    const pyrt_output_stage *out, void *y, size_t ldy);
-  /* dst[i] = src[i] ^ flip for i < n: the A packing's (and im2col's) copy.
-     NULL: the driver's portable loop. */
-  void (*copy_flip)(uint8_t *dst, const uint8_t *src, size_t n, uint8_t flip);
+  /* dst[r * ld_dst + i] = src[r * ld_src + i] ^ flip for r < rows, i < n:
+     the A packing's (and im2col's) copy. NULL: the driver's portable loop. */
+  void (*copy_rows)(uint8_t *dst, size_t ld_dst, const uint8_t *src,
+                    size_t ld_src, int32_t rows, size_t n, uint8_t flip);
+  /* The ukernel for panels of at most nr / 2 columns (N = 16 over NR = 32,
+     a tail panel): the same acc for j < nr / 2 only. NULL: the ukernel. */
+  void (*ukernel_half)(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
+                       const void *b, int32_t *acc, uint8_t flip);
 } pyrt_qgemm_config;
 
 /* Depthwise NHWC: an ISA's weight block for w_s8 [C][taps] (w_zero: the C
