@@ -6,11 +6,11 @@ SkipLayerNormalization, BiasGelu, FastGelu, Gelu ...; `quantize_dynamic` turns
 Attention into QAttention. Each becomes here the subgraph exporters write for it, so
 pyrt's matchers (patterns_attention.py) fuse the pieces into their kernels:
 
-  Attention     MatMul (packed QKV) -> Add bias -> Split -> Reshape / Transpose per
-                head -> MatMul Q x K^T -> Mul scale -> Add mask -> Softmax -> MatMul V
-                -> Transpose / Reshape (merge heads)
-  QAttention    the same with MatMulInteger -> Cast -> Mul (input scale x weight
-                scale) -> Add bias as the projection (what onnxruntime computes)
+  Attention     MatMul -> Add bias per Q, K, V (the packed weights cut at load) ->
+                Reshape / Transpose per head -> MatMul Q x K^T -> Mul scale -> Add
+                mask -> Softmax -> MatMul V -> Transpose / Reshape (merge heads)
+  QAttention    the same after MatMulInteger -> Cast -> Mul (input scale x weight
+                scale) -> Add bias -> Split (what onnxruntime computes)
   SkipLayerNormalization   Add bias -> Add skip -> LayerNormalization
   EmbedLayerNormalization  Gather word / position / segment -> Add -> LayerNormalization
   BiasGelu / Gelu / FastGelu / QuickGelu   Add bias -> the Erf / Tanh / Sigmoid chain
@@ -416,7 +416,7 @@ def _qkv_sizes(b: _B, node: Node, weights: str, heads: int) -> list[int]:
 def _attention_common(
     b: _B,
     node: Node,
-    qkv: str,
+    parts: list[str],
     sizes: list[int],
     heads: int,
     forms,
@@ -425,10 +425,10 @@ def _attention_common(
     past: str,
     attention_bias: str,
 ) -> None:
-    """Split of the packed projection, past / present and the attention of
-    com.microsoft Attention / QAttention."""
+    """Past / present and the attention of com.microsoft Attention / QAttention, from the
+    projected Q, K, V [B, S, hidden]."""
     _reject_attrs(node, do_rotary=0, past_present_share_buffer=0)
-    q3, k3, v3 = b.split(qkv, sizes)
+    q3, k3, v3 = parts
     form = _mask_form(b, node, mask, node.inputs[0], forms)
     past_k = _past_kv(b, past, 0) if past else None
     past_v = _past_kv(b, past, 1) if past else None
@@ -456,19 +456,61 @@ def _attention_common(
         b.add("Concat", [keys, b.unsqueeze(v, [0])], {"axis": 0}, output=present)
 
 
+def _weight_parts(b: _B, w: str, ends: list[int]) -> list[str] | None:
+    """The column blocks of a constant weight [K, N], or of DQ(constant int8) with per-
+    tensor or per-column scales (each block its own DQ, so it stays an int8 weight)."""
+    g = b.g
+    value = g.constants.get(w)
+    if value is not None:
+        if value.ndim != 2:
+            return None
+        return [b.const(np.ascontiguousarray(p)) for p in np.split(value, ends, axis=1)]
+    dq = g.producer.get(w)
+    if dq is None or dq.op_type != "DequantizeLinear" or not b._constant(dq):
+        return None
+    data, scale = g.constants[dq.inputs[0]], g.constants[dq.inputs[1]]
+    zero = g.constants[dq.inputs[2]] if _opt(dq, 2) else None
+    if data.ndim != 2 or dq.attr("block_size", 0):
+        return None
+    per_column = scale.size > 1
+    if per_column and (scale.ndim != 1 or dq.attr("axis", 1) % 2 != 1):
+        return None
+    parts = []
+    for lo, hi in zip([0, *ends], [*ends, data.shape[1]]):
+        cut = slice(lo, hi) if per_column else slice(None)
+        s = b.const(scale[cut] if per_column else scale)
+        z = "" if zero is None else b.const(zero[cut] if per_column else zero)
+        parts.append(b.dq(b.const(np.ascontiguousarray(data[:, lo:hi])), s, z, axis=1))
+    return parts
+
+
+def _projections(b: _B, x: str, w: str, bias: str, sizes: list[int]) -> list[str]:
+    """x @ w (+ bias) as Q, K, V: a MatMul per part on column blocks of a constant
+    weight, as exporters write it (no Split of the product); else the packed MatMul and
+    a Split."""
+    ends = [int(e) for e in np.cumsum(sizes)[:-1]]
+    weights = _weight_parts(b, w, ends)
+    value = b.g.constants.get(bias) if bias else None
+    if weights is None or (bias and value is None):
+        qkv = b.op("MatMul", x, w)
+        return b.split(b.op("Add", qkv, bias) if bias else qkv, sizes)
+    parts = [b.op("MatMul", x, part) for part in weights]
+    if bias:
+        parts = [b.op("Add", p, b.const(c)) for p, c in zip(parts, np.split(value, ends))]
+    return parts
+
+
 def lower_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
-    """com.microsoft Attention: packed QKV projection of one input, then attention."""
+    """com.microsoft Attention: the QKV projections of one input, then attention."""
     heads = _num_heads(node)
     _reject_inputs(node, {6: "past_sequence_length"})
     x, w = node.inputs[0], node.inputs[1]
     sizes = _qkv_sizes(b, node, w, heads)
-    qkv = b.op("MatMul", x, w)
-    if _opt(node, 2):
-        qkv = b.op("Add", qkv, b.param(node.inputs[2]))
+    parts = _projections(b, x, w, b.param(_opt(node, 2)), sizes)
     _attention_common(
         b,
         node,
-        qkv,
+        parts,
         sizes,
         heads,
         forms,
@@ -491,7 +533,15 @@ def lower_qattention(b: _B, node: Node, forms: dict[str, str]) -> None:
     scale = b.op("Mul", x_scale, w_scale)
     qkv = b.op("Add", b.op("Mul", b.op("Cast", acc, to=TensorProto.FLOAT), scale), bias)
     _attention_common(
-        b, node, qkv, sizes, heads, forms, mask=_opt(node, 5), past=_opt(node, 8), attention_bias=""
+        b,
+        node,
+        b.split(qkv, sizes),
+        sizes,
+        heads,
+        forms,
+        mask=_opt(node, 5),
+        past=_opt(node, 8),
+        attention_bias="",
     )
 
 

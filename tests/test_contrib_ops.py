@@ -117,7 +117,7 @@ def test_attention_masks(shape, mask, unidirectional):
     session = _check(_model([node], feeds, ["y"], inits), feeds)
     ops = [(s.node.op_type, s.kind) for s in session._steps]  # the encoder matchers' kernels
     assert ops.count(("BatchMatMul", "fp32")) == 2 and ops.count(("Softmax", "fp32")) == 1
-    assert ("MatMul", "fp32") in ops  # the packed QKV projection
+    assert ops.count(("MatMul", "fp32")) == 3  # Q, K, V projections, weights split at load
 
 
 @pytest.mark.parametrize("starts", [False, True])
@@ -814,8 +814,10 @@ def test_optimized_encoder_parity(optimized, form):
     steps = [(s.node.op_type, s.kind) for s in session._steps]
     assert ("Softmax", "fp32") in steps and ("BatchMatMul", "fp32") in steps
     assert not any(op == "LayerNormalization" for op, _ in steps[1:])  # all fused
-    if form == "static_all":  # the packed QKV projections run int8 too
-        assert sum(op == "QMatMul" for op, _ in steps) == 4 * 6
+    if form == "static_all":  # the Q, K, V projections run int8 too: 6 GEMMs a layer
+        assert sum(op == "QMatMul" for op, _ in steps) == 6 * 6
+    if form != "dynamic":  # QAttention keeps its packed int32 product (and a Split)
+        assert not any(op == "Split" for op, _ in steps)  # the QKV weights split at load
 
 
 def test_contrib_models_have_no_scale_edge_cases():
