@@ -207,6 +207,36 @@ def test_attention_past_present(unidirectional):
     _check(_model([node], feeds, ["y", "present"], inits), feeds)
 
 
+@pytest.mark.parametrize("per_column", [False, True])
+def test_attention_qdq_weights(per_column):
+    """QDQ around Attention (quantize_static with Attention in op_types_to_quantize): the
+    int8 weights cut per Q, K, V stay int8, each projection one int8 GEMM."""
+    rng = np.random.default_rng(25)
+    b, s, hidden, heads = 2, 5, 16, 4
+    n = 3 * hidden
+    w_scale = rng.uniform(0.002, 0.01, n) if per_column else np.array(0.006)
+    inits = {
+        "w_q": rng.integers(-127, 128, (hidden, n)).astype(np.int8),
+        "w_scale": w_scale.astype(np.float32),
+        "w_zero": np.zeros(w_scale.shape, np.int8),
+        "x_scale": np.float32(0.02),
+        "x_zero": np.uint8(128),
+        "bias": _rand(rng, n, scale=0.1),
+    }
+    feeds = {"x": _rand(rng, b, s, hidden), "mask": _mask("2d", rng, b, s, s)}
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=1),
+        helper.make_node(
+            "Attention", ["xd", "w", "bias", "mask"], ["y"], domain=MS, num_heads=heads
+        ),
+    ]
+    # the float bias joins the int32 accumulator (rounded to its step, 1.2e-4 here)
+    session = _check(_model(nodes, feeds, ["y"], inits), feeds, atol=5e-4, rtol=1e-3)
+    assert [s.node.op_type for s in session._steps].count("QMatMul") == 3
+
+
 # ---- QAttention ----
 
 
