@@ -122,18 +122,19 @@ class _B(_Builder):
         """A constant parameter (gamma, beta, bias) the quantizer wrote as DQ(constant):
         its float value, so the matchers see the constant exporters write."""
         dq = self.g.producer.get(name) if name else None
-        if dq is None or dq.op_type != "DequantizeLinear" or not self._constant(dq):
+        if dq is None or dq.op_type != "DequantizeLinear" or not self.constant_inputs(dq):
             return name
         return self._evaluated(dq)
 
     def dq_const(self, x: str, scale: str, zero: str) -> str:
         """DQ(x), evaluated now when x, scale and zero are constants."""
         out = self.dq(x, scale, zero)
-        if not self._constant(self.nodes[-1]):
+        if not self.constant_inputs(self.nodes[-1]):
             return out
         return self._evaluated(self.nodes.pop())
 
-    def _constant(self, node: Node) -> bool:
+    def constant_inputs(self, node: Node) -> bool:
+        """Every input of node is known at load."""
         return all(i in self.g.constants for i in node.inputs if i)
 
     def _evaluated(self, node: Node) -> str:
@@ -466,7 +467,7 @@ def _weight_parts(b: _B, w: str, ends: list[int]) -> list[str] | None:
             return None
         return [b.const(np.ascontiguousarray(p)) for p in np.split(value, ends, axis=1)]
     dq = g.producer.get(w)
-    if dq is None or dq.op_type != "DequantizeLinear" or not b._constant(dq):
+    if dq is None or dq.op_type != "DequantizeLinear" or not b.constant_inputs(dq):
         return None
     data, scale = g.constants[dq.inputs[0]], g.constants[dq.inputs[1]]
     zero = g.constants[dq.inputs[2]] if _opt(dq, 2) else None
