@@ -58,8 +58,10 @@ static int32_t block_chunks(int32_t channels, int32_t b) {
   return left >= 3 ? 4 : left;
 }
 
+/* Tap groups; with 9 taps also the 3x3 column layout (see col_rows). */
 static size_t sym_weights_size(int32_t channels, int32_t taps) {
-  return (size_t)blocks(channels) * (size_t)groups(taps) * 4 * BLOCK;
+  return (size_t)blocks(channels) * ((size_t)groups(taps) + (taps == 9) * 6) *
+         4 * BLOCK;
 }
 
 static size_t wide_weights_size(int32_t channels, int32_t taps) {
@@ -90,6 +92,20 @@ static void sym_pack(int32_t channels, int32_t taps, const int8_t *w_s8,
           const int32_t t = 4 * g + i % 4;
           w[i] = c < channels && t < taps ? w_s8[(size_t)c * taps + t] : 0;
         }
+  if (taps != 9) return;
+  /* column kx of a 3x3 filter: bytes 0-2 (the upper output row of a pair)
+     or 1-3 (the lower) are the taps (0, kx), (1, kx), (2, kx) */
+  for (int32_t b = 0; b < blocks(channels); b++)
+    for (int32_t kx = 0; kx < 3; kx++)
+      for (int32_t lower = 0; lower < 2; lower++)
+        for (int32_t k = 0; k < 4; k++, w += BLOCK)
+          for (int32_t i = 0; i < BLOCK; i++) {
+            const int32_t c = lane_channel(channels, b, k, i);
+            const int32_t ky = i % 4 - lower;
+            w[i] = c < channels && ky >= 0 && ky < 3
+                       ? w_s8[(size_t)c * taps + 3 * ky + kx]
+                       : 0;
+          }
 }
 
 static void wide_pack(int32_t channels, int32_t taps, const int8_t *w_s8,
@@ -345,6 +361,7 @@ static inline __attribute__((always_inline)) void sym_pixels(
 typedef struct {
   const pyrt_conv2d_shape *s;
   const __m512i *w;
+  const __m512i *w_col; /* 3x3: [B][kx][upper, lower][4] */
   const int32_t *base; /* [B][4][16], the weights' order */
   const float *scale;  /* [B][4][16] */
   const uint8_t *zrow; /* in_w * C + 64 bytes of x_zero */
@@ -357,9 +374,8 @@ typedef struct {
    [lo, hi), the others through a tap table. */
 static inline __attribute__((always_inline)) void sym_row_block(
     const int LP, const int KH, const int KW, const int is_s8,
-    const sym_job *job, const pyrt_avx512_stage *k, const uint8_t *image,
-    const uint8_t *const *row, const ptrdiff_t *col, int32_t lo, int32_t hi,
-    int32_t r, int32_t b, char *y) {
+    const sym_job *job, const pyrt_avx512_stage *k, const uint8_t *const *row,
+    const ptrdiff_t *col, int32_t lo, int32_t hi, int32_t b, char *y) {
   const pyrt_conv2d_shape *s = job->s;
   const int32_t C = s->in_c, ow = s->out_w, c0 = b * BLOCK;
   const int32_t G = (KH * KW + 3) / 4;
@@ -426,15 +442,166 @@ static inline __attribute__((always_inline)) void sym_rows(
     for (int32_t b = 0; b < blocks(C); b++) {
       const int32_t n = block_chunks(C, b);
       if (n == 4)
-        sym_row_block(1, KH, KW, is_s8, job, &k, image, row, col, lo, hi, r, b,
+        sym_row_block(1, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
                       yr);
       else if (n == 2)
-        sym_row_block(2, KH, KW, is_s8, job, &k, image, row, col, lo, hi, r, b,
+        sym_row_block(2, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
                       yr);
       else
-        sym_row_block(4, KH, KW, is_s8, job, &k, image, row, col, lo, hi, r, b,
+        sym_row_block(4, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
                       yr);
     }
+  }
+}
+
+/* ---- 3x3, dilation 1, stride_w 1 or 2: columns of taps ---------------- */
+
+/* The tap groups here are columns: (rows iy .. iy + 3, one input column)
+   of a block, interleaved once and used by the three output pixels whose
+   filter covers that column (stride 1; two with stride 2), and by two
+   output rows at once with stride_h 1 (the upper row's taps are bytes 0-2
+   of each lane, the lower row's bytes 1-3). A zmm of LP > 1 pixels holds
+   LP columns S apart (S = stride_w); the column sets a group of output
+   pixels needs beyond the new ones are lanes of two others (valignd). */
+
+/* Z(j): input columns j + S l - pad_left (lane pixel l) of `nrows` rows,
+   interleaved; columns outside the image read the row of x_zero bytes. */
+static inline __attribute__((always_inline)) void col_load(
+    const int LP, const int S, const int nrows, const int is_s8,
+    const uint8_t *const *row, const uint8_t *zrow, int32_t j, int32_t pl,
+    int32_t in_w, size_t C, size_t c0, int32_t valid, __m512i *q) {
+  __m512i x[4];
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t *p[4];
+    for (int l = 0; l < LP; l++) {
+      const int32_t ix = j + S * l - pl;
+      p[l] = (uint32_t)ix < (uint32_t)in_w ? row[r] + (size_t)ix * C : zrow;
+    }
+    x[r] = load_taps(LP, p, c0, valid, is_s8);
+  }
+  interleave(4, x[0], x[1], x[2], nrows == 4 ? x[3] : x[0], q);
+}
+
+/* acc[k] += the three columns a, b, c (kx = 0, 1, 2) under weights w. */
+static inline __attribute__((always_inline)) void col_madd(
+    const __m512i *a, const __m512i *b, const __m512i *c, const __m512i *w,
+    __m512i *acc) {
+  for (int k = 0; k < 4; k++) {
+    acc[k] = _mm512_dpbusd_epi32(acc[k], a[k], w[k]);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], b[k], w[8 + k]);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], c[k], w[16 + k]);
+  }
+}
+
+/* One output row (pair: two, the second at y + ldy) of block b. */
+static inline __attribute__((always_inline)) void col_block(
+    const int LP, const int S, const int pair, const int is_s8,
+    const sym_job *job, const pyrt_avx512_stage *k, const uint8_t *const *row,
+    int32_t b, int32_t valid, char *y, size_t ldy) {
+  const pyrt_conv2d_shape *s = job->s;
+  const size_t C = (size_t)s->in_c, c0 = (size_t)b * BLOCK;
+  const int32_t ow = s->out_w, pl = s->pad_left, in_w = s->in_w;
+  const int nrows = pair ? 4 : 3;
+  const __m512i *w = job->w_col + (size_t)b * 24;
+  const int32_t *base = job->base + (size_t)b * 64;
+  const float *scale = job->scale + (size_t)b * 64;
+  const int slot = 16 / LP; /* dwords per lane pixel */
+  __m512i A[4], B[4], N[4], Z1[4], Z2[4];
+  col_load(LP, S, nrows, is_s8, row, job->zrow, 0, pl, in_w, C, c0, valid, A);
+  if (LP == 1 && S == 1)
+    col_load(LP, S, nrows, is_s8, row, job->zrow, 1, pl, in_w, C, c0, valid,
+             B);
+  for (int32_t ox = 0; ox < ow; ox += LP) {
+    const int32_t j = S * ox; /* Z(j) = A */
+    if (S == 1) {
+      col_load(LP, S, nrows, is_s8, row, job->zrow, j + (LP == 1 ? 2 : LP), pl,
+               in_w, C, c0, valid, N);
+      for (int q = 0; q < 4; q++) {
+        Z1[q] = LP == 1 ? B[q] : _mm512_alignr_epi32(N[q], A[q], slot);
+        Z2[q] = LP <= 2 ? N[q] : _mm512_alignr_epi32(N[q], A[q], 2 * slot);
+      }
+    } else {
+      col_load(LP, S, nrows, is_s8, row, job->zrow, j + 1, pl, in_w, C, c0,
+               valid, Z1);
+      col_load(LP, S, nrows, is_s8, row, job->zrow, j + 2 * LP, pl, in_w, C,
+               c0, valid, N);
+      for (int q = 0; q < 4; q++)
+        Z2[q] = LP == 1 ? N[q] : _mm512_alignr_epi32(N[q], A[q], slot);
+    }
+    char *dst[4], *dst2[4];
+    for (int l = 0; l < LP; l++) {
+      const int32_t o = ox + l < ow ? ox + l : ow - 1;
+      dst[l] = y + ((size_t)o * C + c0) * job->out_size;
+      dst2[l] = dst[l] + ldy;
+    }
+    __m512i acc[4];
+    for (int q = 0; q < 4; q++) acc[q] = _mm512_loadu_si512(base + 16 * q);
+    if (pair) {
+      __m512i acc2[4];
+      for (int q = 0; q < 4; q++) acc2[q] = acc[q];
+      col_madd(A, Z1, Z2, w, acc);
+      col_madd(A, Z1, Z2, w + 4, acc2);
+      sym_output(LP, acc, scale, (int32_t)c0, job->out, k, dst, ow - ox, valid);
+      sym_output(LP, acc2, scale, (int32_t)c0, job->out, k, dst2, ow - ox,
+                 valid);
+    } else {
+      col_madd(A, Z1, Z2, w, acc);
+      sym_output(LP, acc, scale, (int32_t)c0, job->out, k, dst, ow - ox, valid);
+    }
+    for (int q = 0; q < 4; q++) {
+      if (LP == 1 && S == 1) {
+        A[q] = B[q];
+        B[q] = N[q];
+      } else {
+        A[q] = N[q];
+      }
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void col_blocks(
+    const int S, const int pair, const int is_s8, const sym_job *job,
+    const pyrt_avx512_stage *k, const uint8_t *const *row, char *y,
+    size_t ldy) {
+  const int32_t C = job->s->in_c;
+  for (int32_t b = 0; b < blocks(C); b++) {
+    const int32_t n = block_chunks(C, b), left = C - b * BLOCK;
+    if (n == 4 && left >= BLOCK)
+      col_block(1, S, pair, is_s8, job, k, row, b, BLOCK, y, ldy);
+    else if (n == 4)
+      col_block(1, S, pair, is_s8, job, k, row, b, left, y, ldy);
+    else if (n == 2)
+      col_block(2, S, pair, is_s8, job, k, row, b, left, y, ldy);
+    else
+      col_block(4, S, pair, is_s8, job, k, row, b, left, y, ldy);
+  }
+}
+
+/* Output rows [r0, r1), in pairs where stride_h is 1 and both rows are of
+   the same image. */
+static inline __attribute__((always_inline)) void col_rows(
+    const int S, const int is_s8, const sym_job *job, const uint8_t *x,
+    void *y, int32_t r0, int32_t r1) {
+  const pyrt_conv2d_shape *s = job->s;
+  const pyrt_avx512_stage k = pyrt_avx512_stage_init(job->out);
+  const size_t row_bytes = (size_t)s->in_w * s->in_c;
+  const size_t ldy = (size_t)s->out_w * s->in_c * job->out_size;
+  for (int32_t r = r0; r < r1;) {
+    const uint8_t *image = x + (size_t)(r / s->out_h) * s->in_h * row_bytes;
+    const int32_t oy = r % s->out_h, iy0 = oy * s->stride_h - s->pad_top;
+    const int pair = s->stride_h == 1 && r + 1 < r1 && oy + 1 < s->out_h;
+    const uint8_t *row[4];
+    for (int32_t i = 0; i < 4; i++) {
+      const int32_t iy = iy0 + i;
+      row[i] = iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes
+                                       : job->zrow;
+    }
+    char *yr = (char *)y + (size_t)r * ldy;
+    if (pair)
+      col_blocks(S, 1, is_s8, job, &k, row, yr, ldy);
+    else
+      col_blocks(S, 0, is_s8, job, &k, row, yr, ldy);
+    r += pair ? 2 : 1;
   }
 }
 
@@ -442,7 +609,7 @@ static void sym_run(const pyrt_conv2d_shape *s, const void *packed,
                     const uint8_t *x, int32_t x_flip, int32_t x_zero,
                     const int32_t *bias, const pyrt_output_stage *out, void *y,
                     int32_t r0, int32_t r1, void *scratch) {
-  const int32_t C = s->in_c, nb = blocks(C);
+  const int32_t C = s->in_c, nb = blocks(C), taps = s->kernel_h * s->kernel_w;
   const int32_t *wsum = pyrt_pack_col_sum(packed);
   int32_t *base = (int32_t *)((char *)scratch + pointers_size(s));
   float *scale = (float *)(base + (size_t)nb * 64);
@@ -463,16 +630,29 @@ static void sym_run(const pyrt_conv2d_shape *s, const void *packed,
           scale[at] = c < C && scaled ? pyrt_stage_scale(out, c) : 1.0f;
         }
   }
+  const __m512i *w = (const __m512i *)pyrt_pack_weights(packed);
   const sym_job job = {
       s,
-      (const __m512i *)pyrt_pack_weights(packed),
+      w,
+      w + (size_t)nb * groups(taps) * 4,
       base,
       scale,
       zrow,
       (const uint8_t **)scratch,
       out,
       out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4};
-  if (s->kernel_h == 3 && s->kernel_w == 3 && x_flip)
+  const int columns = s->kernel_h == 3 && s->kernel_w == 3 &&
+                      s->dilation_h == 1 && s->dilation_w == 1 &&
+                      s->stride_w <= 2;
+  if (columns && s->stride_w == 1 && x_flip)
+    col_rows(1, 1, &job, x, y, r0, r1);
+  else if (columns && s->stride_w == 1)
+    col_rows(1, 0, &job, x, y, r0, r1);
+  else if (columns && x_flip)
+    col_rows(2, 1, &job, x, y, r0, r1);
+  else if (columns)
+    col_rows(2, 0, &job, x, y, r0, r1);
+  else if (s->kernel_h == 3 && s->kernel_w == 3 && x_flip)
     sym_rows(3, 3, 1, &job, x, y, r0, r1);
   else if (s->kernel_h == 3 && s->kernel_w == 3)
     sym_rows(3, 3, 0, &job, x, y, r0, r1);
