@@ -605,6 +605,23 @@ static inline __attribute__((always_inline)) void col_rows(
   }
 }
 
+/* dst[k][lane L] = n[L] lane k: four vectors of 16 channels in the order
+   of the accumulators (lane L dword i of accumulator k: channel 16 L + 4 k
+   + i). */
+static inline void to_lanes(const __m512i *n, int32_t *dst) {
+  const __m512i a = _mm512_shuffle_i32x4(n[0], n[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512i b = _mm512_shuffle_i32x4(n[2], n[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512i c = _mm512_shuffle_i32x4(n[0], n[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512i d = _mm512_shuffle_i32x4(n[2], n[3], _MM_SHUFFLE(3, 2, 3, 2));
+  _mm512_storeu_si512(dst, _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  _mm512_storeu_si512(dst + 16,
+                      _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  _mm512_storeu_si512(dst + 32,
+                      _mm512_shuffle_i32x4(c, d, _MM_SHUFFLE(2, 0, 2, 0)));
+  _mm512_storeu_si512(dst + 48,
+                      _mm512_shuffle_i32x4(c, d, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 static void sym_run(const pyrt_conv2d_shape *s, const void *packed,
                     const uint8_t *x, int32_t x_flip, int32_t x_zero,
                     const int32_t *bias, const pyrt_output_stage *out, void *y,
@@ -617,18 +634,25 @@ static void sym_run(const pyrt_conv2d_shape *s, const void *packed,
   /* x_zero is in the u8 (flipped) domain; the row is read as x and flipped
      like it */
   memset(zrow, (uint8_t)(x_zero ^ x_flip), (size_t)s->in_w * C + BLOCK);
-  const int32_t scaled = out->out_dtype != PYRT_S32; /* s32: no scale */
-  for (int32_t b = 0, at = 0; b < nb; b++) {
+  const int scaled = out->out_dtype != PYRT_S32; /* s32: no scale */
+  for (int32_t b = 0; b < nb; b++) {
     const int32_t n = block_chunks(C, b);
-    for (int32_t k = 0; k < 4; k++)
-      for (int32_t lane = 0; lane < 4; lane++)
-        for (int32_t i = 0; i < 4; i++, at++) {
-          const int32_t c = b * BLOCK + lane % n * VL + 4 * k + i;
-          base[at] = c < C ? (int32_t)((bias ? (uint32_t)bias[c] : 0u) -
-                                       (uint32_t)x_zero * (uint32_t)wsum[c])
-                           : 0;
-          scale[at] = c < C && scaled ? pyrt_stage_scale(out, c) : 1.0f;
-        }
+    __m512i nb_[4], ns[4]; /* the block's chunks in channel order */
+    for (int32_t m = 0; m < 4; m++) {
+      const int32_t c = b * BLOCK + m % n * VL;
+      const __mmask16 v = pyrt_avx512_mask(C > c ? C - c : 0);
+      const __m512i sum = _mm512_maskz_loadu_epi32(v, wsum + c);
+      nb_[m] = _mm512_sub_epi32(
+          bias ? _mm512_maskz_loadu_epi32(v, bias + c) : _mm512_setzero_si512(),
+          _mm512_mullo_epi32(_mm512_set1_epi32(x_zero), sum));
+      ns[m] = _mm512_castps_si512(
+          !scaled ? _mm512_set1_ps(1.0f)
+          : out->per_channel
+              ? _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), v, out->scale + c)
+              : _mm512_set1_ps(out->scale[0]));
+    }
+    to_lanes(nb_, base + (size_t)b * 64);
+    to_lanes(ns, (int32_t *)scale + (size_t)b * 64);
   }
   const __m512i *w = (const __m512i *)pyrt_pack_weights(packed);
   const sym_job job = {
