@@ -249,3 +249,36 @@ def test_scalar_matches_numpy():
         )
         assert conv.out.dtype == np.int32
         np.testing.assert_array_equal(conv.nhwc(x, SCALAR), numpy_depthwise(conv, x), f"{geometry}")
+
+
+@pytest.mark.parametrize("isa", SIMD)
+def test_output_stage_extremes(isa):
+    """Scales up to 1e9: acc * scale far outside int32 on both sides, zero points at the
+    dtype's ends and narrow clamps (the SIMD epilogue saturates in several steps)."""
+    rng = np.random.default_rng(10)
+    ctx = _kernels.Context(isa)
+    for i, (c, out_dtype) in enumerate(itertools.product((16, 64, 80), (np.uint8, np.int8))):
+        info = np.iinfo(out_dtype)
+        for zero, lo, hi in [
+            (int(info.min), int(info.min), int(info.max)),
+            (int(info.max), int(info.min), int(info.max)),
+            (0, int(info.min) + 3, int(info.max) - 5),
+            (int(info.max), int(info.max), int(info.max)),
+        ]:
+            scale = 10.0 ** rng.uniform(-3, 9, c)
+            out = K.OutputStage(out_dtype, scale.astype(np.float32), zero, lo, hi)
+            w = rand_q(rng, (c, 1, 3, 3), np.int8)
+            conv = K.QConv2d(
+                w,
+                0,
+                rng.integers(-(2**31), 2**31, c),
+                groups=c,
+                strides=(1, 1),
+                dilations=(1, 1),
+                pads=(1, 1, 1, 1),
+                x_dtype=np.uint8,
+                x_zero=int(rng.integers(0, 256)),
+                out=out,
+            )
+            x = rand_q(rng, (1, 5, 6, c), np.uint8)
+            assert_same(isa, conv.nhwc(x, ctx), conv.nhwc(x, SCALAR), f"c={c} {out}")

@@ -172,6 +172,11 @@ static void tap_pointers(const pyrt_conv2d_shape *s, const uint8_t *image,
 
 /* ---- symmetric weights: vpdpbusd, four taps per lane ------------------ */
 
+typedef struct {
+  pyrt_avx512_stage k;    /* s32 / f32 outputs */
+  pyrt_avx512_stage4 k4; /* u8 / s8 */
+} sym_stage;
+
 /* Bytes < n (n >= 0). */
 static inline __mmask64 bytes_mask(int32_t n) {
   return n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
@@ -275,22 +280,16 @@ static inline __attribute__((always_inline)) void store_bytes(
 }
 
 /* The output stage of a block's four accumulators for LP pixels. u8 / s8:
-   requantize, and the saturating packs (exact: the values are in range)
-   restore the channel order. s32 / f32: back to channel order per lane. */
+   the packs of pyrt_avx512_requant4_bytes restore the channel order;
+   s32 / f32: back to channel order per lane. */
 static inline __attribute__((always_inline)) void sym_output(
     const int LP, const __m512i *acc, const float *scale, int32_t c0,
-    const pyrt_output_stage *out, const pyrt_avx512_stage *k, char *const *dst,
+    const pyrt_output_stage *out, const sym_stage *k, char *const *dst,
     int32_t n, int32_t valid) {
-  if (k->dtype == PYRT_U8 || k->dtype == PYRT_S8) {
-    __m512i r[4];
-    for (int j = 0; j < 4; j++)
-      r[j] = pyrt_avx512_requant(acc[j], _mm512_loadu_ps(scale + 16 * j), k);
-    const __m512i lo = _mm512_packs_epi32(r[0], r[1]);
-    const __m512i hi = _mm512_packs_epi32(r[2], r[3]);
-    store_bytes(LP,
-                k->dtype == PYRT_U8 ? _mm512_packus_epi16(lo, hi)
-                                    : _mm512_packs_epi16(lo, hi),
-                dst, n, valid);
+  if (k->k.dtype == PYRT_U8 || k->k.dtype == PYRT_S8) {
+    __m512 sc[4];
+    for (int j = 0; j < 4; j++) sc[j] = _mm512_loadu_ps(scale + 16 * j);
+    store_bytes(LP, pyrt_avx512_requant4_bytes(acc, sc, &k->k4), dst, n, valid);
     return;
   }
   int32_t lanes[4][16], v[16];
@@ -303,11 +302,11 @@ static inline __attribute__((always_inline)) void sym_output(
     const int32_t c = c0 + VL * chunk;
     const __mmask16 m = pyrt_avx512_mask(left);
     const __m512 sc =
-        k->dtype == PYRT_S32
+        k->k.dtype == PYRT_S32
             ? _mm512_setzero_ps() /* unused (and scale may be NULL) */
             : pyrt_avx512_scale(out->per_channel ? out->scale + c : out->scale,
                                 out->per_channel, m);
-    pyrt_avx512_output(_mm512_loadu_si512(v), m, sc, k, dst[j] - 4 * c0,
+    pyrt_avx512_output(_mm512_loadu_si512(v), m, sc, &k->k, dst[j] - 4 * c0,
                        (size_t)c); /* 4-byte elements */
   }
 }
@@ -329,7 +328,7 @@ static inline __attribute__((always_inline)) void sym_pixels(
     const int LP, const int KH, const int KW, const int is_s8,
     const int stepped, const sym_taps *tp, const __m512i *w,
     const int32_t *base, const float *scale, int32_t c0, int32_t valid,
-    const pyrt_output_stage *out, const pyrt_avx512_stage *k, char *const *dst,
+    const pyrt_output_stage *out, const sym_stage *k, char *const *dst,
     int32_t n) {
   const int32_t T = KH * KW, G = (T + 3) / 4;
   __m512i acc[4];
@@ -374,7 +373,7 @@ typedef struct {
    [lo, hi), the others through a tap table. */
 static inline __attribute__((always_inline)) void sym_row_block(
     const int LP, const int KH, const int KW, const int is_s8,
-    const sym_job *job, const pyrt_avx512_stage *k, const uint8_t *const *row,
+    const sym_job *job, const sym_stage *k, const uint8_t *const *row,
     const ptrdiff_t *col, int32_t lo, int32_t hi, int32_t b, char *y) {
   const pyrt_conv2d_shape *s = job->s;
   const int32_t C = s->in_c, ow = s->out_w, c0 = b * BLOCK;
@@ -409,7 +408,8 @@ static inline __attribute__((always_inline)) void sym_rows(
     const int KH, const int KW, const int is_s8, const sym_job *job,
     const uint8_t *x, void *y, int32_t r0, int32_t r1) {
   const pyrt_conv2d_shape *s = job->s;
-  const pyrt_avx512_stage k = pyrt_avx512_stage_init(job->out);
+  const sym_stage k = {pyrt_avx512_stage_init(job->out),
+                       pyrt_avx512_stage4_init(job->out)};
   const int32_t C = s->in_c, ow = s->out_w;
   const size_t row_bytes = (size_t)s->in_w * C;
   /* pixels whose taps are all inside the columns: [lo, hi) */
@@ -496,7 +496,7 @@ static inline __attribute__((always_inline)) void col_madd(
 /* One output row (pair: two, the second at y + ldy) of block b. */
 static inline __attribute__((always_inline)) void col_block(
     const int LP, const int S, const int pair, const int is_s8,
-    const sym_job *job, const pyrt_avx512_stage *k, const uint8_t *const *row,
+    const sym_job *job, const sym_stage *k, const uint8_t *const *row,
     int32_t b, int32_t valid, char *y, size_t ldy) {
   const pyrt_conv2d_shape *s = job->s;
   const size_t C = (size_t)s->in_c, c0 = (size_t)b * BLOCK;
@@ -561,7 +561,7 @@ static inline __attribute__((always_inline)) void col_block(
 
 static inline __attribute__((always_inline)) void col_blocks(
     const int S, const int pair, const int is_s8, const sym_job *job,
-    const pyrt_avx512_stage *k, const uint8_t *const *row, char *y,
+    const sym_stage *k, const uint8_t *const *row, char *y,
     size_t ldy) {
   const int32_t C = job->s->in_c;
   for (int32_t b = 0; b < blocks(C); b++) {
@@ -583,7 +583,8 @@ static inline __attribute__((always_inline)) void col_rows(
     const int S, const int is_s8, const sym_job *job, const uint8_t *x,
     void *y, int32_t r0, int32_t r1) {
   const pyrt_conv2d_shape *s = job->s;
-  const pyrt_avx512_stage k = pyrt_avx512_stage_init(job->out);
+  const sym_stage k = {pyrt_avx512_stage_init(job->out),
+                       pyrt_avx512_stage4_init(job->out)};
   const size_t row_bytes = (size_t)s->in_w * s->in_c;
   const size_t ldy = (size_t)s->out_w * s->in_c * job->out_size;
   for (int32_t r = r0; r < r1;) {
