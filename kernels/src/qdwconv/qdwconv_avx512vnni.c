@@ -282,18 +282,16 @@ static inline __attribute__((always_inline)) void store_bytes(
 /* The output stage of a block's four accumulators for LP pixels. u8 / s8:
    the packs of pyrt_avx512_requant4_bytes restore the channel order;
    s32 / f32: back to channel order per lane. */
-static inline __attribute__((always_inline)) void sym_output(
-    const int LP, const __m512i *acc, const float *scale, int32_t c0,
-    const pyrt_output_stage *out, const sym_stage *k, char *const *dst,
+/* s32 / f32 outputs (out of line: they keep the hot loops' registers). */
+static __attribute__((noinline)) void sym_output_wide(
+    int32_t LP, __m512i a0, __m512i a1, __m512i a2, __m512i a3, int32_t c0,
+    const pyrt_output_stage *out, const pyrt_avx512_stage *k, char *const *dst,
     int32_t n, int32_t valid) {
-  if (k->k.dtype == PYRT_U8 || k->k.dtype == PYRT_S8) {
-    __m512 sc[4];
-    for (int j = 0; j < 4; j++) sc[j] = _mm512_loadu_ps(scale + 16 * j);
-    store_bytes(LP, pyrt_avx512_requant4_bytes(acc, sc, &k->k4), dst, n, valid);
-    return;
-  }
   int32_t lanes[4][16], v[16];
-  for (int j = 0; j < 4; j++) _mm512_storeu_si512(lanes[j], acc[j]);
+  _mm512_storeu_si512(lanes[0], a0);
+  _mm512_storeu_si512(lanes[1], a1);
+  _mm512_storeu_si512(lanes[2], a2);
+  _mm512_storeu_si512(lanes[3], a3);
   for (int lane = 0; lane < 4; lane++) {
     const int32_t j = lane / (4 / LP), chunk = lane % (4 / LP);
     const int32_t left = valid - VL * chunk;
@@ -302,12 +300,26 @@ static inline __attribute__((always_inline)) void sym_output(
     const int32_t c = c0 + VL * chunk;
     const __mmask16 m = pyrt_avx512_mask(left);
     const __m512 sc =
-        k->k.dtype == PYRT_S32
+        k->dtype == PYRT_S32
             ? _mm512_setzero_ps() /* unused (and scale may be NULL) */
             : pyrt_avx512_scale(out->per_channel ? out->scale + c : out->scale,
                                 out->per_channel, m);
-    pyrt_avx512_output(_mm512_loadu_si512(v), m, sc, &k->k, dst[j] - 4 * c0,
+    pyrt_avx512_output(_mm512_loadu_si512(v), m, sc, k, dst[j] - 4 * c0,
                        (size_t)c); /* 4-byte elements */
+  }
+}
+
+static inline __attribute__((always_inline)) void sym_output(
+    const int LP, const __m512i *acc, const float *scale, int32_t c0,
+    const pyrt_output_stage *out, const sym_stage *k, char *const *dst,
+    int32_t n, int32_t valid) {
+  if (k->k.dtype == PYRT_U8 || k->k.dtype == PYRT_S8) {
+    __m512 sc[4];
+    for (int j = 0; j < 4; j++) sc[j] = _mm512_loadu_ps(scale + 16 * j);
+    store_bytes(LP, pyrt_avx512_requant4_bytes(acc, sc, &k->k4), dst, n, valid);
+  } else {
+    sym_output_wide(LP, acc[0], acc[1], acc[2], acc[3], c0, out, &k->k, dst, n,
+                    valid);
   }
 }
 
