@@ -478,10 +478,14 @@ static inline __attribute__((always_inline)) void sym_rows(
 
 /* Z(j): input columns j + S l - pad_left (lane pixel l) of `nrows` rows,
    interleaved; columns outside the image read the row of x_zero bytes. */
-static inline __attribute__((always_inline)) void col_load(
+typedef struct {
+  __m512i q[4];
+} col4; /* a column group's four accumulator-ordered vectors */
+
+static inline __attribute__((always_inline)) col4 col_load(
     const int LP, const int S, const int nrows, const int is_s8,
     const uint8_t *const *row, const uint8_t *zrow, int32_t j, int32_t pl,
-    int32_t in_w, size_t C, size_t c0, int32_t valid, __m512i *q) {
+    int32_t in_w, size_t C, size_t c0, int32_t valid) {
   __m512i x[4];
   for (int r = 0; r < nrows; r++) {
     const uint8_t *p[4];
@@ -491,17 +495,31 @@ static inline __attribute__((always_inline)) void col_load(
     }
     x[r] = load_taps(LP, p, c0, valid, is_s8);
   }
-  interleave(4, x[0], x[1], x[2], nrows == 4 ? x[3] : x[0], q);
+  col4 z;
+  interleave(4, x[0], x[1], x[2], nrows == 4 ? x[3] : x[0], z.q);
+  return z;
+}
+
+/* Lane pixels shifted by `by` (1 or 2) slots of LP: (a, n) -> the columns
+   between them. */
+static inline __attribute__((always_inline)) col4 col_shift(const int LP,
+                                                             col4 n, col4 a,
+                                                             const int by) {
+  col4 z;
+  for (int q = 0; q < 4; q++)
+    z.q[q] = by * 16 / LP == 16 ? n.q[q]
+             : by * 16 / LP == 8 ? _mm512_alignr_epi32(n.q[q], a.q[q], 8)
+                                 : _mm512_alignr_epi32(n.q[q], a.q[q], 4);
+  return z;
 }
 
 /* acc[k] += the three columns a, b, c (kx = 0, 1, 2) under weights w. */
 static inline __attribute__((always_inline)) void col_madd(
-    const __m512i *a, const __m512i *b, const __m512i *c, const __m512i *w,
-    __m512i *acc) {
+    col4 a, col4 b, col4 c, const __m512i *w, __m512i *acc) {
   for (int k = 0; k < 4; k++) {
-    acc[k] = _mm512_dpbusd_epi32(acc[k], a[k], w[k]);
-    acc[k] = _mm512_dpbusd_epi32(acc[k], b[k], w[8 + k]);
-    acc[k] = _mm512_dpbusd_epi32(acc[k], c[k], w[16 + k]);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], a.q[k], w[k]);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], b.q[k], w[8 + k]);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], c.q[k], w[16 + k]);
   }
 }
 
@@ -517,28 +535,25 @@ static inline __attribute__((always_inline)) void col_block(
   const __m512i *w = job->w_col + (size_t)b * 24;
   const int32_t *base = job->base + (size_t)b * 64;
   const float *scale = job->scale + (size_t)b * 64;
-  const int slot = 16 / LP; /* dwords per lane pixel */
-  __m512i A[4], B[4], N[4], Z1[4], Z2[4];
-  col_load(LP, S, nrows, is_s8, row, job->zrow, 0, pl, in_w, C, c0, valid, A);
+  const uint8_t *zrow = job->zrow;
+  col4 A = col_load(LP, S, nrows, is_s8, row, zrow, 0, pl, in_w, C, c0, valid);
+  col4 B = A;
   if (LP == 1 && S == 1)
-    col_load(LP, S, nrows, is_s8, row, job->zrow, 1, pl, in_w, C, c0, valid,
-             B);
+    B = col_load(LP, S, nrows, is_s8, row, zrow, 1, pl, in_w, C, c0, valid);
   for (int32_t ox = 0; ox < ow; ox += LP) {
     const int32_t j = S * ox; /* Z(j) = A */
-    if (S == 1) {
-      col_load(LP, S, nrows, is_s8, row, job->zrow, j + (LP == 1 ? 2 : LP), pl,
-               in_w, C, c0, valid, N);
-      for (int q = 0; q < 4; q++) {
-        Z1[q] = LP == 1 ? B[q] : _mm512_alignr_epi32(N[q], A[q], slot);
-        Z2[q] = LP <= 2 ? N[q] : _mm512_alignr_epi32(N[q], A[q], 2 * slot);
-      }
-    } else {
-      col_load(LP, S, nrows, is_s8, row, job->zrow, j + 1, pl, in_w, C, c0,
-               valid, Z1);
-      col_load(LP, S, nrows, is_s8, row, job->zrow, j + 2 * LP, pl, in_w, C,
-               c0, valid, N);
-      for (int q = 0; q < 4; q++)
-        Z2[q] = LP == 1 ? N[q] : _mm512_alignr_epi32(N[q], A[q], slot);
+    col4 Z1, Z2, N;
+    if (S == 1) { /* new: Z(j + LP), or Z(j + 2) when LP is 1 */
+      N = col_load(LP, S, nrows, is_s8, row, zrow, j + (LP == 1 ? 2 : LP), pl,
+                   in_w, C, c0, valid);
+      Z1 = LP == 1 ? B : col_shift(LP, N, A, 1);
+      Z2 = LP == 1 ? N : col_shift(LP, N, A, 2);
+    } else { /* new: Z(j + 1) and Z(j + 2 LP) */
+      Z1 = col_load(LP, S, nrows, is_s8, row, zrow, j + 1, pl, in_w, C, c0,
+                    valid);
+      N = col_load(LP, S, nrows, is_s8, row, zrow, j + 2 * LP, pl, in_w, C, c0,
+                   valid);
+      Z2 = col_shift(LP, N, A, 1);
     }
     char *dst[4], *dst2[4];
     for (int l = 0; l < LP; l++) {
@@ -560,14 +575,8 @@ static inline __attribute__((always_inline)) void col_block(
       col_madd(A, Z1, Z2, w, acc);
       sym_output(LP, acc, scale, (int32_t)c0, job->out, k, dst, ow - ox, valid);
     }
-    for (int q = 0; q < 4; q++) {
-      if (LP == 1 && S == 1) {
-        A[q] = B[q];
-        B[q] = N[q];
-      } else {
-        A[q] = N[q];
-      }
-    }
+    if (LP == 1 && S == 1) A = B, B = N;
+    else A = N;
   }
 }
 
