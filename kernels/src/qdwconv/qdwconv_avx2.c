@@ -1,11 +1,14 @@
-/* AVX2 depthwise Conv2D, NHWC, 8 channels per ymm (XNNPACK's unipass
- * dwconv with an indirection table).
+/* AVX2 depthwise Conv2D, NHWC, 16 channels per pair of ymm (XNNPACK's
+ * unipass dwconv with an indirection table).
  *
- * Exact int32 arithmetic: with w' = w - w_zero (in [-255, 255]) packed as
- * a u16 in the low half of each int32 lane (high half 0) and x widened to
- * int32 lanes, vpmaddwd gives x * w' + x_hi * 0 per lane and vpaddd
- * accumulates, wrapping like the reference. The activation zero point is
- * folded out:
+ * Exact int32 arithmetic, two taps per int32 lane: the bytes of taps t and
+ * t + 1 are interleaved per channel and widened to 16 bits (x in [0, 255],
+ * or [-128, 127] for s8), w' = w - w_zero (in [-255, 255]) is packed as the
+ * matching int16 pair, and vpmaddwd gives x_t w'_t + x_t+1 w'_t+1 per
+ * channel (|.| < 2^17, no saturation), vpaddd accumulating and wrapping
+ * like the reference; an odd last tap pairs with a zero weight. The
+ * widened halves keep the channels in order (lanes 0-7, 8-15). The
+ * activation zero point is folded out:
  *   sum_t (x_t - x_zero) w'_t = sum_t x_t w'_t - x_zero * sum_t w'_t
  * and a tap in the padding reads a row of x_zero bytes (adding exactly the
  * x_zero w'_t the correction removes), so per output pixel the taps are
@@ -13,33 +16,40 @@
  * pixels of a row go together and share each weight load. s8 activations
  * are sign-extended with their own zero point (no flip).
  *
- * Block: int32 wsum[CP] (sum_t w'_t) | int32 w'[CP / 8][taps][8], CP = C
- * rounded up to 8, zero-padded. Scratch: the tap pointers, base[CP] (bias
- * minus the zero-point term) and the row of x_zero bytes.
+ * Block: int32 wsum[CP] (sum_t w'_t) | int16 pairs w'[CP / 16][P][16][2],
+ * P = ceil(taps / 2), CP = C rounded up to 16, zero-padded. Scratch: the tap
+ * pointers, base[CP] (bias minus the zero-point term) and the row of x_zero
+ * bytes.
  */
 #include <string.h>
 
 #include "requant/requant_avx2.h"
 
-enum { VL = 8, PX = 4 };
+enum { VL = 16, PX = 4 };
 
 static int32_t padded(int32_t channels) {
   return (channels + VL - 1) / VL * VL;
 }
 
+static int32_t pairs(int32_t taps) {
+  return (taps + 1) / 2;
+}
+
 static size_t weights_size(int32_t channels, int32_t taps) {
-  return (size_t)padded(channels) * ((size_t)taps + 1) * 4;
+  return (size_t)padded(channels) * ((size_t)pairs(taps) + 1) * 4;
 }
 
 static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
                  const int32_t *w_zero, void *dst) {
-  const int32_t cp = padded(channels);
-  uint32_t *wsum = (uint32_t *)dst, *w = wsum + cp;
+  const int32_t cp = padded(channels), P = pairs(taps);
+  uint32_t *wsum = (uint32_t *)dst;
+  int16_t *w = (int16_t *)(wsum + cp);
   memset(dst, 0, weights_size(channels, taps));
   for (int32_t c = 0; c < channels; c++)
     for (int32_t t = 0; t < taps; t++) {
       const int32_t v = w_s8[(size_t)c * taps + t] - w_zero[c];
-      w[((size_t)(c / VL) * taps + t) * VL + c % VL] = (uint16_t)v;
+      w[(((size_t)(c / VL) * P + t / 2) * VL + c % VL) * 2 + t % 2] =
+          (int16_t)v;
       wsum[c] += (uint32_t)v;
     }
 }
@@ -50,71 +60,61 @@ static size_t scratch_size(const pyrt_conv2d_shape *s) {
          (size_t)padded(s->in_c) * 4 + (size_t)padded(s->in_c);
 }
 
-/* x widened to int32 lanes (8 channels; n valid). */
-static inline __attribute__((always_inline)) __m256i load_x(const uint8_t *src,
-                                                            int32_t n,
-                                                            int is_s8) {
-  __m128i b;
-  if (n >= VL) {
-    b = _mm_loadl_epi64((const __m128i *)src);
-  } else {
-    uint8_t tmp[16] = {0};
-    memcpy(tmp, src, (size_t)n);
-    b = _mm_loadu_si128((const __m128i *)tmp);
-  }
-  return is_s8 ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+/* 16 channels of x (n valid; the rest read as 0). */
+static inline __attribute__((always_inline)) __m128i load_x(const uint8_t *src,
+                                                            int32_t n) {
+  if (n >= VL) return _mm_loadu_si128((const __m128i *)src);
+  uint8_t tmp[16] = {0};
+  memcpy(tmp, src, (size_t)n);
+  return _mm_loadu_si128((const __m128i *)tmp);
 }
 
-static inline __attribute__((always_inline)) __m256i madd(__m256i acc,
-                                                          __m256i x,
-                                                          __m256i w) {
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w));
+/* acc[p][h] += the tap pair (a, b) of 16 channels under weights w (h: the
+   channel halves 0-7, 8-15). */
+static inline __attribute__((always_inline)) void madd_pair(
+    __m128i a, __m128i b, const __m256i *w, int is_s8, __m256i *acc) {
+  const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
+  const __m256i x0 =
+      is_s8 ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo);
+  const __m256i x1 =
+      is_s8 ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi);
+  acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x0, w[0]));
+  acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x1, w[1]));
 }
 
-/* acc[p] = base + sum over taps for P output pixels, 8 channels at c0.
-   Pixel p's tap t is at ptr[p * taps + t], or with step > 0 (an interior
-   group: no tap in the padding) at ptr[t] + p * step. Two chains per pixel and
-   several pixels sharing each weight load keep enough independent work in
-   flight to hide vpmaddwd latency. */
+/* acc[p] = base + sum over taps for P output pixels, 16 channels at c0
+   (two ymm each). Pixel p's tap t is at ptr[p * taps + t], or with step > 0
+   (an interior group: no tap in the padding) at ptr[t] + p * step. Several
+   pixels share each weight load. */
 static inline __attribute__((always_inline)) void pixels(
     const int P, const uint8_t *const *ptr, size_t step, int32_t taps,
-    const int32_t *w, const int32_t *base, int32_t c0, int32_t n, int is_s8,
-    __m256i *acc) {
-  __m256i acc0[PX], acc1[PX];
+    const int16_t *w, const int32_t *base, int32_t c0, int32_t n, int is_s8,
+    __m256i (*acc)[2]) {
   for (int p = 0; p < P; p++) {
-    acc0[p] = _mm256_loadu_si256((const __m256i *)(base + c0));
-    acc1[p] = _mm256_setzero_si256();
+    acc[p][0] = _mm256_loadu_si256((const __m256i *)(base + c0));
+    acc[p][1] = _mm256_loadu_si256((const __m256i *)(base + c0 + 8));
   }
-  int32_t t = 0;
-  for (; t + 2 <= taps; t += 2, w += 2 * VL) {
-    const __m256i w0 = _mm256_loadu_si256((const __m256i *)w),
-                  w1 = _mm256_loadu_si256((const __m256i *)(w + VL));
+  for (int32_t t = 0; t < taps; t += 2, w += 2 * VL) {
+    const __m256i wt[2] = {_mm256_loadu_si256((const __m256i *)w),
+                           _mm256_loadu_si256((const __m256i *)(w + VL))};
     for (int p = 0; p < P; p++) {
       const uint8_t *const *pt = step ? ptr : ptr + p * taps;
       const size_t at = (step ? p * step : 0) + (size_t)c0;
-      acc0[p] = madd(acc0[p], load_x(pt[t] + at, n, is_s8), w0);
-      acc1[p] = madd(acc1[p], load_x(pt[t + 1] + at, n, is_s8), w1);
+      const __m128i a = load_x(pt[t] + at, n);
+      const __m128i b = t + 1 < taps ? load_x(pt[t + 1] + at, n) : a;
+      madd_pair(a, b, wt, is_s8, acc[p]);
     }
   }
-  if (t < taps) {
-    const __m256i w0 = _mm256_loadu_si256((const __m256i *)w);
-    for (int p = 0; p < P; p++)
-      acc0[p] =
-          madd(acc0[p],
-               load_x(step ? ptr[t] + p * step + c0 : ptr[p * taps + t] + c0, n,
-                      is_s8),
-               w0);
-  }
-  for (int p = 0; p < P; p++) acc[p] = _mm256_add_epi32(acc0[p], acc1[p]);
 }
 
 /* P output pixels from (r, ox): tap tables (one, shifted per pixel, when
    no tap of the group is in the padding), then every channel block. */
 static inline __attribute__((always_inline)) void row_pixels(
     const int P, const pyrt_conv2d_shape *s, const uint8_t *image,
-    const int32_t *w, const int32_t *base, const uint8_t *zrow,
+    const int16_t *w, const int32_t *base, const uint8_t *zrow,
     const uint8_t **ptr, int32_t r, int32_t ox, int rows_inside, int is_s8,
-    const pyrt_output_stage *out, const pyrt_avx2_stage *k, void *y) {
+    const pyrt_output_stage *out, const pyrt_avx2_stage *k,
+    const pyrt_avx2_stage2 *k2, void *y) {
   const int32_t C = s->in_c, taps = s->kernel_h * s->kernel_w;
   const int32_t iy0 = r % s->out_h * s->stride_h - s->pad_top;
   const int32_t ix0 = ox * s->stride_w - s->pad_left;
@@ -135,28 +135,44 @@ static inline __attribute__((always_inline)) void row_pixels(
     }
   const size_t step = inside ? (size_t)s->stride_w * C : 0;
   const size_t at = ((size_t)r * s->out_w + (size_t)ox) * C;
-  __m256i acc[PX];
+  const int32_t P2 = pairs(taps);
+  __m256i acc[PX][2];
   for (int32_t c0 = 0; c0 < C; c0 += VL) {
     const int32_t n = C - c0 < VL ? C - c0 : VL;
+    const int16_t *wb = w + (size_t)c0 * P2 * 2;
     if (n == VL)
-      pixels(P, ptr, step, taps, w + (size_t)c0 * taps, base, c0, VL, is_s8,
-             acc);
+      pixels(P, ptr, step, taps, wb, base, c0, VL, is_s8, acc);
     else
-      pixels(P, ptr, step, taps, w + (size_t)c0 * taps, base, c0, n, is_s8,
-             acc);
-    const __m256 sc = pyrt_avx2_scale(
-        out->per_channel ? out->scale + c0 : out->scale, out->per_channel, n);
-    for (int p = 0; p < P; p++)
-      pyrt_avx2_output(acc[p], n, sc, k, y, at + (size_t)p * C + c0);
+      pixels(P, ptr, step, taps, wb, base, c0, n, is_s8, acc);
+    if (n == VL && (k->dtype == PYRT_U8 || k->dtype == PYRT_S8)) {
+      const __m256 s0 = pyrt_avx2_scale(
+          out->per_channel ? out->scale + c0 : out->scale, out->per_channel, 8);
+      const __m256 s1 =
+          pyrt_avx2_scale(out->per_channel ? out->scale + c0 + 8 : out->scale,
+                          out->per_channel, 8);
+      for (int p = 0; p < P; p++)
+        _mm_storeu_si128(
+            (__m128i *)((char *)y + at + (size_t)p * C + c0),
+            pyrt_avx2_requant2_bytes(acc[p][0], acc[p][1], s0, s1, k2));
+      continue;
+    }
+    for (int h = 0; h < 2 && 8 * h < n; h++) {
+      const int32_t c = c0 + 8 * h, m = n - 8 * h < 8 ? n - 8 * h : 8;
+      const __m256 sc = pyrt_avx2_scale(
+          out->per_channel ? out->scale + c : out->scale, out->per_channel, m);
+      for (int p = 0; p < P; p++)
+        pyrt_avx2_output(acc[p][h], m, sc, k, y, at + (size_t)p * C + c);
+    }
   }
 }
 
 static inline __attribute__((always_inline)) void rows(
-    const int is_s8, const pyrt_conv2d_shape *s, const int32_t *w,
+    const int is_s8, const pyrt_conv2d_shape *s, const int16_t *w,
     const int32_t *base, const uint8_t *zrow, const uint8_t **ptr,
     const uint8_t *x, const pyrt_output_stage *out, void *y, int32_t r0,
     int32_t r1) {
   const pyrt_avx2_stage k = pyrt_avx2_stage_init(out);
+  const pyrt_avx2_stage2 k2 = pyrt_avx2_stage2_init(out);
   for (int32_t r = r0; r < r1; r++) {
     const uint8_t *image =
         x + (size_t)(r / s->out_h) * s->in_h * s->in_w * s->in_c;
@@ -166,10 +182,10 @@ static inline __attribute__((always_inline)) void rows(
     int32_t ox = 0;
     for (; ox + PX <= s->out_w; ox += PX)
       row_pixels(PX, s, image, w, base, zrow, ptr, r, ox, inside, is_s8, out,
-                 &k, y);
+                 &k, &k2, y);
     for (; ox < s->out_w; ox++)
       row_pixels(1, s, image, w, base, zrow, ptr, r, ox, inside, is_s8, out, &k,
-                 y);
+                 &k2, y);
   }
 }
 
@@ -179,7 +195,7 @@ static void run(const pyrt_conv2d_shape *s, const void *packed,
                 int32_t r0, int32_t r1, void *scratch) {
   const int32_t C = s->in_c, cp = padded(C), taps = s->kernel_h * s->kernel_w;
   const int32_t *wsum = (const int32_t *)pyrt_pack_weights(packed);
-  const int32_t *w = wsum + cp;
+  const int16_t *w = (const int16_t *)(wsum + cp);
   const int32_t zero = x_flip ? x_zero - 128 : x_zero; /* x's own domain */
   const uint8_t **ptr = (const uint8_t **)scratch;
   int32_t *base =

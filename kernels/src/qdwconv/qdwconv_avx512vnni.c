@@ -45,7 +45,9 @@ static int32_t padded(int32_t channels) {
   return (channels + VL - 1) / VL * VL;
 }
 
-static int32_t groups(int32_t taps) { return (taps + 3) / 4; }
+static int32_t groups(int32_t taps) {
+  return (taps + 3) / 4;
+}
 
 static int32_t blocks(int32_t channels) {
   return (channels + BLOCK - 1) / BLOCK;
@@ -150,8 +152,8 @@ static size_t scratch_size(const pyrt_conv2d_shape *s) {
 /* The tap pointers of output pixels [ox0, ox0 + n) of output row r:
    ptr[p * taps + t], zrow for taps in the padding. */
 static void tap_pointers(const pyrt_conv2d_shape *s, const uint8_t *image,
-                         const uint8_t *zrow, int32_t r, int32_t ox0,
-                         int32_t n, const uint8_t **ptr) {
+                         const uint8_t *zrow, int32_t r, int32_t ox0, int32_t n,
+                         const uint8_t **ptr) {
   const int32_t C = s->in_c;
   const int32_t iy0 = r % s->out_h * s->stride_h - s->pad_top;
   const size_t row_bytes = (size_t)s->in_w * C;
@@ -173,7 +175,7 @@ static void tap_pointers(const pyrt_conv2d_shape *s, const uint8_t *image,
 /* ---- symmetric weights: vpdpbusd, four taps per lane ------------------ */
 
 typedef struct {
-  pyrt_avx512_stage k;    /* s32 / f32 outputs */
+  pyrt_avx512_stage k;   /* s32 / f32 outputs */
   pyrt_avx512_stage4 k4; /* u8 / s8 */
 } sym_stage;
 
@@ -185,13 +187,11 @@ static inline __mmask64 bytes_mask(int32_t n) {
 /* One tap of LP pixels (p[j] + c for lane pixel j), 64 / LP bytes each,
    `valid` of them real (the rest read as 0), flipped to u8 for s8 x. */
 static inline __attribute__((always_inline)) __m512i load_taps(
-    const int LP, const uint8_t *const *p, size_t c, int32_t valid,
-    int is_s8) {
+    const int LP, const uint8_t *const *p, size_t c, int32_t valid, int is_s8) {
   __m512i v;
   if (LP == 1) {
     v = valid >= 64 ? _mm512_loadu_si512(p[0] + c)
-                    : _mm512_maskz_loadu_epi8(
-                          bytes_mask(valid), p[0] + c);
+                    : _mm512_maskz_loadu_epi8(bytes_mask(valid), p[0] + c);
   } else if (LP == 2) {
     const __mmask32 m = (__mmask32)bytes_mask(valid);
     const __m256i a = valid >= 32
@@ -209,8 +209,7 @@ static inline __attribute__((always_inline)) __m512i load_taps(
                          : _mm_maskz_loadu_epi8(m, p[j] + c);
     v = _mm512_inserti32x4(
         _mm512_inserti32x4(
-            _mm512_inserti32x4(_mm512_castsi128_si512(q[0]), q[1], 1), q[2],
-            2),
+            _mm512_inserti32x4(_mm512_castsi128_si512(q[0]), q[1], 1), q[2], 2),
         q[3], 3);
   }
   return is_s8 ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
@@ -257,8 +256,8 @@ static inline __attribute__((always_inline)) void store_bytes(
   } else if (LP == 2) {
     const __mmask32 m = (__mmask32)bytes_mask(valid);
     for (int j = 0; j < 2 && j < n; j++) {
-      const __m256i h = j ? _mm512_extracti64x4_epi64(v, 1)
-                          : _mm512_castsi512_si256(v);
+      const __m256i h =
+          j ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v);
       if (valid >= 32)
         _mm256_storeu_si256((__m256i *)dst[j], h);
       else
@@ -372,10 +371,10 @@ static inline __attribute__((always_inline)) void sym_pixels(
 typedef struct {
   const pyrt_conv2d_shape *s;
   const __m512i *w;
-  const __m512i *w_col; /* 3x3: [B][kx][upper, lower][4] */
-  const int32_t *base; /* [B][4][16], the weights' order */
-  const float *scale;  /* [B][4][16] */
-  const uint8_t *zrow; /* in_w * C + 64 bytes of x_zero */
+  const __m512i *w_col;  /* 3x3: [B][kx][upper, lower][4] */
+  const int32_t *base;   /* [B][4][16], the weights' order */
+  const float *scale;    /* [B][4][16] */
+  const uint8_t *zrow;   /* in_w * C + 64 bytes of x_zero */
   const uint8_t **table; /* out_w * taps, then row[KH], col[KW] */
   const pyrt_output_stage *out;
   size_t out_size;
@@ -441,8 +440,8 @@ static inline __attribute__((always_inline)) void sym_rows(
     const int32_t iy0 = r % s->out_h * s->stride_h - s->pad_top;
     for (int32_t ky = 0; ky < KH; ky++) {
       const int32_t iy = iy0 + ky * s->dilation_h;
-      row[ky] = iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes
-                                        : job->zrow;
+      row[ky] =
+          iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes : job->zrow;
     }
     /* the tables of the pixels an unstepped group may hold (any LP) */
     const int32_t lo4 = (lo + 3) / 4 * 4 < ow ? (lo + 3) / 4 * 4 : ow;
@@ -454,14 +453,11 @@ static inline __attribute__((always_inline)) void sym_rows(
     for (int32_t b = 0; b < blocks(C); b++) {
       const int32_t n = block_chunks(C, b);
       if (n == 4)
-        sym_row_block(1, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
-                      yr);
+        sym_row_block(1, KH, KW, is_s8, job, &k, row, col, lo, hi, b, yr);
       else if (n == 2)
-        sym_row_block(2, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
-                      yr);
+        sym_row_block(2, KH, KW, is_s8, job, &k, row, col, lo, hi, b, yr);
       else
-        sym_row_block(4, KH, KW, is_s8, job, &k, row, col, lo, hi, b,
-                      yr);
+        sym_row_block(4, KH, KW, is_s8, job, &k, row, col, lo, hi, b, yr);
     }
   }
 }
@@ -482,10 +478,10 @@ typedef struct {
   __m512i q[4];
 } col4; /* a column group's four accumulator-ordered vectors */
 
-static inline __attribute__((always_inline)) col4 col_load(
-    const int LP, const int S, const int nrows, const int is_s8,
-    const uint8_t *const *row, const uint8_t *zrow, int32_t j, int32_t pl,
-    int32_t in_w, size_t C, size_t c0, int32_t valid) {
+static inline __attribute__((always_inline)) col4
+col_load(const int LP, const int S, const int nrows, const int is_s8,
+         const uint8_t *const *row, const uint8_t *zrow, int32_t j, int32_t pl,
+         int32_t in_w, size_t C, size_t c0, int32_t valid) {
   __m512i x[4];
   for (int r = 0; r < nrows; r++) {
     const uint8_t *p[4];
@@ -503,19 +499,21 @@ static inline __attribute__((always_inline)) col4 col_load(
 /* Lane pixels shifted by `by` (1 or 2) slots of LP: (a, n) -> the columns
    between them. */
 static inline __attribute__((always_inline)) col4 col_shift(const int LP,
-                                                             col4 n, col4 a,
-                                                             const int by) {
+                                                            col4 n, col4 a,
+                                                            const int by) {
   col4 z;
   for (int q = 0; q < 4; q++)
-    z.q[q] = by * 16 / LP == 16 ? n.q[q]
+    z.q[q] = by * 16 / LP == 16  ? n.q[q]
              : by * 16 / LP == 8 ? _mm512_alignr_epi32(n.q[q], a.q[q], 8)
                                  : _mm512_alignr_epi32(n.q[q], a.q[q], 4);
   return z;
 }
 
 /* acc[k] += the three columns a, b, c (kx = 0, 1, 2) under weights w. */
-static inline __attribute__((always_inline)) void col_madd(
-    col4 a, col4 b, col4 c, const __m512i *w, __m512i *acc) {
+static inline __attribute__((always_inline)) void col_madd(col4 a, col4 b,
+                                                           col4 c,
+                                                           const __m512i *w,
+                                                           __m512i *acc) {
   for (int k = 0; k < 4; k++) {
     acc[k] = _mm512_dpbusd_epi32(acc[k], a.q[k], w[k]);
     acc[k] = _mm512_dpbusd_epi32(acc[k], b.q[k], w[8 + k]);
@@ -575,15 +573,16 @@ static inline __attribute__((always_inline)) void col_block(
       col_madd(A, Z1, Z2, w, acc);
       sym_output(LP, acc, scale, (int32_t)c0, job->out, k, dst, ow - ox, valid);
     }
-    if (LP == 1 && S == 1) A = B, B = N;
-    else A = N;
+    if (LP == 1 && S == 1)
+      A = B, B = N;
+    else
+      A = N;
   }
 }
 
 static inline __attribute__((always_inline)) void col_blocks(
     const int S, const int pair, const int is_s8, const sym_job *job,
-    const sym_stage *k, const uint8_t *const *row, char *y,
-    size_t ldy) {
+    const sym_stage *k, const uint8_t *const *row, char *y, size_t ldy) {
   const int32_t C = job->s->in_c;
   for (int32_t b = 0; b < blocks(C); b++) {
     const int32_t n = block_chunks(C, b), left = C - b * BLOCK;
@@ -601,8 +600,8 @@ static inline __attribute__((always_inline)) void col_blocks(
 /* Output rows [r0, r1), in pairs where stride_h is 1 and both rows are of
    the same image. */
 static inline __attribute__((always_inline)) void col_rows(
-    const int S, const int is_s8, const sym_job *job, const uint8_t *x,
-    void *y, int32_t r0, int32_t r1) {
+    const int S, const int is_s8, const sym_job *job, const uint8_t *x, void *y,
+    int32_t r0, int32_t r1) {
   const pyrt_conv2d_shape *s = job->s;
   const sym_stage k = {pyrt_avx512_stage_init(job->out),
                        pyrt_avx512_stage4_init(job->out)};
@@ -615,8 +614,8 @@ static inline __attribute__((always_inline)) void col_rows(
     const uint8_t *row[4];
     for (int32_t i = 0; i < 4; i++) {
       const int32_t iy = iy0 + i;
-      row[i] = iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes
-                                       : job->zrow;
+      row[i] =
+          iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes : job->zrow;
     }
     char *yr = (char *)y + (size_t)r * ldy;
     if (pair)

@@ -75,8 +75,8 @@ static inline void pyrt_avx512_output(__m512i acc, __mmask16 m, __m512 scale,
    INT32_MIN, which saturates to the bottom like the clamp. */
 typedef struct {
   int32_t is_u8;
-  __m512 hi;        /* qmax - zero */
-  __m512i zero16;   /* zero, int16 lanes */
+  __m512 hi;          /* qmax - zero */
+  __m512i zero16;     /* zero, int16 lanes */
   __m512i qmin, qmax; /* bytes */
 } pyrt_avx512_stage4;
 
@@ -96,14 +96,16 @@ static inline __m512i pyrt_avx512_requant4_bytes(const __m512i *acc,
   for (int j = 0; j < 4; j++) {
     const __m512 x = _mm512_min_ps(
         _mm512_mul_ps(_mm512_cvtepi32_ps(acc[j]), scale[j]), k->hi);
-    r[j] = _mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT |
-                                           _MM_FROUND_NO_EXC);
+    r[j] = _mm512_cvt_roundps_epi32(
+        x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
-  const __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), k->zero16);
-  const __m512i hi = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), k->zero16);
+  const __m512i lo =
+      _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), k->zero16);
+  const __m512i hi =
+      _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), k->zero16);
   if (k->is_u8)
-    return _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(lo, hi), k->qmin),
-                           k->qmax);
+    return _mm512_min_epu8(
+        _mm512_max_epu8(_mm512_packus_epi16(lo, hi), k->qmin), k->qmax);
   return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(lo, hi), k->qmin),
                          k->qmax);
 }
