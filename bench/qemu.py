@@ -371,9 +371,8 @@ def _marked_run(session, feeds, mark) -> list[dict]:
         raise RuntimeError("this model's shapes depend on its values: no program to mark")
     arena = program._arena()
     for name in program.input_names:
-        if name in program.slots:
-            program._view(arena, name)[...] = checked[name]
-    base = ffi.cast("void *", arena.ctypes.data)
+        if name in arena.views:
+            arena.views[name][...] = checked[name]
     steps = []
     mark(BETWEEN)
     for seg in program.segments:
@@ -382,7 +381,7 @@ def _marked_run(session, feeds, mark) -> list[dict]:
                 step = seg.entry_steps[e - seg.first]
                 mark(LAYER_BASE + len(steps))
                 status = lib.pyrt_plan_run(
-                    program.ctx.ptr, program.emitter.plan, e, e + 1, base, ffi.NULL
+                    program.ctx.ptr, program.emitter.plan, e, e + 1, arena.base, ffi.NULL
                 )
                 mark(BETWEEN)
                 if status != lib.PYRT_OK:
@@ -394,8 +393,8 @@ def _marked_run(session, feeds, mark) -> list[dict]:
         mark(LAYER_BASE + len(steps))
         outs = session._call_step(step, args)
         for name, value in zip(step.outputs, outs):
-            if name in program.slots:
-                np.copyto(program._view(arena, name), value)
+            if name in arena.views:
+                np.copyto(arena.views[name], value)
         mark(BETWEEN)
         steps.append({"name": step.node.name, "op": step.node.op_type, "kind": step.kind})
     return steps

@@ -30,6 +30,17 @@ def _load_inputs(session, paths: list[str]) -> dict[str, np.ndarray] | None:
     return feeds
 
 
+def _dims(items: list[str]) -> dict[str, int]:
+    """--dim NAME=N (symbolic input dimensions of random inputs)."""
+    dims = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit() or int(value) < 1:
+            raise PyrtError(f"--dim {item!r}: expected NAME=N with a positive integer N")
+        dims[name] = int(value)
+    return dims
+
+
 def runtime_info() -> str:
     """The platform, the kernel library and the ISA its dispatch chose."""
     import platform
@@ -67,7 +78,7 @@ def cmd_check(args) -> int:
     from .session import Session
 
     feeds = _load_inputs(Session(args.model), args.input)
-    report = check(args.model, feeds, layers=args.layers)
+    report = check(args.model, feeds, layers=args.layers, dims=_dims(args.dim))
     print(report)
     return 0 if report.ok else 1
 
@@ -80,7 +91,7 @@ def cmd_run(args) -> int:
     if feeds is None:
         from .check import random_inputs
 
-        feeds = random_inputs(session)
+        feeds = random_inputs(session, dims=_dims(args.dim))
     outputs = session.run(feeds)
     for spec, value in zip(session.outputs, outputs):
         print(f"{spec.name}: {value.dtype} {list(value.shape)}")
@@ -99,7 +110,7 @@ def cmd_profile(args) -> int:
     if feeds is None:
         from .check import random_inputs
 
-        feeds = random_inputs(session)
+        feeds = random_inputs(session, dims=_dims(args.dim))
     layers = profile(session, feeds, rounds=args.rounds)
     print(format_profile(layers, session.isa, tile_ceiling(session.context)))
     return 0
@@ -230,16 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", type=Path)
     p.add_argument("--input", action="append", default=[], help="NAME=x.npy, x.npy or all.npz")
     p.add_argument("--layers", action="store_true", help="also compare every quantized tensor")
+    p.add_argument("--dim", action="append", default=[], help="NAME=N: a symbolic input dim")
     p.set_defaults(fn=cmd_check)
     p = sub.add_parser("run", help="run a model on .npy inputs (random if none)")
     p.add_argument("model", type=Path)
     p.add_argument("--input", action="append", default=[])
     p.add_argument("--output", help="save outputs to this .npz")
+    p.add_argument("--dim", action="append", default=[], help="NAME=N: a symbolic input dim")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("profile", help="time per layer: ms, GMAC/s, share of the GEMM ceiling")
     p.add_argument("model", type=Path)
     p.add_argument("--input", action="append", default=[])
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--dim", action="append", default=[], help="NAME=N: a symbolic input dim")
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--isa", help="kernel table (default: $PYRT_ISA or the best)")
     p.set_defaults(fn=cmd_profile)

@@ -8,6 +8,7 @@ beside it, so a user sees how far each is from the definition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,32 +113,49 @@ def _ort_session(model: onnx.ModelProto, optimized: bool):
     )
 
 
-def random_inputs(session: Session, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for every graph input: symbolic dims become 1, floats ~ N(0, 1)."""
+def random_inputs(
+    session: Session, seed: int = 0, dims: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Inputs for every graph input: symbolic dims take their value in `dims` (by name,
+    e.g. {"sequence": 128}) or 1, floats ~ N(0, 1), 8-bit integers over their range,
+    indices into a constant table (token ids) over its rows, other integers (masks,
+    flags) 0 or 1."""
     rng = np.random.default_rng(seed)
+    dims = dims or {}
     feeds = {}
     for spec in session.inputs:
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in (spec.shape or ())]
+        shape = [
+            d if isinstance(d, int) and d > 0 else dims.get(d, 1) if isinstance(d, str) else 1
+            for d in (spec.shape or ())
+        ]
         dtype = spec.dtype or np.dtype(np.float32)
         if dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            feeds[spec.name] = rng.integers(max(info.min, -128), min(info.max, 255), shape).astype(
-                dtype
-            )
+            if spec.name in session._index_limits:
+                low, high = 0, session._index_limits[spec.name]
+            elif dtype.itemsize == 1:
+                low, high = np.iinfo(dtype).min, np.iinfo(dtype).max + 1
+            else:
+                low, high = 0, 2
+            feeds[spec.name] = rng.integers(low, high, shape).astype(dtype)
         else:
             feeds[spec.name] = np.zeros(shape, dtype)
     return feeds
 
 
 def check(
-    model: ModelLike, inputs: Inputs | None = None, layers: bool = False, seed: int = 0
+    model: ModelLike,
+    inputs: Inputs | None = None,
+    layers: bool = False,
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
 ) -> CheckReport:
-    """pyrt vs onnxruntime on every output (and every quantized layer with layers=True)."""
+    """pyrt vs onnxruntime on every output (and every quantized layer with layers=True);
+    without `inputs`, random ones (random_inputs, symbolic dims from `dims`)."""
     proto = read_model(model)
     session = Session(proto)
-    feeds = random_inputs(session, seed) if inputs is None else session._feeds(inputs)
+    feeds = random_inputs(session, seed, dims) if inputs is None else session._feeds(inputs)
     names = [o.name for o in proto.graph.output]
     steps = _output_steps(proto)
     layer_names = []

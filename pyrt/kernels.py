@@ -915,6 +915,27 @@ def qavgpool2d(
     return y
 
 
+def avgpool2d_f32(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    dilations: tuple[int, int] = (1, 1),
+    ctx: Context | None = None,
+    layout: str = "nchw",
+) -> np.ndarray:
+    """fp32 AveragePool (the sum of the taps inside the input over the window's count);
+    layout as for qmaxpool2d."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
+    s.count_include_pad = int(count_include_pad)
+    y = _pool_output(s, np.float32)
+    check(lib.pyrt_avgpool2d_f32(_ctx(ctx).ptr, s, ptr(x, "float *"), ptr(y, "float *")))
+    return y
+
+
 def qglobalavgpool(
     x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None, layout: str = "nchw"
 ) -> np.ndarray:
@@ -959,6 +980,76 @@ def globalavgpool_f32(x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
             )
         )
     return y
+
+
+def channel_affine(
+    x: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    axis: int,
+    lo: float = -np.inf,
+    hi: float = np.inf,
+    x_zero: int = 0,
+    y_dtype: np.dtype | type | None = None,
+    y_zero: int = 0,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """Per-channel y = x * a[c] + b[c] over axis `axis` (kernels.h: pyrt_channel_affine):
+    float32 -> float32 clamped to [lo, hi], or int8 codes -> int8 codes (x_zero, y_zero,
+    rounding half to even, clamped to [lo, hi] or the dtype's range)."""
+    x = np.ascontiguousarray(x)
+    f32 = x.dtype == np.float32
+    y_dtype = np.dtype(np.float32 if f32 else y_dtype if y_dtype is not None else x.dtype)
+    if not (f32 or x.dtype in QTYPES) or (y_dtype == np.float32) != f32:
+        raise KernelError(f"channel_affine: {x.dtype} -> {y_dtype} is not supported")
+    if not -x.ndim <= axis < x.ndim:
+        raise KernelError(f"channel_affine: axis {axis} out of range for rank {x.ndim}")
+    axis %= x.ndim
+    c = x.shape[axis]
+    a = np.ascontiguousarray(a, np.float32).reshape(-1)
+    b = np.ascontiguousarray(b, np.float32).reshape(-1)
+    if a.size != c or b.size != c:
+        raise KernelError(f"channel_affine: {a.size} and {b.size} parameters for {c} channels")
+    if not f32:
+        info = np.iinfo(y_dtype)
+        lo, hi = max(float(lo), info.min), min(float(hi), info.max)
+    y = np.empty(x.shape, y_dtype)
+    if y.size:
+        outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis + 1 :]))
+        check(
+            lib.pyrt_channel_affine(
+                _ctx(ctx).ptr, outer, c, inner, ptr(x), dtype_code(x.dtype), int(x_zero),
+                ptr(a, "float *"), ptr(b, "float *"), ptr(y), dtype_code(y_dtype),
+                int(y_zero), float(lo), float(hi),
+            )
+        )  # fmt: skip
+    return y
+
+
+def lut8(x: np.ndarray, table: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """y = table[x] for u8 / s8 codes read as bytes (a 256-entry uint8 table)."""
+    x = np.ascontiguousarray(x)
+    table = np.ascontiguousarray(table, np.uint8)
+    if x.dtype not in QTYPES or table.shape != (256,):
+        raise KernelError(f"lut8: codes must be uint8/int8 and the table 256 bytes, got {x.dtype}")
+    y = np.empty_like(x)
+    if x.size:
+        check(lib.pyrt_lut8(_ctx(ctx).ptr, x.size, ptr(table, "uint8_t *"), ptr(x), ptr(y)))
+    return y
+
+
+def copy_rows(
+    x: np.ndarray, x_stride: int, y: np.ndarray, y_stride: int, rows: int, nbytes: int,
+    ctx: Context | None = None,
+) -> None:  # fmt: skip
+    """Row r's nbytes bytes at x + r * x_stride go to y + r * y_stride (byte offsets into
+    the contiguous buffers x and y, which must hold every row): Concat / Split copies."""
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
+        raise KernelError("copy_rows: x and y must be C-contiguous, y writable")
+    last = (rows - 1) * max(x_stride, 0) + nbytes, (rows - 1) * max(y_stride, 0) + nbytes
+    if rows > 0 and nbytes > 0 and (last[0] > x.nbytes or last[1] > y.nbytes):
+        raise KernelError("copy_rows: the rows pass the end of x or y")
+    check(lib.pyrt_copy_rows(_ctx(ctx).ptr, rows, nbytes, ptr(x), x_stride, ptr(y), y_stride))
 
 
 # ---- int8 products of two activations and the ops around attention ---------

@@ -84,18 +84,17 @@ def _profile_program(
     arena = program._arena()
     times: dict[int, list[float]] = {}
     labels: list[tuple] = []
-    base = ffi.cast("void *", arena.ctypes.data)
-    for name in program.input_names:
-        if name in program.slots:
-            program._view(arena, name)[...] = feeds[name]
     for r in range(rounds):
+        for name in program.input_names:  # each round: the memory plan reuses input slots
+            if name in arena.views:
+                arena.views[name][...] = feeds[name]
         idx = 0
         for seg in program.segments:
             if seg.step is None:
                 for e in range(seg.first, seg.last):
                     start = time.perf_counter()
                     status = lib.pyrt_plan_run(
-                        program.ctx.ptr, program.emitter.plan, e, e + 1, base, ffi.NULL
+                        program.ctx.ptr, program.emitter.plan, e, e + 1, arena.base, ffi.NULL
                     )
                     times.setdefault(idx, []).append(time.perf_counter() - start)
                     if r == 0:
@@ -109,8 +108,8 @@ def _profile_program(
             start = time.perf_counter()
             outs = session._call_step(step, args)
             for name, value in zip(step.outputs, outs):
-                if name in program.slots:
-                    np.copyto(program._view(arena, name), value)
+                if name in arena.views:
+                    np.copyto(arena.views[name], value)
             times.setdefault(idx, []).append(time.perf_counter() - start)
             if r == 0:
                 labels.append((step, "numpy"))

@@ -143,7 +143,7 @@ class Program:
             self.slots[name] = Slot(example, off)
         self.const_in_arena = const_in_arena
         self._build(steps)
-        self._arenas: list[np.ndarray] = []
+        self._arenas: list[_Arena] = []
         self._lock = threading.Lock()
 
     def _build(self, steps: list[Step]) -> None:
@@ -171,21 +171,11 @@ class Program:
                 self.segments.append(_Segment(0, -1, step))
         self.emitter = em
 
-    def _arena(self) -> np.ndarray:
+    def _arena(self) -> _Arena:
         with self._lock:
             if self._arenas:
                 return self._arenas.pop()
-        raw = np.empty(self.arena_bytes + ALIGN, np.uint8)
-        start = (-raw.ctypes.data) % ALIGN
-        arena = raw[start : start + self.arena_bytes]
-        for name in self.const_in_arena:
-            self._view(arena, name)[...] = self.constants[name]
-        return arena
-
-    def _view(self, arena: np.ndarray, name: str) -> np.ndarray:
-        slot = self.slots[name]
-        a = slot.array
-        return arena[slot.offset : slot.offset + a.nbytes].view(a.dtype).reshape(a.shape)
+        return _Arena(self)
 
     def run(self, feeds: dict[str, np.ndarray], wrap: Callable) -> list[np.ndarray]:
         arena = self._arena()
@@ -195,39 +185,59 @@ class Program:
             with self._lock:
                 self._arenas.append(arena)
 
-    def _run(self, arena: np.ndarray, feeds: dict[str, np.ndarray], wrap) -> list[np.ndarray]:
+    def _run(self, arena: _Arena, feeds: dict[str, np.ndarray], wrap) -> list[np.ndarray]:
+        views = arena.views
         for name in self.input_names:
-            if name in self.slots:
-                self._view(arena, name)[...] = feeds[name]
-        base = ffi.cast("void *", arena.ctypes.data)
-        failed = ffi.new("int32_t *")
+            if name in views:
+                views[name][...] = feeds[name]
         for seg in self.segments:
             if seg.step is None:
                 status = lib.pyrt_plan_run(
-                    self.ctx.ptr, self.emitter.plan, seg.first, seg.last, base, failed
+                    self.ctx.ptr, self.emitter.plan, seg.first, seg.last, arena.base, arena.failed
                 )
                 if status != lib.PYRT_OK:
-                    step = seg.entry_steps[failed[0] - seg.first]
+                    step = seg.entry_steps[arena.failed[0] - seg.first]
                     message = ffi.string(lib.pyrt_last_error()).decode()
                     raise KernelError(f"{step.node.label}: {message}")
                 continue
             step = seg.step
-            args = [self._value(arena, feeds, n) if n else None for n in step.inputs]
-            outs = wrap(step, args)
+            outs = wrap(step, [self._value(arena, feeds, n) if n else None for n in step.inputs])
             for name, value in zip(step.outputs, outs):
-                if not name or name not in self.slots:
+                view = views.get(name) if name else None
+                if view is None:
                     continue
-                slot = self.slots[name]
-                if value.shape != slot.array.shape or value.dtype != slot.array.dtype:
+                if value.shape != view.shape or value.dtype != view.dtype:
                     raise Replan(name)
-                np.copyto(self._view(arena, name), value)
+                np.copyto(view, value)
         return [np.array(self._value(arena, feeds, n), copy=True) for n in self.output_names]
 
-    def _value(self, arena: np.ndarray, feeds: dict[str, np.ndarray], name: str) -> np.ndarray:
-        if name in self.slots:
-            view = self._view(arena, name)
-            view.flags.writeable = False
+    def _value(self, arena: _Arena, feeds: dict[str, np.ndarray], name: str) -> np.ndarray:
+        view = arena.readonly.get(name)
+        if view is not None:
             return view
         if name in feeds:
             return feeds[name]
         return self.constants[name]
+
+
+class _Arena:
+    """One pooled arena of a Program: its bytes, the address its C plan runs on, and a
+    view of every slot, made once (writable for the step that writes the tensor,
+    read-only for the steps that read it)."""
+
+    def __init__(self, program: Program):
+        raw = np.empty(program.arena_bytes + ALIGN, np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        self.bytes = raw[start : start + program.arena_bytes]
+        self.base = ffi.cast("void *", self.bytes.ctypes.data)
+        self.failed = ffi.new("int32_t *")
+        self.views: dict[str, np.ndarray] = {}
+        self.readonly: dict[str, np.ndarray] = {}
+        for name, slot in program.slots.items():
+            a = slot.array
+            view = self.bytes[slot.offset : slot.offset + a.nbytes].view(a.dtype)
+            self.views[name] = view.reshape(a.shape)
+            self.readonly[name] = self.views[name].view()
+            self.readonly[name].flags.writeable = False
+        for name in program.const_in_arena:
+            self.views[name][...] = program.constants[name]

@@ -19,7 +19,7 @@ import onnx
 from ._kernels import Context
 from .errors import InputError, ModelError, PyrtError, UnsupportedOpError
 from .fold import fold_constants, remove_dead
-from .graph import DEFAULT_MEMORY_LIMIT, Node, TensorInfo, load
+from .graph import DEFAULT_MEMORY_LIMIT, Graph, Node, TensorInfo, load
 from .layout import assign_layouts
 from .lower import lower_qoperators
 from .patterns import fold_code_clamps, fuse
@@ -97,6 +97,7 @@ class Session:
         try:
             graph = load(model, memory_limit)
             original = list(graph.nodes)
+            self._index_limits = _index_limits(graph)
             lower_qoperators(graph)
             validate_quant_nodes(graph)
             folded = fold_constants(graph, keep_dequantize=True)
@@ -299,6 +300,34 @@ def _shape_of(value: np.ndarray) -> np.ndarray:
     """A stand-in with value's shape and dtype that holds no data (for the record)."""
     value = np.asarray(value)
     return np.broadcast_to(np.zeros((), value.dtype), value.shape)
+
+
+# Ops an index passes through unchanged on its way from a graph input to a Gather.
+_INDEX_PASSTHROUGH = ("Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity")
+
+
+def _index_limits(graph: Graph) -> dict[str, int]:
+    """For integer graph inputs used as Gather indices into a constant table (token ids,
+    token types, positions): the number of rows they may index. Random test inputs
+    (check.random_inputs) stay inside it."""
+    graph.reindex()
+    limits = {}
+    for spec in graph.inputs:
+        frontier, seen = [spec.name], set()
+        while frontier:
+            name = frontier.pop()
+            seen.add(name)
+            for n in graph.consumers.get(name, []):
+                if n.op_type in _INDEX_PASSTHROUGH and n.inputs[0] == name:
+                    frontier += [o for o in n.outputs if o and o not in seen]
+                elif n.op_type == "Gather" and n.inputs[1] == name:
+                    table = graph.constants.get(n.inputs[0])
+                    if table is None:
+                        continue
+                    axis = int(n.attrs.get("axis", 0)) % max(table.ndim, 1)
+                    rows = table.shape[axis] if table.ndim else 1
+                    limits[spec.name] = min(limits.get(spec.name, rows), rows)
+    return limits
 
 
 def _make_report(original: list[Node], steps: list[Step], folded: list[Node]) -> Report:

@@ -536,3 +536,34 @@ def test_plan_entries_for_broadcast_qbinary_and_nhwc_global_pool():
         lib.PYRT_ERR_ARG
     )
     assert failed[0] == bad
+
+
+@pytest.mark.parametrize("isa", _kernels.isa_available())
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_transpose_matches_numpy(isa, dtype):
+    """The NCHW <-> NHWC transposes (batch x [rows, cols] -> [cols, rows]), including the
+    few-row interleave of an image's channels."""
+    rng = np.random.default_rng(3)
+    for batch, rows, cols in [
+        (1, 3, 50),
+        (2, 3, 7),
+        (2, 4, 33),
+        (1, 1, 9),
+        (1, 2, 5),
+        (3, 5, 64),
+        (1, 33, 70),
+        (2, 64, 1),
+    ]:
+        x = rng.integers(0, 255, (batch, rows, cols)).astype(dtype)
+        y = np.zeros((batch, cols, rows), dtype)
+        rc = lib.pyrt_transpose(
+            CONTEXTS[isa].ptr,
+            x.itemsize,
+            batch,
+            rows,
+            cols,
+            ffi.cast("void *", x.ctypes.data),
+            ffi.cast("void *", y.ctypes.data),
+        )
+        assert rc == lib.PYRT_OK
+        np.testing.assert_array_equal(y, x.transpose(0, 2, 1))

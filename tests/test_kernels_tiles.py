@@ -64,7 +64,8 @@ def stage(rng: np.random.Generator, dtype, channels: int, per_channel: bool, spa
     info = np.iinfo(dtype)
     zero = int(rng.integers(info.min, info.max + 1))
     lo = int(rng.integers(info.min, zero + 1))
-    return K.OutputStage(dtype, scale, zero, lo, info.max)
+    hi = int(rng.integers(zero, info.max + 1)) if rng.random() < 0.5 else int(info.max)
+    return K.OutputStage(dtype, scale, zero, lo, hi)
 
 
 def assert_same(isa: str, got: np.ndarray, want: np.ndarray, what: str) -> None:
@@ -119,6 +120,21 @@ def test_qgemm_wraps_and_saturates_like_scalar(isa):
             q, x = gemm_case(rng, m, n, k, 4 * i + j, big_bias=True)
             x[:, : k // 2] = np.iinfo(x.dtype).max  # large sums of one sign
             assert_same(isa, q.rows(x, CONTEXTS[isa]), q.rows(x, SCALAR), f"wrap {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("isa", SIMD)
+def test_qgemm_extreme_scales_like_scalar(isa):
+    """Products past int32 and past float (scale up to 3e38: +-inf) clamp like scalar."""
+    rng = np.random.default_rng(14)
+    for scale in (1e4, 1e9, 3e38, 1e-30):
+        for dtype in (np.uint8, np.int8):
+            info = np.iinfo(dtype)
+            zero = int(rng.integers(info.min, info.max + 1))
+            out = K.OutputStage(dtype, np.float32(scale), zero, int(info.min), int(info.max))
+            w = rand_q(rng, (40, 33), np.int8)
+            q = K.QGemm(w, 0, rng.integers(-(2**20), 2**20, 40), np.uint8, 3, out)
+            x = rand_q(rng, (11, 33), np.uint8)
+            assert_same(isa, q.rows(x, CONTEXTS[isa]), q.rows(x, SCALAR), f"scale {scale}")
 
 
 @pytest.mark.parametrize("isa", SIMD)

@@ -20,7 +20,15 @@ from pyrt import _kernels
 from pyrt.__main__ import main
 from pyrt.program import Program, _plan_memory
 
-MODELS = ["resnet18", "mobilenet_v2", "inception", "shufflenet_v2", "densenet", "squeezenet"]
+MODELS = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "inception",
+    "shufflenet_v2",
+    "densenet",
+    "squeezenet",
+]
 
 
 def _program(session: pyrt.Session) -> Program:
@@ -167,3 +175,22 @@ def test_code_clamps_fold_into_the_integer_op_before_them(zoo_cache):
     assert not [s for s in luts if producers.get(s.inputs[0], s).node.op_type == "QConv"]
     clips = [r for r in session.report() if r.op_type == "Clip"]
     assert clips and all(r.ran_as == "int8" and "QConv" in r.detail for r in clips)
+
+
+def test_random_inputs_fit_token_tables_and_named_dims(tmp_path, capsys):
+    """An encoder's int64 inputs: ids inside the embedding tables, masks 0/1, and the
+    symbolic sequence length from --dim (profile / run / check use these inputs)."""
+    from pyrt import zoo_transformers as zt
+    from pyrt.check import random_inputs
+
+    path = tmp_path / "encoder.onnx"
+    onnx.save(zt.encoder(layers=1, hidden=32, heads=2, ffn=64, vocab=50), path)
+    session = pyrt.Session(path)
+    feeds = random_inputs(session, dims={"sequence": 24})
+    assert feeds["input_ids"].shape == (1, 24) and feeds["input_ids"].min() >= 0
+    assert feeds["input_ids"].max() < 50 and feeds["token_type_ids"].max() < 2
+    assert set(np.unique(feeds["attention_mask"])) <= {0, 1}
+    assert main(["profile", str(path), "--rounds", "3", "--dim", "sequence=24"]) == 0
+    assert "total" in capsys.readouterr().out
+    assert main(["run", str(path), "--dim", "sequence=bad"]) == 2
+    assert "--dim" in capsys.readouterr().err

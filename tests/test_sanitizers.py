@@ -21,6 +21,8 @@ TESTS = [
     "test_kernels_float_quant.py",
     "test_kernels_elem_simd.py",
     "test_kernels_fp32.py",
+    "test_kernels_cnn.py",
+    "test_ops_cnn.py",
     "test_ops.py",
     "test_models.py",
     "test_reliability.py",

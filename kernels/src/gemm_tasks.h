@@ -15,21 +15,32 @@ typedef struct {
   int32_t chunks;            /* panel chunks per band */
 } pyrt_gemm_tasks;
 
-/* row_bytes: bytes of one row of A as the tile reads it. Bands hold about
-   band_bytes (the driver's choice: A stays in L2 while every panel of B
-   streams past it), and are small enough to give every thread a few; if
-   there are still too few bands, the panels are split too. */
-static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(int32_t M, int32_t N,
-                                                   int32_t mr, int32_t nr,
-                                                   int64_t row_bytes,
-                                                   int64_t band_bytes,
-                                                   int32_t threads) {
+/* Packed weights larger than this do not stay in L2 (1 MB or more per core
+   on the x86 and RISC-V parts pyrt targets) beside a band of A: each band
+   then reads them from L3 again. Such GEMMs take bands of up to
+   PYRT_GEMM_STREAM_BAND bytes of A and give threads panel chunks (their own
+   share of the weights) rather than bands of their own. */
+enum { PYRT_GEMM_L2_WEIGHTS = 512 * 1024, PYRT_GEMM_STREAM_BAND = 384 * 1024 };
+
+/* row_bytes: bytes of one row of A as the tile reads it; b_bytes: the
+   packed weights every band runs over. Bands hold about band_bytes (the
+   driver's choice: A stays in L2 while every panel of B streams past it),
+   and are small enough to give every thread a few; if there are still too
+   few bands for the threads, the panels are split too. Bands are whole
+   tiles, as even as that allows. */
+static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(
+    int32_t M, int32_t N, int32_t mr, int32_t nr, int64_t row_bytes,
+    int64_t band_bytes, int64_t b_bytes, int32_t threads) {
   pyrt_gemm_tasks t;
-  int64_t band = band_bytes / (row_bytes > 0 ? row_bytes : 1);
+  const int big_b = b_bytes > PYRT_GEMM_L2_WEIGHTS;
+  if (row_bytes < 1) row_bytes = 1;
+  int64_t band = (big_b ? PYRT_GEMM_STREAM_BAND : band_bytes) / row_bytes;
   const int64_t per_thread = ((int64_t)M + 4 * threads - 1) / (4 * threads);
-  if (threads > 1 && band > per_thread) band = per_thread;
-  band = (band + mr - 1) / mr * mr;
-  if (band < mr) band = mr;
+  if (threads > 1 && !big_b && band > per_thread) band = per_thread;
+  if (band < 1) band = 1;
+  if (band > M) band = M;
+  const int64_t bands = (M + band - 1) / band;
+  band = ((M + bands - 1) / bands + mr - 1) / mr * mr; /* even, whole tiles */
   if (band > M) band = M;
   t.band = (int32_t)band;
   t.bands = (int32_t)((M + band - 1) / band);

@@ -93,9 +93,14 @@ typedef struct {
                    const int32_t *fixed, const int32_t *w_zero,
                    const int32_t *row_sum, const float *scale,
                    const pyrt_output_stage *out, void *y, size_t ldy);
-  /* dst[i] = src[i] ^ flip for i < n: the A packing's (and im2col's) copy.
-     NULL: the driver's portable loop. */
-  void (*copy_flip)(uint8_t *dst, const uint8_t *src, size_t n, uint8_t flip);
+  /* dst[r * ld_dst + i] = src[r * ld_src + i] ^ flip for r < rows, i < n:
+     the A packing's (and im2col's) copy. NULL: the driver's portable loop. */
+  void (*copy_rows)(uint8_t *dst, size_t ld_dst, const uint8_t *src,
+                    size_t ld_src, int32_t rows, size_t n, uint8_t flip);
+  /* The ukernel for panels of at most nr / 2 columns (N = 16 over NR = 32,
+     a tail panel): the same acc for j < nr / 2 only. NULL: the ukernel. */
+  void (*ukernel_half)(int32_t mr, int32_t kp, const uint8_t *a, size_t lda,
+                       const void *b, int32_t *acc, uint8_t flip);
 } pyrt_qgemm_config;
 
 /* Depthwise NHWC: an ISA's weight block for w_s8 [C][taps] (w_zero: the C
@@ -198,6 +203,12 @@ typedef struct {
               const float *bias, const float *clamp, float *y);
 } pyrt_sdwconv_config;
 
+/* pyrt_channel_affine's constants (the dtypes, zero points and clamp). */
+typedef struct {
+  int32_t x_dtype, y_dtype;
+  float x_zero, y_zero, lo, hi;
+} pyrt_affine_args;
+
 /*
  * One table of kernels per ISA. dispatch.c fills each once: a level starts
  * as a copy of the level below and overrides what it does better (MLAS's
@@ -262,6 +273,16 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
                               const void *x, const pyrt_qparams *qx, void *y,
                               const pyrt_qparams *qy);
+  /* fp32 pools over output rows [r0, r1), either layout (pool_f32.h). */
+  void (*maxpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
+  void (*avgpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
+  /* n elements of pyrt_channel_affine; element i's a[i * step], b[i * step]
+     (step 0 or 1). */
+  void (*channel_affine)(int64_t n, const void *x, const float *a,
+                         const float *b, int32_t step,
+                         const pyrt_affine_args *p, void *y);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -363,6 +384,11 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
 
 void pyrt_maxpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
                                float *y, int64_t r0, int64_t r1);
+void pyrt_avgpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
+                               float *y, int64_t r0, int64_t r1);
+void pyrt_channel_affine_scalar(int64_t n, const void *x, const float *a,
+                                const float *b, int32_t step,
+                                const pyrt_affine_args *p, void *y);
 void pyrt_globalavgpool_f32_nhwc_scalar(int64_t hw, int64_t channels,
                                         const float *x, float *y);
 void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
@@ -408,6 +434,12 @@ void pyrt_quant_init_avx2(pyrt_kernel_table *t);
 void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
 void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
+void pyrt_affine_init_avx2(pyrt_kernel_table *t);
+void pyrt_affine_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layout_init_avx2(pyrt_kernel_table *t);
+void pyrt_layout_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx2(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);

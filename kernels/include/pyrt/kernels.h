@@ -269,6 +269,11 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy);
 
+/* fp32 AveragePool, NCHW or NHWC: the sum of the window's taps inside the
+   input (ky, kx ascending) / its count (as pyrt_qavgpool2d's window). */
+int pyrt_avgpool2d_f32(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                       const float *x, float *y);
+
 /* fp32, NHWC: y[b][c] = sum over p < hw of x[b][p][c] (in order) / hw. */
 int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                                 int64_t channels, const float *x, float *y);
@@ -282,6 +287,28 @@ int pyrt_transpose(pyrt_context *ctx, int32_t elem_size, int64_t batch,
 /* y[i] = table[x[i]] for n bytes (u8 or s8 codes, read as bytes). */
 int pyrt_lut8(pyrt_context *ctx, int64_t n, const uint8_t *table, const void *x,
               void *y);
+
+/* rows rows of `bytes` bytes: y + r * y_stride <- x + r * x_stride (the
+   strided copies of Concat and Split; rows must not overlap). */
+int pyrt_copy_rows(pyrt_context *ctx, int64_t rows, int64_t bytes,
+                   const void *x, int64_t x_stride, void *y, int64_t y_stride);
+
+/* ---- per-channel affine (BatchNormalization) --------------------------- */
+
+/*
+ * x and y are [outer][channels][inner] (NHWC: inner 1; NCHW: inner H * W),
+ * channel c's multiplier a[c] and offset b[c] (finite):
+ *   F32 -> F32:        y = clamp(fmaf(x, a, b), lo, hi)   (NaN passes)
+ *   U8/S8 -> U8/S8:    v = fmaf((float)x - x_zero, a, b);
+ *                      y = clamp(rintf(v) + y_zero, lo, hi)
+ * For int8 data a and b carry the input and output scales (a DQ ->
+ * BatchNormalization -> Q chain in one pass); lo and hi are then codes of
+ * y's dtype. Rounding half to even, as every requantization.
+ */
+int pyrt_channel_affine(pyrt_context *ctx, int64_t outer, int64_t channels,
+                        int64_t inner, const void *x, int32_t x_dtype,
+                        int32_t x_zero, const float *a, const float *b, void *y,
+                        int32_t y_dtype, int32_t y_zero, float lo, float hi);
 
 /* ---- execution plan -------------------------------------------------- */
 
@@ -347,6 +374,16 @@ int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
                    int64_t y);
 int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y);
+/* CNN data movement and per-channel ops (Concat / Split copies, BN). */
+int pyrt_plan_copy_rows(pyrt_plan *p, int64_t rows, int64_t bytes, int64_t x,
+                        int64_t x_stride, int64_t y, int64_t y_stride);
+int pyrt_plan_channel_affine(pyrt_plan *p, int64_t outer, int64_t channels,
+                             int64_t inner, int64_t x, int32_t x_dtype,
+                             int32_t x_zero, const float *a, const float *b,
+                             int64_t y, int32_t y_dtype, int32_t y_zero,
+                             float lo, float hi);
+int pyrt_plan_avgpool2d_f32(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                            int64_t y);
 /* Runs entries [first, last) on arena; on failure returns the status and
    stores the failing entry's index in *failed (may be NULL). */
 int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,

@@ -23,13 +23,17 @@ enum kind {
   FGAP_NHWC,
   TRANSPOSE,
   LUT,
-  COPY
+  COPY,
+  /* CNN data movement and per-channel ops */
+  COPY_ROWS,
+  AFFINE,
+  FAVGPOOL
 };
 
 typedef struct {
   int32_t kind;
   int32_t i[6];             /* small integer arguments */
-  int64_t n[3];             /* sizes */
+  int64_t n[4];             /* sizes */
   float lo, hi;             /* CONV, SGEMM clamp */
   int64_t x, b, y;          /* arena offsets: inputs and output */
   const void *p[4];         /* packed weights, bias, scales, zero points ... */
@@ -255,6 +259,41 @@ int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y) {
   return added(p, e);
 }
 
+/* ---- CNN data movement and per-channel ops ---- */
+
+int pyrt_plan_copy_rows(pyrt_plan *p, int64_t rows, int64_t bytes, int64_t x,
+                        int64_t x_stride, int64_t y, int64_t y_stride) {
+  entry *e = add(p, COPY_ROWS);
+  if (e) {
+    e->n[0] = rows, e->n[1] = bytes, e->n[2] = x_stride, e->n[3] = y_stride;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_channel_affine(pyrt_plan *p, int64_t outer, int64_t channels,
+                             int64_t inner, int64_t x, int32_t x_dtype,
+                             int32_t x_zero, const float *a, const float *b,
+                             int64_t y, int32_t y_dtype, int32_t y_zero,
+                             float lo, float hi) {
+  entry *e = add(p, AFFINE);
+  if (e) {
+    e->n[0] = outer, e->n[1] = channels, e->n[2] = inner;
+    e->i[0] = x_dtype, e->i[1] = x_zero, e->i[2] = y_dtype, e->i[3] = y_zero;
+    e->p[0] = a, e->p[1] = b, e->lo = lo, e->hi = hi, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_avgpool2d_f32(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                            int64_t y) {
+  if (s == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_avgpool2d_f32: NULL shape");
+  entry *e = add(p, FAVGPOOL);
+  if (e) e->pool = *s, e->x = x, e->y = y;
+  return added(p, e);
+}
+
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
   char *x = arena + e->x, *y = arena + e->y;
   switch (e->kind) {
@@ -299,6 +338,15 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
       return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
     case LUT:
       return pyrt_lut8(ctx, e->n[0], (const uint8_t *)e->p[0], x, y);
+    case COPY_ROWS:
+      return pyrt_copy_rows(ctx, e->n[0], e->n[1], x, e->n[2], y, e->n[3]);
+    case AFFINE:
+      return pyrt_channel_affine(ctx, e->n[0], e->n[1], e->n[2], x, e->i[0],
+                                 e->i[1], (const float *)e->p[0],
+                                 (const float *)e->p[1], y, e->i[2], e->i[3],
+                                 e->lo, e->hi);
+    case FAVGPOOL:
+      return pyrt_avgpool2d_f32(ctx, &e->pool, (const float *)x, (float *)y);
     default:
       if (e->n[0] > 0) memmove(y, x, (size_t)e->n[0]);
       return PYRT_OK;

@@ -173,14 +173,9 @@ typedef struct {
   int status;
 } drive_job;
 
-/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst: the
-   table's copy_flip when it has one. */
-static void copy_flip(const pyrt_qgemm_config *c, uint8_t *dst,
-                      const uint8_t *src, size_t n, uint8_t flip) {
-  if (c->copy_flip != NULL) {
-    c->copy_flip(dst, src, n, flip);
-    return;
-  }
+/* n bytes of src, flipped (x ^ 0x80 for s8, else a copy), to dst. */
+static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
+                      uint8_t flip) {
   if (flip == 0) {
     memcpy(dst, src, n);
     return;
@@ -202,47 +197,94 @@ static void copy_flip(const pyrt_qgemm_config *c, uint8_t *dst,
   }
 }
 
+/* rows x n bytes, flipped, between strided rows: the table's copy_rows when
+   it has one. */
+static void copy_rows(const pyrt_qgemm_config *c, uint8_t *dst, size_t ld_dst,
+                      const uint8_t *src, size_t ld_src, int32_t rows, size_t n,
+                      uint8_t flip) {
+  if (c->copy_rows != NULL) {
+    c->copy_rows(dst, ld_dst, src, ld_src, rows, n, flip);
+    return;
+  }
+  for (int32_t r = 0; r < rows; r++, dst += ld_dst, src += ld_src)
+    copy_flip(dst, src, n, flip);
+}
+
+/* The im2col row (K bytes, flipped, then zeros up to kp) of output pixel
+   (b, oy, ox), tap by tap: pixels whose window crosses a border. */
+static void im2col_pixel(const pyrt_qgemm_a *a, int32_t b, int32_t oy,
+                         int32_t ox, int32_t kp, uint8_t *dst) {
+  const pyrt_conv2d_shape *s = a->conv;
+  const int32_t cin = s->in_c / s->groups;
+  const int32_t k = cin * s->kernel_h * s->kernel_w;
+  const uint8_t pad = (uint8_t)a->zero;
+  uint8_t *d = dst;
+  for (int32_t ky = 0; ky < s->kernel_h; ky++) {
+    const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+    const uint8_t *line =
+        a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+        (size_t)a->group * cin;
+    for (int32_t kx = 0; kx < s->kernel_w; kx++, d += cin) {
+      const int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
+      if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w)
+        memset(d, pad, (size_t)cin);
+      else
+        copy_flip(d, line + (size_t)ix * s->in_c, (size_t)cin, a->flip);
+    }
+  }
+  memset(dst + k, 0, (size_t)(kp - k));
+}
+
 /* im2col rows [m0, m1) of an NHWC convolution, flipped, K padded to kp.
-   With dilation_w 1 the taps of one kernel row are contiguous in x, so an
-   unclipped row is one copy (the whole K row of a 7x7 stem over 3 channels
-   is 7 copies, not 49). */
+   Per output row, the pixels whose window lies inside the image horizontally
+   go together: with dilation_w 1 and one group, one kernel row of K is one
+   contiguous span of x, so each kernel row is one strided copy of all those
+   pixels (a 7x7 stem over 3 channels: 7 copies of 21-byte spans per output
+   row segment, not 49 per pixel). */
 static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
                         int32_t m0, int32_t m1, int32_t kp, uint8_t *dst) {
   const pyrt_conv2d_shape *s = a->conv;
-  const int32_t cin = s->in_c / s->groups, ohw = s->out_h * s->out_w;
-  const int32_t k = cin * s->kernel_h * s->kernel_w;
-  const uint8_t pad = (uint8_t)a->zero, flip = a->flip;
-  const size_t span = (size_t)s->kernel_w * cin; /* one kernel row of K */
-  const int contiguous = s->dilation_w == 1 && cin == s->in_c;
-  for (int32_t m = m0; m < m1; m++, dst += kp) {
-    const int32_t b = m / ohw, oy = m % ohw / s->out_w, ox = m % s->out_w;
-    const int32_t ix0 = ox * s->stride_w - s->pad_left;
-    const int row_inside =
-        ix0 >= 0 && ix0 + (s->kernel_w - 1) * s->dilation_w < s->in_w;
-    uint8_t *d = dst;
-    for (int32_t ky = 0; ky < s->kernel_h; ky++, d += span) {
-      const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-      if (iy < 0 || iy >= s->in_h) {
-        memset(d, pad, span);
-        continue;
+  const int32_t cin = s->in_c / s->groups, ow = s->out_w;
+  const int32_t ohw = s->out_h * ow, k = cin * s->kernel_h * s->kernel_w;
+  const size_t span = (size_t)s->kernel_w * cin;     /* one kernel row of K */
+  const size_t step = (size_t)s->stride_w * s->in_c; /* x bytes per pixel */
+  int32_t lo = 0, hi = 0; /* the pixels [lo, hi) inside horizontally */
+  if (s->dilation_w == 1 && cin == s->in_c) {
+    lo = (s->pad_left + s->stride_w - 1) / s->stride_w;
+    const int32_t last = s->in_w + s->pad_left - s->kernel_w; /* ix0 <= */
+    hi = last < 0 ? 0 : last / s->stride_w + 1;
+    hi = hi < ow ? hi : ow;
+    lo = lo < hi ? lo : hi;
+  }
+  for (int32_t m = m0; m < m1;) {
+    const int32_t b = m / ohw, oy = m % ohw / ow, ox = m % ow;
+    const int32_t n = m1 - m < ow - ox ? m1 - m : ow - ox; /* this row */
+    uint8_t *row = dst + (size_t)(m - m0) * kp;
+    const int32_t i0 = ox > lo ? ox : lo, i1 = ox + n < hi ? ox + n : hi;
+    for (int32_t p = ox; p < ox + n; p++)
+      if (p < i0 || p >= i1)
+        im2col_pixel(a, b, oy, p, kp, row + (size_t)(p - ox) * kp);
+    if (i1 > i0) {
+      uint8_t *d = row + (size_t)(i0 - ox) * kp;
+      const int32_t count = i1 - i0;
+      for (int32_t ky = 0; ky < s->kernel_h; ky++, d += span) {
+        const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+        if (iy < 0 || iy >= s->in_h) {
+          for (int32_t p = 0; p < count; p++)
+            memset(d + (size_t)p * kp, (uint8_t)a->zero, span);
+          continue;
+        }
+        const uint8_t *x =
+            a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
+            (size_t)(i0 * s->stride_w - s->pad_left) * s->in_c;
+        copy_rows(c, d, (size_t)kp, x, step, count, span, a->flip);
       }
-      const uint8_t *line =
-          a->a + ((size_t)b * s->in_h + (size_t)iy) * s->in_w * s->in_c +
-          (size_t)a->group * cin;
-      if (contiguous && row_inside) {
-        copy_flip(c, d, line + (size_t)ix0 * s->in_c, span, flip);
-        continue;
-      }
-      for (int32_t kx = 0; kx < s->kernel_w; kx++) {
-        const int32_t ix = ix0 + kx * s->dilation_w;
-        uint8_t *dk = d + (size_t)kx * cin;
-        if (ix < 0 || ix >= s->in_w)
-          memset(dk, pad, (size_t)cin);
-        else
-          copy_flip(c, dk, line + (size_t)ix * s->in_c, (size_t)cin, flip);
+      for (int32_t p = 0; p < count; p++) {
+        uint8_t *pixel = row + (size_t)(i0 - ox + p) * kp;
+        for (int32_t i = k; i < kp; i++) pixel[i] = 0; /* fewer than KR */
       }
     }
-    memset(dst + k, 0, (size_t)(kp - k));
+    m += n;
   }
 }
 
@@ -260,12 +302,11 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
   if (a->conv != NULL) {
     im2col_nhwc(c, a, m0, m1, kp, buf);
   } else {
-    for (int32_t r = 0; r < rows; r++) {
-      const uint8_t *src = a->a + (size_t)(m0 + r) * a->lda;
-      uint8_t *d = buf + (size_t)r * kp;
-      copy_flip(c, d, src, (size_t)j->K, a->flip);
-      memset(d + j->K, 0, (size_t)(kp - j->K));
-    }
+    copy_rows(c, buf, (size_t)kp, a->a + (size_t)m0 * a->lda, a->lda, rows,
+              (size_t)j->K, a->flip);
+    if (kp > j->K)
+      for (int32_t r = 0; r < rows; r++)
+        memset(buf + (size_t)r * kp + j->K, 0, (size_t)(kp - j->K));
   }
   *lda = (size_t)kp;
   if (c->a_width == 1) return buf;
@@ -317,9 +358,11 @@ static void run_task(const drive_job *j, int32_t task, char *s) {
     const int32_t nr = j->N - n0 < c->nr ? j->N - n0 : c->nr;
     const void *b = j->b + (size_t)p * j->panel_bytes;
     const float *scale = out->per_channel ? out->scale + n0 : out->scale;
+    const int half = c->ukernel_half != NULL && 2 * nr <= c->nr;
     for (int32_t r0 = m0; r0 < m1; r0 += c->mr) {
       const int32_t mr = m1 - r0 < c->mr ? m1 - r0 : c->mr;
-      c->ukernel(mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
+      (half ? c->ukernel_half : c->ukernel)(
+          mr, j->kp, a + (size_t)(r0 - m0) * lda, lda, b, acc, flip);
       c->epilogue(mr, nr, acc, c->nr, j->fixed + n0,
                   j->w_zero ? j->w_zero + n0 : NULL, row_sum + (r0 - m0), scale,
                   out, j->y + ((size_t)r0 * j->ldy + (size_t)n0) * j->out_size,
@@ -374,8 +417,9 @@ static drive_job make_job(pyrt_context *ctx, const pyrt_qgemm_config *c,
   j.out_size = out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4;
   j.status = PYRT_OK;
   j.panel_bytes = (size_t)j.kp * (size_t)c->nr * (size_t)c->b_width;
-  j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
-                                 BAND_BYTES, threads);
+  j.tasks =
+      pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)j.kp * c->a_width,
+                           BAND_BYTES, (int64_t)j.kp * N * c->b_width, threads);
   return j;
 }
 
@@ -397,8 +441,9 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
 size_t pyrt_qgemm_serial_scratch(const pyrt_qgemm_config *c, int32_t M,
                                  int32_t N, int32_t K) {
   const int32_t kp = round_up(K, c->kr);
-  const pyrt_gemm_tasks t = pyrt_gemm_tasks_plan(
-      M, N, c->mr, c->nr, (int64_t)kp * c->a_width, BAND_BYTES, 1);
+  const pyrt_gemm_tasks t =
+      pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)kp * c->a_width,
+                           BAND_BYTES, (int64_t)kp * N * c->b_width, 1);
   return PYRT_ALIGN_UP((size_t)N * 4) + band_scratch(c, t.band, kp);
 }
 

@@ -101,6 +101,6 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
 }
 
 void pyrt_qgemm_init_avx2(pyrt_kernel_table *t) {
-  t->qgemm =
-      (pyrt_qgemm_config){MR, NR, KR, 2, 2, ukernel, widen_a, epilogue, NULL};
+  t->qgemm = (pyrt_qgemm_config){MR,      NR,      KR,       2,    2,
+                                 ukernel, widen_a, epilogue, NULL, NULL};
 }

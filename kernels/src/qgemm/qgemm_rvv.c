@@ -100,18 +100,22 @@ static void epilogue(int32_t mr, int32_t nr, const int32_t *acc, int32_t ld_acc,
   }
 }
 
-static void copy_flip(uint8_t *dst, const uint8_t *src, size_t n,
-                      uint8_t flip) {
-  for (size_t vl; n > 0; n -= vl, src += vl, dst += vl) {
-    vl = __riscv_vsetvl_e8m8(n);
-    __riscv_vse8_v_u8m8(
-        dst, __riscv_vxor_vx_u8m8(__riscv_vle8_v_u8m8(src, vl), flip, vl), vl);
+static void copy_rows(uint8_t *dst, size_t ld_dst, const uint8_t *src,
+                      size_t ld_src, int32_t rows, size_t n, uint8_t flip) {
+  for (int32_t r = 0; r < rows; r++, dst += ld_dst, src += ld_src) {
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    for (size_t left = n, vl; left > 0; left -= vl, s += vl, d += vl) {
+      vl = __riscv_vsetvl_e8m8(left);
+      __riscv_vse8_v_u8m8(
+          d, __riscv_vxor_vx_u8m8(__riscv_vle8_v_u8m8(s, vl), flip, vl), vl);
+    }
   }
 }
 
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t) {
   t->vector_bits = (int32_t)__riscv_vsetvlmax_e8m1() * 8; /* VLEN */
   const int32_t nr = (int32_t)__riscv_vsetvlmax_e16m4();
-  t->qgemm =
-      (pyrt_qgemm_config){MR, nr, 1, 1, 2, ukernel, NULL, epilogue, copy_flip};
+  t->qgemm = (pyrt_qgemm_config){MR,      nr,   1,        1,         2,
+                                 ukernel, NULL, epilogue, copy_rows, NULL};
 }

@@ -46,5 +46,5 @@ void pyrt_qgemm_epilogue_scalar(int32_t mr, int32_t nr, const int32_t *acc,
 
 void pyrt_init_scalar(pyrt_kernel_table *t) {
   t->qgemm = (pyrt_qgemm_config){
-      MR, NR, 1, 1, 1, ukernel, NULL, pyrt_qgemm_epilogue_scalar, NULL};
+      MR, NR, 1, 1, 1, ukernel, NULL, pyrt_qgemm_epilogue_scalar, NULL, NULL};
 }

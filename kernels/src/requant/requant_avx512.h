@@ -41,6 +41,52 @@ static inline __m512i pyrt_avx512_requant(__m512i acc, __m512 scale,
   return _mm512_cvtps_epi32(x);
 }
 
+/* Byte outputs, 64 at a time (pyrt_avx512_rows): the zero point and the
+   clamp of pyrt_requant_value on saturating packs instead of float lanes. */
+typedef struct {
+  int32_t is_s8;
+  __m512i zero16, qmin8, qmax8, order;
+} pyrt_avx512_bytes;
+
+static inline pyrt_avx512_bytes pyrt_avx512_bytes_init(
+    const pyrt_output_stage *out) {
+  return (pyrt_avx512_bytes){
+      out->out_dtype == PYRT_S8, _mm512_set1_epi16((short)out->zero_point),
+      _mm512_set1_epi8((char)out->qmin), _mm512_set1_epi8((char)out->qmax),
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)};
+}
+
+/* rint(acc * scale) as int32, as pyrt_requant_value rounds (half to even).
+   A product past int32 (at most +inf) is held at 2^31 - 128, which keeps its
+   sign through the conversion; negatives past it convert to INT32_MIN. Both
+   then saturate as the float clamp would. */
+static inline __m512i pyrt_avx512_round(__m512i acc, __m512 scale) {
+  const __m512 x = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale),
+                                 _mm512_set1_ps(2147483520.0f));
+  return _mm512_cvt_roundps_epi32(
+      x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+/* Two rows of 32 rounded lanes (a0 | a1 and b0 | b1, pyrt_avx512_round) as
+   bytes, row a in the low 32 and row b in the high 32: + zero point and
+   clamped exactly as pyrt_requant_value (int16 and int8 saturation keep
+   every out-of-range value on its side of [qmin, qmax]). The packs
+   interleave 128-bit lanes; `order` puts the dwords back. */
+static inline __m512i pyrt_avx512_rows(__m512i a0, __m512i a1, __m512i b0,
+                                       __m512i b1, const pyrt_avx512_bytes *k) {
+  const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(a0, a1), k->zero16);
+  const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(b0, b1), k->zero16);
+  __m512i v;
+  if (k->is_s8) {
+    v = _mm512_packs_epi16(a, b);
+    v = _mm512_min_epi8(_mm512_max_epi8(v, k->qmin8), k->qmax8);
+  } else {
+    v = _mm512_packus_epi16(a, b);
+    v = _mm512_min_epu8(_mm512_max_epu8(v, k->qmin8), k->qmax8);
+  }
+  return _mm512_permutexvar_epi32(k->order, v);
+}
+
 /* The output stage on the lanes in m (consecutive channels), written at
    element `at` of y. */
 static inline void pyrt_avx512_output(__m512i acc, __mmask16 m, __m512 scale,

@@ -215,7 +215,7 @@ int pyrt_sgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                  PYRT_OK};
   const int32_t kc = K < c->kc ? K : c->kc;
   j.tasks = pyrt_gemm_tasks_plan(M, N, c->mr, c->nr, (int64_t)kc * 4,
-                                 BAND_BYTES, ctx->threads);
+                                 BAND_BYTES, (int64_t)kc * N * 4, ctx->threads);
   const size_t padded = (size_t)j.tasks.panels * (size_t)c->nr;
   float *b = pyrt_scratch(ctx, PYRT_SHARED, padded * sizeof(float));
   if (b == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "sgemm: out of memory");
