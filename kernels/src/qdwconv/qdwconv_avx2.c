@@ -114,7 +114,7 @@ static inline __attribute__((always_inline)) void row_pixels(
     const int16_t *w, const int32_t *base, const uint8_t *zrow,
     const uint8_t **ptr, int32_t r, int32_t ox, int rows_inside, int is_s8,
     const pyrt_output_stage *out, const pyrt_avx2_stage *k,
-    const pyrt_avx2_stage2 *k2, void *y) {
+    const pyrt_avx2_bytes *k2, void *y) {
   const int32_t C = s->in_c, taps = s->kernel_h * s->kernel_w;
   const int32_t iy0 = r % s->out_h * s->stride_h - s->pad_top;
   const int32_t ix0 = ox * s->stride_w - s->pad_left;
@@ -153,7 +153,8 @@ static inline __attribute__((always_inline)) void row_pixels(
       for (int p = 0; p < P; p++)
         _mm_storeu_si128(
             (__m128i *)((char *)y + at + (size_t)p * C + c0),
-            pyrt_avx2_requant2_bytes(acc[p][0], acc[p][1], s0, s1, k2));
+            pyrt_avx2_pack_bytes(pyrt_avx2_round(acc[p][0], s0),
+                                 pyrt_avx2_round(acc[p][1], s1), k2));
       continue;
     }
     for (int h = 0; h < 2 && 8 * h < n; h++) {
@@ -172,7 +173,7 @@ static inline __attribute__((always_inline)) void rows(
     const uint8_t *x, const pyrt_output_stage *out, void *y, int32_t r0,
     int32_t r1) {
   const pyrt_avx2_stage k = pyrt_avx2_stage_init(out);
-  const pyrt_avx2_stage2 k2 = pyrt_avx2_stage2_init(out);
+  const pyrt_avx2_bytes k2 = pyrt_avx2_bytes_init(out);
   for (int32_t r = r0; r < r1; r++) {
     const uint8_t *image =
         x + (size_t)(r / s->out_h) * s->in_h * s->in_w * s->in_c;

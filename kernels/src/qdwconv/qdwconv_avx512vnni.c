@@ -175,8 +175,8 @@ static void tap_pointers(const pyrt_conv2d_shape *s, const uint8_t *image,
 /* ---- symmetric weights: vpdpbusd, four taps per lane ------------------ */
 
 typedef struct {
-  pyrt_avx512_stage k;   /* s32 / f32 outputs */
-  pyrt_avx512_stage4 k4; /* u8 / s8 */
+  pyrt_avx512_stage k;  /* s32 / f32 outputs */
+  pyrt_avx512_bytes kb; /* u8 / s8 */
 } sym_stage;
 
 /* Bytes < n (n >= 0). */
@@ -279,7 +279,7 @@ static inline __attribute__((always_inline)) void store_bytes(
 }
 
 /* The output stage of a block's four accumulators for LP pixels. u8 / s8:
-   the packs of pyrt_avx512_requant4_bytes restore the channel order;
+   the packs of pyrt_avx512_pack_bytes restore the channel order;
    s32 / f32: back to channel order per lane. */
 /* s32 / f32 outputs (out of line: they keep the hot loops' registers). */
 static __attribute__((noinline)) void sym_output_wide(
@@ -313,9 +313,11 @@ static inline __attribute__((always_inline)) void sym_output(
     const pyrt_output_stage *out, const sym_stage *k, char *const *dst,
     int32_t n, int32_t valid) {
   if (k->k.dtype == PYRT_U8 || k->k.dtype == PYRT_S8) {
-    __m512 sc[4];
-    for (int j = 0; j < 4; j++) sc[j] = _mm512_loadu_ps(scale + 16 * j);
-    store_bytes(LP, pyrt_avx512_requant4_bytes(acc, sc, &k->k4), dst, n, valid);
+    __m512i r[4];
+    for (int j = 0; j < 4; j++)
+      r[j] = pyrt_avx512_round(acc[j], _mm512_loadu_ps(scale + 16 * j));
+    store_bytes(LP, pyrt_avx512_pack_bytes(r[0], r[1], r[2], r[3], &k->kb), dst,
+                n, valid);
   } else {
     sym_output_wide(LP, acc[0], acc[1], acc[2], acc[3], c0, out, &k->k, dst, n,
                     valid);
@@ -420,7 +422,7 @@ static inline __attribute__((always_inline)) void sym_rows(
     const uint8_t *x, void *y, int32_t r0, int32_t r1) {
   const pyrt_conv2d_shape *s = job->s;
   const sym_stage k = {pyrt_avx512_stage_init(job->out),
-                       pyrt_avx512_stage4_init(job->out)};
+                       pyrt_avx512_bytes_init(job->out)};
   const int32_t C = s->in_c, ow = s->out_w;
   const size_t row_bytes = (size_t)s->in_w * C;
   /* pixels whose taps are all inside the columns: [lo, hi) */
@@ -604,7 +606,7 @@ static inline __attribute__((always_inline)) void col_rows(
     int32_t r0, int32_t r1) {
   const pyrt_conv2d_shape *s = job->s;
   const sym_stage k = {pyrt_avx512_stage_init(job->out),
-                       pyrt_avx512_stage4_init(job->out)};
+                       pyrt_avx512_bytes_init(job->out)};
   const size_t row_bytes = (size_t)s->in_w * s->in_c;
   const size_t ldy = (size_t)s->out_w * s->in_c * job->out_size;
   for (int32_t r = r0; r < r1;) {

@@ -101,44 +101,44 @@ static inline void pyrt_avx2_output(__m256i acc, int32_t n, __m256 scale,
   }
 }
 
-/* Two vectors (channels 0-7, 8-15) to 16 u8 / s8 bytes in channel order
-   (out_dtype U8 or S8): the same values as pyrt_avx2_requant in fewer
-   steps, by the argument of pyrt_avx512_requant4_bytes (requant_avx512.h):
-   clamp(rint(x) + zero, qmin, qmax)
-     = clamp(sat8(sat16(rint(min(x, qmax - zero))) + zero), qmin, qmax). */
+/* Byte outputs, 16 at a time (pyrt_avx2_pack_bytes): the zero point and
+   the clamp of pyrt_requant_value on saturating packs, as
+   pyrt_avx512_pack_bytes (requant_avx512.h) does. */
 typedef struct {
-  int32_t is_u8;
-  __m256 hi;      /* qmax - zero */
-  __m256i zero16; /* zero, int16 lanes */
-  __m128i qmin, qmax;
-} pyrt_avx2_stage2;
+  int32_t is_s8;
+  __m256i zero16;
+  __m128i qmin8, qmax8;
+} pyrt_avx2_bytes;
 
-static inline pyrt_avx2_stage2 pyrt_avx2_stage2_init(
+static inline pyrt_avx2_bytes pyrt_avx2_bytes_init(
     const pyrt_output_stage *out) {
-  return (pyrt_avx2_stage2){
-      out->out_dtype == PYRT_U8,
-      _mm256_set1_ps((float)(out->qmax - out->zero_point)),
-      _mm256_set1_epi16((short)out->zero_point), _mm_set1_epi8((char)out->qmin),
-      _mm_set1_epi8((char)out->qmax)};
+  return (pyrt_avx2_bytes){
+      out->out_dtype == PYRT_S8, _mm256_set1_epi16((short)out->zero_point),
+      _mm_set1_epi8((char)out->qmin), _mm_set1_epi8((char)out->qmax)};
 }
 
-static inline __m128i pyrt_avx2_requant2_bytes(__m256i a, __m256i b,
-                                               __m256 scale_a, __m256 scale_b,
-                                               const pyrt_avx2_stage2 *k) {
-  /* cvtps2dq rounds like rintf (the current mode, to nearest even) */
-  const __m256i ra = _mm256_cvtps_epi32(
-      _mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), scale_a), k->hi));
-  const __m256i rb = _mm256_cvtps_epi32(
-      _mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(b), scale_b), k->hi));
+/* rint(acc * scale) as int32 (pyrt_avx512_round: a product past int32 is
+   held at 2^31 - 128, negatives past it convert to INT32_MIN; cvtps2dq
+   rounds in the current mode, like rintf). */
+static inline __m256i pyrt_avx2_round(__m256i acc, __m256 scale) {
+  return _mm256_cvtps_epi32(
+      _mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale),
+                    _mm256_set1_ps(2147483520.0f)));
+}
+
+/* Two vectors of rounded lanes (channels 0-7, 8-15) as 16 bytes in channel
+   order. */
+static inline __m128i pyrt_avx2_pack_bytes(__m256i a, __m256i b,
+                                           const pyrt_avx2_bytes *k) {
   /* words: channels 0-3 8-11 | 4-7 12-15 */
-  const __m256i w = _mm256_adds_epi16(_mm256_packs_epi32(ra, rb), k->zero16);
+  const __m256i w = _mm256_adds_epi16(_mm256_packs_epi32(a, b), k->zero16);
   const __m256i v =
-      k->is_u8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+      k->is_s8 ? _mm256_packs_epi16(w, w) : _mm256_packus_epi16(w, w);
   /* dword 0 of each lane: channels 0-3 | 4-7, dword 1: 8-11 | 12-15 */
   const __m128i c = _mm_unpacklo_epi32(_mm256_castsi256_si128(v),
                                        _mm256_extracti128_si256(v, 1));
-  return k->is_u8 ? _mm_min_epu8(_mm_max_epu8(c, k->qmin), k->qmax)
-                  : _mm_min_epi8(_mm_max_epi8(c, k->qmin), k->qmax);
+  return k->is_s8 ? _mm_min_epi8(_mm_max_epi8(c, k->qmin8), k->qmax8)
+                  : _mm_min_epu8(_mm_max_epu8(c, k->qmin8), k->qmax8);
 }
 
 #endif

@@ -67,24 +67,30 @@ static inline __m512i pyrt_avx512_round(__m512i acc, __m512 scale) {
       x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/* Two rows of 32 rounded lanes (a0 | a1 and b0 | b1, pyrt_avx512_round) as
-   bytes, row a in the low 32 and row b in the high 32: + zero point and
-   clamped exactly as pyrt_requant_value (int16 and int8 saturation keep
-   every out-of-range value on its side of [qmin, qmax]). The packs
-   interleave 128-bit lanes; `order` puts the dwords back. */
-static inline __m512i pyrt_avx512_rows(__m512i a0, __m512i a1, __m512i b0,
-                                       __m512i b1, const pyrt_avx512_bytes *k) {
+/* Four vectors of rounded lanes (pyrt_avx512_round) as bytes: + zero
+   point and clamped exactly as pyrt_requant_value (int16 and int8
+   saturation keep every out-of-range value on its side of [qmin, qmax]),
+   in the order of the packs: byte 16 L + 4 j + i is lane 4 L + i of the
+   j-th vector (a0, a1, b0, b1). */
+static inline __m512i pyrt_avx512_pack_bytes(__m512i a0, __m512i a1, __m512i b0,
+                                             __m512i b1,
+                                             const pyrt_avx512_bytes *k) {
   const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(a0, a1), k->zero16);
   const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(b0, b1), k->zero16);
-  __m512i v;
-  if (k->is_s8) {
-    v = _mm512_packs_epi16(a, b);
-    v = _mm512_min_epi8(_mm512_max_epi8(v, k->qmin8), k->qmax8);
-  } else {
-    v = _mm512_packus_epi16(a, b);
-    v = _mm512_min_epu8(_mm512_max_epu8(v, k->qmin8), k->qmax8);
-  }
-  return _mm512_permutexvar_epi32(k->order, v);
+  if (k->is_s8)
+    return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), k->qmin8),
+                           k->qmax8);
+  return _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(a, b), k->qmin8),
+                         k->qmax8);
+}
+
+/* Two rows of 32 rounded lanes (a0 | a1 and b0 | b1) as bytes, row a in the
+   low 32 and row b in the high 32: the packs interleave 128-bit lanes;
+   `order` puts the dwords back. */
+static inline __m512i pyrt_avx512_rows(__m512i a0, __m512i a1, __m512i b0,
+                                       __m512i b1, const pyrt_avx512_bytes *k) {
+  return _mm512_permutexvar_epi32(k->order,
+                                  pyrt_avx512_pack_bytes(a0, a1, b0, b1, k));
 }
 
 /* The output stage on the lanes in m (consecutive channels), written at
@@ -107,53 +113,6 @@ static inline void pyrt_avx512_output(__m512i acc, __mmask16 m, __m512 scale,
                             _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));
       break;
   }
-}
-
-/* Four vectors at once to u8 / s8 (out_dtype U8 or S8), 64 bytes: byte
-   16 L + 4 j + i of the result is acc[j] lane 4 L + i (the order of
-   vpackssdw + vpack*swb). The same values as pyrt_avx512_requant, in fewer
-   steps: with H = qmax - zero,
-     clamp(rint(x) + zero, qmin, qmax)
-       = clamp(sat8(sat16(rint(min(x, H))) + zero), qmin, qmax)
-   because rint is monotone and H an integer (x >= H gives qmax on both
-   sides), every saturation is monotone onto a range that holds
-   [qmin, qmax], and a conversion out of int32 range (x < -2^31) gives
-   INT32_MIN, which saturates to the bottom like the clamp. */
-typedef struct {
-  int32_t is_u8;
-  __m512 hi;          /* qmax - zero */
-  __m512i zero16;     /* zero, int16 lanes */
-  __m512i qmin, qmax; /* bytes */
-} pyrt_avx512_stage4;
-
-static inline pyrt_avx512_stage4 pyrt_avx512_stage4_init(
-    const pyrt_output_stage *out) {
-  return (pyrt_avx512_stage4){
-      out->out_dtype == PYRT_U8,
-      _mm512_set1_ps((float)(out->qmax - out->zero_point)),
-      _mm512_set1_epi16((short)out->zero_point),
-      _mm512_set1_epi8((char)out->qmin), _mm512_set1_epi8((char)out->qmax)};
-}
-
-static inline __m512i pyrt_avx512_requant4_bytes(const __m512i *acc,
-                                                 const __m512 *scale,
-                                                 const pyrt_avx512_stage4 *k) {
-  __m512i r[4];
-  for (int j = 0; j < 4; j++) {
-    const __m512 x = _mm512_min_ps(
-        _mm512_mul_ps(_mm512_cvtepi32_ps(acc[j]), scale[j]), k->hi);
-    r[j] = _mm512_cvt_roundps_epi32(
-        x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  }
-  const __m512i lo =
-      _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), k->zero16);
-  const __m512i hi =
-      _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), k->zero16);
-  if (k->is_u8)
-    return _mm512_min_epu8(
-        _mm512_max_epu8(_mm512_packus_epi16(lo, hi), k->qmin), k->qmax);
-  return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(lo, hi), k->qmin),
-                         k->qmax);
 }
 
 #endif
