@@ -257,7 +257,7 @@ def test_output_stage_extremes(isa):
     dtype's ends and narrow clamps (the SIMD epilogue saturates in several steps)."""
     rng = np.random.default_rng(10)
     ctx = _kernels.Context(isa)
-    for i, (c, out_dtype) in enumerate(itertools.product((16, 64, 80), (np.uint8, np.int8))):
+    for c, out_dtype in itertools.product((16, 64, 80), (np.uint8, np.int8)):
         info = np.iinfo(out_dtype)
         for zero, lo, hi in [
             (int(info.min), int(info.min), int(info.max)),
