@@ -35,8 +35,10 @@ static int32_t pairs(int32_t taps) {
   return (taps + 1) / 2;
 }
 
+/* Tap pairs; with 9 taps also the 3x3 column layout (see col_rows). */
 static size_t weights_size(int32_t channels, int32_t taps) {
-  return (size_t)padded(channels) * ((size_t)pairs(taps) + 1) * 4;
+  return (size_t)padded(channels) *
+         ((size_t)pairs(taps) + 1 + (taps == 9) * 12) * 4;
 }
 
 static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
@@ -52,12 +54,29 @@ static void pack(int32_t channels, int32_t taps, const int8_t *w_s8,
           (int16_t)v;
       wsum[c] += (uint32_t)v;
     }
+  if (taps != 9) return;
+  /* 3x3 columns: [C / 16][kx][4][16][2] pairs, for rows (0, 1) and (2, 3)
+     of a column: upper output row (w0, w1), (w2, 0); lower (0, w0),
+     (w1, w2), w_ky = the tap (ky, kx) */
+  int16_t *wc = w + (size_t)cp * P * 2;
+  for (int32_t c = 0; c < channels; c++)
+    for (int32_t kx = 0; kx < 3; kx++) {
+      int16_t t[3];
+      for (int32_t ky = 0; ky < 3; ky++)
+        t[ky] = (int16_t)(w_s8[(size_t)c * taps + 3 * ky + kx] - w_zero[c]);
+      const int16_t v[4][2] = {
+          {t[0], t[1]}, {t[2], 0}, {0, t[0]}, {t[1], t[2]}};
+      for (int32_t q = 0; q < 4; q++)
+        for (int32_t i = 0; i < 2; i++)
+          wc[((((size_t)(c / VL) * 3 + kx) * 4 + q) * VL + c % VL) * 2 + i] =
+              v[q][i];
+    }
 }
 
 static size_t scratch_size(const pyrt_conv2d_shape *s) {
   const size_t taps = (size_t)s->kernel_h * (size_t)s->kernel_w;
   return PYRT_ALIGN_UP(PX * taps * sizeof(void *)) +
-         (size_t)padded(s->in_c) * 4 + (size_t)padded(s->in_c);
+         (size_t)padded(s->in_c) * 4 + (size_t)s->in_w * (size_t)s->in_c + VL;
 }
 
 /* 16 channels of x (n valid; the rest read as 0). */
@@ -190,6 +209,113 @@ static inline __attribute__((always_inline)) void rows(
   }
 }
 
+/* ---- 3x3, dilation 1, stride 1: columns of taps ----------------------- */
+
+/* A column of 16 channels, rows 0-3 (3 rows: row 3 is row 2 under zero
+   weights) widened as the pairs (row 0, row 1), (row 2, row 3) per
+   channel: [pair][half]. Each column is built once and used by the three
+   output pixels over it, for two output rows (stride_h 1): the upper takes
+   rows 0-2, the lower rows 1-3. */
+static inline __attribute__((always_inline)) void col_load(
+    const int is_s8, const int nrows, const uint8_t *const *row,
+    const uint8_t *zrow, int32_t ix, int32_t in_w, size_t C, size_t c0,
+    int32_t n, __m256i *z) {
+  const int in = (uint32_t)ix < (uint32_t)in_w;
+  __m128i x[4];
+  for (int r = 0; r < nrows; r++)
+    x[r] = load_x(in ? row[r] + (size_t)ix * C + c0 : zrow + c0, n);
+  const __m128i b = nrows == 4 ? x[3] : x[2];
+  const __m128i p[4] = {_mm_unpacklo_epi8(x[0], x[1]),
+                        _mm_unpackhi_epi8(x[0], x[1]),
+                        _mm_unpacklo_epi8(x[2], b), _mm_unpackhi_epi8(x[2], b)};
+  for (int q = 0; q < 4; q++)
+    z[q] = is_s8 ? _mm256_cvtepi8_epi16(p[q]) : _mm256_cvtepu8_epi16(p[q]);
+}
+
+static inline __attribute__((always_inline)) void col_block(
+    const int is_s8, const int pair, const pyrt_conv2d_shape *s,
+    const int16_t *wc, const int32_t *base, const uint8_t *zrow,
+    const uint8_t *const *row, int32_t c0, const pyrt_output_stage *out,
+    const pyrt_avx2_stage *k, const pyrt_avx2_bytes *kb, char *y, size_t ldy) {
+  const int32_t C = s->in_c, ow = s->out_w, pl = s->pad_left;
+  const int32_t n = C - c0 < VL ? C - c0 : VL;
+  const int nrows = pair ? 4 : 3;
+  const __m256i *w = (const __m256i *)(wc + (size_t)c0 * 24);
+  __m256i win[3][4]; /* columns ox, ox + 1, ox + 2 at [(ox + kx) % 3] */
+  col_load(is_s8, nrows, row, zrow, -pl, s->in_w, (size_t)C, (size_t)c0, n,
+           win[0]);
+  col_load(is_s8, nrows, row, zrow, 1 - pl, s->in_w, (size_t)C, (size_t)c0, n,
+           win[1]);
+  const __m256i b0 = _mm256_loadu_si256((const __m256i *)(base + c0));
+  const __m256i b1 = _mm256_loadu_si256((const __m256i *)(base + c0 + 8));
+  const int byte_out = n == VL && (k->dtype == PYRT_U8 || k->dtype == PYRT_S8);
+  const __m256 s0 = k->dtype == PYRT_S32 ? _mm256_setzero_ps()
+                    : out->per_channel ? pyrt_avx2_scale(out->scale + c0, 1, n)
+                                       : _mm256_set1_ps(out->scale[0]);
+  const __m256 s1 = k->dtype == PYRT_S32 || n <= 8 ? _mm256_setzero_ps()
+                    : out->per_channel
+                        ? pyrt_avx2_scale(out->scale + c0 + 8, 1, n - 8)
+                        : _mm256_set1_ps(out->scale[0]);
+  for (int32_t ox = 0; ox < ow; ox++) {
+    col_load(is_s8, nrows, row, zrow, ox + 2 - pl, s->in_w, (size_t)C,
+             (size_t)c0, n, win[(ox + 2) % 3]);
+    __m256i acc[2][2] = {{b0, b1}, {b0, b1}}; /* [row][half] */
+    for (int kx = 0; kx < 3; kx++) {
+      const __m256i *z = win[(ox + kx) % 3], *wk = w + kx * 8;
+      for (int h = 0; h < 2; h++)
+        for (int r = 0; r < (pair ? 2 : 1); r++)
+          acc[r][h] = _mm256_add_epi32(
+              acc[r][h],
+              _mm256_add_epi32(_mm256_madd_epi16(z[h], wk[4 * r + h]),
+                               _mm256_madd_epi16(z[2 + h], wk[4 * r + 2 + h])));
+    }
+    for (int r = 0; r < (pair ? 2 : 1); r++) {
+      const size_t at = (size_t)ox * C + c0;
+      char *dst = y + (size_t)r * ldy;
+      if (byte_out) {
+        _mm_storeu_si128(
+            (__m128i *)(dst + at),
+            pyrt_avx2_pack_bytes(pyrt_avx2_round(acc[r][0], s0),
+                                 pyrt_avx2_round(acc[r][1], s1), kb));
+        continue;
+      }
+      pyrt_avx2_output(acc[r][0], n < 8 ? n : 8, s0, k, dst, at);
+      if (n > 8) pyrt_avx2_output(acc[r][1], n - 8, s1, k, dst, at + 8);
+    }
+  }
+}
+
+/* Output rows [r0, r1), in pairs where stride_h is 1 and both rows are of
+   the same image. */
+static inline __attribute__((always_inline)) void col_rows(
+    const int is_s8, const pyrt_conv2d_shape *s, const int16_t *wc,
+    const int32_t *base, const uint8_t *zrow, const uint8_t *x,
+    const pyrt_output_stage *out, void *y, int32_t r0, int32_t r1) {
+  const pyrt_avx2_stage k = pyrt_avx2_stage_init(out);
+  const pyrt_avx2_bytes kb = pyrt_avx2_bytes_init(out);
+  const size_t row_bytes = (size_t)s->in_w * s->in_c;
+  const size_t out_size =
+      out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4;
+  const size_t ldy = (size_t)s->out_w * s->in_c * out_size;
+  for (int32_t r = r0; r < r1;) {
+    const uint8_t *image = x + (size_t)(r / s->out_h) * s->in_h * row_bytes;
+    const int32_t oy = r % s->out_h, iy0 = oy * s->stride_h - s->pad_top;
+    const int pair = s->stride_h == 1 && r + 1 < r1 && oy + 1 < s->out_h;
+    const uint8_t *row[4];
+    for (int32_t i = 0; i < 4; i++) {
+      const int32_t iy = iy0 + i;
+      row[i] = iy >= 0 && iy < s->in_h ? image + (size_t)iy * row_bytes : zrow;
+    }
+    char *yr = (char *)y + (size_t)r * ldy;
+    for (int32_t c0 = 0; c0 < s->in_c; c0 += VL)
+      if (pair)
+        col_block(is_s8, 1, s, wc, base, zrow, row, c0, out, &k, &kb, yr, ldy);
+      else
+        col_block(is_s8, 0, s, wc, base, zrow, row, c0, out, &k, &kb, yr, ldy);
+    r += pair ? 2 : 1;
+  }
+}
+
 static void run(const pyrt_conv2d_shape *s, const void *packed,
                 const uint8_t *x, int32_t x_flip, int32_t x_zero,
                 const int32_t *bias, const pyrt_output_stage *out, void *y,
@@ -202,11 +328,19 @@ static void run(const pyrt_conv2d_shape *s, const void *packed,
   int32_t *base =
       (int32_t *)((char *)scratch + PYRT_ALIGN_UP(PX * taps * sizeof(void *)));
   uint8_t *zrow = (uint8_t *)(base + cp);
-  memset(zrow, (uint8_t)zero, (size_t)cp);
+  memset(zrow, (uint8_t)zero, (size_t)s->in_w * C + VL);
   for (int32_t c = 0; c < cp; c++)
     base[c] = (int32_t)((c < C && bias ? (uint32_t)bias[c] : 0u) -
                         (uint32_t)zero * (uint32_t)wsum[c]);
-  if (x_flip)
+  const int columns = s->kernel_h == 3 && s->kernel_w == 3 &&
+                      s->dilation_h == 1 && s->dilation_w == 1 &&
+                      s->stride_w == 1;
+  const int16_t *wc = w + (size_t)cp * pairs(taps) * 2;
+  if (columns && x_flip)
+    col_rows(1, s, wc, base, zrow, x, out, y, r0, r1);
+  else if (columns)
+    col_rows(0, s, wc, base, zrow, x, out, y, r0, r1);
+  else if (x_flip)
     rows(1, s, w, base, zrow, ptr, x, out, y, r0, r1);
   else
     rows(0, s, w, base, zrow, ptr, x, out, y, r0, r1);
