@@ -1,7 +1,7 @@
 """GMAC/s of the int8 convolution kernels per ISA on real CNN layer shapes (NHWC, batch 1).
 
     python bench/qconv_shapes.py [--isa scalar,avx2,avx512vnni] [--threads 1]
-        [--shapes resnet18,mobilenetv2] [--x-dtype uint8|int8]
+        [--shapes resnet18,mobilenetv2,mobilenetv2-dw] [--x-dtype uint8|int8]
 
 Every ISA runs each shape in turn (interleaved rounds); the figure is the best
 round, which is the least disturbed by other processes on a shared machine.
@@ -42,11 +42,17 @@ SHAPES = {
         "14x14x576 1x1 ->96": (14, 14, 576, 96, 1, 1, False),
         "7x7x960 1x1 ->320": (7, 7, 960, 320, 1, 1, False),
         "7x7x320 1x1 ->1280": (7, 7, 320, 1280, 1, 1, False),
+    },
+    "mobilenetv2-dw": {  # every depthwise layer shape of MobileNetV2 224
         "dw 112x112x32 3x3": (112, 112, 32, 32, 3, 1, True),
         "dw 112x112x96 3x3/2": (112, 112, 96, 96, 3, 2, True),
         "dw 56x56x144 3x3": (56, 56, 144, 144, 3, 1, True),
+        "dw 56x56x144 3x3/2": (56, 56, 144, 144, 3, 2, True),
         "dw 28x28x192 3x3": (28, 28, 192, 192, 3, 1, True),
+        "dw 28x28x192 3x3/2": (28, 28, 192, 192, 3, 2, True),
+        "dw 14x14x384 3x3": (14, 14, 384, 384, 3, 1, True),
         "dw 14x14x576 3x3": (14, 14, 576, 576, 3, 1, True),
+        "dw 14x14x576 3x3/2": (14, 14, 576, 576, 3, 2, True),
         "dw 7x7x960 3x3": (7, 7, 960, 960, 3, 1, True),
     },
 }
@@ -100,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--isa", default=",".join(_kernels.isa_available()))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--shapes", default="resnet18,mobilenetv2")
+    parser.add_argument("--shapes", default="resnet18,mobilenetv2,mobilenetv2-dw")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--x-dtype", choices=("uint8", "int8"), default="uint8")
     args = parser.parse_args()

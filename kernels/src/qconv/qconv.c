@@ -229,7 +229,10 @@ static int run_depthwise(pyrt_context *ctx, const pyrt_conv2d_shape *s,
               s->batch * s->out_h,
               dw->scratch_size ? dw->scratch_size(s) : 0,
               PYRT_OK};
-  const int32_t tasks = j.rows < 4 * ctx->threads ? j.rows : 4 * ctx->threads;
+  /* a few tasks per thread balance the load; one thread runs one (each task
+     prepares its own accumulator bases) */
+  const int32_t want = ctx->threads == 1 ? 1 : 4 * ctx->threads;
+  const int32_t tasks = j.rows < want ? j.rows : want;
   j.rows_per_task = (j.rows + tasks - 1) / tasks;
   pyrt_parallel(ctx, (j.rows + j.rows_per_task - 1) / j.rows_per_task, dw_task,
                 &j);

@@ -101,4 +101,44 @@ static inline void pyrt_avx2_output(__m256i acc, int32_t n, __m256 scale,
   }
 }
 
+/* Byte outputs, 16 at a time (pyrt_avx2_pack_bytes): the zero point and
+   the clamp of pyrt_requant_value on saturating packs, as
+   pyrt_avx512_pack_bytes (requant_avx512.h) does. */
+typedef struct {
+  int32_t is_s8;
+  __m256i zero16;
+  __m128i qmin8, qmax8;
+} pyrt_avx2_bytes;
+
+static inline pyrt_avx2_bytes pyrt_avx2_bytes_init(
+    const pyrt_output_stage *out) {
+  return (pyrt_avx2_bytes){
+      out->out_dtype == PYRT_S8, _mm256_set1_epi16((short)out->zero_point),
+      _mm_set1_epi8((char)out->qmin), _mm_set1_epi8((char)out->qmax)};
+}
+
+/* rint(acc * scale) as int32 (pyrt_avx512_round: a product past int32 is
+   held at 2^31 - 128, negatives past it convert to INT32_MIN; cvtps2dq
+   rounds in the current mode, like rintf). */
+static inline __m256i pyrt_avx2_round(__m256i acc, __m256 scale) {
+  return _mm256_cvtps_epi32(
+      _mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale),
+                    _mm256_set1_ps(2147483520.0f)));
+}
+
+/* Two vectors of rounded lanes (channels 0-7, 8-15) as 16 bytes in channel
+   order. */
+static inline __m128i pyrt_avx2_pack_bytes(__m256i a, __m256i b,
+                                           const pyrt_avx2_bytes *k) {
+  /* words: channels 0-3 8-11 | 4-7 12-15 */
+  const __m256i w = _mm256_adds_epi16(_mm256_packs_epi32(a, b), k->zero16);
+  const __m256i v =
+      k->is_s8 ? _mm256_packs_epi16(w, w) : _mm256_packus_epi16(w, w);
+  /* dword 0 of each lane: channels 0-3 | 4-7, dword 1: 8-11 | 12-15 */
+  const __m128i c = _mm_unpacklo_epi32(_mm256_castsi256_si128(v),
+                                       _mm256_extracti128_si256(v, 1));
+  return k->is_s8 ? _mm_min_epi8(_mm_max_epi8(c, k->qmin8), k->qmax8)
+                  : _mm_min_epu8(_mm_max_epu8(c, k->qmin8), k->qmax8);
+}
+
 #endif

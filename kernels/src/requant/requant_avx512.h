@@ -67,24 +67,30 @@ static inline __m512i pyrt_avx512_round(__m512i acc, __m512 scale) {
       x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/* Two rows of 32 rounded lanes (a0 | a1 and b0 | b1, pyrt_avx512_round) as
-   bytes, row a in the low 32 and row b in the high 32: + zero point and
-   clamped exactly as pyrt_requant_value (int16 and int8 saturation keep
-   every out-of-range value on its side of [qmin, qmax]). The packs
-   interleave 128-bit lanes; `order` puts the dwords back. */
-static inline __m512i pyrt_avx512_rows(__m512i a0, __m512i a1, __m512i b0,
-                                       __m512i b1, const pyrt_avx512_bytes *k) {
+/* Four vectors of rounded lanes (pyrt_avx512_round) as bytes: + zero
+   point and clamped exactly as pyrt_requant_value (int16 and int8
+   saturation keep every out-of-range value on its side of [qmin, qmax]),
+   in the order of the packs: byte 16 L + 4 j + i is lane 4 L + i of the
+   j-th vector (a0, a1, b0, b1). */
+static inline __m512i pyrt_avx512_pack_bytes(__m512i a0, __m512i a1, __m512i b0,
+                                             __m512i b1,
+                                             const pyrt_avx512_bytes *k) {
   const __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(a0, a1), k->zero16);
   const __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(b0, b1), k->zero16);
-  __m512i v;
-  if (k->is_s8) {
-    v = _mm512_packs_epi16(a, b);
-    v = _mm512_min_epi8(_mm512_max_epi8(v, k->qmin8), k->qmax8);
-  } else {
-    v = _mm512_packus_epi16(a, b);
-    v = _mm512_min_epu8(_mm512_max_epu8(v, k->qmin8), k->qmax8);
-  }
-  return _mm512_permutexvar_epi32(k->order, v);
+  if (k->is_s8)
+    return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), k->qmin8),
+                           k->qmax8);
+  return _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(a, b), k->qmin8),
+                         k->qmax8);
+}
+
+/* Two rows of 32 rounded lanes (a0 | a1 and b0 | b1) as bytes, row a in the
+   low 32 and row b in the high 32: the packs interleave 128-bit lanes;
+   `order` puts the dwords back. */
+static inline __m512i pyrt_avx512_rows(__m512i a0, __m512i a1, __m512i b0,
+                                       __m512i b1, const pyrt_avx512_bytes *k) {
+  return _mm512_permutexvar_epi32(k->order,
+                                  pyrt_avx512_pack_bytes(a0, a1, b0, b1, k));
 }
 
 /* The output stage on the lanes in m (consecutive channels), written at
