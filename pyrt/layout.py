@@ -22,7 +22,7 @@ from .plan import float_conv_params
 # Consume and produce NHWC (their first input): integer convolutions and pools.
 NHWC_NATIVE = {"QConv", "QMaxPool", "QAvgPool", "QGlobalAvgPool"}
 # Elementwise on same-shaped inputs: any layout in, the same layout out.
-ELEMENTWISE = {"QLut", "QBinary"}
+ELEMENTWISE = {"QLut", "QBinary", "Swish"}
 FLOAT_ELEMENTWISE = {
     "Relu",
     "Clip",

@@ -48,6 +48,7 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
   t->transpose = pyrt_transpose_scalar;
   t->lut8 = pyrt_lut8_scalar;
+  pyrt_felem_init_scalar(t);
 }
 
 #if defined(PYRT_HAVE_X86)
@@ -80,6 +81,7 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_softmax_init_avx2(t);
   pyrt_layernorm_init_avx2(t);
   pyrt_activation_init_avx2(t);
+  pyrt_felem_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -96,6 +98,7 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qbinary_init_avx512vnni(t);
   pyrt_quant_init_avx512vnni(t);
   pyrt_sgemm_init_avx512vnni(t);
+  pyrt_felem_init_avx512vnni(t);
 }
 #endif
 
