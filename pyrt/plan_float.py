@@ -18,6 +18,7 @@ from .graph import Graph, Node
 from .ops_float import run_float_op
 
 F32 = np.dtype(np.float32)
+FLT_MAX = float(np.finfo(np.float32).max)
 BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 # op -> (kernel op, ((attribute, default) for alpha, beta))
 UNARY: dict[str, tuple[str, tuple]] = {
@@ -71,6 +72,8 @@ def _unary_params(node: Node, g: Graph) -> tuple[str, float, float] | None:
 
 
 def _clip_bounds(node: Node, g: Graph) -> tuple[float, float] | None:
+    """Constant (lo, hi); a bound left out is the float range's end, as in onnxruntime
+    (so Clip maps +-Inf to +-FLT_MAX)."""
     if node.opset < 11:
         found = [node.attr("min", None), node.attr("max", None)]
     else:
@@ -84,7 +87,7 @@ def _clip_bounds(node: Node, g: Graph) -> tuple[float, float] | None:
                 return None
             found.append(None if value is None else value.reshape(-1)[0])
     lo, hi = (
-        float(np.float32(v)) if v is not None else d for v, d in zip(found, (-np.inf, np.inf))
+        float(F32.type(v)) if v is not None else d for v, d in zip(found, (-FLT_MAX, FLT_MAX))
     )
     return None if np.isnan(lo) or np.isnan(hi) else (lo, hi)
 

@@ -270,8 +270,8 @@ typedef struct pyrt_kernel_table {
   /* fp32 elementwise (felem/): y = f(x) for n floats (enum pyrt_unary_op);
      y = a op b over [rows][cols] with b broadcast over rows (b_step 1: cols
      values, 0: one value), b_first 1: y = b op a. */
-  void (*funary)(int32_t op, int64_t n, const float *x, float alpha,
-                 float beta, float *y);
+  void (*funary)(int32_t op, int64_t n, const float *x, float alpha, float beta,
+                 float *y);
   void (*fbinary)(int32_t op, int64_t rows, int64_t cols, const float *a,
                   const float *b, int32_t b_step, int32_t b_first, float *y);
 } pyrt_kernel_table;
