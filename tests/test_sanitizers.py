@@ -29,6 +29,7 @@ TESTS = [
     "test_concurrency.py",
     "test_fuzz.py",
     "test_program.py",
+    "test_float_elementwise.py",
 ]
 
 
