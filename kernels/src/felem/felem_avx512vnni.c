@@ -87,13 +87,26 @@ static inline __m512 log1p_unit16(__m512 u) {
   return _mm512_mask_mov_ps(l, _mm512_cmp_ps_mask(t, one, _CMP_EQ_OQ), u);
 }
 
-/* y[i] = EXPR of x = src[i .. i + 15], masked at the tail. */
-#define UNARY_LOOP(EXPR)                                \
-  for (int64_t i = 0; i < n; i += 16) {                 \
-    const __mmask16 k = tail(n - i);                    \
-    const __m512 x = _mm512_maskz_loadu_ps(k, src + i); \
-    _mm512_mask_storeu_ps(y + i, k, (EXPR));            \
-  }                                                     \
+/* y[i] = EXPR of x = src[i .. i + 15]: four independent vectors per pass
+   (the exp chains are long; four in flight keep the units busy), then the
+   rest one vector at a time, the tail masked. */
+#define UNARY_LOOP(EXPR)                                                  \
+  {                                                                       \
+    int64_t i = 0;                                                        \
+    for (; i + 64 <= n; i += 64) {                                        \
+      __m512 v[4];                                                        \
+      for (int u = 0; u < 4; u++) {                                       \
+        const __m512 x = _mm512_loadu_ps(src + i + 16 * u);               \
+        v[u] = (EXPR);                                                    \
+      }                                                                   \
+      for (int u = 0; u < 4; u++) _mm512_storeu_ps(y + i + 16 * u, v[u]); \
+    }                                                                     \
+    for (; i < n; i += 16) {                                              \
+      const __mmask16 k = tail(n - i);                                    \
+      const __m512 x = _mm512_maskz_loadu_ps(k, src + i);                 \
+      _mm512_mask_storeu_ps(y + i, k, (EXPR));                            \
+    }                                                                     \
+  }                                                                       \
   break
 
 static void funary(int32_t op, int64_t n, const float *src, float alpha_,
