@@ -179,19 +179,23 @@ def build_variants(name: str, build: Callable[[], onnx.ModelProto], folder: Path
 ENCODER_SEQ = 128
 
 
-def build_encoder(folder: Path) -> list[Variant]:
-    """The MiniLM-L6-shaped encoder at 128 tokens (pyrt.zoo_transformers.minilm): FP32 and
+def build_encoder(folder: Path, seq: int = ENCODER_SEQ) -> list[Variant]:
+    """The MiniLM-L6-shaped encoder at `seq` tokens (pyrt.zoo_transformers.minilm): FP32 and
     onnxruntime's QDQ with every MatMul / Gemm quantized, u8 activations."""
     from pyrt import zoo_transformers
 
-    paths = {"int8-u8": folder / "minilm-int8-u8.onnx", "fp32": folder / "minilm-fp32.onnx"}
+    tag = "" if seq == ENCODER_SEQ else f"-seq{seq}"
+    paths = {
+        "int8-u8": folder / f"minilm{tag}-int8-u8.onnx",
+        "fp32": folder / f"minilm{tag}-fp32.onnx",
+    }
     if not all(p.exists() for p in paths.values()):
-        status(f"building minilm (cached in {folder})")
+        status(f"building minilm at {seq} tokens (cached in {folder})")
         folder.mkdir(parents=True, exist_ok=True)
-        encoder = zoo_transformers.minilm(seq=ENCODER_SEQ)
+        encoder = zoo_transformers.minilm(seq=seq)
         onnx.save(encoder.int8["int8"], paths["int8-u8"])
         onnx.save(encoder.fp32, paths["fp32"])  # last: its presence means the set is complete
-    feeds = zoo_transformers.encoder_inputs(ENCODER_SEQ, n=1, seed=100)[0]
+    feeds = zoo_transformers.encoder_inputs(seq, n=1, seed=100)[0]
     macs = macs_or_none(onnx.load(paths["fp32"]), "minilm")
     return [Variant("minilm", p, path, macs, feeds) for p, path in paths.items()]
 
@@ -204,7 +208,7 @@ def macs_or_none(model: onnx.ModelProto, name: str) -> int | None:
         return None
 
 
-def load_models(names: list[str], cache: Path) -> list[Variant]:
+def load_models(names: list[str], cache: Path, seq: int = ENCODER_SEQ) -> list[Variant]:
     """Variants of every --models entry: zoo names are built (zoo.FULL_SIZE first, then
     zoo.MODELS), FP32 files quantized, quantized files run as they are."""
     from pyrt import zoo
@@ -215,7 +219,7 @@ def load_models(names: list[str], cache: Path) -> list[Variant]:
     variants = []
     for name in names:
         if name == "minilm":
-            variants += build_encoder(folder / "full")
+            variants += build_encoder(folder / "full", seq)
             continue
         if name in builders:
             size = "full" if name in zoo.FULL_SIZE else "small"
@@ -533,6 +537,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--engines", default="pyrt,onnxruntime,openvino", help="comma-separated")
     parser.add_argument("--isa", help="pyrt kernels: scalar, avx2, avxvnni, avx512vnni")
+    parser.add_argument(
+        "--seq",
+        type=int,
+        default=ENCODER_SEQ,
+        help=f"tokens of the minilm encoder (default {ENCODER_SEQ})",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: fill --budget)")
     parser.add_argument("--budget", type=float, default=60, help="seconds of timing (default 60)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs per configuration")
@@ -560,6 +570,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--engines: {engine} is not installed (pip install 'pyrt[bench]')")
     if args.cores < 1:
         parser.error(f"--cores must be >= 1, got {args.cores}")
+    if not 1 <= args.seq <= 512:
+        parser.error(f"--seq must be in [1, 512] (the position table), got {args.seq}")
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
     return args
@@ -611,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     from pyrt import _kernels
 
     isa = _kernels.isa()
-    variants = load_models(args.models, peak.cache_dir())
+    variants = load_models(args.models, peak.cache_dir(), args.seq)
     runners, notes = open_runners(pyrt, variants, args.engines, args.cores)
     status("measuring this CPU's peak (bench/peak.py, cached)")
     peaks = peak.cpu_peak()

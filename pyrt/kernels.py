@@ -915,6 +915,27 @@ def qavgpool2d(
     return y
 
 
+def avgpool2d_f32(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    dilations: tuple[int, int] = (1, 1),
+    ctx: Context | None = None,
+    layout: str = "nchw",
+) -> np.ndarray:
+    """fp32 AveragePool (the sum of the taps inside the input over the window's count);
+    layout as for qmaxpool2d."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    s = _pool_shape(x, kernel, strides, pads, dilations, ceil_mode, layout)
+    s.count_include_pad = int(count_include_pad)
+    y = _pool_output(s, np.float32)
+    check(lib.pyrt_avgpool2d_f32(_ctx(ctx).ptr, s, ptr(x, "float *"), ptr(y, "float *")))
+    return y
+
+
 def qglobalavgpool(
     x: np.ndarray, qx: QParams, qy: QParams, ctx: Context | None = None, layout: str = "nchw"
 ) -> np.ndarray:
@@ -959,6 +980,76 @@ def globalavgpool_f32(x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
             )
         )
     return y
+
+
+def channel_affine(
+    x: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    axis: int,
+    lo: float = -np.inf,
+    hi: float = np.inf,
+    x_zero: int = 0,
+    y_dtype: np.dtype | type | None = None,
+    y_zero: int = 0,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """Per-channel y = x * a[c] + b[c] over axis `axis` (kernels.h: pyrt_channel_affine):
+    float32 -> float32 clamped to [lo, hi], or int8 codes -> int8 codes (x_zero, y_zero,
+    rounding half to even, clamped to [lo, hi] or the dtype's range)."""
+    x = np.ascontiguousarray(x)
+    f32 = x.dtype == np.float32
+    y_dtype = np.dtype(np.float32 if f32 else y_dtype if y_dtype is not None else x.dtype)
+    if not (f32 or x.dtype in QTYPES) or (y_dtype == np.float32) != f32:
+        raise KernelError(f"channel_affine: {x.dtype} -> {y_dtype} is not supported")
+    if not -x.ndim <= axis < x.ndim:
+        raise KernelError(f"channel_affine: axis {axis} out of range for rank {x.ndim}")
+    axis %= x.ndim
+    c = x.shape[axis]
+    a = np.ascontiguousarray(a, np.float32).reshape(-1)
+    b = np.ascontiguousarray(b, np.float32).reshape(-1)
+    if a.size != c or b.size != c:
+        raise KernelError(f"channel_affine: {a.size} and {b.size} parameters for {c} channels")
+    if not f32:
+        info = np.iinfo(y_dtype)
+        lo, hi = max(float(lo), info.min), min(float(hi), info.max)
+    y = np.empty(x.shape, y_dtype)
+    if y.size:
+        outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis + 1 :]))
+        check(
+            lib.pyrt_channel_affine(
+                _ctx(ctx).ptr, outer, c, inner, ptr(x), dtype_code(x.dtype), int(x_zero),
+                ptr(a, "float *"), ptr(b, "float *"), ptr(y), dtype_code(y_dtype),
+                int(y_zero), float(lo), float(hi),
+            )
+        )  # fmt: skip
+    return y
+
+
+def lut8(x: np.ndarray, table: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """y = table[x] for u8 / s8 codes read as bytes (a 256-entry uint8 table)."""
+    x = np.ascontiguousarray(x)
+    table = np.ascontiguousarray(table, np.uint8)
+    if x.dtype not in QTYPES or table.shape != (256,):
+        raise KernelError(f"lut8: codes must be uint8/int8 and the table 256 bytes, got {x.dtype}")
+    y = np.empty_like(x)
+    if x.size:
+        check(lib.pyrt_lut8(_ctx(ctx).ptr, x.size, ptr(table, "uint8_t *"), ptr(x), ptr(y)))
+    return y
+
+
+def copy_rows(
+    x: np.ndarray, x_stride: int, y: np.ndarray, y_stride: int, rows: int, nbytes: int,
+    ctx: Context | None = None,
+) -> None:  # fmt: skip
+    """Row r's nbytes bytes at x + r * x_stride go to y + r * y_stride (byte offsets into
+    the contiguous buffers x and y, which must hold every row): Concat / Split copies."""
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
+        raise KernelError("copy_rows: x and y must be C-contiguous, y writable")
+    last = (rows - 1) * max(x_stride, 0) + nbytes, (rows - 1) * max(y_stride, 0) + nbytes
+    if rows > 0 and nbytes > 0 and (last[0] > x.nbytes or last[1] > y.nbytes):
+        raise KernelError("copy_rows: the rows pass the end of x or y")
+    check(lib.pyrt_copy_rows(_ctx(ctx).ptr, rows, nbytes, ptr(x), x_stride, ptr(y), y_stride))
 
 
 # ---- int8 products of two activations and the ops around attention ---------
@@ -1105,30 +1196,35 @@ def softmax(
     return y
 
 
+def mask_layout(mask_shape: tuple, shape: tuple) -> int | None:
+    """rows_per_mask when a C-contiguous mask of mask_shape is, as it is, the
+    [rows / per][cols] mask rows pyrt_softmax reads for x of `shape` (its leading dims
+    are x's, then dims of 1: batch, then heads and queries), else None."""
+    if len(mask_shape) > len(shape) or (mask_shape and mask_shape[-1] != shape[-1]):
+        return None
+    m = (1,) * (len(shape) - len(mask_shape)) + tuple(mask_shape)
+    lead = len(shape) - 1
+    while lead > 0 and m[lead - 1] == 1:
+        lead -= 1  # m's dims [lead, -1) are all 1: one mask row per many x rows
+    if tuple(m[:lead]) != tuple(shape[:lead]) or m[-1] != shape[-1]:
+        return None
+    return int(np.prod(shape[lead:-1], dtype=np.int64))
+
+
 def _mask_rows(mask: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
-    """A mask broadcast to `shape` as [rows / per][cols] rows and per: its leading
-    dims kept as they are while the middle ones are 1 (batch, then heads and
-    queries), else fully materialised."""
+    """A mask broadcast to `shape` as [rows / per][cols] rows and per: as it is where
+    mask_layout allows, else fully materialised."""
     try:
         full = np.broadcast_shapes(mask.shape, shape)
     except ValueError as exc:
         raise KernelError(f"softmax: mask {mask.shape} does not broadcast to {shape}") from exc
     if full != tuple(shape):
         raise KernelError(f"softmax: mask {mask.shape} would broadcast x {shape} to {full}")
-    m = mask.reshape((1,) * (len(shape) - mask.ndim) + mask.shape)
     cols = shape[-1]
-    ones = [i for i in range(len(shape) - 1) if m.shape[i] == 1]
-    lead = len(shape) - 1
-    while lead > 0 and (lead - 1) in ones:
-        lead -= 1  # m's dims [lead, -1) are all 1: one mask row per many x rows
-    kept = m.shape[:lead]
-    if all(a == b for a, b in zip(kept, shape[:lead])):
-        rows = int(np.prod(shape[:lead], dtype=np.int64))
-        per = int(np.prod(shape[lead:-1], dtype=np.int64))
-        mrows = np.broadcast_to(m.reshape(*kept, cols), (*shape[:lead], cols))
-        return np.ascontiguousarray(mrows.reshape(rows, cols)), per
-    full_rows = np.broadcast_to(m, shape).reshape(-1, cols)
-    return np.ascontiguousarray(full_rows), 1
+    per = mask_layout(mask.shape, shape)
+    if per is not None:
+        return np.ascontiguousarray(mask).reshape(-1, cols), per
+    return np.ascontiguousarray(np.broadcast_to(mask, shape).reshape(-1, cols)), 1
 
 
 def layernorm(
@@ -1222,8 +1318,8 @@ def activation(
 
 
 def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndarray:
-    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D): each
-    batch matrix of a is packed as the sgemm weights and multiplies b's in place."""
+    """fp32 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D) on the
+    fp32 GEMM's arithmetic: each batch matrix of b is packed per call."""
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if a.ndim < 2 or b.ndim < 2:
@@ -1240,33 +1336,204 @@ def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndar
     if y.size == 0 or k == 0:
         y[...] = 0.0
         return y
-    for dim, name in ((m, "M"), (n, "N"), (k, "K")):
+    count = y.size // (m * n)
+    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
         if dim >= 2**31:
             raise KernelError(f"smatmul: {name} {dim} does not fit int32")
-    ctx = _ctx(ctx)
-    a3 = np.ascontiguousarray(np.broadcast_to(a, (*batch, m, k))).reshape(-1, m, k)
-    # the weights operand of the driver is B, given as [n][k]
-    bt = np.ascontiguousarray(np.broadcast_to(b, (*batch, k, n)).reshape(-1, k, n).swapaxes(1, 2))
-    y3 = y.reshape(-1, m, n)
-    packed = _aligned_buffer(lib.pyrt_sgemm_packed_size(ctx.ptr, n, k))
-    for i in range(y3.shape[0]):
-        check(lib.pyrt_sgemm_pack(ctx.ptr, n, k, ptr(bt[i], "float *"), ptr(packed)))
-        check(
-            lib.pyrt_sgemm(
-                ctx.ptr,
-                m,
-                n,
-                k,
-                ptr(a3[i], "float *"),
-                k,
-                ptr(packed),
-                ffi.NULL,
-                -np.inf,
-                np.inf,
-                ptr(y3[i], "float *"),
-                n,
-            )
+    a3, sa = _batched(a, batch, m, k)
+    if sa[2] != 1 or sa[1] < k:
+        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
+    b3, sb = _batched(b, batch, k, n)
+    check(
+        lib.pyrt_smatmul(
+            _ctx(ctx).ptr,
+            count,
+            m,
+            n,
+            k,
+            ffi.cast("float *", a3.ctypes.data),
+            sa[0],
+            sa[1],
+            ffi.cast("float *", b3.ctypes.data),
+            sb[0],
+            sb[1],
+            sb[2],
+            ptr(y, "float *"),
+            m * n,
+            n,
         )
+    )
+    return y
+
+
+# ---- fused attention -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttentionQuant:
+    """What an int8 attention quantizes, as the unfused QDQ graph does: the operands'
+    zero points (q, k, v; their scales are folded into the stages), Q·Kᵀ's output
+    stage and how the softmax reads it (scores_q None: float scores), the softmax
+    output's quantization (probs: the P codes P·V reads) and P·V's output stage."""
+
+    q: QParams
+    k: QParams
+    v: QParams
+    scores: OutputStage
+    scores_q: QParams | None
+    probs: QParams
+    out: OutputStage
+
+
+def attention_strides(x: np.ndarray, rows: bool, mask: bool = False) -> list[int] | None:
+    """Element strides of a 4-D attention operand (batch, head, row, column) as
+    pyrt_attention reads it in place, or None: non-negative; with `rows` (read as GEMM
+    rows) contiguous columns and rows apart, or a mask's repeated row. Dims of size 1
+    take the stride that fits (numpy's is arbitrary there)."""
+    item = x.itemsize
+    if any(s % item for s in x.strides):
+        return None
+    st = [s // item if n > 1 else 0 for s, n in zip(x.strides, x.shape)]
+    if x.shape[3] == 1:
+        st[3] = 1
+    if x.shape[2] == 1:
+        st[2] = x.shape[3]
+    if min(st) < 0:
+        return None
+    if rows and (st[3] != 1 or (st[2] < x.shape[3] and not (mask and st[2] == 0))):
+        return None
+    return st
+
+
+def _operand(x: np.ndarray, shape: tuple, rows: bool = True, mask: bool = False):
+    """x broadcast to [B, H, rows, cols] and its element strides (attention_strides), a
+    contiguous copy where the kernel cannot read x as it is."""
+    x = np.broadcast_to(x, shape)
+    strides = attention_strides(x, rows, mask)
+    if strides is None:
+        x = np.ascontiguousarray(x)
+        strides = attention_strides(x, rows, mask)
+    return x, strides
+
+
+def attention_args(
+    shapes: tuple[tuple, ...],
+    dtypes: tuple,
+    strides: tuple[list[int], ...],
+    x_div: float,
+    quant: AttentionQuant | None,
+) -> tuple:
+    """pyrt_attention_args (data pointers NULL) for q [B, H, Sq, D], k [B, H, Sk, D],
+    v [B, H, Sk, Dv], y [B, H, Sq, Dv] and an optional mask, with element strides
+    (batch, head, row, column) each (y and mask: batch, head, row; mask None for none);
+    returns (args, kept objects)."""
+    (b, h, sq, d), (_, _, sk, _), (_, _, _, dv) = shapes[0], shapes[1], shapes[2]
+    a = ffi.new("pyrt_attention_args *")
+    a.batch, a.heads, a.q_len, a.kv_len, a.head_dim, a.v_dim = b, h, sq, sk, d, dv
+    zeros = (None, None, None) if quant is None else (quant.q, quant.k, quant.v)
+    for field_, dtype, stride, qp in zip((a.q, a.k, a.v), dtypes, strides, zeros):
+        field_.dtype = dtype_code(dtype)
+        field_.zero_point = 0 if qp is None else int(qp.zero_point)
+        field_.stride = stride
+    a.y_stride = strides[3]
+    if strides[4] is not None:
+        a.mask_stride = strides[4]
+    a.x_div = float(x_div)
+    kept: list = []
+    if quant is None:
+        a.out.out_dtype = lib.PYRT_F32
+        a.scores_q.dtype = a.probs.dtype = lib.PYRT_F32
+        return a, kept
+    scores, scores_scale = _stage(quant.scores, 1)
+    out, out_scale = _stage(quant.out, 1)
+    a.scores, a.out = scores[0], out[0]
+    a.scores_q = _io(quant.scores_q)[0]
+    a.probs = _qparams(quant.probs)[0]
+    kept += [scores, scores_scale, out, out_scale]
+    return a, kept
+
+
+def attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    x_div: float = 1.0,
+    quant: AttentionQuant | None = None,
+    y: np.ndarray | None = None,
+    ctx: Context | None = None,
+) -> np.ndarray:
+    """softmax(Q·Kᵀ / x_div + mask)·V per (batch, head): q [B, H, Sq, D], k [B, H, Sk, D]
+    (K's rows: the graph's Kᵀ with its last two axes swapped), v [B, H, Sk, Dv], all
+    4-D (batch dims broadcast), float32 (quant None) or the codes quant describes;
+    mask broadcasts to [B, H, Sq, Sk]. Writes y (a [B, H, Sq, Dv] array, any view
+    with contiguous rows) or a new array; the scores are tiled, never materialised."""
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise KernelError(f"attention needs 4-D q, k, v, got {q.shape}, {k.shape}, {v.shape}")
+    try:
+        b, h = np.broadcast_shapes(q.shape[:2], k.shape[:2], v.shape[:2])
+    except ValueError as exc:
+        raise KernelError(f"attention: batch dims of {q.shape}, {k.shape}, {v.shape}") from exc
+    sq, d = q.shape[2:]
+    sk, dv = v.shape[2:]
+    if k.shape[2:] != (sk, d):
+        raise KernelError(f"attention: k {k.shape} does not fit q {q.shape} and v {v.shape}")
+    want = (
+        [np.dtype(np.float32)] * 3
+        if quant is None
+        else [quant.q.dtype, quant.k.dtype, quant.v.dtype]
+    )
+    for name, x, dtype in (("q", q, want[0]), ("k", k, want[1]), ("v", v, want[2])):
+        if x.dtype != np.dtype(dtype):
+            raise KernelError(f"attention: {name} must be {np.dtype(dtype)}, got {x.dtype}")
+    out_dtype = np.dtype(np.float32) if quant is None else np.dtype(quant.out.dtype)
+    if y is None:
+        y = np.empty((b, h, sq, dv), out_dtype)
+    if y.shape != (b, h, sq, dv) or y.dtype != out_dtype:
+        raise KernelError(
+            f"attention: y must be {out_dtype} {(b, h, sq, dv)}, got {y.dtype} {y.shape}"
+        )
+    if y.size == 0:
+        return y
+    if sk == 0 or d == 0:
+        raise KernelError(f"attention: no keys or an empty head ({k.shape})")
+    for dim, name in ((b * h * sq, "batch x heads x queries"), (sk, "keys"), (d, "head size")):
+        if dim >= 2**31:
+            raise KernelError(f"attention: {name} {dim} does not fit int32")
+    ops = [_operand(x, (b, h, *x.shape[2:]), rows=x is q) for x in (q, k, v)]
+    target, y_strides = y, attention_strides(y, rows=True)
+    if y_strides is None:
+        target = np.empty(y.shape, y.dtype)
+        y_strides = attention_strides(target, rows=True)
+    y_strides = y_strides[:3]
+    m, m_strides = None, None
+    if mask is not None:
+        mask = np.asarray(mask, np.float32)
+        try:
+            full = np.broadcast_shapes(mask.shape, (b, h, sq, sk))
+        except ValueError:
+            full = None
+        if full != (b, h, sq, sk):
+            raise KernelError(
+                f"attention: mask {mask.shape} does not broadcast to the scores {(b, h, sq, sk)}"
+            )
+        m, m_strides = _operand(mask, (b, h, sq, sk), mask=True)
+        m_strides = m_strides[:3]
+    ctx = _ctx(ctx)
+    args, _kept = attention_args(
+        ((b, h, sq, d), (b, h, sk, d), (b, h, sk, dv)),
+        tuple(x.dtype for x, _ in ops),
+        (*(s for _, s in ops), y_strides, m_strides),
+        x_div,
+        quant,
+    )
+    args.q.data, args.k.data, args.v.data = (ffi.cast("void *", x.ctypes.data) for x, _ in ops)
+    args.mask = ffi.NULL if m is None else ffi.cast("float *", m.ctypes.data)
+    args.y = ffi.cast("void *", target.ctypes.data)
+    check(lib.pyrt_attention(ctx.ptr, args))
+    if target is not y:
+        y[...] = target
     return y
 
 

@@ -218,11 +218,16 @@ def _lower_node(g: Graph, node: Node) -> list[Node] | None:
 
 
 def lower_qoperators(g: Graph) -> None:
+    """QOperator ops, then the transformer ops of onnxruntime's tools and ONNX's
+    (lower_contrib.py), to the ONNX subgraphs they mean."""
+    from .lower_contrib import lower_contrib  # it builds on this module's _Builder
+
     nodes = []
     for node in g.nodes:
         lowered = _lower_node(g, node) if node.domain in ("", MS_DOMAIN) else None
         nodes.extend(lowered if lowered is not None else [node])
     g.nodes = nodes
+    lower_contrib(g)
     drop_no_ops(g)
 
 

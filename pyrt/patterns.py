@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import ModelError
-from .graph import MS_DOMAIN, Graph, Node, toposort
+from .graph import MS_DOMAIN, Graph, Node, TensorInfo, toposort
 from .kernels import OutputStage, QParams
 from .ops_float import run_float_op, window_pads
 
@@ -259,16 +259,12 @@ class Matcher:
             node = self.sole_consumer(name)
             if node is None or node.domain != "" or len(node.outputs) != 1:
                 break
-            if node.op_type == "BatchNormalization" and len(node.inputs) == 5:
-                params = [real_const(self, i) for i in node.inputs[1:]]  # 1-D, per channel
-                params = [
-                    p.reshape(-1) if p is not None and p.size == channels else None for p in params
-                ]
-                if any(p is None for p in params) or node.attr("training_mode", 0) or axis != 1:
+            if node.op_type == "BatchNormalization":
+                found = self.batchnorm(node, channels)
+                if found is None or axis != 1:
                     break
-                gamma, beta, mean, var = params
-                k = gamma / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
-                a, b = a * k, (b - mean) * k + beta
+                k, shift = found
+                a, b = a * k, b * k + shift
             elif node.op_type in ("Mul", "Div", "Add", "Sub") and len(node.inputs) == 2:
                 other = node.inputs[1] if node.inputs[0] == name else node.inputs[0]
                 c = self.per_channel(other, channels, axis, rank)
@@ -287,6 +283,20 @@ class Matcher:
         if not (np.all(np.isfinite(a) & (a > 0)) and np.all(np.isfinite(b))):
             return np.ones(channels), np.zeros(channels), [], start
         return a, b, taken, name
+
+    def batchnorm(self, node: Node, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """An inference BatchNormalization with constant statistics over `channels` as
+        y = k * x + shift (float64 per channel), or None."""
+        if node.op_type != "BatchNormalization" or len(node.inputs) != 5:
+            return None
+        if node.attr("training_mode", 0) or (len(node.outputs) > 1 and any(node.outputs[1:])):
+            return None
+        params = [real_const(self, i) for i in node.inputs[1:]]  # 1-D, per channel
+        if any(p is None or p.size != channels for p in params):
+            return None
+        gamma, beta, mean, var = (p.reshape(-1) for p in params)
+        k = gamma / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
+        return k, beta - mean * k
 
     def per_channel(self, name: str, channels: int, axis: int, rank: int) -> np.ndarray | None:
         """A constant's values per channel, if it varies only along `axis` (-1: the last)."""
@@ -625,6 +635,36 @@ def match_avgpool(m: Matcher, node: Node) -> list[Node] | None:
     return [Node(node.name, op, "pyrt", [x.tensor], [q.outputs[0]], attrs, 0)]
 
 
+def match_batchnorm(m: Matcher, node: Node) -> list[Node] | None:
+    """DQ -> BatchNormalization -> (Relu | Clip)? -> Q, not after a foldable op (DenseNet's
+    BN-ReLU before each conv): one per-channel affine map on the codes (QAffine,
+    pyrt_channel_affine). With k, shift the BN's multiplier and offset, it computes
+    v = fmaf(x - zx, sx * k / sy, shift / sy), y = clamp(rint(v) + zy): the float reference
+    rounds (x - zx) * sx, then the BN's product and sum, then the division by sy, so an
+    output can differ from it by one step where v is within float rounding of a half."""
+    x = m.dq(node.inputs[0])
+    shape = m.shape(node.inputs[0])
+    if x is None or not x.per_tensor or x.dtype not in INT8 or shape is None or len(shape) < 2:
+        return None
+    channels = shape[1]
+    found = m.batchnorm(node, channels) if isinstance(channels, int) else None
+    out = m.quantized_output(node.outputs[0]) if found is not None else None
+    if out is None:
+        return None
+    (k, shift), (qy, lo, hi, taken, out_name) = found, out
+    qx = x.qparams()
+    a = (qx.scale * k / qy.scale).astype(np.float32)
+    b = (shift / qy.scale).astype(np.float32)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return None
+    info = np.iinfo(qy.dtype)
+    qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
+    qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
+    attrs = dict(a=a, b=b, qx=qx, qy=qy, qmin=qmin, qmax=qmax)
+    attrs["fused"] = [node.name, *(t.name for t in taken)]
+    return [Node(node.name, "QAffine", "pyrt", [x.tensor], [out_name], attrs, 0)]
+
+
 def _same(a: QParams, b: QParams) -> bool:
     return (
         a.dtype == b.dtype
@@ -705,6 +745,7 @@ def match_integer_exact(m: Matcher, node: Node) -> list[Node] | None:
         qp = q.qparams()
         inputs[i] = q.tensor if _same(qp, target) else m.fresh(node.inputs[i])
         if inputs[i] != q.tensor:
+            m.g.info[inputs[i]] = TensorInfo(inputs[i], target.dtype, m.shape(node.inputs[i]))
             new_nodes.append(
                 _lut_node(
                     m,
@@ -744,6 +785,7 @@ def match_integer_exact(m: Matcher, node: Node) -> list[Node] | None:
             outputs.append(q.outputs[0])
             continue
         mid = m.fresh(out)
+        m.g.info[mid] = TensorInfo(mid, target.dtype, m.shape(out))
         outputs.append(mid)
         new_nodes.append(
             _lut_node(
@@ -882,6 +924,8 @@ def _matcher_for(node: Node):
         return [match_avgpool]
     if op == "QuantizeLinear":
         return [match_requant]
+    if op == "BatchNormalization":
+        return [match_batchnorm]
     found = []
     if op in ("Add", "Mul"):
         found.append(match_binary)
@@ -943,7 +987,7 @@ def fold_code_clamps(g: Graph) -> None:
 
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
-    from .patterns_attention import attention_matchers  # imports this module
+    from .patterns_attention import attention_matchers, fuse_attention  # imports this module
     from .patterns_float import float_matchers  # likewise
 
     m = Matcher(g)
@@ -967,3 +1011,4 @@ def fuse(g: Graph) -> None:
             nodes.append(node)
     g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
     g.reindex()
+    fuse_attention(g)  # Q·Kᵀ -> Softmax -> P·V of the ops just made

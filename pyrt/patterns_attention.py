@@ -22,14 +22,23 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
   BiasAct       x -> y          DQ? -> (Add bias)? -> GELU (Erf chain, tanh
                                 chain or Gelu) -> Q?, and DQ -> Add bias ->
                                 (Reshape/Transpose...)* -> Q with the data
-                                movement moved after Q: attrs act, qx, bias, qy
+                                movement moved after Q, and fp32 Add bias ->
+                                movement: attrs act, qx, bias, qy
+  Attention     q, k, v (, mask) -> y   QBatchMatMul -> Softmax -> QBatchMatMul
+                                (or BatchMatMul -> float Softmax -> BatchMatMul),
+                                made by fuse_attention after the matchers: the
+                                tiled kernel (kernels.attention), reading Q, K, V
+                                through the head-splitting Reshape / Transpose /
+                                Gather as strided views and writing through the
+                                head merging: attrs moves, out_moves, x_div,
+                                quant (AttentionQuant, None = fp32)
 
 Data movement (Reshape, Transpose, ...) between a DQ and a fused op, or between
 a fused op and its Q, runs on the int8 data instead (it commutes with per-tensor
 Q / DQ), as onnxruntime's pre-processing leaves 2-D Gemms between Reshapes.
 Every fused op means exactly what the nodes it replaces mean; the float math
 inside runs in C kernels (pyrt/kernels.py: qmatmul, softmax, layernorm,
-activation).
+activation, attention).
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ import math
 
 import numpy as np
 
-from .graph import Node
+from . import kernels as K
+from .graph import Node, toposort
 from .kernels import QParams
 from .patterns import INT8, Matcher, QInput, _lut_node, _same, real_const
 
@@ -545,10 +555,24 @@ def match_bias_movement(m: Matcher, node: Node) -> list[Node] | None:
         return None
     bias, x = found
     q = _quantized(m, x)
+    if q is None:
+        return _float_bias_movement(m, node, bias, x)
     chain = _movement_chain(m, node.outputs[0])
     if q is None or chain is None:
         return None
     return _requant_then_move(m, node, q.tensor, q.qparams(), bias, *chain)
+
+
+def _float_bias_movement(m: Matcher, node: Node, bias: np.ndarray, x: str) -> list[Node] | None:
+    """fp32 Add(bias) -> movement (an FP32 encoder's Q / K / V projections before head
+    splitting): the bias pass as a float BiasAct, a C step."""
+    shape, user = m.shape(x), m.sole_consumer(node.outputs[0])
+    if m.g.dtype(x) != np.float32 or not shape or shape[-1] != bias.size:
+        return None
+    if m.shape(node.outputs[0]) != shape or user is None or not _is_move(m, user, user.inputs[0]):
+        return None
+    attrs = dict(act="identity", qx=None, bias=bias, qy=None)
+    return [_fused(node, "BiasAct", [x], list(node.outputs), attrs, [node])]
 
 
 def _is_move(m: Matcher, node: Node, name: str) -> bool:
@@ -660,3 +684,192 @@ def match_mask_chain(m: Matcher, node: Node) -> list[Node] | None:
     consts = sorted({i for n in chain for i in n.inputs if i and m.const(i) is not None})
     attrs = dict(nodes=steps, src=src)
     return [_fused(node, "MaskChain", [src, *consts], [out], attrs, chain)]
+
+
+# ---- fused attention: Q·Kᵀ -> Softmax -> P·V --------------------------------------------
+
+VIEW_MOVES = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Gather")
+
+
+def _view_move(g, node: Node, name: str) -> tuple | None:
+    """(node, constant inputs) if `node` is data movement of tensor `name` that a strided
+    view expresses (a Gather only with a constant scalar index), else None."""
+    if node.domain != "" or node.op_type not in VIEW_MOVES or len(node.outputs) != 1:
+        return None
+    if not node.inputs or node.inputs[0] != name:
+        return None
+    consts = [g.constants.get(i) if i else None for i in node.inputs[1:]]
+    if any(c is None for c, i in zip(consts, node.inputs[1:]) if i):
+        return None
+    if node.op_type == "Gather" and (not consts or consts[0].ndim != 0):
+        return None
+    return node, consts
+
+
+def _moves_back(g, name: str) -> tuple[str, list[tuple]]:
+    """The view moves that make `name` from a tensor before them, walking back as far as
+    they go (each stays in the graph for any other user): (source, moves in order)."""
+    moves = []
+    while (producer := g.producer.get(name)) is not None:
+        move = _view_move(g, producer, producer.inputs[0] if producer.inputs else "")
+        if move is None:
+            break
+        moves.insert(0, move)
+        name = producer.inputs[0]
+    return name, moves
+
+
+def _live(g) -> set[int]:
+    """The nodes the graph outputs depend on (the matchers leave the DQs they absorbed
+    behind until remove_dead)."""
+    live: set[int] = set()
+    stack = [g.producer[t.name] for t in g.outputs if t.name in g.producer]
+    while stack:
+        node = stack.pop()
+        if id(node) in live:
+            continue
+        live.add(id(node))
+        stack.extend(g.producer[i] for i in node.inputs if i in g.producer)
+    return live
+
+
+def _moves_forward(g, users_of, name: str, outputs: set[str]) -> tuple[str, list[tuple]]:
+    """Reshape / Transpose ... after `name`, each the only user of the tensor before it:
+    (the last tensor, moves in order); the fused op writes that tensor directly."""
+    moves = []
+    while name not in outputs and len(users := users_of.get(name, [])) == 1:
+        move = _view_move(g, users[0], name)
+        if move is None or move[0].op_type == "Gather":
+            break
+        moves.append(move)
+        name = users[0].outputs[0]
+    return name, moves
+
+
+def _sole_user(users_of, name: str, outputs: set[str]) -> Node | None:
+    users = users_of.get(name, [])
+    return users[0] if len(users) == 1 and name not in outputs else None
+
+
+def _attention_quant(qk: Node, sm: Node, pv: Node) -> K.AttentionQuant | None:
+    """The int8 chain's quantization, or None when the kernel cannot reproduce it."""
+    qa, sc, px = qk.attrs, sm.attrs, pv.attrs
+    scores_codes = np.dtype(qa["out"].dtype) in INT8
+    if sc["qy"] is None or (sc["qx"] is not None) != scores_codes:
+        return None
+    if sc["qx"] is not None and np.dtype(sc["qx"].dtype) != np.dtype(qa["out"].dtype):
+        return None
+    if scores_codes is False and np.dtype(qa["out"].dtype) != np.float32:
+        return None
+    p_in, p_out = px["qa"], sc["qy"]  # P's DQ (what P·V subtracts) and its Q
+    if p_in.zero_point != p_out.zero_point or np.dtype(p_in.dtype) != np.dtype(p_out.dtype):
+        return None
+    stages = (qa["out"], px["out"])
+    if any(np.asarray(s.scale).size != 1 for s in stages):
+        return None
+    if np.dtype(px["out"].dtype) not in (*INT8, np.dtype(np.float32)):
+        return None
+    return K.AttentionQuant(qa["qa"], qa["qb"], px["qb"], qa["out"], sc["qx"], p_out, px["out"])
+
+
+def _mask_fits(mask: tuple | None, scores: tuple | None) -> bool:
+    """The mask broadcasts to the scores without enlarging them (dims 1 or the scores'
+    as far as shapes are known)."""
+    if mask is None or scores is None or len(mask) > len(scores):
+        return False
+    return all(
+        m == 1 or m == s or not isinstance(m, int) or not isinstance(s, int)
+        for m, s in zip(mask[::-1], scores[::-1])
+    )
+
+
+def _rank_ok(g, name: str) -> bool:
+    shape = g.shape(name)
+    return shape is not None and len(shape) in (3, 4)
+
+
+def _match_attention(
+    g, users_of: dict, sm: Node, outputs: set[str]
+) -> tuple[Node, list[Node]] | None:
+    """The fused node for Softmax `sm` of a Q·Kᵀ -> Softmax -> P·V chain, and the fused
+    nodes it replaces, or None."""
+    qk = g.producer.get(sm.inputs[0])
+    pv = _sole_user(users_of, sm.outputs[0], outputs)
+    if qk is None or pv is None or qk.domain != "pyrt" or pv.domain != "pyrt":
+        return None
+    if _sole_user(users_of, sm.inputs[0], outputs) is not sm or pv.inputs[0] != sm.outputs[0]:
+        return None
+    if pv.inputs[1] == sm.outputs[0]:
+        return None
+    if qk.op_type == pv.op_type == "QBatchMatMul":
+        quant = _attention_quant(qk, sm, pv)
+        if quant is None:
+            return None
+    elif qk.op_type == pv.op_type == "BatchMatMul":
+        if sm.attrs["qx"] is not None or sm.attrs["qy"] is not None:
+            return None
+        quant = None
+    else:
+        return None
+    if not all(_rank_ok(g, t) for t in (*qk.inputs, pv.inputs[1], pv.outputs[0])):
+        return None
+    sources, moves = [], []
+    for t in (qk.inputs[0], qk.inputs[1], pv.inputs[1]):
+        src, chain = _moves_back(g, t)
+        sources.append(src)
+        moves.append(chain)
+    final, out_moves = _moves_forward(g, users_of, pv.outputs[0], outputs)
+    mask = sm.inputs[1] if len(sm.inputs) > 1 and sm.inputs[1] else None
+    if mask is not None and not _mask_fits(g.shape(mask), g.shape(qk.outputs[0])):
+        return None
+    fused = [
+        sm.name,
+        *(n for part in (qk, sm, pv) for n in part.attrs.get("fused", [part.name])),
+        *(move.name for move, _ in out_moves),
+    ]
+    attrs = dict(
+        moves=moves,
+        out_moves=out_moves,
+        logical=[qk.inputs[0], qk.inputs[1], pv.inputs[1], pv.outputs[0]],
+        x_div=sm.attrs["x_div"],
+        quant=quant,
+        fused=list(dict.fromkeys(fused)),
+    )
+    inputs = [*sources, *([mask] if mask else [])]
+    node = Node(sm.name, "Attention", "pyrt", inputs, [final], attrs, 0)
+    return node, [qk, sm, pv, *(move for move, _ in out_moves)]
+
+
+def fuse_attention(g) -> None:
+    """After the matchers: every QBatchMatMul -> Softmax -> QBatchMatMul (or the fp32
+    BatchMatMul chain) becomes one Attention op (plan_attention.py: the tiled kernel,
+    K.attention) reading Q, K, V through the Reshape / Transpose / Gather head
+    splitting as strided views and writing through the head merging; the movement
+    nodes before it stay for any other user (remove_dead drops the rest)."""
+    outputs = {t.name for t in g.outputs}
+    live = _live(g)
+    users_of = {n: [u for u in us if id(u) in live] for n, us in g.consumers.items()}
+    replaced: dict[int, Node | None] = {}
+    for node in g.nodes:
+        if node.domain != "pyrt" or node.op_type != "Softmax" or id(node) in replaced:
+            continue
+        found = _match_attention(g, users_of, node, outputs)
+        if found is None:
+            continue
+        fused, old = found
+        if any(id(n) in replaced for n in old):
+            continue
+        for n in old:
+            replaced[id(n)] = None
+        replaced[id(node)] = fused
+    if not replaced:
+        return
+    nodes = []
+    for node in g.nodes:
+        if id(node) not in replaced:
+            if id(node) in live:
+                nodes.append(node)
+        elif replaced[id(node)] is not None:
+            nodes.append(replaced[id(node)])
+    g.nodes = toposort(nodes, set(g.constants) | {t.name for t in g.inputs})
+    g.reindex()

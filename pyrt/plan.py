@@ -442,6 +442,10 @@ def pyrt_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         return layout_step(node, ctx)
     if node.op_type == "QBinary":
         return qbinary_step(node, ctx)
+    if node.op_type in ("QAffine", "Affine"):
+        return affine_step(node, ctx)
+    if node.op_type == "ChannelShuffle":
+        return channel_shuffle_step(node, g)
     if node.op_type in ("QMaxPool", "QAvgPool"):
         _check_pool(node, g, a)
     layout = "nhwc" if a.get("nhwc") else "nchw"
@@ -593,6 +597,211 @@ def _emit_maxpool(w: dict, layout: str) -> Callable:
     return emit
 
 
+# ---- CNN data movement and per-channel ops ---------------------------------
+
+
+def _movement_emit(step: Step, g: Graph) -> None:
+    """Concat, Split and one-axis unit-step Slice (any axis, any layout: layout.py remaps
+    the axis of NHWC ones) as strided row copies in the C plan; the interpreter keeps
+    numpy's, which checks shapes."""
+    op = step.node.op_type
+    if op == "Concat":
+        step.emit = _emit_concat(step.node)
+        step.arena_inputs = tuple(range(len(step.node.inputs)))
+    elif op == "Split":
+        step.emit = _emit_split(step.node)
+    elif op == "Slice" and step.node.opset >= 10:
+        step.emit = _emit_slice(step.node, g)
+
+
+def _emit_slice(node: Node, g: Graph) -> Callable | None:
+    names = [*node.inputs[1:5], "", ""][:4]
+    values = [g.constants.get(n) if n else None for n in names]
+    starts, ends, axes, steps = (None if v is None else v.reshape(-1) for v in values)
+    if starts is None or ends is None or starts.size != 1 or (names[2] and axes is None):
+        return None
+    if (names[3] and steps is None) or (steps is not None and int(steps[0]) != 1):
+        return None
+    axis = int(axes[0]) if axes is not None else 0
+
+    def emit(em, ins, outs) -> bool:
+        x, y = ins[0].array, outs[0].array
+        if y.size == 0 or not -x.ndim <= axis < x.ndim:
+            return False
+        a = axis % x.ndim
+        start = int(starts[0]) + (x.shape[a] if starts[0] < 0 else 0)
+        start = min(max(start, 0), x.shape[a])
+        rows, stride = _rows(x.shape, a, x.itemsize)
+        _, nbytes = _rows(y.shape, a, y.itemsize)
+        at = start * (stride // x.shape[a])
+        if at + nbytes > stride:
+            return False
+        em.add(
+            lib.pyrt_plan_copy_rows(
+                em.plan, rows, nbytes, ins[0].offset + at, stride, outs[0].offset, nbytes
+            )
+        )
+        return True
+
+    return emit
+
+
+def _rows(shape: tuple, axis: int, itemsize: int) -> tuple[int, int]:
+    """(rows, bytes per row) of an array cut at `axis`: [prod(shape[:axis])][the rest]."""
+    return math.prod(shape[:axis]), math.prod(shape[axis:]) * itemsize
+
+
+def _emit_concat(node: Node) -> Callable:
+    def emit(em, ins, outs) -> bool:
+        y = outs[0].array
+        if y.size == 0 or y.ndim == 0:
+            return False
+        axis = int(node.attr("axis", 0)) % y.ndim
+        rows, stride = _rows(y.shape, axis, y.itemsize)
+        chunks = [_rows(s.array.shape, axis, y.itemsize)[1] for s in ins]
+        if any(s.array.dtype != y.dtype for s in ins) or sum(chunks) != stride:
+            return False
+        at = outs[0].offset
+        for slot, nbytes in zip(ins, chunks):
+            if nbytes:
+                em.add(
+                    lib.pyrt_plan_copy_rows(em.plan, rows, nbytes, slot.offset, nbytes, at, stride)
+                )
+            at += nbytes
+        return True
+
+    return emit
+
+
+def _emit_split(node: Node) -> Callable:
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.size == 0 or x.ndim == 0:
+            return False
+        axis = int(node.attr("axis", 0)) % x.ndim
+        rows, stride = _rows(x.shape, axis, x.itemsize)
+        chunks = [_rows(s.array.shape, axis, x.itemsize)[1] for s in outs]
+        if sum(chunks) != stride:
+            return False
+        at = ins[0].offset
+        for slot, nbytes in zip(outs, chunks):
+            if nbytes:
+                em.add(
+                    lib.pyrt_plan_copy_rows(em.plan, rows, nbytes, at, stride, slot.offset, nbytes)
+                )
+            at += nbytes
+        return True
+
+    return emit
+
+
+def affine_step(node: Node, ctx: Context) -> Step:
+    """QAffine (patterns.match_batchnorm: DQ -> BatchNormalization -> Q on the codes) and
+    Affine (fuse_float_batchnorms: fp32 BatchNormalization, Relu / Clip fused): one
+    per-channel y = x * a + b over axis 1, or the last axis in NHWC."""
+    a = node.attrs
+    quantized = node.op_type == "QAffine"
+
+    def params(x: np.ndarray) -> tuple:
+        axis = x.ndim - 1 if a.get("nhwc") else 1
+        if x.ndim < 2 or x.shape[axis] != a["a"].size:
+            raise ModelError(
+                f"{node.label}: input shape {list(x.shape)} does not have {a['a'].size} "
+                f"channels on axis {axis}"
+            )
+        if quantized:
+            dt, qx, qy = x.dtype, a["qx"], a["qy"]
+            if dt != qx.dtype:
+                raise ModelError(f"{node.label}: input is {dt}, expected {qx.dtype}")
+            return axis, qx.zero_point, qy.dtype, qy.zero_point, a["qmin"], a["qmax"]
+        return axis, 0, np.dtype(np.float32), 0, *a["clamp"]
+
+    def run(x, *_):
+        axis, xz, ydt, yz, lo, hi = params(x)
+        return [K.channel_affine(x, a["a"], a["b"], axis, lo, hi, xz, ydt, yz, ctx)]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.size == 0:
+            return False
+        axis, xz, ydt, yz, lo, hi = params(x)
+        outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1 :])
+        em.add(
+            lib.pyrt_plan_channel_affine(
+                em.plan, outer, x.shape[axis], inner, ins[0].offset, dtype_code(x.dtype), xz,
+                ptr(a["a"], "float *"), ptr(a["b"], "float *"), outs[0].offset,
+                dtype_code(ydt), yz, float(lo), float(hi),
+            )
+        )  # fmt: skip
+        return True
+
+    return Step(node, "int8" if quantized else "fp32", run, emit=emit)
+
+
+def channel_shuffle_step(node: Node, g: Graph) -> Step:
+    """ShuffleNet's Reshape [N, g, C/g, ...] -> Transpose(0, 2, 1, ...) -> Reshape on NHWC
+    data (layout.py): y[p][i * g + j] = x[p][j * C/g + i] for every pixel p, a transpose of
+    [g][C/g] per pixel."""
+    groups = node.attrs["groups"]
+    kind = "int8" if g.dtype(node.inputs[0]) in INT8 else "fp32"
+
+    def dims(x: np.ndarray) -> tuple[int, int, int]:
+        c = x.shape[-1]
+        if x.ndim != 4 or c % groups:
+            raise ModelError(
+                f"{node.label}: {c} channels do not shuffle in {groups} groups "
+                f"(input {list(x.shape)})"
+            )
+        return x.size // c, groups, c // groups
+
+    def run(x):
+        pixels, rows, cols = dims(x)
+        y = x.reshape(pixels, rows, cols).transpose(0, 2, 1)
+        return [np.ascontiguousarray(y).reshape(x.shape)]
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.size == 0 or x.itemsize not in (1, 4):
+            return False
+        em.add(
+            lib.pyrt_plan_transpose(em.plan, x.itemsize, *dims(x), ins[0].offset, outs[0].offset)
+        )
+        return True
+
+    return Step(node, kind, run, emit=emit)
+
+
+def float_avgpool_step(node: Node, window: dict, ctx: Context) -> Step:
+    """fp32 AveragePool, NCHW or NHWC (layout.py) on pyrt_avgpool2d_f32."""
+    layout = "nhwc" if node.attrs.get("nhwc") else "nchw"
+    include_pad = bool(node.attr("count_include_pad", 0))
+
+    def run(x):
+        if x.ndim != 4:
+            raise ModelError(f"{node.label}: input must be 4-D, got {list(x.shape)}")
+        return [
+            K.avgpool2d_f32(
+                x, window["kernel"], window["strides"], window["pads"], window["ceil_mode"],
+                include_pad, window["dilations"], ctx, layout,
+            )
+        ]  # fmt: skip
+
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.ndim != 4 or x.dtype != np.float32 or x.size == 0 or outs[0].array.size == 0:
+            return False
+        s = K._pool_shape(
+            x, window["kernel"], window["strides"], window["pads"], window["dilations"],
+            window["ceil_mode"], layout,
+        )  # fmt: skip
+        s.count_include_pad = int(include_pad)
+        em.keep(s)
+        em.add(lib.pyrt_plan_avgpool2d_f32(em.plan, s, ins[0].offset, outs[0].offset))
+        return True
+
+    return Step(node, "fp32", run, emit=emit)
+
+
 # ---- fp32 ops with constant weights -----------------------------------------
 
 
@@ -731,14 +940,7 @@ def fuse_float_convs(g: Graph) -> None:
             drop.add(follower.name)
             node.outputs = [follower.outputs[0]]
             follower = matcher.sole_consumer(follower.outputs[0])
-        bounds = None
-        if follower is not None and follower.domain in ("", "ai.onnx"):
-            if follower.op_type == "Relu":
-                bounds = (0.0, np.inf)
-            elif follower.op_type == "Clip":
-                bounds = matcher.clip_bounds(follower)
-                if bounds is not None and (np.isnan(bounds).any() or bounds[0] > bounds[1]):
-                    bounds = None
+        bounds = _float_clamp(matcher, follower)
         if bounds is not None and node.outputs[0] not in outputs:
             node.attrs["clamp"] = bounds
             fused.append(follower.name)
@@ -749,6 +951,56 @@ def fuse_float_convs(g: Graph) -> None:
     if drop:
         g.nodes = [n for n in g.nodes if n.name not in drop]
         g.reindex()
+    fuse_float_batchnorms(g)
+
+
+def _float_clamp(matcher: Matcher, node: Node | None) -> tuple[float, float] | None:
+    """The bounds of a Relu, or of a Clip with constant, ordered bounds; else None."""
+    if node is None or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Relu":
+        return 0.0, np.inf
+    bounds = matcher.clip_bounds(node) if node.op_type == "Clip" else None
+    if bounds is None or np.isnan(bounds).any() or bounds[0] > bounds[1]:
+        return None
+    return bounds
+
+
+def fuse_float_batchnorms(g: Graph) -> None:
+    """fp32 BatchNormalizations no Conv absorbed (DenseNet's BN-ReLU before each conv)
+    become one per-channel Affine step (pyrt_channel_affine: y = fmaf(x, k, shift), k and
+    shift rounded to float32 once, where onnxruntime subtracts the mean and scales: the
+    last bit can differ), a following Relu / Clip its clamp."""
+    outputs = {t.name for t in g.outputs}
+    matcher = Matcher(g)
+    drop: set[str] = set()
+    for i, node in enumerate(g.nodes):
+        if node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
+            continue
+        shape = g.shape(node.inputs[0])
+        if g.dtype(node.inputs[0]) != np.float32:
+            continue
+        if shape is None or len(shape) < 2 or not isinstance(shape[1], int):
+            continue
+        found = matcher.batchnorm(node, shape[1])
+        if found is None:
+            continue
+        k, shift = found
+        attrs = dict(
+            a=k.astype(np.float32), b=shift.astype(np.float32), clamp=(-np.inf, np.inf),
+            fused=[node.name],
+        )  # fmt: skip
+        follower = matcher.sole_consumer(node.outputs[0])
+        bounds = _float_clamp(matcher, follower)
+        out = node.outputs[0]
+        if bounds is not None and out not in outputs:
+            attrs["clamp"] = (float(bounds[0]), float(bounds[1]))
+            attrs["fused"].append(follower.name)
+            drop.add(follower.name)
+            out = follower.outputs[0]
+        g.nodes[i] = Node(node.name, "Affine", "pyrt", [node.inputs[0]], [out], attrs, 0)
+    g.nodes = [n for n in g.nodes if n.name not in drop]
+    g.reindex()
 
 
 def _fold_batchnorm(g: Graph, conv: Node, bn: Node) -> bool:
@@ -944,7 +1196,8 @@ def make_step(node: Node, g: Graph, ctx: Context | None = None) -> Step:
 def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     op = node.op_type
     if (found := attention_fn(node, ctx)) is not None:  # pyrt/plan_attention.py
-        return Step(node, *found)
+        kind, fn, emit = found
+        return Step(node, kind, fn, emit=emit, arena_inputs=tuple(range(len(node.inputs))))
     if (args := float_step_args(node, g, ctx)) is not None:  # pyrt/plan_float.py
         return Step(node, **args)
     if node.domain == "pyrt":
@@ -953,6 +1206,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
         step = Step(node, "int8", integer_exact_step(node, g.memory_limit))
         if node.op_type in RESHAPES:
             step.emit = _emit_copy
+        _movement_emit(step, g)
         return step
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(f"{node.label}: domain '{node.domain}' is not supported")
@@ -985,6 +1239,10 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
                 lambda x: [_maxpool(window, x, ctx, layout)],
                 emit=_emit_maxpool(window, layout),
             )
+    if op == "AveragePool" and g.dtype(node.inputs[0]) == np.float32:
+        window = window_attrs(node, g.shape(node.inputs[0]))
+        if window is not None:
+            return float_avgpool_step(node, window, ctx)
     if op == "GlobalAveragePool" and node.attrs.get("nhwc"):
         return Step(node, "fp32", lambda x: [K.globalavgpool_f32(x, ctx)], emit=_emit_float_gap)
     if op not in FLOAT_OPS:
@@ -992,6 +1250,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     step = Step(node, "numpy", lambda *inputs: run_float_op(node, list(inputs), g.memory_limit))
     if op in RESHAPES and node.outputs:
         step.emit = _emit_copy
+    _movement_emit(step, g)
     return step
 
 

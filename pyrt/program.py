@@ -157,7 +157,7 @@ class Program:
                 step.emit is not None
                 and all(i < len(ins) and ins[i] is not None for i in step.arena_inputs)
                 and all(ins[i].offset >= 0 for i in step.arena_inputs)
-                and all(s is not None for s in outs)
+                and all(s is not None for n, s in zip(step.outputs, outs) if n)
                 and step.emit(em, ins, outs)
             )
             if emitted:

@@ -1,6 +1,6 @@
 """Small real-topology CNNs built with onnx.helper, and ways to quantize them.
 
-Builders (MODELS): resnet18, cifar_resnet18, mobilenet_v2, inception, shufflenet_v2,
+Builders (MODELS): resnet18, resnet50, cifar_resnet18, mobilenet_v2, inception, shufflenet_v2,
 densenet, squeezenet and the demo's demo_cnn; FP32, opset 17 by default,
 input "input" (1x3xSxS, NCHW float32), output "logits" (1 x classes).
 Weights are random and seeded (He-scaled), and BatchNormalization gets
@@ -10,7 +10,9 @@ the quantized models stay within cosine ~0.999 of FP32. Inputs are small
 and widths reduced, so tests and the demo need no downloads and run fast on
 two cores; the block structure is the real one. FULL_SIZE has ResNet-18 and
 MobileNetV2 at 224x224 with 1000 classes and the CIFAR ResNet-18 (32x32) at
-their real widths, for benchmarks.
+their real widths, for benchmarks, and the other topologies at 224x224 (resnet50,
+inception224 = GoogLeNet, densenet224 = DenseNet-121, shufflenet_v2_224 = x1.0,
+squeezenet224 = SqueezeNet 1.1).
 
 Quantization: quantize_qdq wraps onnxruntime's quantize_static (QDQ or
 QOperator, u8 or symmetric s8 activations); fake_quant_qdq writes the
@@ -287,6 +289,25 @@ def cifar_resnet18(
     return net.model(net.head(x, cin, classes), classes)
 
 
+def resnet50(
+    width: int = 8, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+) -> onnx.ModelProto:
+    """ResNet-50: 7x7 stem, max pool, bottleneck blocks [3, 4, 6, 3] (1x1 -> 3x3 -> 1x1 of
+    4x the width, the stride on the 3x3 as in torchvision), 1x1 projection shortcuts."""
+    net = Net(3, size, seed, opset)
+    x, cin = net.maxpool(net.conv("input", 3, width, 7, 2), 3, 2, 1), width
+    for stage, blocks in enumerate([3, 4, 6, 3]):
+        mid = width * 2**stage
+        cout = mid * 4
+        for b in range(blocks):
+            stride = 2 if stage > 0 and b == 0 else 1
+            y = net.conv(net.conv(x, cin, mid, 1), mid, mid, 3, stride)
+            y = net.conv(y, mid, cout, 1, act=None)
+            short = net.conv(x, cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else x
+            x, cin = net.add(y, short, "relu"), cout
+    return net.model(net.head(x, cin, classes), classes)
+
+
 def mobilenet_v2(
     width: float = 0.5, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
 ) -> onnx.ModelProto:
@@ -339,17 +360,67 @@ def inception(
     return net.model(net.head(x, cin, classes), classes)
 
 
-def shufflenet_v2(
-    width: int = 24, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+def _inception_module(net: Net, x: str, cin: int, widths: tuple[int, ...]) -> tuple[str, int]:
+    """GoogLeNet's module: 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max pool -> 1x1, Concat."""
+    c1, c3r, c3, c5r, c5, cp = widths
+    b1 = net.conv(x, cin, c1, 1)
+    b2 = net.conv(net.conv(x, cin, c3r, 1), c3r, c3, 3)
+    b3 = net.conv(net.conv(x, cin, c5r, 1), c5r, c5, 5)
+    b4 = net.conv(net.maxpool(x, 3, 1, 1), cin, cp, 1)
+    return net.concat([b1, b2, b3, b4]), c1 + c3 + c5 + cp
+
+
+def googlenet(
+    size: int = 224, classes: int = 1000, seed: int = 0, opset: int = 17
 ) -> onnx.ModelProto:
-    """ShuffleNetV2: channel split, depthwise branches, Concat and channel shuffle."""
+    """GoogLeNet (Inception v1) at its real widths: 7x7 stem, 1x1 and 3x3 convs, nine
+    inception modules (3a-5b) between max pools, global average pool, FC (BN after every
+    conv, as torchvision's port; no auxiliary heads)."""
+    net = Net(3, size, seed, opset)
+    x = net.maxpool(net.conv("input", 3, 64, 7, 2), 3, 2, 1, ceil=True)
+    x = net.maxpool(net.conv(net.conv(x, 64, 64, 1), 64, 192, 3), 3, 2, 1, ceil=True)
+    cin = 192
+    for i, widths in enumerate(
+        [
+            (64, 96, 128, 16, 32, 32),  # 3a
+            (128, 128, 192, 32, 96, 64),  # 3b
+            (192, 96, 208, 16, 48, 64),  # 4a
+            (160, 112, 224, 24, 64, 64),
+            (128, 128, 256, 24, 64, 64),
+            (112, 144, 288, 32, 64, 64),
+            (256, 160, 320, 32, 128, 128),  # 4e
+            (256, 160, 320, 32, 128, 128),  # 5a
+            (384, 192, 384, 48, 128, 128),  # 5b
+        ]
+    ):
+        x, cin = _inception_module(net, x, cin, widths)
+        if i in (1, 6):
+            x = net.maxpool(x, 3, 2, 1, ceil=True)
+    return net.model(net.head(x, cin, classes), classes)
+
+
+def shufflenet_v2(
+    width: int = 24,
+    size: int = 64,
+    classes: int = 10,
+    seed: int = 0,
+    opset: int = 17,
+    stages: tuple[int, ...] | None = None,
+    units: tuple[int, ...] = (2, 3, 2),
+    last: int | None = None,
+) -> onnx.ModelProto:
+    """ShuffleNetV2: channel split, depthwise branches, Concat and channel shuffle.
+
+    stages: each stage's output channels (default width * 2, 4, 8); units: blocks per
+    stage; last: the final 1x1 conv's channels (default twice the last stage's). x1.0 at
+    224 is stages (116, 232, 464), units (4, 8, 4), last 1024."""
     net = Net(3, size, seed, opset)
     hw = size // 4
     x = net.maxpool(net.conv("input", 3, width, 3, 2), 3, 2, 1)
     cin = width
-    for stage, units in enumerate([2, 3, 2]):
-        cout = width * 2 ** (stage + 1)
-        for u in range(units):
+    stages = stages or tuple(width * 2 ** (i + 1) for i in range(len(units)))
+    for cout, count in zip(stages, units):
+        for u in range(count):
             half = cout // 2
             if u == 0:  # stride 2: both branches see the whole input
                 hw = (hw + 1) // 2
@@ -362,24 +433,34 @@ def shufflenet_v2(
                 b2 = net.conv(b2, half, half, 3, groups=half, act=None)
                 b2 = net.conv(b2, half, half, 1)
             x, cin = net.channel_shuffle(net.concat([b1, b2]), cout, hw), cout
-    x = net.conv(x, cin, cin * 2, 1)
-    return net.model(net.head(x, cin * 2, classes), classes)
+    last = last or cin * 2
+    x = net.conv(x, cin, last, 1)
+    return net.model(net.head(x, last, classes), classes)
 
 
 def densenet(
-    growth: int = 8, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+    growth: int = 8,
+    size: int = 64,
+    classes: int = 10,
+    seed: int = 0,
+    opset: int = 17,
+    blocks: tuple[int, ...] = (3, 4, 3),
+    stem: int = 3,
 ) -> onnx.ModelProto:
-    """DenseNet: BN-ReLU-Conv layers whose outputs Concat onto every earlier one."""
+    """DenseNet: BN-ReLU-Conv layers whose outputs Concat onto every earlier one.
+
+    blocks: layers per dense block (DenseNet-121: 6, 12, 24, 16 with growth 32); stem:
+    the first conv's kernel (7 for the ImageNet nets)."""
     net = Net(3, size, seed, opset)
-    x = net.maxpool(net.conv("input", 3, growth * 2, 3, 2), 3, 2, 1)
+    x = net.maxpool(net.conv("input", 3, growth * 2, stem, 2), 3, 2, 1)
     cin = growth * 2
-    for block, layers in enumerate([3, 4, 3]):
+    for block, layers in enumerate(blocks):
         for _ in range(layers):
             y = net.act(net.batchnorm(x, cin), "relu")
             y = net.conv(y, cin, growth * 4, 1)
             y = net.conv(y, growth * 4, growth, 3, bn=False, act=None)
             x, cin = net.concat([x, y]), cin + growth
-        if block < 2:  # transition: BN-ReLU-Conv1x1-AvgPool
+        if block < len(blocks) - 1:  # transition: BN-ReLU-Conv1x1-AvgPool
             y = net.act(net.batchnorm(x, cin), "relu")
             x, cin = net.avgpool(net.conv(y, cin, cin // 2, 1, bn=False, act=None), 2, 2), cin // 2
     x = net.act(net.batchnorm(x, cin), "relu")
@@ -387,13 +468,20 @@ def densenet(
 
 
 def squeezenet(
-    width: int = 16, size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17
+    width: int = 16,
+    size: int = 64,
+    classes: int = 10,
+    seed: int = 0,
+    opset: int = 17,
+    fires: int = 6,
 ) -> onnx.ModelProto:
-    """SqueezeNet 1.1: fire modules (squeeze 1x1, expand 1x1 + 3x3 -> Concat), ceil-mode pools."""
+    """SqueezeNet 1.1: fire modules (squeeze 1x1, expand 1x1 + 3x3 -> Concat), ceil-mode
+    pools; the real net has 8 fires at width 16 (squeeze 16..64, expand 64..256)."""
     net = Net(3, size, seed, opset)
     x = net.maxpool(net.conv("input", 3, width * 4, 3, 2, bn=False), 3, 2, ceil=True)
     cin = width * 4
-    for i, (s, e) in enumerate([(1, 4), (1, 4), (2, 8), (2, 8), (3, 12), (3, 12)]):
+    widths = [(1, 4), (1, 4), (2, 8), (2, 8), (3, 12), (3, 12), (4, 16), (4, 16)][:fires]
+    for i, (s, e) in enumerate(widths):
         sq = net.conv(x, cin, width * s, 1, bn=False)
         x = net.concat(
             [
@@ -422,6 +510,7 @@ def demo_cnn(size: int = 64, classes: int = 10, seed: int = 0, opset: int = 17) 
 
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,
+    "resnet50": resnet50,
     "cifar_resnet18": cifar_resnet18,
     "mobilenet_v2": mobilenet_v2,
     "inception": inception,
@@ -436,6 +525,16 @@ FULL_SIZE: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": partial(resnet18, width=64, size=224, classes=1000),
     "mobilenet_v2": partial(mobilenet_v2, width=1.0, size=224, classes=1000),
     "cifar_resnet18": partial(resnet18, width=64, size=32, classes=10, stem="cifar"),
+    # not bench/compare.py defaults: the other CNN topologies at their real sizes
+    "resnet50": partial(resnet50, width=64, size=224, classes=1000),
+    "inception224": googlenet,
+    "densenet224": partial(
+        densenet, growth=32, size=224, classes=1000, blocks=(6, 12, 24, 16), stem=7
+    ),
+    "shufflenet_v2_224": partial(
+        shufflenet_v2, size=224, classes=1000, stages=(116, 232, 464), units=(4, 8, 4), last=1024
+    ),
+    "squeezenet224": partial(squeezenet, width=16, size=224, classes=1000, fires=8),
 }
 
 

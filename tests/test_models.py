@@ -22,7 +22,15 @@ from pyrt.check import compare
 
 pytest.importorskip("onnxruntime")
 
-TOPOLOGIES = ["resnet18", "mobilenet_v2", "inception", "shufflenet_v2", "densenet", "squeezenet"]
+TOPOLOGIES = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "inception",
+    "shufflenet_v2",
+    "densenet",
+    "squeezenet",
+]
 DATA = Path(__file__).resolve().parent / "data"
 TORCH_STYLES = ["ptq_x86", "qat_x86", "fq_s8"]
 

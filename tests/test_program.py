@@ -20,7 +20,15 @@ from pyrt import _kernels
 from pyrt.__main__ import main
 from pyrt.program import Program, _plan_memory
 
-MODELS = ["resnet18", "mobilenet_v2", "inception", "shufflenet_v2", "densenet", "squeezenet"]
+MODELS = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "inception",
+    "shufflenet_v2",
+    "densenet",
+    "squeezenet",
+]
 
 
 def _program(session: pyrt.Session) -> Program:

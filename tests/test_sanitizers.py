@@ -21,6 +21,8 @@ TESTS = [
     "test_kernels_float_quant.py",
     "test_kernels_elem_simd.py",
     "test_kernels_fp32.py",
+    "test_kernels_cnn.py",
+    "test_ops_cnn.py",
     "test_ops.py",
     "test_models.py",
     "test_reliability.py",
@@ -29,6 +31,7 @@ TESTS = [
     "test_concurrency.py",
     "test_fuzz.py",
     "test_program.py",
+    "test_attention_kernel.py",
     "test_float_elementwise.py",
 ]
 

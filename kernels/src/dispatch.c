@@ -48,6 +48,9 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->qglobalavgpool_nhwc = pyrt_qglobalavgpool_nhwc_scalar;
   t->transpose = pyrt_transpose_scalar;
   t->lut8 = pyrt_lut8_scalar;
+  t->channel_affine = pyrt_channel_affine_scalar;
+  t->maxpool2d_f32 = pyrt_maxpool2d_f32_scalar;
+  t->avgpool2d_f32 = pyrt_avgpool2d_f32_scalar;
   pyrt_felem_init_scalar(t);
 }
 
@@ -81,6 +84,9 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_softmax_init_avx2(t);
   pyrt_layernorm_init_avx2(t);
   pyrt_activation_init_avx2(t);
+  pyrt_affine_init_avx2(t);
+  pyrt_layout_init_avx2(t);
+  pyrt_pool_f32_init_avx2(t);
   pyrt_felem_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
@@ -98,6 +104,9 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_qbinary_init_avx512vnni(t);
   pyrt_quant_init_avx512vnni(t);
   pyrt_sgemm_init_avx512vnni(t);
+  pyrt_affine_init_avx512vnni(t);
+  pyrt_layout_init_avx512vnni(t);
+  pyrt_pool_f32_init_avx512vnni(t);
   pyrt_felem_init_avx512vnni(t);
 }
 #endif

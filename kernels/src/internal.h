@@ -203,6 +203,12 @@ typedef struct {
               const float *bias, const float *clamp, float *y);
 } pyrt_sdwconv_config;
 
+/* pyrt_channel_affine's constants (the dtypes, zero points and clamp). */
+typedef struct {
+  int32_t x_dtype, y_dtype;
+  float x_zero, y_zero, lo, hi;
+} pyrt_affine_args;
+
 /*
  * One table of kernels per ISA. dispatch.c fills each once: a level starts
  * as a copy of the level below and overrides what it does better (MLAS's
@@ -267,6 +273,16 @@ typedef struct pyrt_kernel_table {
   void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
                               const void *x, const pyrt_qparams *qx, void *y,
                               const pyrt_qparams *qy);
+  /* fp32 pools over output rows [r0, r1), either layout (pool_f32.h). */
+  void (*maxpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
+  void (*avgpool2d_f32)(const pyrt_pool2d_shape *s, const float *x, float *y,
+                        int64_t r0, int64_t r1);
+  /* n elements of pyrt_channel_affine; element i's a[i * step], b[i * step]
+     (step 0 or 1). */
+  void (*channel_affine)(int64_t n, const void *x, const float *a,
+                         const float *b, int32_t step,
+                         const pyrt_affine_args *p, void *y);
   /* fp32 elementwise (felem/): y = f(x) for n floats (enum pyrt_unary_op);
      y = a op b over [rows][cols] with b broadcast over rows (b_step 1: cols
      values, 0: one value), b_first 1: y = b op a. */
@@ -375,6 +391,11 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
 
 void pyrt_maxpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
                                float *y, int64_t r0, int64_t r1);
+void pyrt_avgpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
+                               float *y, int64_t r0, int64_t r1);
+void pyrt_channel_affine_scalar(int64_t n, const void *x, const float *a,
+                                const float *b, int32_t step,
+                                const pyrt_affine_args *p, void *y);
 void pyrt_globalavgpool_f32_nhwc_scalar(int64_t hw, int64_t channels,
                                         const float *x, float *y);
 void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
@@ -421,6 +442,12 @@ void pyrt_quant_init_avx2(pyrt_kernel_table *t);
 void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_sgemm_init_avx2(pyrt_kernel_table *t);       /* + sdwconv */
 void pyrt_sgemm_init_avx512vnni(pyrt_kernel_table *t); /* + sdwconv */
+void pyrt_affine_init_avx2(pyrt_kernel_table *t);
+void pyrt_affine_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_layout_init_avx2(pyrt_kernel_table *t);
+void pyrt_layout_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx2(pyrt_kernel_table *t);
+void pyrt_pool_f32_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_felem_init_avx2(pyrt_kernel_table *t);
 void pyrt_felem_init_avx512vnni(pyrt_kernel_table *t);
 #endif

@@ -119,6 +119,14 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  const pyrt_output_stage *out, void *y, int64_t stride_y,
                  int32_t ldy);
 
+/* fp32 product of two activations, batched, with pyrt_qmatmul's sizes and
+   strides (a and y rows contiguous, B any strides): y[i] = A[i] x B[i], each
+   output fma(a, b, acc) for k ascending from 0 (pyrt_sgemm's arithmetic). */
+int pyrt_smatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
+                 int32_t K, const float *a, int64_t stride_a, int32_t lda,
+                 const float *b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                 float *y, int64_t stride_y, int32_t ldy);
+
 /* ---- 2-D convolution (NHWC; int8 and fp32 share the shape) ------------ */
 
 typedef struct {
@@ -270,6 +278,11 @@ int pyrt_qglobalavgpool_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                              const pyrt_qparams *qx, void *y,
                              const pyrt_qparams *qy);
 
+/* fp32 AveragePool, NCHW or NHWC: the sum of the window's taps inside the
+   input (ky, kx ascending) / its count (as pyrt_qavgpool2d's window). */
+int pyrt_avgpool2d_f32(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                       const float *x, float *y);
+
 /* fp32, NHWC: y[b][c] = sum over p < hw of x[b][p][c] (in order) / hw. */
 int pyrt_globalavgpool_f32_nhwc(pyrt_context *ctx, int64_t batch, int64_t hw,
                                 int64_t channels, const float *x, float *y);
@@ -283,6 +296,28 @@ int pyrt_transpose(pyrt_context *ctx, int32_t elem_size, int64_t batch,
 /* y[i] = table[x[i]] for n bytes (u8 or s8 codes, read as bytes). */
 int pyrt_lut8(pyrt_context *ctx, int64_t n, const uint8_t *table, const void *x,
               void *y);
+
+/* rows rows of `bytes` bytes: y + r * y_stride <- x + r * x_stride (the
+   strided copies of Concat and Split; rows must not overlap). */
+int pyrt_copy_rows(pyrt_context *ctx, int64_t rows, int64_t bytes,
+                   const void *x, int64_t x_stride, void *y, int64_t y_stride);
+
+/* ---- per-channel affine (BatchNormalization) --------------------------- */
+
+/*
+ * x and y are [outer][channels][inner] (NHWC: inner 1; NCHW: inner H * W),
+ * channel c's multiplier a[c] and offset b[c] (finite):
+ *   F32 -> F32:        y = clamp(fmaf(x, a, b), lo, hi)   (NaN passes)
+ *   U8/S8 -> U8/S8:    v = fmaf((float)x - x_zero, a, b);
+ *                      y = clamp(rintf(v) + y_zero, lo, hi)
+ * For int8 data a and b carry the input and output scales (a DQ ->
+ * BatchNormalization -> Q chain in one pass); lo and hi are then codes of
+ * y's dtype. Rounding half to even, as every requantization.
+ */
+int pyrt_channel_affine(pyrt_context *ctx, int64_t outer, int64_t channels,
+                        int64_t inner, const void *x, int32_t x_dtype,
+                        int32_t x_zero, const float *a, const float *b, void *y,
+                        int32_t y_dtype, int32_t y_zero, float lo, float hi);
 
 /* ---- execution plan -------------------------------------------------- */
 
@@ -348,6 +383,42 @@ int pyrt_plan_transpose(pyrt_plan *p, int32_t elem_size, int64_t batch,
 int pyrt_plan_lut8(pyrt_plan *p, int64_t n, const uint8_t *table, int64_t x,
                    int64_t y);
 int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y);
+/* CNN data movement and per-channel ops (Concat / Split copies, BN). */
+int pyrt_plan_copy_rows(pyrt_plan *p, int64_t rows, int64_t bytes, int64_t x,
+                        int64_t x_stride, int64_t y, int64_t y_stride);
+int pyrt_plan_channel_affine(pyrt_plan *p, int64_t outer, int64_t channels,
+                             int64_t inner, int64_t x, int32_t x_dtype,
+                             int32_t x_zero, const float *a, const float *b,
+                             int64_t y, int32_t y_dtype, int32_t y_zero,
+                             float lo, float hi);
+int pyrt_plan_avgpool2d_f32(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                            int64_t y);
+/* Encoder entries: the arguments of pyrt_qmatmul, pyrt_softmax,
+   pyrt_layernorm, pyrt_activation and pyrt_attention with arena offsets for
+   the tensors; an optional tensor (mask, residual, an output not wanted) is
+   offset -1. pyrt_plan_attention copies *a and ignores its data pointers. */
+int pyrt_plan_qmatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int32_t a_dtype, int32_t a_zero,
+                      int64_t stride_a, int32_t lda, int64_t b, int32_t b_dtype,
+                      int32_t b_zero, int64_t stride_b, int32_t ldb_k,
+                      int32_t ldb_n, const pyrt_output_stage *out, int64_t y,
+                      int64_t stride_y, int32_t ldy);
+int pyrt_plan_softmax(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                      const pyrt_qparams *qx, float x_div, int64_t mask,
+                      int64_t rows_per_mask, int64_t y, const pyrt_qparams *qy);
+int pyrt_plan_layernorm(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                        const pyrt_qparams *qx, const float *bias,
+                        int64_t residual, const pyrt_qparams *qr,
+                        const float *gamma, const float *beta, float epsilon,
+                        int64_t y, int64_t yq, const pyrt_qparams *qy,
+                        int64_t sum);
+int pyrt_plan_activation(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                         const pyrt_qparams *qx, const float *bias, int32_t act,
+                         int64_t y, const pyrt_qparams *qy);
+int pyrt_plan_smatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int64_t stride_a, int32_t lda,
+                      int64_t b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                      int64_t y, int64_t stride_y, int32_t ldy);
 /* Runs entries [first, last) on arena; on failure returns the status and
    stores the failing entry's index in *failed (may be NULL). */
 int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
@@ -390,6 +461,60 @@ enum pyrt_activation {
 int pyrt_activation(pyrt_context *ctx, int64_t rows, int32_t cols,
                     const void *x, const pyrt_qparams *qx, const float *bias,
                     int32_t act, void *y, const pyrt_qparams *qy);
+
+/* ---- fused attention ---------------------------------------------------- */
+
+/* One operand of pyrt_attention: per (batch, head) a matrix; element
+   (b, h, r, c) at data + b * stride[0] + h * stride[1] + r * stride[2] +
+   c * stride[3] (elements, >= 0; 0 broadcasts). Q's columns are contiguous
+   (stride[3] 1, rows apart); K and V are only read to be packed, so any
+   strides do (a transposed K is just other strides). dtype PYRT_U8 / PYRT_S8
+   (int8 attention, zero_point used) or PYRT_F32 (fp32 attention). */
+typedef struct {
+  const void *data;
+  int32_t dtype;
+  int32_t zero_point;
+  int64_t stride[4];
+} pyrt_attention_operand;
+
+/*
+ * y = softmax(Q K^T / x_div + mask) V per (batch, head), tiled over blocks of
+ * query rows so that only a [rows][kv_len] block of scores is ever held.
+ * int8 (Q, K, V U8 / S8), exactly the unfused QDQ graph's steps:
+ *   s = scores(sum_d (q - zq)(k - zk))   int32 accumulators through the
+ *                                        output stage `scores` (U8 / S8
+ *                                        codes, or F32), as pyrt_qmatmul
+ *   p = softmax rows of s read as scores_q (F32 when `scores` is F32),
+ *       quantized with probs (U8 / S8), as pyrt_softmax
+ *   y = out(sum_j (p - zp)(v - zv))      as pyrt_qmatmul
+ * fp32 (Q, K, V F32): s = Q K^T and y = P V as pyrt_sgemm's arithmetic
+ * (fma, k ascending, from 0), p as pyrt_softmax (scores_q, probs and the
+ * stages are ignored). mask NULL, or float rows of kv_len at mask +
+ * b * mask_stride[0] + h * mask_stride[1] + row * mask_stride[2]. y: the
+ * dtype of out.out_dtype (int8: U8, S8 or F32; fp32: F32), element
+ * (b, h, r, c) at y + b * y_stride[0] + h * y_stride[1] + r * y_stride[2] + c.
+ * Threads take (batch, head, row block) tasks: results do not depend on the
+ * thread count.
+ */
+typedef struct {
+  int32_t batch, heads, q_len, kv_len, head_dim, v_dim;
+  pyrt_attention_operand q; /* [q_len][head_dim] */
+  pyrt_attention_operand k; /* [kv_len][head_dim] */
+  pyrt_attention_operand v; /* [kv_len][v_dim] */
+  const float *mask;
+  int64_t mask_stride[3];
+  pyrt_output_stage scores;
+  pyrt_qparams scores_q;
+  float x_div;
+  pyrt_qparams probs;
+  pyrt_output_stage out;
+  void *y;
+  int64_t y_stride[3];
+} pyrt_attention_args;
+int pyrt_attention(pyrt_context *ctx, const pyrt_attention_args *a);
+/* The plan entry of pyrt_attention (see pyrt_plan_qmatmul and the others). */
+int pyrt_plan_attention(pyrt_plan *p, const pyrt_attention_args *a, int64_t q,
+                        int64_t k, int64_t v, int64_t mask, int64_t y);
 
 /* ---- fp32 elementwise ------------------------------------------------- */
 

@@ -1,6 +1,9 @@
 /* Data movement on the int8 path: the NCHW <-> NHWC transposes at the
    borders of NHWC regions, and 256-entry lookup tables (elementwise ops
-   between DQ and Q). Public entry points; the loops are in layout_scalar.c. */
+   between DQ and Q), strided row copies (Concat, Split). Public entry points;
+   the loops are in layout_scalar.c. */
+#include <string.h>
+
 #include "internal.h"
 
 int pyrt_transpose(pyrt_context *ctx, int32_t elem_size, int64_t batch,
@@ -28,5 +31,48 @@ int pyrt_lut8(pyrt_context *ctx, int64_t n, const uint8_t *table, const void *x,
     return pyrt_fail(PYRT_ERR_ARG, "lut8: NULL argument");
   if (n <= 0) return pyrt_fail(PYRT_ERR_ARG, "lut8: n must be > 0");
   ctx->t->lut8(n, table, (const uint8_t *)x, (uint8_t *)y);
+  return PYRT_OK;
+}
+
+/* A pyrt_grid over rows x bytes: each task copies its rows' byte range. */
+typedef struct {
+  pyrt_grid grid;
+  const char *x;
+  char *y;
+  int64_t x_stride, y_stride;
+} copy_job;
+
+static void copy_task(void *arg, int32_t task, int32_t worker) {
+  (void)worker;
+  const copy_job *j = (const copy_job *)arg;
+  int64_t r0, r1, c0, c1;
+  pyrt_grid_task(&j->grid, task, &r0, &r1, &c0, &c1);
+  for (int64_t r = r0; r < r1; r++)
+    memcpy(j->y + r * j->y_stride + c0, j->x + r * j->x_stride + c0,
+           (size_t)(c1 - c0));
+}
+
+int pyrt_copy_rows(pyrt_context *ctx, int64_t rows, int64_t bytes,
+                   const void *x, int64_t x_stride, void *y, int64_t y_stride) {
+  if (ctx == NULL || x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "copy_rows: NULL argument");
+  if (rows <= 0 || bytes <= 0 || x_stride < bytes || y_stride < bytes)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "copy_rows: rows %lld and bytes %lld must be > 0, strides "
+                     "%lld, %lld >= bytes",
+                     (long long)rows, (long long)bytes, (long long)x_stride,
+                     (long long)y_stride);
+  if (rows - 1 > (INT64_MAX - bytes) / x_stride ||
+      rows - 1 > (INT64_MAX - bytes) / y_stride)
+    return pyrt_fail(PYRT_ERR_SHAPE, "copy_rows: size overflows");
+  copy_job j = {pyrt_grid_make(ctx, rows, bytes), (const char *)x, (char *)y,
+                x_stride, y_stride};
+  if (j.grid.tasks == 1) {
+    copy_task(&j, 0, 0);
+    return PYRT_OK;
+  }
+  pyrt_context_enter(ctx);
+  pyrt_parallel(ctx, j.grid.tasks, copy_task, &j);
+  pyrt_context_leave(ctx);
   return PYRT_OK;
 }

@@ -23,13 +23,35 @@ enum kind {
   FGAP_NHWC,
   TRANSPOSE,
   LUT,
-  COPY
+  COPY,
+  /* CNN data movement and per-channel ops */
+  COPY_ROWS,
+  AFFINE,
+  FAVGPOOL,
+  /* fp32 elementwise */
+  FUNARY,
+  FBINARY,
+  /* encoder entries (run_encoder_entry: every kind from QMATMUL on) */
+  QMATMUL,
+  SMATMUL,
+  SOFTMAX,
+  LAYERNORM,
+  ACTIVATION,
+  ATTENTION
 };
+
+/* pyrt_qmatmul's sizes and strides (QMATMUL, SMATMUL: dtypes and zeros unused)
+ */
+typedef struct {
+  int32_t batch, M, N, K, a_dtype, a_zero, lda, b_dtype, b_zero, ldb_k, ldb_n,
+      ldy;
+  int64_t stride_a, stride_b, stride_y;
+} qmatmul_args;
 
 typedef struct {
   int32_t kind;
   int32_t i[6];             /* small integer arguments */
-  int64_t n[3];             /* sizes */
+  int64_t n[4];             /* sizes */
   float lo, hi;             /* CONV, SGEMM clamp */
   int64_t x, b, y;          /* arena offsets: inputs and output */
   const void *p[4];         /* packed weights, bias, scales, zero points ... */
@@ -38,6 +60,11 @@ typedef struct {
   pyrt_output_stage out;    /* QCONV, QGEMM */
   pyrt_quant_layout layout; /* QUANT, DEQUANT */
   pyrt_qparams q[3];        /* QBINARY, AVGPOOL, GAP, GAP_NHWC */
+  int64_t o[2];             /* more arena offsets (encoder entries; -1: none) */
+  union {
+    qmatmul_args qmatmul;
+    pyrt_attention_args attention;
+  } enc;
 } entry;
 
 struct pyrt_plan {
@@ -255,8 +282,175 @@ int pyrt_plan_copy(pyrt_plan *p, int64_t bytes, int64_t x, int64_t y) {
   return added(p, e);
 }
 
-/* ---- fp32 elementwise (felem/): kinds of their own, cases in run_entry */
-enum { FUNARY = 100, FBINARY };
+/* ---- CNN data movement and per-channel ops ---- */
+
+int pyrt_plan_copy_rows(pyrt_plan *p, int64_t rows, int64_t bytes, int64_t x,
+                        int64_t x_stride, int64_t y, int64_t y_stride) {
+  entry *e = add(p, COPY_ROWS);
+  if (e) {
+    e->n[0] = rows, e->n[1] = bytes, e->n[2] = x_stride, e->n[3] = y_stride;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_channel_affine(pyrt_plan *p, int64_t outer, int64_t channels,
+                             int64_t inner, int64_t x, int32_t x_dtype,
+                             int32_t x_zero, const float *a, const float *b,
+                             int64_t y, int32_t y_dtype, int32_t y_zero,
+                             float lo, float hi) {
+  entry *e = add(p, AFFINE);
+  if (e) {
+    e->n[0] = outer, e->n[1] = channels, e->n[2] = inner;
+    e->i[0] = x_dtype, e->i[1] = x_zero, e->i[2] = y_dtype, e->i[3] = y_zero;
+    e->p[0] = a, e->p[1] = b, e->lo = lo, e->hi = hi, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_avgpool2d_f32(pyrt_plan *p, const pyrt_pool2d_shape *s, int64_t x,
+                            int64_t y) {
+  if (s == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_avgpool2d_f32: NULL shape");
+  entry *e = add(p, FAVGPOOL);
+  if (e) e->pool = *s, e->x = x, e->y = y;
+  return added(p, e);
+}
+
+/* ---- encoder entries: int8 MatMul of activations, float rows, attention -- */
+
+int pyrt_plan_qmatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int32_t a_dtype, int32_t a_zero,
+                      int64_t stride_a, int32_t lda, int64_t b, int32_t b_dtype,
+                      int32_t b_zero, int64_t stride_b, int32_t ldb_k,
+                      int32_t ldb_n, const pyrt_output_stage *out, int64_t y,
+                      int64_t stride_y, int32_t ldy) {
+  if (out == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_qmatmul: NULL stage");
+  entry *e = add(p, QMATMUL);
+  if (e) {
+    e->enc.qmatmul = (qmatmul_args){batch,  M,   N,        K,        a_dtype,
+                                    a_zero, lda, b_dtype,  b_zero,   ldb_k,
+                                    ldb_n,  ldy, stride_a, stride_b, stride_y};
+    e->out = *out, e->x = a, e->b = b, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_smatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
+                      int32_t K, int64_t a, int64_t stride_a, int32_t lda,
+                      int64_t b, int64_t stride_b, int32_t ldb_k, int32_t ldb_n,
+                      int64_t y, int64_t stride_y, int32_t ldy) {
+  entry *e = add(p, SMATMUL);
+  if (e) {
+    e->enc.qmatmul =
+        (qmatmul_args){batch, M,     N,     K,   0,        0,        lda,     0,
+                       0,     ldb_k, ldb_n, ldy, stride_a, stride_b, stride_y};
+    e->x = a, e->b = b, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_softmax(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                      const pyrt_qparams *qx, float x_div, int64_t mask,
+                      int64_t rows_per_mask, int64_t y,
+                      const pyrt_qparams *qy) {
+  if (qx == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_softmax: NULL qparams");
+  entry *e = add(p, SOFTMAX);
+  if (e) {
+    e->n[0] = rows, e->n[1] = rows_per_mask, e->i[0] = cols, e->lo = x_div;
+    e->q[0] = *qx, e->q[1] = *qy, e->x = x, e->b = mask, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_layernorm(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                        const pyrt_qparams *qx, const float *bias,
+                        int64_t residual, const pyrt_qparams *qr,
+                        const float *gamma, const float *beta, float epsilon,
+                        int64_t y, int64_t yq, const pyrt_qparams *qy,
+                        int64_t sum) {
+  if (qx == NULL || qr == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_layernorm: NULL qparams");
+  entry *e = add(p, LAYERNORM);
+  if (e) {
+    e->n[0] = rows, e->i[0] = cols, e->lo = epsilon;
+    e->q[0] = *qx, e->q[1] = *qr, e->q[2] = *qy;
+    e->p[0] = bias, e->p[1] = gamma, e->p[2] = beta;
+    e->x = x, e->b = residual, e->y = y, e->o[0] = yq, e->o[1] = sum;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_activation(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
+                         const pyrt_qparams *qx, const float *bias, int32_t act,
+                         int64_t y, const pyrt_qparams *qy) {
+  if (qx == NULL || qy == NULL)
+    return -pyrt_fail(PYRT_ERR_ARG, "plan_activation: NULL qparams");
+  entry *e = add(p, ACTIVATION);
+  if (e) {
+    e->n[0] = rows, e->i[0] = cols, e->i[1] = act, e->p[0] = bias;
+    e->q[0] = *qx, e->q[1] = *qy, e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_attention(pyrt_plan *p, const pyrt_attention_args *a, int64_t q,
+                        int64_t k, int64_t v, int64_t mask, int64_t y) {
+  if (a == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_attention: NULL args");
+  entry *e = add(p, ATTENTION);
+  if (e) {
+    e->enc.attention = *a;
+    e->x = q, e->b = k, e->o[0] = v, e->o[1] = mask, e->y = y;
+  }
+  return added(p, e);
+}
+
+/* An arena offset as a pointer; -1 is NULL. */
+static void *in_arena(char *arena, int64_t offset) {
+  return offset < 0 ? NULL : arena + offset;
+}
+
+static int run_encoder_entry(pyrt_context *ctx, const entry *e, char *arena) {
+  char *x = arena + e->x, *y = in_arena(arena, e->y);
+  switch (e->kind) {
+    case QMATMUL: {
+      const qmatmul_args *m = &e->enc.qmatmul;
+      return pyrt_qmatmul(ctx, m->batch, m->M, m->N, m->K, x, m->a_dtype,
+                          m->a_zero, m->stride_a, m->lda, arena + e->b,
+                          m->b_dtype, m->b_zero, m->stride_b, m->ldb_k,
+                          m->ldb_n, &e->out, y, m->stride_y, m->ldy);
+    }
+    case SMATMUL: {
+      const qmatmul_args *m = &e->enc.qmatmul;
+      return pyrt_smatmul(ctx, m->batch, m->M, m->N, m->K, (const float *)x,
+                          m->stride_a, m->lda, (const float *)(arena + e->b),
+                          m->stride_b, m->ldb_k, m->ldb_n, (float *)y,
+                          m->stride_y, m->ldy);
+    }
+    case SOFTMAX:
+      return pyrt_softmax(ctx, e->n[0], e->i[0], x, &e->q[0], e->lo,
+                          (const float *)in_arena(arena, e->b), e->n[1], y,
+                          &e->q[1]);
+    case LAYERNORM:
+      return pyrt_layernorm(
+          ctx, e->n[0], e->i[0], x, &e->q[0], (const float *)e->p[0],
+          in_arena(arena, e->b), &e->q[1], (const float *)e->p[1],
+          (const float *)e->p[2], e->lo, (float *)y, in_arena(arena, e->o[0]),
+          &e->q[2], (float *)in_arena(arena, e->o[1]));
+    case ACTIVATION:
+      return pyrt_activation(ctx, e->n[0], e->i[0], x, &e->q[0],
+                             (const float *)e->p[0], e->i[1], y, &e->q[1]);
+    default: { /* ATTENTION */
+      pyrt_attention_args a = e->enc.attention;
+      a.q.data = x, a.k.data = arena + e->b, a.v.data = arena + e->o[0];
+      a.mask = (const float *)in_arena(arena, e->o[1]), a.y = y;
+      return pyrt_attention(ctx, &a);
+    }
+  }
+}
+
+/* ---- fp32 elementwise (felem/) ---- */
 
 int pyrt_plan_funary(pyrt_plan *p, int32_t op, int64_t n, float alpha,
                      float beta, int64_t x, int64_t y) {
@@ -285,6 +479,7 @@ static int run_felem(pyrt_context *ctx, const entry *e, char *arena) {
 /* ---- end of fp32 elementwise */
 
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
+  if (e->kind >= QMATMUL) return run_encoder_entry(ctx, e, arena);
   char *x = arena + e->x, *y = arena + e->y;
   switch (e->kind) {
     case CONV:
@@ -328,6 +523,15 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
       return pyrt_transpose(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x, y);
     case LUT:
       return pyrt_lut8(ctx, e->n[0], (const uint8_t *)e->p[0], x, y);
+    case COPY_ROWS:
+      return pyrt_copy_rows(ctx, e->n[0], e->n[1], x, e->n[2], y, e->n[3]);
+    case AFFINE:
+      return pyrt_channel_affine(ctx, e->n[0], e->n[1], e->n[2], x, e->i[0],
+                                 e->i[1], (const float *)e->p[0],
+                                 (const float *)e->p[1], y, e->i[2], e->i[3],
+                                 e->lo, e->hi);
+    case FAVGPOOL:
+      return pyrt_avgpool2d_f32(ctx, &e->pool, (const float *)x, (float *)y);
     case FUNARY:
     case FBINARY:
       return run_felem(ctx, e, arena);

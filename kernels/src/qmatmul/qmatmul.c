@@ -9,9 +9,10 @@
  * serial drive each); with fewer matrices than threads every matrix runs the
  * threaded driver instead.
  */
+#include "qmatmul/qmatmul.h"
+
 #include <stdlib.h>
 
-#include "qgemm/qgemm.h"
 #include "requant/requant.h"
 
 typedef struct {
@@ -36,17 +37,29 @@ typedef struct {
   int status;
 } qmatmul_job;
 
+size_t pyrt_qmatmul_pack_bytes(const pyrt_qgemm_config *c, int32_t N,
+                               int32_t K) {
+  return PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) +
+                       pyrt_qgemm_block_size(c, N, K));
+}
+
+void pyrt_qmatmul_pack(const pyrt_qgemm_config *c, int32_t N, int32_t K,
+                       const uint8_t *w, ptrdiff_t stride_n, ptrdiff_t stride_k,
+                       uint8_t flip, int32_t zero, void *packed) {
+  pyrt_pack_header *h = (pyrt_pack_header *)packed;
+  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0,     PYRT_PACK_GEMM, N, K,
+                          zero != 0,       c->nr, c->kr};
+  int32_t *zeros = pyrt_pack_w_zero(packed);
+  for (int32_t n = 0; n < N; n++) zeros[n] = zero;
+  pyrt_qgemm_pack_block(c, N, K, w, stride_n, stride_k, flip,
+                        pyrt_pack_weights(packed), pyrt_pack_col_sum(packed));
+}
+
 /* Packs B[index] (K x N, strided) as N x K weights into `packed`. */
 static void pack_b(const qmatmul_job *j, int32_t index, void *packed) {
-  const int32_t N = j->N, K = j->K;
-  const uint8_t *b = j->b + (size_t)((int64_t)index * j->stride_b);
-  pyrt_pack_header *h = (pyrt_pack_header *)packed;
-  *h = (pyrt_pack_header){PYRT_PACK_MAGIC, 0,        PYRT_PACK_GEMM, N, K,
-                          j->b_zero != 0,  j->c->nr, j->c->kr};
-  int32_t *zero = pyrt_pack_w_zero(packed);
-  for (int32_t n = 0; n < N; n++) zero[n] = j->b_zero;
-  pyrt_qgemm_pack_block(j->c, N, K, b, j->ldb_n, j->ldb_k, j->b_flip,
-                        pyrt_pack_weights(packed), pyrt_pack_col_sum(packed));
+  pyrt_qmatmul_pack(j->c, j->N, j->K,
+                    j->b + (size_t)((int64_t)index * j->stride_b), j->ldb_n,
+                    j->ldb_k, j->b_flip, j->b_zero, packed);
 }
 
 static pyrt_qgemm_a a_of(const qmatmul_job *j, int32_t index) {
@@ -142,7 +155,7 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
       stride_y,
       ldy,
       out->out_dtype == PYRT_U8 || out->out_dtype == PYRT_S8 ? 1 : 4,
-      PYRT_ALIGN_UP(pyrt_pack_prefix_size(N) + pyrt_qgemm_block_size(c, N, K)),
+      pyrt_qmatmul_pack_bytes(c, N, K),
       ctx,
       PYRT_OK};
   pyrt_context_enter(ctx);

@@ -114,6 +114,7 @@ typedef struct {
   const pyrt_qparams *qx, *qy; /* average pool (NULL for max) */
   void *y;
   int64_t rows, rows_per_task;
+  int32_t f32_avg; /* F32: average, else max */
 } pool_job;
 
 static void pool_task(void *arg, int32_t task, int32_t worker) {
@@ -123,8 +124,9 @@ static void pool_task(void *arg, int32_t task, int32_t worker) {
   const int64_t r1 =
       r0 + j->rows_per_task < j->rows ? r0 + j->rows_per_task : j->rows;
   const int nhwc = j->s->layout == PYRT_NHWC;
-  if (j->dtype == PYRT_F32) /* scalar loops over channels vectorize */
-    pyrt_maxpool2d_f32_scalar(j->s, (const float *)j->x, (float *)j->y, r0, r1);
+  if (j->dtype == PYRT_F32)
+    (j->f32_avg ? j->t->avgpool2d_f32 : j->t->maxpool2d_f32)(
+        j->s, (const float *)j->x, (float *)j->y, r0, r1);
   else if (j->qx == NULL)
     (nhwc ? j->t->qmaxpool2d_nhwc : j->t->qmaxpool2d)(j->s, j->x, j->dtype,
                                                       j->y, r0, r1);
@@ -169,7 +171,7 @@ int pyrt_qmaxpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (dtype != PYRT_U8 && dtype != PYRT_S8 && dtype != PYRT_F32)
     return pyrt_fail(PYRT_ERR_ARG,
                      "qmaxpool2d: dtype must be U8, S8 or F32, got %d", dtype);
-  pool_job j = {NULL, s, x, dtype, NULL, NULL, y, 0, 0};
+  pool_job j = {NULL, s, x, dtype, NULL, NULL, y, 0, 0, 0};
   run_pool(ctx, &j);
   return PYRT_OK;
 }
@@ -185,7 +187,19 @@ int pyrt_qavgpool2d(pyrt_context *ctx, const pyrt_pool2d_shape *s,
   if (rc) return rc;
   if (x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qavgpool2d: NULL buffer");
-  pool_job j = {NULL, s, x, 0, qx, qy, y, 0, 0};
+  pool_job j = {NULL, s, x, 0, qx, qy, y, 0, 0, 0};
+  run_pool(ctx, &j);
+  return PYRT_OK;
+}
+
+int pyrt_avgpool2d_f32(pyrt_context *ctx, const pyrt_pool2d_shape *s,
+                       const float *x, float *y) {
+  if (ctx == NULL) return pyrt_fail(PYRT_ERR_ARG, "avgpool2d_f32: ctx is NULL");
+  const int rc = check_shape("avgpool2d_f32", s);
+  if (rc) return rc;
+  if (x == NULL || y == NULL)
+    return pyrt_fail(PYRT_ERR_ARG, "avgpool2d_f32: NULL buffer");
+  pool_job j = {NULL, s, x, PYRT_F32, NULL, NULL, y, 0, 0, 1};
   run_pool(ctx, &j);
   return PYRT_OK;
 }

@@ -13,6 +13,7 @@
  */
 #include <math.h>
 
+#include "qpool/pool_f32.h"
 #include "qpool/qpool.h"
 
 static void store(void *p, int32_t dtype, int64_t i, int32_t v) {
@@ -272,33 +273,14 @@ void pyrt_qglobalavgpool_nhwc_scalar(int64_t hw, int64_t ld, int64_t cols,
   }
 }
 
-/* fp32 max pool (either layout): the same windows; padding never wins. */
 void pyrt_maxpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
                                float *y, int64_t r0, int64_t r1) {
-  const int nhwc = s->layout == PYRT_NHWC;
-  const int64_t C = nhwc ? s->channels : 1;
-  float best[CHANNELS];
-  for (int64_t r = r0; r < r1; r++) {
-    const int64_t b = r / s->out_h; /* NHWC: image; NCHW: plane */
-    const int32_t oy = (int32_t)(r % s->out_h);
-    for (int32_t ox = 0; ox < s->out_w; ox++) {
-      const pyrt_pool_window w = pyrt_pool_window_at(s, oy, ox);
-      for (int64_t c0 = 0; c0 < C; c0 += CHANNELS) {
-        const int64_t n = C - c0 < CHANNELS ? C - c0 : CHANNELS;
-        for (int64_t c = 0; c < n; c++) best[c] = -INFINITY;
-        for (int32_t ky = w.ky0; ky < w.ky1; ky++)
-          for (int32_t kx = w.kx0; kx < w.kx1; kx++) {
-            const int64_t iy = w.y0 + (int64_t)ky * s->dilation_h;
-            const int64_t ix = w.x0 + (int64_t)kx * s->dilation_w;
-            const float *src = x + ((b * s->in_h + iy) * s->in_w + ix) * C + c0;
-            for (int64_t c = 0; c < n; c++)
-              best[c] = src[c] > best[c] ? src[c] : best[c];
-          }
-        float *dst = y + (r * s->out_w + ox) * C + c0;
-        for (int64_t c = 0; c < n; c++) dst[c] = best[c];
-      }
-    }
-  }
+  pyrt_maxpool2d_f32_rows(s, x, y, r0, r1);
+}
+
+void pyrt_avgpool2d_f32_scalar(const pyrt_pool2d_shape *s, const float *x,
+                               float *y, int64_t r0, int64_t r1) {
+  pyrt_avgpool2d_f32_rows(s, x, y, r0, r1);
 }
 
 /* fp32 global average pool, NHWC: sums over pixels in order, then / hw. */
