@@ -1535,3 +1535,103 @@ def attention(
     if target is not y:
         y[...] = target
     return y
+
+
+# ---- fp32 elementwise (kernels/src/felem/) -----------------------------------
+
+UNARY_OPS = {
+    "relu": lib.PYRT_RELU,
+    "leaky_relu": lib.PYRT_LEAKY_RELU,
+    "clip": lib.PYRT_CLIP,
+    "sigmoid": lib.PYRT_SIGMOID,
+    "hard_sigmoid": lib.PYRT_HARD_SIGMOID,
+    "hard_swish": lib.PYRT_HARD_SWISH,
+    "tanh": lib.PYRT_TANH,
+    "elu": lib.PYRT_ELU,
+    "softplus": lib.PYRT_SOFTPLUS,
+    "swish": lib.PYRT_SWISH,
+}
+BINARY_OPS = {"add": lib.PYRT_ADD, "sub": lib.PYRT_SUB, "mul": lib.PYRT_MUL, "div": lib.PYRT_DIV}
+
+
+def _float_in(x: np.ndarray, op: str) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        raise KernelError(f"{op}: inputs must be float32, got {x.dtype}")
+    return x
+
+
+def funary(
+    op: str, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0, ctx: Context | None = None
+) -> np.ndarray:
+    """An fp32 activation of x (UNARY_OPS; formulas in kernels/src/felem/felem_scalar.c):
+    alpha is LeakyRelu's slope, Elu's scale, HardSigmoid's / HardSwish's slope (beta its
+    offset), Clip's [alpha, beta]."""
+    if op not in UNARY_OPS:
+        raise KernelError(f"funary op must be one of {sorted(UNARY_OPS)}, got {op!r}")
+    x = _float_in(x, op)
+    y = np.empty_like(x)
+    if x.size:
+        check(
+            lib.pyrt_funary(
+                _ctx(ctx).ptr,
+                UNARY_OPS[op],
+                x.size,
+                ptr(x, "float *"),
+                float(alpha),
+                float(beta),
+                ptr(y, "float *"),
+            )
+        )
+    return y
+
+
+def fbinary_split(a: tuple, b: tuple) -> tuple[tuple[int, int, int], bool] | None:
+    """((outer, middle, inner), b_first) for pyrt_fbinary_broadcast: the operand of the
+    full shape is the kernel's a, the other broadcasts as [outer, 1, inner] (b_first:
+    it was the op's first operand). None for other broadcasts."""
+    try:
+        full = np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
+    if tuple(a) == full:
+        split = broadcast_split(full, b)
+        return None if split is None else (split, False)
+    if tuple(b) == full:
+        split = broadcast_split(full, a)
+        return None if split is None else (split, True)
+    return None
+
+
+def fbinary(op: str, a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    """a op b in fp32 for op "add", "sub", "mul" or "div", numpy broadcasting: the kernel
+    broadcasts an [outer, 1, inner] operand (Squeeze-Excite scales, per-channel vectors,
+    scalars) itself; other broadcasts are expanded here first."""
+    if op not in BINARY_OPS:
+        raise KernelError(f"fbinary op must be one of {sorted(BINARY_OPS)}, got {op!r}")
+    a, b = _float_in(a, op), _float_in(b, op)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError as exc:
+        raise KernelError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    y = np.empty(shape, np.float32)
+    if y.size == 0:
+        return y
+    found = fbinary_split(a.shape, b.shape)
+    if found is None:
+        a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
+        found = (1, 1, y.size), False
+    split, b_first = found
+    full, small = (b, a) if b_first else (a, b)
+    check(
+        lib.pyrt_fbinary_broadcast(
+            _ctx(ctx).ptr,
+            BINARY_OPS[op],
+            *split,
+            ptr(full, "float *"),
+            ptr(small, "float *"),
+            int(b_first),
+            ptr(y, "float *"),
+        )
+    )
+    return y

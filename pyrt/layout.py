@@ -30,7 +30,7 @@ CHANNELWISE = {"QAffine", "Affine"}
 # Where an NCHW axis is in NHWC.
 NHWC_AXIS = (0, 3, 1, 2)
 # Elementwise on same-shaped inputs: any layout in, the same layout out.
-ELEMENTWISE = {"QLut", "QBinary"}
+ELEMENTWISE = {"QLut", "QBinary", "Swish"}
 FLOAT_ELEMENTWISE = {
     "Relu",
     "Clip",

@@ -988,6 +988,7 @@ def fold_code_clamps(g: Graph) -> None:
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
     from .patterns_attention import attention_matchers, fuse_attention  # imports this module
+    from .patterns_float import float_matchers  # likewise
 
     m = Matcher(g)
     taken: set[str] = set()
@@ -995,7 +996,7 @@ def fuse(g: Graph) -> None:
     for node in g.nodes:
         if node.name in taken:
             continue
-        for matcher in [*attention_matchers(node), *_matcher_for(node)]:
+        for matcher in [*attention_matchers(node), *_matcher_for(node), *float_matchers(node)]:
             new = matcher(m, node)
             if new:
                 emitted[node.name] = new

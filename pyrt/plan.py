@@ -21,6 +21,7 @@ from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
 from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
 from .plan_attention import attention_fn
+from .plan_float import float_step_args
 from .validate import QUANT_DTYPES, validate_quant_node
 
 
@@ -1197,6 +1198,8 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
     if (found := attention_fn(node, ctx)) is not None:  # pyrt/plan_attention.py
         kind, fn, emit = found
         return Step(node, kind, fn, emit=emit, arena_inputs=tuple(range(len(node.inputs))))
+    if (args := float_step_args(node, g, ctx)) is not None:  # pyrt/plan_float.py
+        return Step(node, **args)
     if node.domain == "pyrt":
         return pyrt_step(node, g, ctx)
     if "int_dtype" in node.attrs:

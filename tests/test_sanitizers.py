@@ -32,6 +32,7 @@ TESTS = [
     "test_fuzz.py",
     "test_program.py",
     "test_attention_kernel.py",
+    "test_float_elementwise.py",
 ]
 
 

@@ -51,6 +51,7 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->channel_affine = pyrt_channel_affine_scalar;
   t->maxpool2d_f32 = pyrt_maxpool2d_f32_scalar;
   t->avgpool2d_f32 = pyrt_avgpool2d_f32_scalar;
+  pyrt_felem_init_scalar(t);
 }
 
 #if defined(PYRT_HAVE_X86)
@@ -86,6 +87,7 @@ static void init_avx2(pyrt_kernel_table *t) {
   pyrt_affine_init_avx2(t);
   pyrt_layout_init_avx2(t);
   pyrt_pool_f32_init_avx2(t);
+  pyrt_felem_init_avx2(t);
 }
 static void init_avxvnni(pyrt_kernel_table *t) {
   pyrt_qgemm_init_avxvnni(t);
@@ -105,6 +107,7 @@ static void init_avx512vnni(pyrt_kernel_table *t) {
   pyrt_affine_init_avx512vnni(t);
   pyrt_layout_init_avx512vnni(t);
   pyrt_pool_f32_init_avx512vnni(t);
+  pyrt_felem_init_avx512vnni(t);
 }
 #endif
 

@@ -283,6 +283,13 @@ typedef struct pyrt_kernel_table {
   void (*channel_affine)(int64_t n, const void *x, const float *a,
                          const float *b, int32_t step,
                          const pyrt_affine_args *p, void *y);
+  /* fp32 elementwise (felem/): y = f(x) for n floats (enum pyrt_unary_op);
+     y = a op b over [rows][cols] with b broadcast over rows (b_step 1: cols
+     values, 0: one value), b_first 1: y = b op a. */
+  void (*funary)(int32_t op, int64_t n, const float *x, float alpha, float beta,
+                 float *y);
+  void (*fbinary)(int32_t op, int64_t rows, int64_t cols, const float *a,
+                  const float *b, int32_t b_step, int32_t b_first, float *y);
 } pyrt_kernel_table;
 
 /* The table named `name` if this CPU runs it (NULL: the best one). */
@@ -402,6 +409,7 @@ void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
                            float *buf);
 void pyrt_activation_scalar(const pyrt_activation_job *j, int64_t r0,
                             int64_t r1, float *buf);
+void pyrt_felem_init_scalar(pyrt_kernel_table *t); /* funary, fbinary */
 
 /* Runs rows [0, rows) of a float-row kernel as pyrt_parallel tasks of about
    a few thousand elements each, with per-worker buffers of 2 * cols
@@ -440,6 +448,8 @@ void pyrt_layout_init_avx2(pyrt_kernel_table *t);
 void pyrt_layout_init_avx512vnni(pyrt_kernel_table *t);
 void pyrt_pool_f32_init_avx2(pyrt_kernel_table *t);
 void pyrt_pool_f32_init_avx512vnni(pyrt_kernel_table *t);
+void pyrt_felem_init_avx2(pyrt_kernel_table *t);
+void pyrt_felem_init_avx512vnni(pyrt_kernel_table *t);
 #endif
 #if defined(PYRT_HAVE_RISCV)
 void pyrt_qgemm_init_rvv(pyrt_kernel_table *t);

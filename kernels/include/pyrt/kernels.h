@@ -226,7 +226,8 @@ typedef struct {
   int32_t zero_point;
 } pyrt_qparams;
 
-enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1 };
+/* int8 kernels take Add and Mul; the fp32 ones all four. */
+enum pyrt_binary_op { PYRT_ADD = 0, PYRT_MUL = 1, PYRT_SUB = 2, PYRT_DIV = 3 };
 
 /* y = Q_y(op(DQ_a(a), DQ_b(b))) clamped to [qmin, qmax]; a, b, y hold n
    elements each. */
@@ -514,5 +515,40 @@ int pyrt_attention(pyrt_context *ctx, const pyrt_attention_args *a);
 /* The plan entry of pyrt_attention (see pyrt_plan_qmatmul and the others). */
 int pyrt_plan_attention(pyrt_plan *p, const pyrt_attention_args *a, int64_t q,
                         int64_t k, int64_t v, int64_t mask, int64_t y);
+
+/* ---- fp32 elementwise ------------------------------------------------- */
+
+/* Activations, y = f(x) for n floats; x == y is allowed. alpha and beta are
+   the op's attributes (ignored where there are none). The formulas, the
+   same bits on every ISA, are in kernels/src/felem/felem_scalar.c. */
+enum pyrt_unary_op {
+  PYRT_RELU = 0,
+  PYRT_LEAKY_RELU = 1,   /* alpha: the negative slope */
+  PYRT_CLIP = 2,         /* [alpha, beta] */
+  PYRT_SIGMOID = 3,      /* 1 / (1 + exp(-x)) */
+  PYRT_HARD_SIGMOID = 4, /* clamp(alpha x + beta, 0, 1) */
+  PYRT_HARD_SWISH = 5,   /* x * hard_sigmoid(x); ONNX: alpha 1/6, beta 1/2 */
+  PYRT_TANH = 6,
+  PYRT_ELU = 7,      /* alpha (exp(x) - 1) below 0 */
+  PYRT_SOFTPLUS = 8, /* log(1 + exp(x)) */
+  PYRT_SWISH = 9     /* x * sigmoid(x) (SiLU) */
+};
+int pyrt_funary(pyrt_context *ctx, int32_t op, int64_t n, const float *x,
+                float alpha, float beta, float *y);
+
+/* y = a op b (enum pyrt_binary_op: Add, Sub, Mul, Div) with
+   pyrt_qbinary_broadcast's shapes: a and y [outer][middle][inner], b
+   [outer][1][inner]. b_first 1 computes y = b op a instead (a broadcast
+   first operand of Sub / Div). y may be a. */
+int pyrt_fbinary_broadcast(pyrt_context *ctx, int32_t op, int64_t outer,
+                           int64_t middle, int64_t inner, const float *a,
+                           const float *b, int32_t b_first, float *y);
+
+/* Plan entries of the two (arena offsets x, a, b, y). */
+int pyrt_plan_funary(pyrt_plan *p, int32_t op, int64_t n, float alpha,
+                     float beta, int64_t x, int64_t y);
+int pyrt_plan_fbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
+                      int64_t inner, int64_t a, int64_t b, int32_t b_first,
+                      int64_t y);
 
 #endif /* PYRT_KERNELS_H */

@@ -28,7 +28,10 @@ enum kind {
   COPY_ROWS,
   AFFINE,
   FAVGPOOL,
-  /* encoder entries */
+  /* fp32 elementwise */
+  FUNARY,
+  FBINARY,
+  /* encoder entries (run_encoder_entry: every kind from QMATMUL on) */
   QMATMUL,
   SMATMUL,
   SOFTMAX,
@@ -447,6 +450,34 @@ static int run_encoder_entry(pyrt_context *ctx, const entry *e, char *arena) {
   }
 }
 
+/* ---- fp32 elementwise (felem/) ---- */
+
+int pyrt_plan_funary(pyrt_plan *p, int32_t op, int64_t n, float alpha,
+                     float beta, int64_t x, int64_t y) {
+  entry *e = add(p, FUNARY);
+  if (e) e->i[0] = op, e->n[0] = n, e->lo = alpha, e->hi = beta;
+  if (e) e->x = x, e->y = y;
+  return added(p, e);
+}
+
+int pyrt_plan_fbinary(pyrt_plan *p, int32_t op, int64_t outer, int64_t middle,
+                      int64_t inner, int64_t a, int64_t b, int32_t b_first,
+                      int64_t y) {
+  entry *e = add(p, FBINARY);
+  if (e) e->i[0] = op, e->i[1] = b_first, e->x = a, e->b = b, e->y = y;
+  if (e) e->n[0] = outer, e->n[1] = middle, e->n[2] = inner;
+  return added(p, e);
+}
+
+static int run_felem(pyrt_context *ctx, const entry *e, char *arena) {
+  float *x = (float *)(arena + e->x), *y = (float *)(arena + e->y);
+  if (e->kind == FUNARY)
+    return pyrt_funary(ctx, e->i[0], e->n[0], x, e->lo, e->hi, y);
+  return pyrt_fbinary_broadcast(ctx, e->i[0], e->n[0], e->n[1], e->n[2], x,
+                                (const float *)(arena + e->b), e->i[1], y);
+}
+/* ---- end of fp32 elementwise */
+
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
   if (e->kind >= QMATMUL) return run_encoder_entry(ctx, e, arena);
   char *x = arena + e->x, *y = arena + e->y;
@@ -501,6 +532,9 @@ static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
                                  e->lo, e->hi);
     case FAVGPOOL:
       return pyrt_avgpool2d_f32(ctx, &e->pool, (const float *)x, (float *)y);
+    case FUNARY:
+    case FBINARY:
+      return run_felem(ctx, e, arena);
     default:
       if (e->n[0] > 0) memmove(y, x, (size_t)e->n[0]);
       return PYRT_OK;
