@@ -1,10 +1,12 @@
-/* AVX-512 int8 Add / Mul: 16 elements per float vector, the row's tail
- * masked, the scalar definition's float steps in its order
- * (qbinary_scalar.c; no FMA).
+/* AVX-512 int8 Add / Mul: 16 elements per float vector, the scalar
+ * definition's float steps in its order (qbinary_scalar.c; no FMA). Whole
+ * runs of 64 round in the conversion and take the zero point and clamp on
+ * saturating packs (requant_avx512.h: bit-identical to the float clamp, a
+ * NaN lands on qmin as in the masked tail); the row's tail is masked.
  */
 #include <immintrin.h>
 
-#include "internal.h"
+#include "requant/requant_avx512.h"
 
 static inline __m512 widen16(__m128i b, int32_t dtype, __m512 zero) {
   const __m512i v =
@@ -34,10 +36,37 @@ static void qbinary(int32_t op, int64_t rows, int64_t cols, const void *a,
   const float b0 = qb->dtype == PYRT_U8 ? (float)*(const uint8_t *)b
                                         : (float)*(const int8_t *)b;
   const __m512 vb_one = _mm512_sub_ps(_mm512_set1_ps(b0), zb);
+  const pyrt_output_stage stage = {qy->dtype,      0,    NULL,
+                                   qy->zero_point, qmin, qmax};
+  const pyrt_avx512_bytes k = pyrt_avx512_bytes_init(&stage);
+  const __m512 big = _mm512_set1_ps(2147483520.0f);
   for (int64_t r = 0; r < rows; r++) {
     const char *ar = (const char *)a + r * cols;
     char *yr = (char *)y + r * cols;
-    for (int64_t c = 0; c < cols; c += 16) {
+    int64_t c = 0;
+    for (; c + 64 <= cols; c += 64) {
+      __m512i q[4];
+      for (int i = 0; i < 4; i++) {
+        const int64_t at = c + 16 * i;
+        const __m512 va =
+            widen16(_mm_loadu_si128((const __m128i *)(ar + at)), a_dtype, za);
+        const __m512 vb =
+            b_step
+                ? widen16(
+                      _mm_loadu_si128((const __m128i *)((const char *)b + at)),
+                      b_dtype, zb)
+                : vb_one;
+        const __m512 v =
+            add ? _mm512_add_ps(_mm512_mul_ps(va, vma), _mm512_mul_ps(vb, vmb))
+                : _mm512_mul_ps(_mm512_mul_ps(va, vb), vmab);
+        q[i] = _mm512_cvt_roundps_epi32(
+            _mm512_min_ps(big, v),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      }
+      _mm512_storeu_si512((void *)(yr + c),
+                          pyrt_avx512_rows(q[0], q[1], q[2], q[3], &k));
+    }
+    for (; c < cols; c += 16) {
       const __mmask16 m = tail_mask(cols - c);
       const __m512 va = widen16(_mm_maskz_loadu_epi8(m, ar + c), a_dtype, za);
       const __m512 vb =
