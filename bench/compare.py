@@ -103,10 +103,17 @@ MATRIX_OPS = {
 }
 
 
-def count_macs(model: onnx.ModelProto) -> int:
+def count_macs(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = None) -> int:
     """Multiply-accumulates of one inference of Conv, Gemm and MatMul (and their integer
-    forms), from onnx shape inference; symbolic dimensions count as 1."""
-    graph = onnx.shape_inference.infer_shapes(model).graph
+    forms), from onnx shape inference on the shapes of `feeds` (when given; other
+    symbolic dimensions count as 1)."""
+    model_ = onnx.ModelProto()
+    model_.CopyFrom(model)
+    for info in model_.graph.input:
+        if feeds and info.name in feeds:
+            for dim, size in zip(info.type.tensor_type.shape.dim, feeds[info.name].shape):
+                dim.dim_value = size
+    graph = onnx.shape_inference.infer_shapes(model_).graph
     shapes = {t.name: list(t.dims) for t in graph.initializer}
     for info in (*graph.input, *graph.value_info, *graph.output):
         dims = info.type.tensor_type.shape.dim
@@ -196,13 +203,15 @@ def build_encoder(folder: Path, seq: int = ENCODER_SEQ) -> list[Variant]:
         onnx.save(encoder.int8["int8"], paths["int8-u8"])
         onnx.save(encoder.fp32, paths["fp32"])  # last: its presence means the set is complete
     feeds = zoo_transformers.encoder_inputs(seq, n=1, seed=100)[0]
-    macs = macs_or_none(onnx.load(paths["fp32"]), "minilm")
+    macs = macs_or_none(onnx.load(paths["fp32"]), "minilm", feeds)
     return [Variant("minilm", p, path, macs, feeds) for p, path in paths.items()]
 
 
-def macs_or_none(model: onnx.ModelProto, name: str) -> int | None:
+def macs_or_none(
+    model: onnx.ModelProto, name: str, feeds: dict[str, np.ndarray] | None = None
+) -> int | None:
     try:
-        return count_macs(model)
+        return count_macs(model, feeds)
     except ValueError as e:
         status(f"{name}: GMAC/s not shown, {e}")
         return None
