@@ -101,6 +101,33 @@ static int check_operand(const char *name, int32_t dtype, int32_t zero) {
   return PYRT_OK;
 }
 
+/* The shape checks pyrt_qmatmul and pyrt_smatmul share (op names the
+   caller in the message). */
+int pyrt_matmul_check_shape(const char *op, int32_t batch, int32_t M, int32_t N,
+                            int32_t K, int32_t lda, int32_t ldb_k,
+                            int32_t ldb_n, int32_t ldy, int64_t stride_a,
+                            int64_t stride_b, int64_t stride_y) {
+  if (batch <= 0 || M <= 0 || N <= 0 || K <= 0)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: batch, M, N, K must be > 0, got %d, %d, %d, %d", op,
+                     batch, M, N, K);
+  if (lda < K || ldy < N || ldb_k < 0 || ldb_n < 0)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: lda %d must be >= K %d, ldy %d >= N %d, B "
+                     "strides %d, %d >= 0",
+                     op, lda, K, ldy, N, ldb_k, ldb_n);
+  if (stride_a < 0 || stride_b < 0 || stride_y < (int64_t)M * ldy)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "%s: batch strides must be >= 0 (y's >= M * ldy), "
+                     "got %lld, %lld, %lld",
+                     op, (long long)stride_a, (long long)stride_b,
+                     (long long)stride_y);
+  if ((int64_t)N * K > ((int64_t)1 << 30))
+    return pyrt_fail(PYRT_ERR_SHAPE, "%s: %d x %d B matrices are too large", op,
+                     K, N);
+  return PYRT_OK;
+}
+
 int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  int32_t K, const void *a, int32_t a_dtype, int32_t a_zero,
                  int64_t stride_a, int32_t lda, const void *b, int32_t b_dtype,
@@ -109,25 +136,9 @@ int pyrt_qmatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  int32_t ldy) {
   if (ctx == NULL || a == NULL || b == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "qmatmul: ctx, a, b or y is NULL");
-  if (batch <= 0 || M <= 0 || N <= 0 || K <= 0)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "qmatmul: batch, M, N, K must be > 0, got %d, %d, %d, %d",
-                     batch, M, N, K);
-  if (lda < K || ldy < N || ldb_k < 0 || ldb_n < 0)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "qmatmul: lda %d must be >= K %d, ldy %d >= N %d, B "
-                     "strides %d, %d >= 0",
-                     lda, K, ldy, N, ldb_k, ldb_n);
-  if (stride_a < 0 || stride_b < 0 || stride_y < (int64_t)M * ldy)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "qmatmul: batch strides must be >= 0 (y's >= M * ldy), "
-                     "got %lld, %lld, %lld",
-                     (long long)stride_a, (long long)stride_b,
-                     (long long)stride_y);
-  if ((int64_t)N * K > ((int64_t)1 << 30))
-    return pyrt_fail(PYRT_ERR_SHAPE,
-                     "qmatmul: %d x %d B matrices are too large", K, N);
-  int rc = check_operand("a", a_dtype, a_zero);
+  int rc = pyrt_matmul_check_shape("qmatmul", batch, M, N, K, lda, ldb_k, ldb_n,
+                                   ldy, stride_a, stride_b, stride_y);
+  if (!rc) rc = check_operand("a", a_dtype, a_zero);
   if (!rc) rc = check_operand("b", b_dtype, b_zero);
   if (!rc) rc = pyrt_check_output_stage("qmatmul", out, N);
   if (rc) return rc;

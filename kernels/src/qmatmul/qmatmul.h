@@ -35,4 +35,11 @@ void pyrt_sgemm_serial(const pyrt_sgemm_config *c, int32_t M, int32_t N,
                        const float *packed, const float *zeros, float *y,
                        size_t ldy);
 
+/* Shape checks of a batched MatMul of activations (pyrt_qmatmul,
+   pyrt_smatmul): a PyrtError status naming `op`, or PYRT_OK. */
+int pyrt_matmul_check_shape(const char *op, int32_t batch, int32_t M, int32_t N,
+                            int32_t K, int32_t lda, int32_t ldb_k,
+                            int32_t ldb_n, int32_t ldy, int64_t stride_a,
+                            int64_t stride_b, int64_t stride_y);
+
 #endif

@@ -85,24 +85,10 @@ int pyrt_smatmul(pyrt_context *ctx, int32_t batch, int32_t M, int32_t N,
                  float *y, int64_t stride_y, int32_t ldy) {
   if (ctx == NULL || a == NULL || b == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "smatmul: ctx, a, b or y is NULL");
-  if (batch <= 0 || M <= 0 || N <= 0 || K <= 0)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "smatmul: batch, M, N, K must be > 0, got %d, %d, %d, %d",
-                     batch, M, N, K);
-  if (lda < K || ldy < N || ldb_k < 0 || ldb_n < 0)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "smatmul: lda %d must be >= K %d, ldy %d >= N %d, B "
-                     "strides %d, %d >= 0",
-                     lda, K, ldy, N, ldb_k, ldb_n);
-  if (stride_a < 0 || stride_b < 0 || stride_y < (int64_t)M * ldy)
-    return pyrt_fail(PYRT_ERR_ARG,
-                     "smatmul: batch strides must be >= 0 (y's >= M * ldy), "
-                     "got %lld, %lld, %lld",
-                     (long long)stride_a, (long long)stride_b,
-                     (long long)stride_y);
-  if ((int64_t)N * K > ((int64_t)1 << 30))
-    return pyrt_fail(PYRT_ERR_SHAPE,
-                     "smatmul: %d x %d B matrices are too large", K, N);
+  const int rc =
+      pyrt_matmul_check_shape("smatmul", batch, M, N, K, lda, ldb_k, ldb_n, ldy,
+                              stride_a, stride_b, stride_y);
+  if (rc) return rc;
   const pyrt_sgemm_config *c = &ctx->t->sgemm;
   /* fewer matrices than threads: cut rows into about 2 bands per thread */
   int32_t band = M;
