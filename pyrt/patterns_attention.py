@@ -526,7 +526,7 @@ def _requant_then_move(
     if found is None:
         return None
     qy, qnode = found
-    moved = m.fresh(src)
+    moved = m.fresh(src) if chain else qnode.outputs[0]
     first = _fused(
         node,
         "BiasAct",
