@@ -1550,6 +1550,7 @@ UNARY_OPS = {
     "elu": lib.PYRT_ELU,
     "softplus": lib.PYRT_SOFTPLUS,
     "swish": lib.PYRT_SWISH,
+    "erf": lib.PYRT_ERF,
 }
 BINARY_OPS = {"add": lib.PYRT_ADD, "sub": lib.PYRT_SUB, "mul": lib.PYRT_MUL, "div": lib.PYRT_DIV}
 

@@ -352,7 +352,8 @@ class Matcher:
         info = np.iinfo(qy.dtype)
         qmin = int(np.clip(quantize_scalar(lo, qy), info.min, info.max))
         qmax = int(np.clip(quantize_scalar(hi, qy), info.min, info.max))
-        scale = (acc_scale.astype(np.float64) / qy.scale).astype(np.float32)
+        # in float32 as onnxruntime's QLinearConv / QLinearMatMul: (sx * sw) / sy
+        scale = acc_scale.astype(np.float32) / np.float32(qy.scale)
         stage = OutputStage(qy.dtype, scale, qy.zero_point, qmin, qmax)
         return stage, bias, [*taken, *more], out_name
 

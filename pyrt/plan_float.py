@@ -30,6 +30,7 @@ UNARY: dict[str, tuple[str, tuple]] = {
     "Tanh": ("tanh", ()),
     "Elu": ("elu", (("alpha", 1.0),)),
     "Softplus": ("softplus", ()),
+    "Erf": ("erf", ()),
 }
 
 

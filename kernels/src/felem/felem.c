@@ -28,7 +28,7 @@ int pyrt_funary(pyrt_context *ctx, int32_t op, int64_t n, const float *x,
                 float alpha, float beta, float *y) {
   if (ctx == NULL || x == NULL || y == NULL)
     return pyrt_fail(PYRT_ERR_ARG, "funary: ctx, x or y is NULL");
-  if (op < PYRT_RELU || op > PYRT_SWISH)
+  if (op < PYRT_RELU || op > PYRT_ERF)
     return pyrt_fail(PYRT_ERR_ARG, "funary: unknown op %d", op);
   if (n <= 0)
     return pyrt_fail(PYRT_ERR_ARG, "funary: n must be > 0, got %lld",

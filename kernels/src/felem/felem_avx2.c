@@ -142,6 +142,8 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
       UNARY_LOOP(_mm256_add_ps(
           _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), x),
           log1p_unit8(pyrt_exp8(_mm256_or_ps(x, _mm256_set1_ps(-0.0f))))));
+    case PYRT_ERF:
+      UNARY_LOOP(pyrt_erf8(x));
     default: /* PYRT_SWISH */
       UNARY_LOOP(_mm256_mul_ps(x, sigmoid8(x)));
   }

@@ -139,6 +139,8 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
       UNARY_LOOP(_mm512_add_ps(
           _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x),
           log1p_unit16(pyrt_exp16(_mm512_or_ps(x, _mm512_set1_ps(-0.0f))))));
+    case PYRT_ERF:
+      UNARY_LOOP(pyrt_erf16(x));
     default: /* PYRT_SWISH */
       UNARY_LOOP(_mm512_mul_ps(x, sigmoid16(x)));
   }

@@ -16,6 +16,7 @@
  *   ELU           x >= 0 ? x : alpha * expm1(x)
  *   SOFTPLUS      (x > 0 ? x : 0) + log1p(exp(-|x|))
  *   SWISH         x * SIGMOID(x)    (bit-identical to Mul(x, Sigmoid(x)))
+ *   ERF           pyrt_erff(x) (fmath.h: onnxruntime's MLAS erf)
  *
  * exp_neg(x) = e^-x, the sigmoid's own fast exp: z = -x clamped to
  *   [-87.34, 89]; n = rint(z log2 e); r = z - n ln 2 (two fused
@@ -138,6 +139,9 @@ static void funary(int32_t op, int64_t n, const float *x, float alpha,
         const float v = x[i];
         y[i] = (v > 0.0f ? v : 0.0f) + log1p_unit(pyrt_expf(-fabsf(v)));
       }
+      break;
+    case PYRT_ERF:
+      for (int64_t i = 0; i < n; i++) y[i] = pyrt_erff(x[i]);
       break;
     default: /* PYRT_SWISH */
       for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]);

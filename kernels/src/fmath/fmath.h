@@ -1,6 +1,7 @@
 /* Float math shared by the scalar kernels around attention (softmax,
  * layer norm, GELU): exp and erf as fixed sequences of IEEE float adds,
- * multiplies and divides (no libm, no fused multiply-add), and sums in a
+ * multiplies and divides (no libm; fused multiply-adds only in erf, where
+ * each is an explicit fmaf), and sums in a
  * fixed order of PYRT_LANES partial sums, so that a SIMD kernel of any
  * width that divides PYRT_LANES reproduces every result bit for bit.
  * Also the row I/O of those kernels: dequantize a row into floats, quantize
@@ -18,14 +19,15 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-/* Partial sums: element i goes to lane i % PYRT_LANES, lanes fold pairwise
-   (lane l += lane l + half, half = 8, 4, 2, 1). */
+/* Partial sums: element i goes to lane i % PYRT_LANES; the lanes fold as
+   onnxruntime's AVX-512 softmax sum does: lane l += lane l + 8, then
+   ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)). */
 #define PYRT_LANES 16
 
 static inline float pyrt_fold_lanes(float *lane) {
-  for (int half = PYRT_LANES / 2; half >= 1; half /= 2)
-    for (int l = 0; l < half; l++) lane[l] = lane[l] + lane[l + half];
-  return lane[0];
+  for (int l = 0; l < 8; l++) lane[l] = lane[l] + lane[l + 8];
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+         ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 static inline float pyrt_sum(int32_t n, const float *x) {
@@ -61,25 +63,135 @@ static inline float pyrt_expf(float x) {
   return p * f1 * f2;
 }
 
-/* erf(x): x clamped to [-4, 4], then x P(x^2) / Q(x^2) (Eigen's rational
-   approximation, within a few ulp). */
+/* erf(x), the algorithm onnxruntime's MLAS runs on x86 with FMA (constants of
+   njuffa's faithfully rounded erff), so a QDQ model's GELU quantizes exactly as
+   onnxruntime's reference does. The only fused multiply-adds of fmath: every
+   step below is one fmaf, and the SIMD versions use the FMA instruction.
+   a = min(|x|, 3.925);
+   a < 0.921875:  a + a * P(a^2)
+   otherwise:     1 - e^-(a + a Q(a)), e^t as 2^n e^f: n = round(t log2 e)
+                  (by the 1.5 * 2^23 shift), f = t - n ln 2 (ln 2 in two parts),
+                  e^f a degree-6 polynomial, 2^n from the exponent bits;
+   then the sign of x. NaN stays NaN. */
+#define PYRT_ERF_SPLIT 0.921875f
+#define PYRT_ERF_MAX 3.925f
+#define PYRT_ERF_SMALL                                \
+  {-5.99104969e-4f, 4.99339588e-3f,  -2.67667342e-2f, \
+   1.12818025e-1f,  -3.76124859e-1f, 1.28379151e-1f}
+#define PYRT_ERF_BIG                                                 \
+  {1.72948930e-5f, -3.83208680e-4f, 3.88393435e-3f, -2.42545605e-2f, \
+   1.06777847e-1f, 6.34846687e-1f,  1.28717512e-1f}
+#define PYRT_ERF_EXP \
+  {1.38319808e-3f,   \
+   8.37550033e-3f,   \
+   4.16689515e-2f,   \
+   1.66664466e-1f,   \
+   4.99999851e-1f,   \
+   1.0f,             \
+   1.0f}
+#define PYRT_ERF_LOG2E 1.44269504088896341f
+#define PYRT_ERF_LN2_HI -6.93145752e-1f
+#define PYRT_ERF_LN2_LO -1.42860677e-6f
+/* 1.5 * 2^23: adding it rounds to an integer */
+#define PYRT_ERF_SHIFT 12582912.0f
+#define PYRT_ERF_EXP_MIN -88.3762626647949f
+
 static inline float pyrt_erff(float x) {
-  x = x < -4.0f ? -4.0f : x > 4.0f ? 4.0f : x; /* NaN passes through */
-  const float x2 = x * x;
-  float p = -2.72614225801306e-10f;
-  p = p * x2 + 2.77068142495902e-08f;
-  p = p * x2 + -2.10102402082508e-06f;
-  p = p * x2 + -5.69250639462346e-05f;
-  p = p * x2 + -7.34990630326855e-04f;
-  p = p * x2 + -2.95459980854025e-03f;
-  p = p * x2 + -1.60960333262415e-02f;
-  p = p * x;
-  float q = -1.45660718464996e-05f;
-  q = q * x2 + -2.13374055278905e-04f;
-  q = q * x2 + -1.68282697438203e-03f;
-  q = q * x2 + -7.37332916720468e-03f;
-  q = q * x2 + -1.42647390514189e-02f;
-  return p / q;
+  if (!(x == x)) return x;
+  const float a = fabsf(x) < PYRT_ERF_MAX ? fabsf(x) : PYRT_ERF_MAX;
+  float r;
+  if (a < PYRT_ERF_SPLIT) {
+    static const float c[] = PYRT_ERF_SMALL;
+    const float s = a * a;
+    r = c[0];
+    for (int i = 1; i < 6; i++) r = fmaf(r, s, c[i]);
+    r = fmaf(r, a, a);
+  } else {
+    static const float c[] = PYRT_ERF_BIG, e[] = PYRT_ERF_EXP;
+    float t = c[0];
+    for (int i = 1; i < 7; i++) t = fmaf(t, a, c[i]);
+    t = -fmaf(t, a, a);
+    t = t > PYRT_ERF_EXP_MIN ? t : PYRT_ERF_EXP_MIN;
+    const float n = fmaf(PYRT_ERF_LOG2E, t, PYRT_ERF_SHIFT) - PYRT_ERF_SHIFT;
+    const float f = fmaf(n, PYRT_ERF_LN2_LO, fmaf(PYRT_ERF_LN2_HI, n, t));
+    float y = e[0];
+    for (int i = 1; i < 7; i++) y = fmaf(y, f, e[i]);
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float p2;
+    memcpy(&p2, &bits, 4);
+    r = 1.0f - y * p2;
+  }
+  return copysignf(r, x);
+}
+
+/* exp(v) for softmax, v = x - max <= 0 (or NaN): onnxruntime's MLAS sum-exp
+   (x86 FMA / AVX-512), so softmax rows agree with onnxruntime's bit for bit:
+   t = max(v, -103.97); m = round(t log2 e) (by the 1.5 * 2^23 shift);
+   r = t - m ln 2 (ln 2 in two parts, fused); a degree-6 polynomial in r
+   (fused steps); times 2^m, rounded once (2^m as two normal factors). */
+#define PYRT_SMAX_EXP_MIN -103.9720840454f
+#define PYRT_SMAX_EXP_POLY \
+  {0x1.694000p-10f,        \
+   0x1.125edcp-7f,         \
+   0x1.555b5ap-5f,         \
+   0x1.555450p-3f,         \
+   0x1.fffff6p-2f,         \
+   1.0f,                   \
+   1.0f}
+
+static inline float pyrt_softmax_expf(float v) {
+  if (!(v == v)) return v;
+  static const float c[] = PYRT_SMAX_EXP_POLY;
+  const float t = v > PYRT_SMAX_EXP_MIN ? v : PYRT_SMAX_EXP_MIN;
+  const float m = fmaf(t, PYRT_ERF_LOG2E, PYRT_ERF_SHIFT) - PYRT_ERF_SHIFT;
+  const float r = fmaf(m, PYRT_ERF_LN2_LO, fmaf(m, PYRT_ERF_LN2_HI, t));
+  float p = c[0];
+  for (int i = 1; i < 7; i++) p = fmaf(p, r, c[i]);
+  const int32_t e = (int32_t)m, e1 = e / 2, e2 = e - e1; /* each >= -75 */
+  const uint32_t b1 = (uint32_t)(e1 + 127) << 23, b2 = (uint32_t)(e2 + 127)
+                                                       << 23;
+  float f1, f2;
+  memcpy(&f1, &b1, 4);
+  memcpy(&f2, &b2, 4);
+  return p * f1 * f2;
+}
+
+/* LayerNorm's row statistics as onnxruntime's x86 CPU kernel computes them
+   (AVX2 / FMA; rows of 8 or more values: shorter ones it takes elsewhere),
+   so a QDQ encoder's LayerNorm quantizes as its reference:
+   the mean in double, four lanes over the first n - n % 4 values (value i
+   to lane i % 4), folded (0 + 2) + (1 + 3), the rest added in order, then
+   rounded to float; the variance in float, (v - mean)^2 fused into eight
+   lanes over the first n - n % 8 values, folded lane l + l + 4 then
+   (0 + 2) + (1 + 3), a remaining group of four squared and added in order,
+   the rest fused in order; var = q / n + epsilon, inv = 1 / sqrtf(var). */
+static inline void pyrt_ln_stats(int32_t n, const float *v, float epsilon,
+                                 float *mean, float *inv) {
+  double d[4] = {0.0, 0.0, 0.0, 0.0};
+  const int32_t n4 = n - n % 4, n8 = n - n % 8;
+  for (int32_t i = 0; i < n4; i++) d[i % 4] = d[i % 4] + (double)v[i];
+  double s = (d[0] + d[2]) + (d[1] + d[3]);
+  for (int32_t i = n4; i < n; i++) s = s + (double)v[i];
+  const float m = (float)(s / (double)n);
+  float q[8] = {0};
+  for (int32_t i = 0; i < n8; i++) {
+    const float t = v[i] - m;
+    q[i % 8] = fmaf(t, t, q[i % 8]);
+  }
+  for (int l = 0; l < 4; l++) q[l] = q[l] + q[l + 4];
+  float acc = (q[0] + q[2]) + (q[1] + q[3]);
+  int32_t i = n8;
+  if (n - n8 >= 4)
+    for (const int32_t end = i + 4; i < end; i++) {
+      const float t = v[i] - m;
+      acc = acc + t * t;
+    }
+  for (; i < n; i++) {
+    const float t = v[i] - m;
+    acc = fmaf(t, t, acc);
+  }
+  *mean = m;
+  *inv = 1.0f / sqrtf(acc / (float)n + epsilon);
 }
 
 /* tanh(u) = 1 - 2 / (exp(2u) + 1); keeps its sign for small u via u itself. */

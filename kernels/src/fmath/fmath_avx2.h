@@ -2,7 +2,8 @@
  * IEEE operations in the same order, 8 lanes at a time, bit-exact with the
  * scalar reference. PYRT_LANES (16) partial sums live in two vectors (lanes
  * 0-7 and 8-15 of each group of 16 elements). Row tails go through a
- * zero-padded buffer of 8 elements; no fused multiply-add.
+ * zero-padded buffer of 8 elements. Fused multiply-adds only where the
+ * scalar code has fmaf (erf).
  */
 #ifndef PYRT_FMATH_AVX2_H
 #define PYRT_FMATH_AVX2_H
@@ -14,11 +15,10 @@
 /* lanes 0-7 and 8-15 of pyrt_fold_lanes */
 static inline float pyrt_fold8x2(__m256 lo, __m256 hi) {
   const __m256 h8 = _mm256_add_ps(lo, hi);
-  const __m128 h4 =
-      _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-  const __m128 h1 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
-  return _mm_cvtss_f32(h1);
+  const __m256 h =
+      _mm256_hadd_ps(_mm256_hadd_ps(h8, h8), _mm256_hadd_ps(h8, h8));
+  return _mm_cvtss_f32(
+      _mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
 /* All-ones in the lanes below `left`. */
@@ -78,35 +78,102 @@ static inline __m256 pyrt_exp8(__m256 x) {
   return _mm256_blendv_ps(y, x, nan);
 }
 
+/* fmath.h's pyrt_ln_stats with onnxruntime's own vectors: four doubles for
+   the mean, eight floats for the variance. */
+static inline void pyrt_ln_stats8(int32_t n, const float *v, float epsilon,
+                                  float *mean, float *inv) {
+  const int32_t n4 = n - n % 4, n8 = n - n % 8;
+  __m256d d = _mm256_setzero_pd();
+  for (int32_t i = 0; i < n4; i += 4)
+    d = _mm256_add_pd(d, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
+  const __m128d d2 =
+      _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+  double s = _mm_cvtsd_f64(_mm_add_sd(d2, _mm_unpackhi_pd(d2, d2)));
+  for (int32_t i = n4; i < n; i++) s = s + (double)v[i];
+  const float m = (float)(s / (double)n);
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 q = _mm256_setzero_ps();
+  for (int32_t i = 0; i < n8; i += 8) {
+    const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(v + i), mv);
+    q = _mm256_fmadd_ps(t, t, q);
+  }
+  const __m128 b =
+      _mm_add_ps(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1));
+  const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  float acc = _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
+  int32_t i = n8;
+  if (n - n8 >= 4)
+    for (const int32_t end = i + 4; i < end; i++) {
+      const float t = v[i] - m;
+      acc = acc + t * t;
+    }
+  for (; i < n; i++) {
+    const float t = v[i] - m;
+    acc = fmaf(t, t, acc);
+  }
+  *mean = m;
+  *inv = 1.0f / sqrtf(acc / (float)n + epsilon);
+}
+
+/* fmath.h's pyrt_softmax_expf on 8 lanes. */
+static inline __m256 pyrt_softmax_exp8(__m256 v) {
+  static const float c[] = PYRT_SMAX_EXP_POLY;
+  /* max returns its second operand when one is NaN: NaN passes */
+  const __m256 t = _mm256_max_ps(_mm256_set1_ps(PYRT_SMAX_EXP_MIN), v);
+  const __m256 shift = _mm256_set1_ps(PYRT_ERF_SHIFT);
+  const __m256 m = _mm256_sub_ps(
+      _mm256_fmadd_ps(t, _mm256_set1_ps(PYRT_ERF_LOG2E), shift), shift);
+  const __m256 r =
+      _mm256_fmadd_ps(m, _mm256_set1_ps(PYRT_ERF_LN2_LO),
+                      _mm256_fmadd_ps(m, _mm256_set1_ps(PYRT_ERF_LN2_HI), t));
+  __m256 p = _mm256_set1_ps(c[0]);
+  for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c[i]));
+  /* 2^m as 2^e1 * 2^e2, e1 = m / 2 truncated (as the scalar code) */
+  const __m256i e = _mm256_cvttps_epi32(m);
+  const __m256i e1 =
+      _mm256_srai_epi32(_mm256_add_epi32(e, _mm256_srli_epi32(e, 31)), 1);
+  const __m256i e2 = _mm256_sub_epi32(e, e1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 f1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, bias), 23));
+  const __m256 f2 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, bias), 23));
+  const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+  return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
 static inline __m256 pyrt_erf8(__m256 x) {
-  /* max/min return their second operand when one is NaN: NaN passes */
-  x = _mm256_max_ps(_mm256_set1_ps(-4.0f), x);
-  x = _mm256_min_ps(_mm256_set1_ps(4.0f), x);
-  const __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(2.77068142495902e-08f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(-2.10102402082508e-06f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(-5.69250639462346e-05f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(-7.34990630326855e-04f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(-2.95459980854025e-03f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, x2),
-                    _mm256_set1_ps(-1.60960333262415e-02f));
-  p = _mm256_mul_ps(p, x);
-  __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
-  q = _mm256_add_ps(_mm256_mul_ps(q, x2),
-                    _mm256_set1_ps(-2.13374055278905e-04f));
-  q = _mm256_add_ps(_mm256_mul_ps(q, x2),
-                    _mm256_set1_ps(-1.68282697438203e-03f));
-  q = _mm256_add_ps(_mm256_mul_ps(q, x2),
-                    _mm256_set1_ps(-7.37332916720468e-03f));
-  q = _mm256_add_ps(_mm256_mul_ps(q, x2),
-                    _mm256_set1_ps(-1.42647390514189e-02f));
-  return _mm256_div_ps(p, q);
+  /* fmath.h's pyrt_erff on 8 lanes: both branches, the small one's lanes
+     picked by mask */
+  static const float sc[] = PYRT_ERF_SMALL, bc[] = PYRT_ERF_BIG,
+                     ec[] = PYRT_ERF_EXP;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a =
+      _mm256_min_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(PYRT_ERF_MAX));
+  const __m256 s = _mm256_mul_ps(a, a);
+  __m256 r = _mm256_set1_ps(sc[0]);
+  for (int i = 1; i < 6; i++) r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(sc[i]));
+  r = _mm256_fmadd_ps(r, a, a);
+  __m256 t = _mm256_set1_ps(bc[0]);
+  for (int i = 1; i < 7; i++) t = _mm256_fmadd_ps(t, a, _mm256_set1_ps(bc[i]));
+  t = _mm256_xor_ps(_mm256_fmadd_ps(t, a, a), sign);
+  t = _mm256_max_ps(t, _mm256_set1_ps(PYRT_ERF_EXP_MIN));
+  const __m256 shift = _mm256_set1_ps(PYRT_ERF_SHIFT);
+  const __m256 n = _mm256_sub_ps(
+      _mm256_fmadd_ps(_mm256_set1_ps(PYRT_ERF_LOG2E), t, shift), shift);
+  const __m256 f =
+      _mm256_fmadd_ps(n, _mm256_set1_ps(PYRT_ERF_LN2_LO),
+                      _mm256_fmadd_ps(_mm256_set1_ps(PYRT_ERF_LN2_HI), n, t));
+  __m256 y = _mm256_set1_ps(ec[0]);
+  for (int i = 1; i < 7; i++) y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ec[i]));
+  const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23));
+  const __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(y, p2));
+  const __m256 small =
+      _mm256_cmp_ps(a, _mm256_set1_ps(PYRT_ERF_SPLIT), _CMP_LT_OQ);
+  const __m256 e =
+      _mm256_or_ps(_mm256_blendv_ps(big, r, small), _mm256_and_ps(x, sign));
+  return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 static inline __m256 pyrt_tanh8(__m256 u) {

@@ -1,7 +1,7 @@
 /* AVX-512 versions of fmath.h's functions, for the *_avx512vnni.c kernels:
  * the same IEEE operations in the same order, 16 lanes at a time, so every
- * result equals the scalar reference's bit for bit. No fused multiply-add
- * (each product is rounded, as in the scalar code). Rows are processed in
+ * result equals the scalar reference's bit for bit. Fused multiply-adds only
+ * where the scalar code has fmaf (erf). Rows are processed in
  * vectors of 16 with a masked tail.
  */
 #ifndef PYRT_FMATH_AVX512_H
@@ -19,11 +19,10 @@ static inline __mmask16 pyrt_tail16(int32_t left) {
 static inline float pyrt_fold16(__m512 acc) {
   const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
                                   _mm512_extractf32x8_ps(acc, 1));
-  const __m128 h4 =
-      _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-  const __m128 h1 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
-  return _mm_cvtss_f32(h1);
+  const __m256 h =
+      _mm256_hadd_ps(_mm256_hadd_ps(h8, h8), _mm256_hadd_ps(h8, h8));
+  return _mm_cvtss_f32(
+      _mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
 static inline float pyrt_sum16(int32_t n, const float *x) {
@@ -75,35 +74,54 @@ static inline __m512 pyrt_exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, nan, x);
 }
 
+/* fmath.h's pyrt_softmax_expf on 16 lanes (2^m by scalef: one rounding). */
+static inline __m512 pyrt_softmax_exp16(__m512 v) {
+  static const float c[] = PYRT_SMAX_EXP_POLY;
+  /* max returns its second operand when one is NaN: NaN passes */
+  const __m512 t = _mm512_max_ps(_mm512_set1_ps(PYRT_SMAX_EXP_MIN), v);
+  const __m512 shift = _mm512_set1_ps(PYRT_ERF_SHIFT);
+  const __m512 m = _mm512_sub_ps(
+      _mm512_fmadd_ps(t, _mm512_set1_ps(PYRT_ERF_LOG2E), shift), shift);
+  const __m512 r =
+      _mm512_fmadd_ps(m, _mm512_set1_ps(PYRT_ERF_LN2_LO),
+                      _mm512_fmadd_ps(m, _mm512_set1_ps(PYRT_ERF_LN2_HI), t));
+  __m512 p = _mm512_set1_ps(c[0]);
+  for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+  return _mm512_scalef_ps(p, m);
+}
+
 static inline __m512 pyrt_erf16(__m512 x) {
-  /* max/min return their second operand when one is NaN: NaN passes */
-  x = _mm512_max_ps(_mm512_set1_ps(-4.0f), x);
-  x = _mm512_min_ps(_mm512_set1_ps(4.0f), x);
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  __m512 p = _mm512_set1_ps(-2.72614225801306e-10f);
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(2.77068142495902e-08f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(-2.10102402082508e-06f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(-5.69250639462346e-05f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(-7.34990630326855e-04f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(-2.95459980854025e-03f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, x2),
-                    _mm512_set1_ps(-1.60960333262415e-02f));
-  p = _mm512_mul_ps(p, x);
-  __m512 q = _mm512_set1_ps(-1.45660718464996e-05f);
-  q = _mm512_add_ps(_mm512_mul_ps(q, x2),
-                    _mm512_set1_ps(-2.13374055278905e-04f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, x2),
-                    _mm512_set1_ps(-1.68282697438203e-03f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, x2),
-                    _mm512_set1_ps(-7.37332916720468e-03f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, x2),
-                    _mm512_set1_ps(-1.42647390514189e-02f));
-  return _mm512_div_ps(p, q);
+  /* fmath.h's pyrt_erff on 16 lanes: both branches, the small one's lanes
+     picked by mask */
+  static const float sc[] = PYRT_ERF_SMALL, bc[] = PYRT_ERF_BIG,
+                     ec[] = PYRT_ERF_EXP;
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const __m512 a =
+      _mm512_min_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(PYRT_ERF_MAX));
+  const __m512 s = _mm512_mul_ps(a, a);
+  __m512 r = _mm512_set1_ps(sc[0]);
+  for (int i = 1; i < 6; i++) r = _mm512_fmadd_ps(r, s, _mm512_set1_ps(sc[i]));
+  r = _mm512_fmadd_ps(r, a, a);
+  __m512 t = _mm512_set1_ps(bc[0]);
+  for (int i = 1; i < 7; i++) t = _mm512_fmadd_ps(t, a, _mm512_set1_ps(bc[i]));
+  t = _mm512_xor_ps(_mm512_fmadd_ps(t, a, a), sign);
+  t = _mm512_max_ps(t, _mm512_set1_ps(PYRT_ERF_EXP_MIN));
+  const __m512 shift = _mm512_set1_ps(PYRT_ERF_SHIFT);
+  const __m512 n = _mm512_sub_ps(
+      _mm512_fmadd_ps(_mm512_set1_ps(PYRT_ERF_LOG2E), t, shift), shift);
+  const __m512 f =
+      _mm512_fmadd_ps(n, _mm512_set1_ps(PYRT_ERF_LN2_LO),
+                      _mm512_fmadd_ps(_mm512_set1_ps(PYRT_ERF_LN2_HI), n, t));
+  __m512 y = _mm512_set1_ps(ec[0]);
+  for (int i = 1; i < 7; i++) y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ec[i]));
+  const __m512 p2 = _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23));
+  const __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(y, p2));
+  const __mmask16 small =
+      _mm512_cmp_ps_mask(a, _mm512_set1_ps(PYRT_ERF_SPLIT), _CMP_LT_OQ);
+  const __m512 e =
+      _mm512_or_ps(_mm512_mask_mov_ps(big, small, r), _mm512_and_ps(x, sign));
+  return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
 static inline __m512 pyrt_tanh16(__m512 u) {

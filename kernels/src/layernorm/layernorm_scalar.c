@@ -1,8 +1,8 @@
 /* Scalar LayerNormalization rows, the reference: per row of n values
  *   v[c] = DQ(x[c]) (+ bias[c]) (+ DQ(residual[c]))
- *   mean = sum v / n, var = sum (v - mean)^2 / n   (PYRT_LANES partial sums)
- *   inv = 1 / sqrtf(var + epsilon)
- *   out[c] = (v[c] - mean) * inv * gamma[c] (+ beta[c])
+ *   mean, inv = pyrt_ln_stats(v)          (fmath.h: onnxruntime's order)
+ *   out[c] = fma((v[c] - mean) * inv, gamma[c], beta[c])
+ *            or (v[c] - mean) * inv * gamma[c] without beta
  * then the float row and / or its quantization (and v itself if asked).
  */
 #include "fmath/fmath.h"
@@ -20,16 +20,13 @@ void pyrt_layernorm_scalar(const pyrt_layernorm_job *j, int64_t r0, int64_t r1,
       for (int32_t c = 0; c < n; c++) v[c] = v[c] + d[c];
     }
     if (j->sum != NULL) memcpy(j->sum + r * n, v, (size_t)n * sizeof(float));
-    const float mean = pyrt_sum(n, v) / (float)n;
+    float mean, inv;
+    pyrt_ln_stats(n, v, j->epsilon, &mean, &inv);
     for (int32_t c = 0; c < n; c++) {
-      const float t = v[c] - mean;
-      v[c] = t;
-      d[c] = t * t;
+      const float t = (v[c] - mean) * inv;
+      v[c] =
+          j->beta != NULL ? fmaf(t, j->gamma[c], j->beta[c]) : t * j->gamma[c];
     }
-    const float inv = 1.0f / sqrtf(pyrt_sum(n, d) / (float)n + j->epsilon);
-    for (int32_t c = 0; c < n; c++) v[c] = v[c] * inv * j->gamma[c];
-    if (j->beta != NULL)
-      for (int32_t c = 0; c < n; c++) v[c] = v[c] + j->beta[c];
     if (j->y != NULL) memcpy(j->y + r * n, v, (size_t)n * sizeof(float));
     if (j->yq != NULL) pyrt_store_row(n, v, j->yq, r * n, &j->qy);
   }

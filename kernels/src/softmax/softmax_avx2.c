@@ -25,13 +25,13 @@ static void softmax_rows(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
     __m256 lo = _mm256_setzero_ps(), hi16 = _mm256_setzero_ps();
     for (int32_t c = 0; c < n; c += 8) {
       const __m256 e =
-          pyrt_exp8(_mm256_sub_ps(pyrt_load8(buf, c, &f32, n - c), t));
+          pyrt_softmax_exp8(_mm256_sub_ps(pyrt_load8(buf, c, &f32, n - c), t));
       pyrt_store8(e, buf, c, &f32, n - c);
       pyrt_accumulate8(&lo, &hi16, c, n - c, e);
     }
-    const __m256 s = _mm256_set1_ps(pyrt_fold8x2(lo, hi16));
+    const __m256 inv = _mm256_set1_ps(1.0f / pyrt_fold8x2(lo, hi16));
     for (int32_t c = 0; c < n; c += 8) {
-      const __m256 y = _mm256_div_ps(pyrt_load8(buf, c, &f32, n - c), s);
+      const __m256 y = _mm256_mul_ps(pyrt_load8(buf, c, &f32, n - c), inv);
       pyrt_store8(y, j->y, r * n + c, &j->qy, n - c);
     }
   }

@@ -21,15 +21,15 @@ static void softmax_rows(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
     __m512 acc = _mm512_setzero_ps();
     for (int32_t c = 0; c < n; c += 16) {
       const __mmask16 k = pyrt_tail16(n - c);
-      const __m512 e =
-          pyrt_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, buf + c), top));
+      const __m512 e = pyrt_softmax_exp16(
+          _mm512_sub_ps(_mm512_maskz_loadu_ps(k, buf + c), top));
       _mm512_mask_storeu_ps(buf + c, k, e);
       acc = _mm512_mask_add_ps(acc, k, acc, e);
     }
-    const __m512 s = _mm512_set1_ps(pyrt_fold16(acc));
+    const __m512 inv = _mm512_set1_ps(1.0f / pyrt_fold16(acc));
     for (int32_t c = 0; c < n; c += 16) {
       const __mmask16 k = pyrt_tail16(n - c);
-      const __m512 y = _mm512_div_ps(_mm512_maskz_loadu_ps(k, buf + c), s);
+      const __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, buf + c), inv);
       pyrt_store16(y, j->y, r * n + c, &j->qy, k);
     }
   }

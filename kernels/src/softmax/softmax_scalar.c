@@ -2,9 +2,10 @@
  *   v[c] = DQ(x[c]) / x_div + mask[c]     (divide skipped when x_div is 1,
  *                                          mask when NULL)
  *   m = max v (NaN propagates through v - m)
- *   e[c] = pyrt_expf(v[c] - m), s = sum e (PYRT_LANES partial sums)
- *   y[c] = Q(e[c] / s)
- * as onnxruntime computes it: max-subtract, exp, sum, divide.
+ *   e[c] = pyrt_softmax_expf(v[c] - m), s = sum e (PYRT_LANES partial sums)
+ *   y[c] = Q(e[c] * (1 / s))
+ * as onnxruntime (MLAS, AVX-512) computes it, bit for bit: max-subtract,
+ * its exp, its sum order, a multiply by the reciprocal.
  */
 #include "fmath/fmath.h"
 
@@ -22,9 +23,9 @@ void pyrt_softmax_scalar(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
     }
     float hi = v[0];
     for (int32_t c = 1; c < n; c++) hi = v[c] > hi ? v[c] : hi;
-    for (int32_t c = 0; c < n; c++) v[c] = pyrt_expf(v[c] - hi);
-    const float s = pyrt_sum(n, v);
-    for (int32_t c = 0; c < n; c++) v[c] = v[c] / s;
+    for (int32_t c = 0; c < n; c++) v[c] = pyrt_softmax_expf(v[c] - hi);
+    const float inv = 1.0f / pyrt_sum(n, v);
+    for (int32_t c = 0; c < n; c++) v[c] = v[c] * inv;
     pyrt_store_row(n, v, j->y, r * n, &j->qy);
   }
 }
