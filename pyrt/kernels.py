@@ -1167,9 +1167,10 @@ def softmax(
     x_div: float = 1.0,
     mask: np.ndarray | None = None,
     ctx: Context | None = None,
+    x_mul: float = 1.0,
 ) -> np.ndarray:
-    """Softmax over the last axis of Q?(DQ?(x) / x_div + mask); mask broadcasts to x
-    (an attention mask [B, 1, 1, S] on scores [B, H, S, S] is not materialised)."""
+    """Softmax over the last axis of Q?(DQ?(x) * x_mul / x_div + mask); mask broadcasts
+    to x (an attention mask [B, 1, 1, S] on scores [B, H, S, S] is not materialised)."""
     x = _rows_in(x, qx, "softmax")
     y = np.empty(x.shape, np.float32 if qy is None else qy.dtype)
     if x.size == 0:
@@ -1186,6 +1187,7 @@ def softmax(
             cols,
             ptr(x),
             _io(qx),
+            float(x_mul),
             float(x_div),
             ptr(m, "float *"),
             per,
@@ -1422,6 +1424,7 @@ def attention_args(
     strides: tuple[list[int], ...],
     x_div: float,
     quant: AttentionQuant | None,
+    x_mul: float = 1.0,
 ) -> tuple:
     """pyrt_attention_args (data pointers NULL) for q [B, H, Sq, D], k [B, H, Sk, D],
     v [B, H, Sk, Dv], y [B, H, Sq, Dv] and an optional mask, with element strides
@@ -1438,7 +1441,7 @@ def attention_args(
     a.y_stride = strides[3]
     if strides[4] is not None:
         a.mask_stride = strides[4]
-    a.x_div = float(x_div)
+    a.x_mul, a.x_div = float(x_mul), float(x_div)
     kept: list = []
     if quant is None:
         a.out.out_dtype = lib.PYRT_F32
@@ -1462,8 +1465,9 @@ def attention(
     quant: AttentionQuant | None = None,
     y: np.ndarray | None = None,
     ctx: Context | None = None,
+    x_mul: float = 1.0,
 ) -> np.ndarray:
-    """softmax(Q·Kᵀ / x_div + mask)·V per (batch, head): q [B, H, Sq, D], k [B, H, Sk, D]
+    """softmax(Q·Kᵀ * x_mul / x_div + mask)·V per (batch, head): q [B, H, Sq, D], k [B, H, Sk, D]
     (K's rows: the graph's Kᵀ with its last two axes swapped), v [B, H, Sk, Dv], all
     4-D (batch dims broadcast), float32 (quant None) or the codes quant describes;
     mask broadcasts to [B, H, Sq, Sk]. Writes y (a [B, H, Sq, Dv] array, any view
@@ -1527,6 +1531,7 @@ def attention(
         (*(s for _, s in ops), y_strides, m_strides),
         x_div,
         quant,
+        x_mul,
     )
     args.q.data, args.k.data, args.v.data = (ffi.cast("void *", x.ctypes.data) for x, _ in ops)
     args.mask = ffi.NULL if m is None else ffi.cast("float *", m.ctypes.data)

@@ -9,7 +9,8 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
   BatchMatMul   a, b -> y       fp32 MatMul of two activations
   Softmax       x (, mask) -> y   DQ? -> (Div/Mul scalar)? -> (Add mask)? ->
                                 Softmax(last axis) -> Q?: attrs qx, qy (None =
-                                float), x_div
+                                float), x_mul / x_div (the Mul's or the Div's
+                                scalar, the other 1: each rounds as the op does)
   LayerNorm     x (, residual) -> y, y_q, sum   DQ? -> (Add bias)? -> (Add
                                 DQ?(residual))? -> LayerNormalization(last
                                 axis) -> float and / or Q outputs, and the sum
@@ -30,7 +31,7 @@ onnxruntime's quantizer write them, into a few fused ops (domain "pyrt"):
                                 tiled kernel (kernels.attention), reading Q, K, V
                                 through the head-splitting Reshape / Transpose /
                                 Gather as strided views and writing through the
-                                head merging: attrs moves, out_moves, x_div,
+                                head merging: attrs moves, out_moves, x_mul, x_div,
                                 quant (AttentionQuant, None = fp32)
 
 Data movement (Reshape, Transpose, ...) between a DQ and a fused op, or between
@@ -265,7 +266,7 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
         return None
     if len(node.outputs) != 1:
         return None
-    taken, mask, x_div = [node], None, 1.0
+    taken, mask, x_mul, x_div = [node], None, 1.0, 1.0
     name = node.inputs[0]
     add = m.g.producer.get(name)
     if add is not None and add.op_type == "Add" and add.domain == "" and _only_feeds(m, name, node):
@@ -286,7 +287,10 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
     ):
         c = _scalar(m, scale.inputs[1])
         if c is not None and c != 0 and math.isfinite(c):
-            x_div = c if scale.op_type == "Div" else 1.0 / c
+            if scale.op_type == "Div":
+                x_div = c
+            else:
+                x_mul = c
             name = scale.inputs[0]
             taken.append(scale)
     q = _quantized(m, name)
@@ -294,7 +298,7 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
         return None
     src = q.tensor if q is not None else name
     qy, out, after = _emit_quantized(m, node.outputs[0], taken)
-    attrs = dict(qx=q.qparams() if q else None, qy=qy, x_div=x_div)
+    attrs = dict(qx=q.qparams() if q else None, qy=qy, x_mul=x_mul, x_div=x_div)
     inputs = [src, *([mask] if mask else [])]
     return [_fused(node, "Softmax", inputs, [out], attrs, taken), *after]
 
@@ -831,6 +835,7 @@ def _match_attention(
         moves=moves,
         out_moves=out_moves,
         logical=[qk.inputs[0], qk.inputs[1], pv.inputs[1], pv.outputs[0]],
+        x_mul=sm.attrs["x_mul"],
         x_div=sm.attrs["x_div"],
         quant=quant,
         fused=list(dict.fromkeys(fused)),

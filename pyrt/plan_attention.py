@@ -198,10 +198,10 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         y = np.empty(_shapes(shape, out_moves)[-1], out_dtype)
         view = _inverse(y, out_moves, shape)
         if view is not None:
-            K.attention(q, k, v, mask, a["x_div"], quant, _four(view), ctx)
+            K.attention(q, k, v, mask, a["x_div"], quant, _four(view), ctx, a["x_mul"])
             return [y]
         o = np.empty(shape, out_dtype)
-        K.attention(q, k, v, mask, a["x_div"], quant, _four(o), ctx)
+        K.attention(q, k, v, mask, a["x_div"], quant, _four(o), ctx, a["x_mul"])
         return [np.ascontiguousarray(_apply(o, out_moves, True))]
 
     def emit(em, ins, outs) -> bool:
@@ -246,6 +246,7 @@ def _attention(node: Node, ctx: Context) -> tuple[Callable, Callable]:
             (*(p[0] for p in parts[:3]), parts[3][0][:3], None if mask is None else mask[0][:3]),
             a["x_div"],
             quant,
+            a["x_mul"],
         )
         em.keep(args, kept)
         offsets = [s.offset + p[1] for s, p in zip([*ins[:3], outs[0]], parts)]
@@ -386,7 +387,7 @@ def _softmax(node: Node, ctx: Context) -> tuple[Callable, Callable]:
     qx, qy = K._io(a["qx"]), K._io(a["qy"])
 
     def run(x, mask=None):
-        return [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask, ctx)]
+        return [K.softmax(x, a["qx"], a["qy"], a["x_div"], mask, ctx, a["x_mul"])]
 
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
@@ -403,7 +404,16 @@ def _softmax(node: Node, ctx: Context) -> tuple[Callable, Callable]:
         em.keep(qx, qy)
         em.add(
             lib.pyrt_plan_softmax(
-                em.plan, *shape, ins[0].offset, qx, a["x_div"], mask, per, outs[0].offset, qy
+                em.plan,
+                *shape,
+                ins[0].offset,
+                qx,
+                a["x_mul"],
+                a["x_div"],
+                mask,
+                per,
+                outs[0].offset,
+                qy,
             )
         )
         return True

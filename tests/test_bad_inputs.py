@@ -672,18 +672,20 @@ def _cases() -> dict[str, Case]:
     )
     fx, fy = buf(np.float32, 8, 0.5), buf(np.float32, 8)
     f32 = _qparams(dtype=lib.PYRT_F32)
-    sbase = [2, 4, _p(fx), f32, 1.0, _p(fx), 1, _p(fy), f32]
+    sbase = [2, 4, _p(fx), f32, 1.0, 1.0, _p(fx), 1, _p(fy), f32]
     cases["softmax"] = Case(
         lib.pyrt_softmax,
         sbase,
-        pointers=[2, 3, 7, 8],
+        pointers=[2, 3, 8, 9],
         sizes=[0, 1],
         extra=[
-            ("x_div 0", sbase[:4] + [0.0] + sbase[5:]),
-            ("x_div nan", sbase[:4] + [float("nan")] + sbase[5:]),
-            ("rows_per_mask 0", sbase[:6] + [0] + sbase[7:]),
-            ("rows_per_mask 3", sbase[:6] + [3] + sbase[7:]),
-            ("qy dtype 9", sbase[:8] + [_qparams(dtype=9)]),
+            ("x_mul 0", sbase[:4] + [0.0] + sbase[5:]),
+            ("x_mul inf", sbase[:4] + [float("inf")] + sbase[5:]),
+            ("x_div 0", sbase[:5] + [0.0] + sbase[6:]),
+            ("x_div nan", sbase[:5] + [float("nan")] + sbase[6:]),
+            ("rows_per_mask 0", sbase[:7] + [0] + sbase[8:]),
+            ("rows_per_mask 3", sbase[:7] + [3] + sbase[8:]),
+            ("qy dtype 9", sbase[:9] + [_qparams(dtype=9)]),
             ("qx scale 0", sbase[:3] + [_qparams(scale=0.0)] + sbase[4:]),
         ],
     )

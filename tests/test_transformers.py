@@ -436,3 +436,36 @@ def test_bias_between_qdq_pairs_alone(ort_reference):
     session = pyrt.Session(m)
     np.testing.assert_array_equal(session.run({"xq": x})[0], ort_reference(m, {"xq": x})[0])
     assert {r.ran_as for r in session.report()} <= {"int8", "fused"}
+
+
+@pytest.mark.parametrize("scale_op", ["Mul", "Div"])
+def test_scaled_masked_softmax_is_onnxruntimes(ort_reference, scale_op):
+    """Scores -> Mul or Div by a scalar -> Add mask -> Softmax is one step that rounds as
+    the graph does: a Mul by 1/sqrt(d) multiplies (dividing by sqrt(d) would differ in
+    the last bit), and the softmax is onnxruntime's (x86 with AVX-512) bit for bit."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((2, 3, 16, 40)) * 6).astype(np.float32)
+    mask = np.where(rng.random((2, 1, 1, 40)) < 0.2, -10000.0, 0.0).astype(np.float32)
+    c = np.float32(1 / math.sqrt(24) if scale_op == "Mul" else math.sqrt(24))
+    nodes = [
+        helper.make_node(scale_op, ["x", "c"], ["s"]),
+        helper.make_node("Add", ["s", "mask"], ["t"]),
+        helper.make_node("Softmax", ["t"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scaled_softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(c, "c"), numpy_helper.from_array(mask, "mask")],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = pyrt.Session(m)
+    assert {r.ran_as for r in session.report()} <= {"fp32", "fused"}
+    got, want = session.run({"x": x})[0], ort_reference(m, {"x": x})[0]
+    if "avx512vnni" in _kernels.isa_available():
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    else:
+        np.testing.assert_array_max_ulp(got, want, maxulp=2)

@@ -127,7 +127,7 @@ typedef struct {
   int32_t cols;
   const void *x;
   pyrt_qparams qx;
-  float x_div;       /* v = DQ(x) / x_div (+ mask) */
+  float x_mul, x_div; /* v = DQ(x) * x_mul / x_div (+ mask); 1 skips either */
   const float *mask; /* NULL, or [rows / rows_per_mask][cols] */
   int64_t rows_per_mask;
   void *y;

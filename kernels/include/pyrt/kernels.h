@@ -404,8 +404,9 @@ int pyrt_plan_qmatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
                       int32_t ldb_n, const pyrt_output_stage *out, int64_t y,
                       int64_t stride_y, int32_t ldy);
 int pyrt_plan_softmax(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
-                      const pyrt_qparams *qx, float x_div, int64_t mask,
-                      int64_t rows_per_mask, int64_t y, const pyrt_qparams *qy);
+                      const pyrt_qparams *qx, float x_mul, float x_div,
+                      int64_t mask, int64_t rows_per_mask, int64_t y,
+                      const pyrt_qparams *qy);
 int pyrt_plan_layernorm(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
                         const pyrt_qparams *qx, const float *bias,
                         int64_t residual, const pyrt_qparams *qr,
@@ -429,16 +430,19 @@ int pyrt_plan_run(pyrt_context *ctx, const pyrt_plan *p, int32_t first,
 /* x and y are [rows][cols] of the dtype in their pyrt_qparams: PYRT_F32
    (plain float; scale and zero point ignored), or U8 / S8, which the kernel
    dequantizes on load / quantizes on store exactly as pyrt_dequantize /
-   pyrt_quantize do (a DQ -> op -> Q pattern in one pass). The float math is
-   pyrt's own exp / erf and fixed-order sums: every ISA gives the same bits. */
+   pyrt_quantize do (a DQ -> op -> Q pattern in one pass). The float math
+   (exp, erf, the sums' order: kernels/src/fmath/fmath.h) is that of
+   onnxruntime's x86 kernels, and every ISA gives the same bits. */
 
-/* Softmax over each row: v = DQ(x) / x_div (+ mask), y = exp(v - max v) /
+/* Softmax over each row: v = DQ(x) * x_mul / x_div (+ mask; the graph's Mul
+   or Div of the scores: x_mul or x_div, the other 1), y = exp(v - max v) /
    sum. mask NULL, or [rows / rows_per_mask][cols] floats: row r adds mask
    row r / rows_per_mask (an attention mask [batch, 1, 1, seq] on scores
    [batch, heads, seq, seq] has rows_per_mask = heads * seq). */
 int pyrt_softmax(pyrt_context *ctx, int64_t rows, int32_t cols, const void *x,
-                 const pyrt_qparams *qx, float x_div, const float *mask,
-                 int64_t rows_per_mask, void *y, const pyrt_qparams *qy);
+                 const pyrt_qparams *qx, float x_mul, float x_div,
+                 const float *mask, int64_t rows_per_mask, void *y,
+                 const pyrt_qparams *qy);
 
 /* LayerNormalization over each row: v = DQ(x) (+ bias[cols]) (+ DQ(residual)
    [rows][cols], qr: F32, U8 or S8), y = (v - mean) / sqrt(var + epsilon) *
@@ -478,23 +482,20 @@ typedef struct {
 } pyrt_attention_operand;
 
 /*
- * y = softmax(Q K^T / x_div + mask) V per (batch, head), tiled over blocks of
- * query rows so that only a [rows][kv_len] block of scores is ever held.
- * int8 (Q, K, V U8 / S8), exactly the unfused QDQ graph's steps:
- *   s = scores(sum_d (q - zq)(k - zk))   int32 accumulators through the
- *                                        output stage `scores` (U8 / S8
- *                                        codes, or F32), as pyrt_qmatmul
- *   p = softmax rows of s read as scores_q (F32 when `scores` is F32),
- *       quantized with probs (U8 / S8), as pyrt_softmax
- *   y = out(sum_j (p - zp)(v - zv))      as pyrt_qmatmul
- * fp32 (Q, K, V F32): s = Q K^T and y = P V as pyrt_sgemm's arithmetic
- * (fma, k ascending, from 0), p as pyrt_softmax (scores_q, probs and the
- * stages are ignored). mask NULL, or float rows of kv_len at mask +
- * b * mask_stride[0] + h * mask_stride[1] + row * mask_stride[2]. y: the
- * dtype of out.out_dtype (int8: U8, S8 or F32; fp32: F32), element
- * (b, h, r, c) at y + b * y_stride[0] + h * y_stride[1] + r * y_stride[2] + c.
- * Threads take (batch, head, row block) tasks: results do not depend on the
- * thread count.
+ * y = softmax(Q K^T * x_mul / x_div + mask) V per (batch, head), tiled over
+ * blocks of query rows so that only a [rows][kv_len] block of scores is ever
+ * held. int8 (Q, K, V U8 / S8), exactly the unfused QDQ graph's steps: s =
+ * scores(sum_d (q - zq)(k - zk))   int32 accumulators through the output stage
+ * `scores` (U8 / S8 codes, or F32), as pyrt_qmatmul p = softmax rows of s read
+ * as scores_q (F32 when `scores` is F32), quantized with probs (U8 / S8), as
+ * pyrt_softmax y = out(sum_j (p - zp)(v - zv))      as pyrt_qmatmul fp32 (Q, K,
+ * V F32): s = Q K^T and y = P V as pyrt_sgemm's arithmetic (fma, k ascending,
+ * from 0), p as pyrt_softmax (scores_q, probs and the stages are ignored). mask
+ * NULL, or float rows of kv_len at mask + b * mask_stride[0] + h *
+ * mask_stride[1] + row * mask_stride[2]. y: the dtype of out.out_dtype (int8:
+ * U8, S8 or F32; fp32: F32), element (b, h, r, c) at y + b * y_stride[0] + h *
+ * y_stride[1] + r * y_stride[2] + c. Threads take (batch, head, row block)
+ * tasks: results do not depend on the thread count.
  */
 typedef struct {
   int32_t batch, heads, q_len, kv_len, head_dim, v_dim;
@@ -505,7 +506,7 @@ typedef struct {
   int64_t mask_stride[3];
   pyrt_output_stage scores;
   pyrt_qparams scores_q;
-  float x_div;
+  float x_mul, x_div;
   pyrt_qparams probs;
   pyrt_output_stage out;
   void *y;

@@ -1,4 +1,4 @@
-/* Fused attention: softmax(Q K^T / x_div + mask) V per (batch, head),
+/* Fused attention: softmax(Q K^T * x_mul / x_div + mask) V per (batch, head),
  * tiled over blocks of query rows.
  *
  * It is made of the kernel table's own pieces, so it means exactly what the
@@ -9,8 +9,8 @@
  *   2. per (batch, head, block of query rows): the scores block through the
  *      GEMM (int8: the one driver, pyrt_qgemm_drive_serial, with the
  *      scores' output stage; fp32: the sgemm tile, fma with k ascending from
- *      0 as pyrt_sgemm), the table's softmax rows on that block (with x_div,
- *      the mask rows and the quantization of P), then P V through the GEMM
+ *      0 as pyrt_sgemm), the table's softmax rows on that block (with x_mul,
+ * x_div, the mask rows and the quantization of P), then P V through the GEMM
  *      again, written straight into y at its strides.
  * Only a [rows][kv_len] block of scores and probabilities is ever held (per
  * worker scratch), never [heads][q_len][kv_len]. Every task writes its own
@@ -94,8 +94,9 @@ static void softmax_block(const attention_job *j, int32_t b, int32_t h,
   const pyrt_attention_args *a = j->a;
   const pyrt_qparams f32 = {PYRT_F32, 1.0f, 0};
   const int32_t n = a->kv_len;
-  pyrt_softmax_job s = {rows, n, x, j->fp32 ? f32 : a->scores_q, a->x_div,
-                        NULL, 1, p, j->fp32 ? f32 : a->probs};
+  pyrt_softmax_job s = {
+      rows, n, x, j->fp32 ? f32 : a->scores_q, a->x_mul, a->x_div,
+      NULL, 1, p, j->fp32 ? f32 : a->probs};
   if (a->mask == NULL) {
     j->ctx->t->softmax(&s, 0, rows, buf);
     return;
@@ -252,10 +253,12 @@ static int check_args(const pyrt_attention_args *a) {
   if (a->mask != NULL &&
       (a->mask_stride[0] < 0 || a->mask_stride[1] < 0 || a->mask_stride[2] < 0))
     return pyrt_fail(PYRT_ERR_ARG, "attention: mask strides must be >= 0");
-  if (!isfinite(a->x_div) || a->x_div == 0.0f)
+  if (!isfinite(a->x_div) || a->x_div == 0.0f || !isfinite(a->x_mul) ||
+      a->x_mul == 0.0f)
     return pyrt_fail(PYRT_ERR_ARG,
-                     "attention: x_div must be finite and nonzero, got %g",
-                     (double)a->x_div);
+                     "attention: x_mul and x_div must be finite and nonzero, "
+                     "got %g, %g",
+                     (double)a->x_mul, (double)a->x_div);
   if (fp32) {
     if (a->out.out_dtype != PYRT_F32)
       return pyrt_fail(PYRT_ERR_ARG,

@@ -52,7 +52,7 @@ typedef struct {
   int32_t kind;
   int32_t i[6];             /* small integer arguments */
   int64_t n[4];             /* sizes */
-  float lo, hi;             /* CONV, SGEMM clamp */
+  float lo, hi;             /* CONV, SGEMM clamp; SOFTMAX x_div, x_mul */
   int64_t x, b, y;          /* arena offsets: inputs and output */
   const void *p[4];         /* packed weights, bias, scales, zero points ... */
   pyrt_conv2d_shape conv;   /* QCONV */
@@ -351,14 +351,15 @@ int pyrt_plan_smatmul(pyrt_plan *p, int32_t batch, int32_t M, int32_t N,
 }
 
 int pyrt_plan_softmax(pyrt_plan *p, int64_t rows, int32_t cols, int64_t x,
-                      const pyrt_qparams *qx, float x_div, int64_t mask,
-                      int64_t rows_per_mask, int64_t y,
+                      const pyrt_qparams *qx, float x_mul, float x_div,
+                      int64_t mask, int64_t rows_per_mask, int64_t y,
                       const pyrt_qparams *qy) {
   if (qx == NULL || qy == NULL)
     return -pyrt_fail(PYRT_ERR_ARG, "plan_softmax: NULL qparams");
   entry *e = add(p, SOFTMAX);
   if (e) {
-    e->n[0] = rows, e->n[1] = rows_per_mask, e->i[0] = cols, e->lo = x_div;
+    e->n[0] = rows, e->n[1] = rows_per_mask, e->i[0] = cols;
+    e->lo = x_div, e->hi = x_mul;
     e->q[0] = *qx, e->q[1] = *qy, e->x = x, e->b = mask, e->y = y;
   }
   return added(p, e);
@@ -429,7 +430,7 @@ static int run_encoder_entry(pyrt_context *ctx, const entry *e, char *arena) {
                           m->stride_y, m->ldy);
     }
     case SOFTMAX:
-      return pyrt_softmax(ctx, e->n[0], e->i[0], x, &e->q[0], e->lo,
+      return pyrt_softmax(ctx, e->n[0], e->i[0], x, &e->q[0], e->hi, e->lo,
                           (const float *)in_arena(arena, e->b), e->n[1], y,
                           &e->q[1]);
     case LAYERNORM:

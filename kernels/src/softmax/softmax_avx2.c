@@ -5,13 +5,14 @@
 static void softmax_rows(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
                          float *buf) {
   const int32_t n = j->cols;
-  const __m256 div = _mm256_set1_ps(j->x_div);
+  const __m256 mul = _mm256_set1_ps(j->x_mul), div = _mm256_set1_ps(j->x_div);
   const pyrt_qparams f32 = {PYRT_F32, 1.0f, 0};
   for (int64_t r = r0; r < r1; r++) {
     const float *m = j->mask ? j->mask + (r / j->rows_per_mask) * n : NULL;
     __m256 hi = _mm256_set1_ps(-INFINITY);
     for (int32_t c = 0; c < n; c += 8) {
       __m256 v = pyrt_load8(j->x, r * n + c, &j->qx, n - c);
+      if (j->x_mul != 1.0f) v = _mm256_mul_ps(v, mul);
       if (j->x_div != 1.0f) v = _mm256_div_ps(v, div);
       if (m != NULL) v = _mm256_add_ps(v, pyrt_load8(m, c, &f32, n - c));
       pyrt_store8(v, buf, c, &f32, n - c);

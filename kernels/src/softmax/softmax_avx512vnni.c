@@ -5,13 +5,14 @@
 static void softmax_rows(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
                          float *buf) {
   const int32_t n = j->cols;
-  const __m512 div = _mm512_set1_ps(j->x_div);
+  const __m512 mul = _mm512_set1_ps(j->x_mul), div = _mm512_set1_ps(j->x_div);
   for (int64_t r = r0; r < r1; r++) {
     const float *m = j->mask ? j->mask + (r / j->rows_per_mask) * n : NULL;
     __m512 hi = _mm512_set1_ps(-INFINITY);
     for (int32_t c = 0; c < n; c += 16) {
       const __mmask16 k = pyrt_tail16(n - c);
       __m512 v = pyrt_load16(j->x, r * n + c, &j->qx, k);
+      if (j->x_mul != 1.0f) v = _mm512_mul_ps(v, mul);
       if (j->x_div != 1.0f) v = _mm512_div_ps(v, div);
       if (m != NULL) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, m + c));
       _mm512_mask_storeu_ps(buf + c, k, v);

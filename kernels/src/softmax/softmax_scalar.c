@@ -1,5 +1,5 @@
 /* Scalar softmax rows, the reference: per row
- *   v[c] = DQ(x[c]) / x_div + mask[c]     (divide skipped when x_div is 1,
+ *   v[c] = DQ(x[c]) * x_mul / x_div + mask[c]   (each skipped when 1,
  *                                          mask when NULL)
  *   m = max v (NaN propagates through v - m)
  *   e[c] = pyrt_softmax_expf(v[c] - m), s = sum e (PYRT_LANES partial sums)
@@ -15,6 +15,8 @@ void pyrt_softmax_scalar(const pyrt_softmax_job *j, int64_t r0, int64_t r1,
   for (int64_t r = r0; r < r1; r++) {
     float *v = buf;
     pyrt_load_row(n, j->x, r * n, &j->qx, v);
+    if (j->x_mul != 1.0f)
+      for (int32_t c = 0; c < n; c++) v[c] = v[c] * j->x_mul;
     if (j->x_div != 1.0f)
       for (int32_t c = 0; c < n; c++) v[c] = v[c] / j->x_div;
     if (j->mask != NULL) {
