@@ -239,8 +239,24 @@ class QGemm(_Packed):
             )
         return self.rows(np.ascontiguousarray(x.T), ctx).T
 
-    def rows(self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None):
-        """x[R, K] (rows C-contiguous) -> y[R, M]; y may be given (C-contiguous, right shape)."""
+    def rows(
+        self,
+        x: np.ndarray,
+        ctx: Context | None = None,
+        y: np.ndarray | None = None,
+        x_zero: int | None = None,
+        scale: np.ndarray | None = None,
+    ):
+        """x[R, K] (rows C-contiguous) -> y[R, M]; y may be given (C-contiguous, right shape);
+        x_zero replaces the constructor's input zero point for this call, scale (M floats)
+        the scale of its float32 output stage."""
+        if x_zero is not None:
+            _, x_zero = _x_params(self.x_dtype, x_zero, "QGemm")
+        stage = self.stage
+        if scale is not None:
+            if self.out.dtype != np.float32:
+                raise KernelError("QGemm: a per-call scale needs a float32 output stage")
+            stage, kept = _stage(OutputStage(np.dtype(np.float32), scale), self.m)
         if x.ndim != 2 or x.shape[1] != self.k or x.dtype != self.x_dtype:
             raise KernelError(
                 f"QGemm rows must be {self.x_dtype} [R, {self.k}], got {x.dtype} {list(x.shape)}"
@@ -263,11 +279,11 @@ class QGemm(_Packed):
                 self.k,
                 ptr(x),
                 dtype_code(x.dtype),
-                self.x_zero,
+                self.x_zero if x_zero is None else x_zero,
                 self.k,
                 ptr(packed),
                 ptr(self.bias, "int32_t *"),
-                self.stage,
+                stage,
                 ptr(y),
                 self.m,
             )
@@ -667,6 +683,23 @@ def quantize(
         )
     )
     return y
+
+
+def dynamic_quantize(
+    x: np.ndarray, ctx: Context | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DynamicQuantizeLinear: (uint8 y, float32 scale, uint8 zero point), the range taken
+    over x and 0, in float32 as ONNX defines it (see pyrt_dynamic_quantize)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.empty(x.shape, np.uint8)
+    scale, zero = np.ones((), np.float32), np.zeros((), np.uint8)
+    if x.size:
+        check(
+            lib.pyrt_dynamic_quantize(
+                _ctx(ctx).ptr, x.size, ptr(x, "float *"), ptr(y), ptr(scale, "float *"), ptr(zero)
+            )
+        )
+    return y, scale, zero
 
 
 def dequantize(

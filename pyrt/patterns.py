@@ -860,13 +860,19 @@ def match_requant(m: Matcher, node: Node) -> list[Node] | None:
 
 
 def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
-    """ConvInteger / MatMulInteger with constant weights and zero points."""
+    """ConvInteger / MatMulInteger with constant weights and zero points; MatMulInteger
+    also with the input's zero point computed at run time (quantize_dynamic's
+    DynamicQuantizeLinear -> MatMulInteger: attr x_zero None, the zero point a second
+    input)."""
     x_zero_name = node.inputs[2] if len(node.inputs) > 2 else ""
     w_zero_name = node.inputs[3] if len(node.inputs) > 3 else ""
     x_zero = m.const(x_zero_name) if x_zero_name else np.zeros(1, np.uint8)
     w_zero = m.const(w_zero_name) if w_zero_name else np.zeros(1, np.uint8)
     data = m.const(node.inputs[1])
     x_dtype = m.g.dtype(node.inputs[0])
+    dynamic = x_zero is None and node.op_type == "MatMulInteger" and _scalar_of(m, x_zero_name)
+    if dynamic:
+        x_zero = np.zeros(1, np.int32)
     if x_zero is None or w_zero is None or data is None or x_zero.size != 1 or x_dtype not in INT8:
         return None
     if data.dtype not in INT8:
@@ -881,14 +887,22 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
     attrs = dict(
         w_zero=w_zero,
         bias=None,
-        x_zero=int(x_zero.reshape(-1)[0]),
+        x_zero=None if dynamic else int(x_zero.reshape(-1)[0]),
         x_dtype=x_dtype,
         out=out,
         fused=[node.name],
     )
     if node.op_type == "MatMulInteger":
         attrs.update(w=np.ascontiguousarray(data.T), trans_a=False)
-        return [Node(node.name, "QMatMul", "pyrt", [node.inputs[0]], [node.outputs[0]], attrs, 0)]
+        inputs, output = [node.inputs[0], *([x_zero_name] if dynamic else [])], node.outputs[0]
+        scaled = _cast_and_scale(m, node, n) if dynamic else None
+        if scaled is not None:  # Cast -> Mul(scale) as the float output stage
+            (cast, mul, scale), output = scaled, scaled[1].outputs[0]
+            inputs.append(scale)
+            attrs.update(
+                out=OutputStage(np.dtype(np.float32)), fused=[node.name, cast.name, mul.name]
+            )
+        return [Node(node.name, "QMatMul", "pyrt", inputs, [output], attrs, 0)]
     nd = data.ndim - 2
     kernel = list(data.shape[2:])
     strides = int_attr_list(node, "strides", nd, 1)
@@ -909,6 +923,37 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
         conv1d=nd == 1,
     )
     return [Node(node.name, "QConv", "pyrt", [node.inputs[0]], [node.outputs[0]], attrs, 0)]
+
+
+def _cast_and_scale(m: Matcher, node: Node, n: int) -> tuple[Node, Node, str] | None:
+    """MatMulInteger -> Cast(float) -> Mul(s), s one value or n (the last axis), as
+    quantize_dynamic writes it: (the Cast, the Mul, s). float(acc) * s is exactly the
+    float output stage's arithmetic."""
+    cast = m.sole_consumer(node.outputs[0])
+    if cast is None or cast.op_type != "Cast" or cast.domain != "" or len(cast.outputs) != 1:
+        return None
+    if cast.attr("to", None) != 1:  # TensorProto.FLOAT
+        return None
+    mul = m.sole_consumer(cast.outputs[0])
+    if mul is None or mul.op_type != "Mul" or mul.domain != "" or len(mul.inputs) != 2:
+        return None
+    scale = mul.inputs[1] if mul.inputs[0] == cast.outputs[0] else mul.inputs[0]
+    shape = m.shape(scale)
+    if scale == cast.outputs[0] or m.g.dtype(scale) != np.float32 or shape is None:
+        return None
+    if tuple(shape) not in ((), (1,), (n,)) or m.shape(mul.outputs[0]) != m.shape(node.outputs[0]):
+        return None
+    return cast, mul, scale
+
+
+def _scalar_of(m: Matcher, name: str) -> bool:
+    """name is a one-element tensor (its shape known)."""
+    shape = m.shape(name)
+    return (
+        shape is not None
+        and all(isinstance(d, int) for d in shape)
+        and int(np.prod(shape, dtype=np.int64)) == 1
+    )
 
 
 def _matcher_for(node: Node):

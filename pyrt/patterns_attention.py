@@ -118,13 +118,22 @@ def _rank(m: Matcher, name: str) -> int | None:
     return None if shape is None else len(shape)
 
 
+def _f32_const(m: Matcher, name: str) -> np.ndarray | None:
+    """A float32 constant: an initializer, or DQ of an integer one (quantize_static's
+    "everything quantized" form) rounded as DequantizeLinear computes it in float32."""
+    if m.g.dtype(name) != np.float32:
+        return None
+    value = real_const(m, name)
+    return None if value is None else value.astype(np.float32)
+
+
 def _bias_of(m: Matcher, add: Node) -> tuple[np.ndarray, str] | None:
     """Add(bias, t) with a constant 1-D float bias: (bias, t)."""
     if add.op_type != "Add" or add.domain != "" or len(add.inputs) != 2:
         return None
     for i in (0, 1):
-        value = m.const(add.inputs[i])
-        if value is not None and value.dtype == np.float32 and value.ndim == 1:
+        value = _f32_const(m, add.inputs[i])
+        if value is not None and value.ndim == 1:
             return value, add.inputs[1 - i]
     return None
 
@@ -311,9 +320,9 @@ def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:
         return None
     if any(o for o in node.outputs[1:]):  # Mean / InvStdDev wanted
         return None
-    gamma = m.const(node.inputs[1])
-    beta = m.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-    if gamma is None or gamma.dtype != np.float32 or gamma.ndim != 1:
+    gamma = _f32_const(m, node.inputs[1])
+    beta = _f32_const(m, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if gamma is None or gamma.ndim != 1:
         return None
     if len(node.inputs) > 2 and node.inputs[2] and (beta is None or beta.shape != gamma.shape):
         return None

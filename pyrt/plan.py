@@ -202,17 +202,6 @@ def dequantize_step(node: Node, g: Graph, ctx: Context) -> Step:
     return Step(node, "quant", run, emit=emit)
 
 
-def dynamic_quantize(x: np.ndarray, ctx: Context) -> list[np.ndarray]:
-    """DynamicQuantizeLinear: uint8, range always including 0."""
-    x = x.astype(np.float32, copy=False)
-    lo = min(0.0, float(x.min())) if x.size else 0.0
-    hi = max(0.0, float(x.max())) if x.size else 0.0
-    scale = np.float32((hi - lo) / 255.0) if hi > lo else np.float32(1.0)
-    zero = np.uint8(np.clip(np.rint(0 - lo / scale), 0, 255))
-    y = K.quantize(x, np.array(scale, np.float32), np.array(zero, np.uint8), 0, 0, np.uint8, ctx)
-    return [y, np.array(scale, np.float32), np.array(zero, np.uint8)]
-
-
 # ---- integer ops ------------------------------------------------------------
 
 
@@ -316,20 +305,31 @@ def qmatmul_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     shape = g.shape(node.inputs[0]) if g is not None else None
     if shape and not a["trans_a"] and isinstance(shape[-1], int) and shape[-1] != k:
         raise ModelError(f"{node.label}: input has {shape[-1]} columns, weights expect {k}")
-    gemm = K.QGemm(a["w"], a["w_zero"], a["bias"], a["x_dtype"], a["x_zero"], a["out"])
+    dynamic = a["x_zero"] is None  # the zero point is the second input, known at run time
+    gemm = K.QGemm(a["w"], a["w_zero"], a["bias"], a["x_dtype"], a["x_zero"] or 0, a["out"])
     gemm._weights(ctx)
 
-    def run(x):
+    def run(x, x_zero=None, scale=None):
         if a["trans_a"]:
             x = x.T
         if x.shape[-1] != k:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
-        y = gemm.rows(np.ascontiguousarray(x.reshape(-1, k)), ctx)
+        zero = None
+        if dynamic:
+            if x_zero is None or x_zero.size != 1 or x_zero.dtype != x.dtype:
+                got = "none" if x_zero is None else f"{x_zero.dtype} {list(x_zero.shape)}"
+                raise ModelError(
+                    f"{node.label}: the input zero point must be one {x.dtype} value, got {got}"
+                )
+            zero = int(x_zero.reshape(-1)[0])
+        if scale is not None:  # the float output stage's scale, known at run time
+            scale = scale.astype(np.float32, copy=False).reshape(-1)
+        y = gemm.rows(np.ascontiguousarray(x.reshape(-1, k)), ctx, x_zero=zero, scale=scale)
         return [y.reshape(*x.shape[:-1], n)]
 
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
-        if a["trans_a"] or x.ndim < 1 or x.shape[-1] != k or x.dtype != gemm.x_dtype:
+        if dynamic or a["trans_a"] or x.ndim < 1 or x.shape[-1] != k or x.dtype != gemm.x_dtype:
             return False
         rows = x.size // k
         if rows == 0 or rows >= 2**31:
@@ -1217,7 +1217,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
         validate_quant_node(node, g)
         return dequantize_step(node, g, ctx)
     if op == "DynamicQuantizeLinear":
-        return Step(node, "quant", lambda x: dynamic_quantize(x, ctx))
+        return Step(node, "quant", lambda x: list(K.dynamic_quantize(x, ctx)))
     if op in ("ConvInteger", "MatMulInteger"):
         return Step(node, "numpy", integer_product(node))
     if op == "Conv":

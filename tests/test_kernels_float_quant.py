@@ -698,3 +698,51 @@ def test_pools_reject_bad_arguments():
     s.out_h = 3  # the third window would start past the input
     assert lib.pyrt_qmaxpool2d(CTX, s, xp, lib.PYRT_U8, yp) == lib.PYRT_ERR_SHAPE
     assert "padd" in last_error()
+
+
+def _dynamic_reference(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    """DynamicQuantizeLinear as ONNX defines it, in float32 numpy."""
+    f32 = np.float32
+    finite = x[~np.isnan(x)]
+    lo = min(f32(0), finite.min()) if finite.size else f32(0)
+    hi = max(f32(0), finite.max()) if finite.size else f32(0)
+    scale = f32((hi - lo) / f32(255)) if hi > lo else f32(1)
+    zero = np.uint8(np.rint(np.clip(f32(0) - lo / scale, f32(0), f32(255))))
+    q = np.rint(x / scale) + f32(zero)
+    q = np.where(np.isnan(q), f32(zero), np.clip(q, 0, 255))
+    return q.astype(np.uint8), scale, zero
+
+
+@pytest.mark.parametrize("isa", _kernels.isa_available())
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 17, 31, 32, 33, 1000, 4099])
+@pytest.mark.parametrize("kind", ["mixed", "positive", "negative", "zeros", "nan"])
+def test_dynamic_quantize_matches_onnx_and_onnxruntime(isa, n, kind):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    x = {"positive": np.abs(x), "negative": -np.abs(x), "zeros": 0 * x}.get(kind, x)
+    if kind == "nan":
+        x[:: max(1, n // 3)] = np.nan
+    y, scale, zero = K.dynamic_quantize(x, _kernels.Context(isa))
+    want = _dynamic_reference(x)
+    np.testing.assert_array_equal(y, want[0])
+    assert (scale, zero) == want[1:] and scale.dtype == np.float32 and zero.dtype == np.uint8
+    if kind != "nan":  # onnxruntime lets a NaN into the range
+        node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])
+        graph = helper.make_graph(
+            [node],
+            "dql",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [n])],
+            [
+                helper.make_tensor_value_info(v, t, None)
+                for v, t in zip("ysz", (onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT, 2))
+            ],
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        theirs = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+        np.testing.assert_array_equal(y, theirs[0])
+        assert scale == theirs[1] and zero == theirs[2]
+
+
+def test_dynamic_quantize_refuses_an_overflowing_range():
+    with pytest.raises(pyrt.KernelError, match="overflows float"):
+        K.dynamic_quantize(np.array([-3e38, 3e38], np.float32))

@@ -469,3 +469,30 @@ def test_scaled_masked_softmax_is_onnxruntimes(ort_reference, scale_op):
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     else:
         np.testing.assert_array_max_ulp(got, want, maxulp=2)
+
+
+@pytest.mark.parametrize("seq, batch", [(16, 1), (64, 2)])
+def test_dynamically_quantized_encoder_is_onnxruntimes(
+    encoders, ort_reference, tmp_path, seq, batch
+):
+    """quantize_dynamic's encoder (DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul
+    by input scale x weight scale): each MatMulInteger is an int8 GEMM with the zero
+    point and scale read at run time, and the result is the reference's bit for bit
+    where pyrt's float kernels are onnxruntime's (x86 with AVX-512)."""
+    ort_quant = pytest.importorskip("onnxruntime.quantization")
+    onnx.save(encoders["fp32"], tmp_path / "fp32.onnx")
+    ort_quant.quantize_dynamic(
+        tmp_path / "fp32.onnx", tmp_path / "dyn.onnx", weight_type=ort_quant.QuantType.QInt8
+    )
+    model = onnx.load(tmp_path / "dyn.onnx")
+    session = pyrt.Session(model)
+    report = session.report()
+    assert Counter(r.ran_as for r in report if r.op_type == "MatMulInteger") == {"int8": 12}
+    casts = [r for r in report if r.op_type == "Cast" and r.detail != "MaskChain"]
+    assert casts and all(r.detail.startswith("in QMatMul") for r in casts)  # output stage
+    (feed,) = zt.encoder_inputs(seq, batch=batch, seed=seq)
+    ours, ref = session.run(feed)[0], ort_reference(model, feed)[0]
+    if "avx512vnni" in _kernels.isa_available():
+        np.testing.assert_array_equal(ours, ref)
+    else:
+        assert compare("y", ours, ref, None).cosine > 0.9999

@@ -35,6 +35,7 @@ static void init_scalar(pyrt_kernel_table *t) {
   t->requantize = pyrt_requantize_scalar;
   pyrt_sgemm_init_scalar(t);
   t->quantize = pyrt_quantize_scalar;
+  t->range_f32 = pyrt_range_f32_scalar;
   t->dequantize = pyrt_dequantize_scalar;
   t->qbinary = pyrt_qbinary_scalar;
   t->qmaxpool2d = pyrt_qmaxpool2d_scalar;

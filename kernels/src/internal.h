@@ -128,7 +128,7 @@ typedef struct {
   const void *x;
   pyrt_qparams qx;
   float x_mul, x_div; /* v = DQ(x) * x_mul / x_div (+ mask); 1 skips either */
-  const float *mask; /* NULL, or [rows / rows_per_mask][cols] */
+  const float *mask;  /* NULL, or [rows / rows_per_mask][cols] */
   int64_t rows_per_mask;
   void *y;
   pyrt_qparams qy;
@@ -235,6 +235,9 @@ typedef struct pyrt_kernel_table {
   void (*dequantize)(int64_t n, const void *x, int32_t x_dtype,
                      const float *scale, const void *zero, int64_t step,
                      float *y);
+  /* *lo = min(0, x...), *hi = max(0, x...) of n floats, NaNs left out (min
+     and max are exact in any order, so every ISA agrees). */
+  void (*range_f32)(int64_t n, const float *x, float *lo, float *hi);
   /* Add / Mul of a and y [rows][cols] (dense) with b broadcast over rows:
      b holds cols values when b_step is 1, one value when it is 0. */
   void (*qbinary)(int32_t op, int64_t rows, int64_t cols, const void *a,
@@ -360,6 +363,7 @@ void pyrt_requantize_scalar(int64_t rows, int64_t cols, int32_t channels,
                             const int32_t *acc, const pyrt_output_stage *out,
                             void *y);
 void pyrt_sgemm_init_scalar(pyrt_kernel_table *t); /* + sdwconv */
+void pyrt_range_f32_scalar(int64_t n, const float *x, float *lo, float *hi);
 void pyrt_quantize_scalar(int64_t n, const float *x, const float *scale,
                           const void *zero, int64_t step, int32_t out_dtype,
                           void *y);

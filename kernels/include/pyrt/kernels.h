@@ -213,6 +213,12 @@ typedef struct {
 int pyrt_quantize(pyrt_context *ctx, const pyrt_quant_layout *l, const float *x,
                   const float *scale, const void *zero, int32_t out_dtype,
                   void *y);
+/* DynamicQuantizeLinear of n floats: scale = (max(x, 0) - min(x, 0)) / 255
+   (1 for an all-zero x), zero = rint(clamp(-min(x, 0) / scale, 0, 255)), in
+   float32 as ONNX defines them (NaNs are left out of the range), then y =
+   pyrt_quantize(x) to U8. */
+int pyrt_dynamic_quantize(pyrt_context *ctx, int64_t n, const float *x,
+                          uint8_t *y, float *scale, uint8_t *zero);
 /* y = (x - zero) * scale for U8, S8 or S32 x. */
 int pyrt_dequantize(pyrt_context *ctx, const pyrt_quant_layout *l,
                     const void *x, int32_t x_dtype, const float *scale,

@@ -140,3 +140,29 @@ int pyrt_dequantize(pyrt_context *ctx, const pyrt_quant_layout *l,
   run_quant(ctx, &j);
   return PYRT_OK;
 }
+
+int pyrt_dynamic_quantize(pyrt_context *ctx, int64_t n, const float *x,
+                          uint8_t *y, float *scale, uint8_t *zero) {
+  if (ctx == NULL || x == NULL || y == NULL || scale == NULL || zero == NULL)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "dynamic_quantize: ctx, x, y, scale or zero is NULL");
+  if (n <= 0)
+    return pyrt_fail(PYRT_ERR_ARG, "dynamic_quantize: n must be > 0, got %lld",
+                     (long long)n);
+  float lo, hi;
+  ctx->t->range_f32(n, x, &lo, &hi);
+  const float s = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+  if (!isfinite(s))
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "dynamic_quantize: the input range [%g, %g] overflows "
+                     "float",
+                     (double)lo, (double)hi);
+  float z = 0.0f - lo / s;
+  z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
+  *scale = s;
+  *zero = (uint8_t)rintf(z);
+  const pyrt_quant_layout l = {1, 1, n, 1, 0, 0, 0};
+  quant_job j = {NULL, &l, {0}, 0, x, PYRT_U8, scale, zero, y};
+  run_quant(ctx, &j);
+  return PYRT_OK;
+}

@@ -84,7 +84,31 @@ static void dequantize(int64_t n, const void *x, int32_t x_dtype,
   }
 }
 
+/* min / max return their second operand when one is NaN: NaNs drop out */
+static void range_f32(int64_t n, const float *x, float *lo, float *hi) {
+  __m256 l = _mm256_setzero_ps(), h = l;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    l = _mm256_min_ps(a, l), h = _mm256_max_ps(a, h);
+  }
+  float lanes_l[8], lanes_h[8];
+  _mm256_storeu_ps(lanes_l, l);
+  _mm256_storeu_ps(lanes_h, h);
+  float rl = 0.0f, rh = 0.0f;
+  for (int k = 0; k < 8; k++) {
+    rl = lanes_l[k] < rl ? lanes_l[k] : rl;
+    rh = lanes_h[k] > rh ? lanes_h[k] : rh;
+  }
+  for (; i < n; i++) {
+    rl = x[i] < rl ? x[i] : rl;
+    rh = x[i] > rh ? x[i] : rh;
+  }
+  *lo = rl, *hi = rh;
+}
+
 void pyrt_quant_init_avx2(pyrt_kernel_table *t) {
+  t->range_f32 = range_f32;
   t->quantize = quantize;
   t->dequantize = dequantize;
 }

@@ -77,7 +77,26 @@ static void dequantize(int64_t n, const void *x, int32_t x_dtype,
   }
 }
 
+/* min / max return their second operand when one is NaN: NaNs drop out */
+static void range_f32(int64_t n, const float *x, float *lo, float *hi) {
+  __m512 l0 = _mm512_setzero_ps(), h0 = l0, l1 = l0, h1 = l0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    l0 = _mm512_min_ps(a, l0), h0 = _mm512_max_ps(a, h0);
+    l1 = _mm512_min_ps(b, l1), h1 = _mm512_max_ps(b, h1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 a = _mm512_maskz_loadu_ps(m, x + i); /* zeros past n */
+    l0 = _mm512_min_ps(a, l0), h0 = _mm512_max_ps(a, h0);
+  }
+  *lo = _mm512_reduce_min_ps(_mm512_min_ps(l0, l1));
+  *hi = _mm512_reduce_max_ps(_mm512_max_ps(h0, h1));
+}
+
 void pyrt_quant_init_avx512vnni(pyrt_kernel_table *t) {
+  t->range_f32 = range_f32;
   t->quantize = quantize;
   t->dequantize = dequantize;
 }

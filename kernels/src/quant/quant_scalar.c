@@ -96,3 +96,12 @@ void pyrt_dequantize_scalar(int64_t n, const void *x, int32_t x_dtype,
     }
   }
 }
+
+void pyrt_range_f32_scalar(int64_t n, const float *x, float *lo, float *hi) {
+  float l = 0.0f, h = 0.0f;
+  for (int64_t i = 0; i < n; i++) {
+    l = x[i] < l ? x[i] : l;
+    h = x[i] > h ? x[i] : h;
+  }
+  *lo = l, *hi = h;
+}
