@@ -250,13 +250,7 @@ class QGemm(_Packed):
         """x[R, K] (rows C-contiguous) -> y[R, M]; y may be given (C-contiguous, right shape);
         x_zero replaces the constructor's input zero point for this call, scale (M floats)
         the scale of its float32 output stage."""
-        if x_zero is not None:
-            _, x_zero = _x_params(self.x_dtype, x_zero, "QGemm")
-        stage = self.stage
-        if scale is not None:
-            if self.out.dtype != np.float32:
-                raise KernelError("QGemm: a per-call scale needs a float32 output stage")
-            stage, kept = _stage(OutputStage(np.dtype(np.float32), scale), self.m)
+        x_zero, stage, kept = _call_params(self, x_zero, scale, self.m, "QGemm")
         if x.ndim != 2 or x.shape[1] != self.k or x.dtype != self.x_dtype:
             raise KernelError(
                 f"QGemm rows must be {self.x_dtype} [R, {self.k}], got {x.dtype} {list(x.shape)}"
@@ -279,7 +273,7 @@ class QGemm(_Packed):
                 self.k,
                 ptr(x),
                 dtype_code(x.dtype),
-                self.x_zero if x_zero is None else x_zero,
+                x_zero,
                 self.k,
                 ptr(packed),
                 ptr(self.bias, "int32_t *"),
@@ -289,6 +283,23 @@ class QGemm(_Packed):
             )
         )
         return y
+
+
+def _call_params(
+    op, x_zero: int | None, scale: np.ndarray | None, channels: int, name: str
+) -> tuple:
+    """(x_zero, stage, kept arrays) of one call of a packed int8 op: its own, or the input
+    zero point and the float32 output stage's scale known only at run time."""
+    if x_zero is None:
+        x_zero = op.x_zero
+    else:
+        _, x_zero = _x_params(op.x_dtype, x_zero, name)
+    if scale is None:
+        return x_zero, op.stage, None
+    if op.out.dtype != np.float32:
+        raise KernelError(f"{name}: a per-call scale needs a float32 output stage")
+    stage, kept = _stage(OutputStage(np.dtype(np.float32), scale), channels)
+    return x_zero, stage, kept
 
 
 def _conv_shape(w_shape: tuple, x_shape: tuple, groups: int, strides, dilations, pads):
@@ -406,19 +417,32 @@ class QConv2d(_Conv, _Packed):
         )
         return packed
 
-    def __call__(self, x: np.ndarray, ctx: Context | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        x: np.ndarray,
+        ctx: Context | None = None,
+        x_zero: int | None = None,
+        scale: np.ndarray | None = None,
+    ) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 4:
             raise KernelError(f"conv input must be [N, {self.in_c}, H, W], got {list(x.shape)}")
-        y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), ctx)
+        y = self.nhwc(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), ctx, None, x_zero, scale)
         return y.transpose(0, 3, 1, 2)
 
     def nhwc(
-        self, x: np.ndarray, ctx: Context | None = None, y: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        ctx: Context | None = None,
+        y: np.ndarray | None = None,
+        x_zero: int | None = None,
+        scale: np.ndarray | None = None,
     ) -> np.ndarray:
-        """x [N, H, W, C] -> y [N, OH, OW, O]; y may be given (C-contiguous, right shape)."""
+        """x [N, H, W, C] -> y [N, OH, OW, O]; y may be given (C-contiguous, right shape);
+        x_zero and scale as QGemm.rows's."""
         if x.dtype != self.x_dtype:
             raise KernelError(f"QConv2d input must be {self.x_dtype}, got {x.dtype}")
+        x_zero, stage, kept = _call_params(self, x_zero, scale, self.w.shape[0], "QConv2d")
         if x.ndim == 4 and x.shape[0] == 0:  # empty batch: shape only
             s = self.nhwc_shape((1, *x.shape[1:]))
             return np.empty((0, s.out_h, s.out_w, s.out_c), self.out.dtype)
@@ -435,9 +459,9 @@ class QConv2d(_Conv, _Packed):
                 ptr(packed),
                 ptr(x),
                 dtype_code(x.dtype),
-                self.x_zero,
+                x_zero,
                 ptr(self.bias, "int32_t *"),
-                self.stage,
+                stage,
                 ptr(y),
             )
         )

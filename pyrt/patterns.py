@@ -870,7 +870,7 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
     w_zero = m.const(w_zero_name) if w_zero_name else np.zeros(1, np.uint8)
     data = m.const(node.inputs[1])
     x_dtype = m.g.dtype(node.inputs[0])
-    dynamic = x_zero is None and node.op_type == "MatMulInteger" and _scalar_of(m, x_zero_name)
+    dynamic = x_zero is None and _scalar_of(m, x_zero_name)
     if dynamic:
         x_zero = np.zeros(1, np.int32)
     if x_zero is None or w_zero is None or data is None or x_zero.size != 1 or x_dtype not in INT8:
@@ -879,7 +879,7 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
         return None
     n = data.shape[0] if node.op_type == "ConvInteger" else data.shape[-1]
     if w_zero.size not in (1, n) or data.ndim not in (
-        (3, 4) if node.op_type == "ConvInteger" else (2,)
+        ((4,) if dynamic else (3, 4)) if node.op_type == "ConvInteger" else (2,)
     ):
         return None
     w_zero = np.broadcast_to(w_zero.reshape(-1), (n,)).astype(np.int32)
@@ -892,16 +892,14 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
         out=out,
         fused=[node.name],
     )
+    inputs, output = [node.inputs[0], *([x_zero_name] if dynamic else [])], node.outputs[0]
+    scaled = _cast_and_scale(m, node, n) if dynamic else None
+    if scaled is not None:  # Cast -> Mul(scale) as the float output stage
+        (cast, mul, scale), output = scaled, scaled[1].outputs[0]
+        inputs.append(scale)
+        attrs.update(out=OutputStage(np.dtype(np.float32)), fused=[node.name, cast.name, mul.name])
     if node.op_type == "MatMulInteger":
         attrs.update(w=np.ascontiguousarray(data.T), trans_a=False)
-        inputs, output = [node.inputs[0], *([x_zero_name] if dynamic else [])], node.outputs[0]
-        scaled = _cast_and_scale(m, node, n) if dynamic else None
-        if scaled is not None:  # Cast -> Mul(scale) as the float output stage
-            (cast, mul, scale), output = scaled, scaled[1].outputs[0]
-            inputs.append(scale)
-            attrs.update(
-                out=OutputStage(np.dtype(np.float32)), fused=[node.name, cast.name, mul.name]
-            )
         return [Node(node.name, "QMatMul", "pyrt", inputs, [output], attrs, 0)]
     nd = data.ndim - 2
     kernel = list(data.shape[2:])
@@ -922,13 +920,14 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
         pads=tuple(pads),
         conv1d=nd == 1,
     )
-    return [Node(node.name, "QConv", "pyrt", [node.inputs[0]], [node.outputs[0]], attrs, 0)]
+    return [Node(node.name, "QConv", "pyrt", inputs, [output], attrs, 0)]
 
 
 def _cast_and_scale(m: Matcher, node: Node, n: int) -> tuple[Node, Node, str] | None:
-    """MatMulInteger -> Cast(float) -> Mul(s), s one value or n (the last axis), as
-    quantize_dynamic writes it: (the Cast, the Mul, s). float(acc) * s is exactly the
-    float output stage's arithmetic."""
+    """MatMulInteger / ConvInteger -> Cast(float) -> Mul(s), s one value or n (along the
+    output channels: the last axis of a MatMul, axis 1 of a Conv), as quantize_dynamic
+    writes it: (the Cast, the Mul, s). float(acc) * s is the float output stage's
+    arithmetic exactly."""
     cast = m.sole_consumer(node.outputs[0])
     if cast is None or cast.op_type != "Cast" or cast.domain != "" or len(cast.outputs) != 1:
         return None
@@ -941,7 +940,10 @@ def _cast_and_scale(m: Matcher, node: Node, n: int) -> tuple[Node, Node, str] | 
     shape = m.shape(scale)
     if scale == cast.outputs[0] or m.g.dtype(scale) != np.float32 or shape is None:
         return None
-    if tuple(shape) not in ((), (1,), (n,)) or m.shape(mul.outputs[0]) != m.shape(node.outputs[0]):
+    channels = [(n,)] if node.op_type == "MatMulInteger" else [(n, 1, 1), (1, n, 1, 1)]
+    if tuple(shape) not in ((), (1,), *channels):
+        return None
+    if m.shape(mul.outputs[0]) != m.shape(node.outputs[0]):
         return None
     return cast, mul, scale
 

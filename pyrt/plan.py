@@ -19,7 +19,15 @@ from ._kernels import Context, default_context, dtype_code, lib, ptr
 from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
-from .patterns import INT8, Matcher, conv_pads, int_attr_list, valid_scale, window_attrs
+from .patterns import (
+    INT8,
+    Matcher,
+    conv_pads,
+    int_attr_list,
+    real_const,
+    valid_scale,
+    window_attrs,
+)
 from .plan_attention import attention_fn
 from .plan_float import float_step_args
 from .validate import QUANT_DTYPES, validate_quant_node
@@ -249,11 +257,13 @@ def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         dilations=a["dilations"],
         pads=a["pads"],
         x_dtype=a["x_dtype"],
-        x_zero=a["x_zero"],
+        x_zero=a["x_zero"] or 0,
         out=a["out"],
     )
     conv._weights(ctx)  # packed at load for the session's kernel table
     check = _conv_guard(node, conv, g, a["conv1d"], np.dtype(a["out"].dtype).itemsize)
+    if a["x_zero"] is None:  # zero point (and scale) known at run time: a Python step
+        return _dynamic_qconv_step(node, conv, check, ctx)
 
     def entry(plan, s, packed, x: int, y: int) -> int:
         return lib.pyrt_plan_qconv2d(
@@ -262,6 +272,32 @@ def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         )  # fmt: skip
 
     return conv_step(node, "int8", conv, check, a["conv1d"], bool(a.get("nhwc")), ctx, entry)
+
+
+def _runtime_params(node: Node, x: np.ndarray, x_zero, scale) -> tuple[int, np.ndarray | None]:
+    """The input zero point (one value of x's dtype) and output scale a quantize_dynamic
+    op reads at run time."""
+    if x_zero is None or x_zero.size != 1 or x_zero.dtype != x.dtype:
+        got = "none" if x_zero is None else f"{x_zero.dtype} {list(x_zero.shape)}"
+        raise ModelError(
+            f"{node.label}: the input zero point must be one {x.dtype} value, got {got}"
+        )
+    if scale is not None:
+        scale = scale.astype(np.float32, copy=False).reshape(-1)
+    return int(x_zero.reshape(-1)[0]), scale
+
+
+def _dynamic_qconv_step(node: Node, conv, check: Callable, ctx: Context) -> Step:
+    nhwc = bool(node.attrs.get("nhwc"))
+
+    def run(x, x_zero=None, scale=None):
+        zero, scale = _runtime_params(node, x, x_zero, scale)
+        if nhwc:
+            check(x.transpose(0, 3, 1, 2))
+            return [conv.nhwc(x, ctx, None, zero, scale)]
+        return [conv(_checked(check, x), ctx, zero, scale)]
+
+    return Step(node, "int8", run)
 
 
 def conv_step(node: Node, kind: str, conv, check: Callable, conv1d: bool, nhwc: bool,
@@ -316,14 +352,7 @@ def qmatmul_step(node: Node, g: Graph | None, ctx: Context) -> Step:
             raise ModelError(f"{node.label}: input has {x.shape[-1]} columns, weights expect {k}")
         zero = None
         if dynamic:
-            if x_zero is None or x_zero.size != 1 or x_zero.dtype != x.dtype:
-                got = "none" if x_zero is None else f"{x_zero.dtype} {list(x_zero.shape)}"
-                raise ModelError(
-                    f"{node.label}: the input zero point must be one {x.dtype} value, got {got}"
-                )
-            zero = int(x_zero.reshape(-1)[0])
-        if scale is not None:  # the float output stage's scale, known at run time
-            scale = scale.astype(np.float32, copy=False).reshape(-1)
+            zero, scale = _runtime_params(node, x, x_zero, scale)
         y = gemm.rows(np.ascontiguousarray(x.reshape(-1, k)), ctx, x_zero=zero, scale=scale)
         return [y.reshape(*x.shape[:-1], n)]
 
@@ -966,11 +995,23 @@ def _float_clamp(matcher: Matcher, node: Node | None) -> tuple[float, float] | N
     return bounds
 
 
+def _batchnorm_f32(matcher: Matcher, node: Node) -> tuple[np.ndarray, np.ndarray]:
+    """(k, shift) of an inference BatchNormalization in onnxruntime's float32 steps:
+    k = 1 / sqrt(var + epsilon) * scale, shift = bias - mean * k."""
+    f32 = np.float32
+    gamma, beta, mean, var = (
+        real_const(matcher, i).astype(f32).reshape(-1) for i in node.inputs[1:]
+    )
+    inv_std = f32(1) / np.sqrt(var + f32(node.attr("epsilon", 1e-5)))
+    k = inv_std * gamma
+    return k, beta - mean * k
+
+
 def fuse_float_batchnorms(g: Graph) -> None:
     """fp32 BatchNormalizations no Conv absorbed (DenseNet's BN-ReLU before each conv)
-    become one per-channel Affine step (pyrt_channel_affine: y = fmaf(x, k, shift), k and
-    shift rounded to float32 once, where onnxruntime subtracts the mean and scales: the
-    last bit can differ), a following Relu / Clip its clamp."""
+    become one per-channel Affine step (pyrt_channel_affine: y = x * k + shift, with k and
+    shift in float32 as onnxruntime's BatchNormalization computes them, so the result is
+    its bit for bit), a following Relu / Clip its clamp."""
     outputs = {t.name for t in g.outputs}
     matcher = Matcher(g)
     drop: set[str] = set()
@@ -982,14 +1023,10 @@ def fuse_float_batchnorms(g: Graph) -> None:
             continue
         if shape is None or len(shape) < 2 or not isinstance(shape[1], int):
             continue
-        found = matcher.batchnorm(node, shape[1])
-        if found is None:
+        if matcher.batchnorm(node, shape[1]) is None:
             continue
-        k, shift = found
-        attrs = dict(
-            a=k.astype(np.float32), b=shift.astype(np.float32), clamp=(-np.inf, np.inf),
-            fused=[node.name],
-        )  # fmt: skip
+        k, shift = _batchnorm_f32(matcher, node)
+        attrs = dict(a=k, b=shift, clamp=(-np.inf, np.inf), fused=[node.name])
         follower = matcher.sole_consumer(node.outputs[0])
         bounds = _float_clamp(matcher, follower)
         out = node.outputs[0]

@@ -270,3 +270,27 @@ def test_batchnorm_of_any_rank(shape, quantize, ort_reference):
     np.testing.assert_array_equal(session.run(x)[0], ours)  # the replay
     step = float(np.abs(ref).max()) / 255 if quantize else 0.0
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5 + 1.01 * step)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamically_quantized_cnn_is_onnxruntimes(name, per_channel, ort_reference, tmp_path):
+    """quantize_dynamic's CNN (DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul by
+    input scale x weight scale): every ConvInteger is the int8 conv with the zero point
+    and scale read at run time, and the output is the reference's bit for bit (its float
+    BatchNormalizations included)."""
+    ort_quant = pytest.importorskip("onnxruntime.quantization")
+    onnx.save(zoo.MODELS[name](width=8, size=32), tmp_path / "fp32.onnx")
+    ort_quant.quantize_dynamic(
+        tmp_path / "fp32.onnx",
+        tmp_path / "dyn.onnx",
+        per_channel=per_channel,
+        weight_type=ort_quant.QuantType.QUInt8,
+    )
+    model = onnx.load(tmp_path / "dyn.onnx")
+    session = pyrt.Session(model)
+    convs = [r for r in session.report() if r.op_type == "ConvInteger"]
+    assert convs and all(r.ran_as == "int8" for r in convs)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    feed = {session.inputs[0].name: x}
+    np.testing.assert_array_equal(session.run(feed)[0], ort_reference(model, feed)[0])

@@ -313,7 +313,8 @@ int pyrt_copy_rows(pyrt_context *ctx, int64_t rows, int64_t bytes,
 /*
  * x and y are [outer][channels][inner] (NHWC: inner 1; NCHW: inner H * W),
  * channel c's multiplier a[c] and offset b[c] (finite):
- *   F32 -> F32:        y = clamp(fmaf(x, a, b), lo, hi)   (NaN passes)
+ *   F32 -> F32:        y = clamp(x * a + b, lo, hi)   (two roundings; NaN
+ *                      passes)
  *   U8/S8 -> U8/S8:    v = fmaf((float)x - x_zero, a, b);
  *                      y = clamp(rintf(v) + y_zero, lo, hi)
  * For int8 data a and b carry the input and output scales (a DQ ->

@@ -19,8 +19,8 @@ static void affine8(int64_t n, const void *x, const float *a, const float *b,
   for (int64_t i = 0; i < full; i += 8) {
     if (step) va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
     if (p->x_dtype == PYRT_F32) {
-      const __m256 v =
-          _mm256_fmadd_ps(_mm256_loadu_ps((const float *)x + i), va, vb);
+      const __m256 v = _mm256_add_ps(
+          _mm256_mul_ps(_mm256_loadu_ps((const float *)x + i), va), vb);
       _mm256_storeu_ps((float *)y + i, clamp8(v, lo, hi));
       continue;
     }

@@ -19,8 +19,8 @@ static void affine16(int64_t n, const void *x, const float *a, const float *b,
   for (int64_t i = 0; i < full; i += 16) {
     if (step) va = _mm512_loadu_ps(a + i), vb = _mm512_loadu_ps(b + i);
     if (p->x_dtype == PYRT_F32) {
-      const __m512 v =
-          _mm512_fmadd_ps(_mm512_loadu_ps((const float *)x + i), va, vb);
+      const __m512 v = _mm512_add_ps(
+          _mm512_mul_ps(_mm512_loadu_ps((const float *)x + i), va), vb);
       _mm512_storeu_ps((float *)y + i, clamp16(v, lo, hi));
       continue;
     }

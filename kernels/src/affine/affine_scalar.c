@@ -1,5 +1,6 @@
 /* The reference per-channel affine map (kernels.h: pyrt_channel_affine):
-   fp32 y = clamp(fmaf(x, a, b), lo, hi); int8 codes
+   fp32 y = clamp(x * a + b, lo, hi) (two roundings, as onnxruntime's
+   BatchNormalization); int8 codes
    v = fmaf((float)x - x_zero, a, b), y = clamp(rintf(v) + y_zero, lo, hi),
    rounding half to even like every requantization. SIMD tables repeat
    these float steps lane by lane. */
@@ -24,7 +25,7 @@ void pyrt_channel_affine_scalar(int64_t n, const void *x, const float *a,
     const float *src = (const float *)x;
     float *dst = (float *)y;
     for (int64_t i = 0; i < n; i++)
-      dst[i] = clampf(fmaf(src[i], a[i * step], b[i * step]), p->lo, p->hi);
+      dst[i] = clampf(src[i] * a[i * step] + b[i * step], p->lo, p->hi);
     return;
   }
   for (int64_t i = 0; i < n; i++) {
