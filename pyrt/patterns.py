@@ -896,8 +896,14 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
     scaled = _cast_and_scale(m, node, n) if dynamic else None
     if scaled is not None:  # Cast -> Mul(scale) as the float output stage
         (cast, mul, scale), output = scaled, scaled[1].outputs[0]
+        fused = [node.name, cast.name, mul.name]
+        product = _scale_product(m, scale, n)
+        if product is not None:  # input scale x constant weight scale, computed per run
+            (scale, w_scale, scale_mul) = product
+            attrs["w_scale"] = w_scale
+            fused.append(scale_mul.name)
         inputs.append(scale)
-        attrs.update(out=OutputStage(np.dtype(np.float32)), fused=[node.name, cast.name, mul.name])
+        attrs.update(out=OutputStage(np.dtype(np.float32)), fused=fused)
     if node.op_type == "MatMulInteger":
         attrs.update(w=np.ascontiguousarray(data.T), trans_a=False)
         return [Node(node.name, "QMatMul", "pyrt", inputs, [output], attrs, 0)]
@@ -946,6 +952,23 @@ def _cast_and_scale(m: Matcher, node: Node, n: int) -> tuple[Node, Node, str] | 
     if m.shape(mul.outputs[0]) != m.shape(node.outputs[0]):
         return None
     return cast, mul, scale
+
+
+def _scale_product(m: Matcher, name: str, n: int) -> tuple[str, np.ndarray, Node] | None:
+    """name = Mul(input scale, constant weight scale) used only there, as quantize_dynamic
+    writes it: (the input scale, the weight scale as 1 or n float32 values, the Mul)."""
+    mul = m.g.producer.get(name)
+    if mul is None or mul.op_type != "Mul" or mul.domain != "" or len(mul.inputs) != 2:
+        return None
+    if m.sole_consumer(name) is None:
+        return None
+    for i in (0, 1):
+        w_scale, x_scale = m.const(mul.inputs[i]), mul.inputs[1 - i]
+        if w_scale is None or w_scale.dtype != np.float32 or w_scale.size not in (1, n):
+            continue
+        if m.g.dtype(x_scale) == np.float32 and _scalar_of(m, x_scale):
+            return x_scale, np.ascontiguousarray(w_scale.reshape(-1)), mul
+    return None
 
 
 def _scalar_of(m: Matcher, name: str) -> bool:

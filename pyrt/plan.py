@@ -284,6 +284,8 @@ def _runtime_params(node: Node, x: np.ndarray, x_zero, scale) -> tuple[int, np.n
         )
     if scale is not None:
         scale = scale.astype(np.float32, copy=False).reshape(-1)
+        if "w_scale" in node.attrs:  # the graph's Mul(input scale, weight scale)
+            scale = scale * node.attrs["w_scale"]
     return int(x_zero.reshape(-1)[0]), scale
 
 
