@@ -297,6 +297,20 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(x, np.zeros((), x.dtype))
 
 
+def _kernel_unary(op: str, fallback: Callable[[np.ndarray], np.ndarray]):
+    """float32 through pyrt's C kernel (onnxruntime's x86 arithmetic, bit for bit: what a
+    QDQ lookup table built from this op must reproduce), other dtypes in numpy."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float32:
+            return fallback(x)
+        from .kernels import funary  # the kernels module imports this one
+
+        return funary(op, x)
+
+    return run
+
+
 _FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Exp": np.exp,
     "Log": np.log,
@@ -316,9 +330,9 @@ _FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Asinh": np.arcsinh,
     "Acosh": np.arccosh,
     "Atanh": np.arctanh,
-    "Tanh": np.tanh,
-    "Erf": erf,
-    "Sigmoid": _sigmoid,
+    "Tanh": _kernel_unary("tanh", np.tanh),
+    "Erf": _kernel_unary("erf", erf),
+    "Sigmoid": _kernel_unary("sigmoid", _sigmoid),
     "Softplus": _softplus,
     "Softsign": lambda x: x / (1 + np.abs(x)),
     "Mish": lambda x: x * np.tanh(_softplus(x)),

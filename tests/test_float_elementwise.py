@@ -325,25 +325,27 @@ def test_unary_simd_equals_scalar(isa, op, alpha, beta):
 
 
 def _float_sweep() -> np.ndarray:
-    """Every 97th float32 of either sign from 2^-20 to 8 (erf's whole curve), the
-    specials and the ends of each branch."""
-    lo, hi = np.array([2.0**-20, 8.0], F32).view(np.int32)
+    """Every 97th float32 of either sign from 2^-20 to 20 (the curves of erf, tanh and
+    the logistic function up to their clamps), the specials and the branch ends."""
+    lo, hi = np.array([2.0**-20, 20.0], F32).view(np.int32)
     x = np.arange(lo, hi, 97, dtype=np.int32).view(F32)
-    edges = np.array([0.921875, 3.925, 3.9249997, 0.92187494], F32)
+    edges = np.array([0.921875, 3.925, 3.9249997, 0.92187494, 9, 18, 17.999998], F32)
     return np.concatenate([x, -x, edges, -edges, np.array(SPECIAL, F32)])
 
 
 @pytest.mark.parametrize("isa", _kernels.isa_available())
-def test_erf_is_onnxruntimes_bit_for_bit(isa):
-    """pyrt's erf is onnxruntime's (MLAS, x86 with FMA) on 4 million floats, so a QDQ
-    GELU quantizes exactly as onnxruntime's reference does. Where onnxruntime runs its
-    SSE2 kernel instead (no AVX2 / FMA), within 2 ulp of it."""
+@pytest.mark.parametrize("op", ["Erf", "Sigmoid", "Tanh"])
+def test_unary_is_onnxruntimes_bit_for_bit(isa, op):
+    """pyrt's erf, logistic and tanh are onnxruntime's (MLAS, x86 with FMA) on 4 million
+    floats, so a QDQ GELU / Sigmoid (and its lookup table) quantizes exactly as
+    onnxruntime's reference does. Where onnxruntime runs its SSE2 kernels instead (no
+    AVX2 / FMA), within 2 ulp of them."""
     x = _float_sweep()
-    m = model([helper.make_node("Erf", ["x"], ["y"])], {"x": x})
+    m = model([helper.make_node(op, ["x"], ["y"])], {"x": x})
     want = onnxruntime(m, {"x": x})
-    got = K.funary("erf", x, ctx=CONTEXTS[isa])
+    got = K.funary(op.lower(), x, ctx=CONTEXTS[isa])
     nan = np.isnan(x)
-    np.testing.assert_array_equal(got[nan], x[nan])  # NaN stays (onnxruntime makes +-1)
+    np.testing.assert_array_equal(got[nan], x[nan])  # NaN stays (onnxruntime's erf: +-1)
     if "avx2" in _kernels.isa_available():
         same_values(got[~nan], want[~nan])
     else:
@@ -425,14 +427,14 @@ def test_threads_give_identical_results(isa):
 
 def test_kernels_against_float64_numpy():
     """The formulas of felem_scalar.c against float64 references (every ISA: they are
-    bit-exact with the scalar one, above)."""
+    bit-exact with the scalar one, above). The logistic function is onnxruntime's rational
+    approximation: within 1.5e-7 absolute (not relative: it is 0 below x = -17)."""
     x = np.concatenate([np.linspace(-30, 30, 20001), np.geomspace(1e-8, 30, 2000)]).astype(F32)
     x = np.concatenate([x, -x])
     w = x.astype(np.float64)
     refs = {
-        "sigmoid": (1 / (1 + np.exp(-w)), 3e-7, 0.0),
-        "swish": (w / (1 + np.exp(-w)), 3e-7, 0.0),
-        "tanh": (np.tanh(w), 2e-6, 0.0),
+        "sigmoid": (1 / (1 + np.exp(-w)), 0.0, 1.5e-7),
+        "tanh": (np.tanh(w), 3e-7, 0.0),
         "elu": (np.where(w >= 0, w, 1.3 * np.expm1(w)), 1e-6, 0.0),
         "softplus": (np.logaddexp(w, 0), 3e-7, 0.0),
         # x / 6 + 1/2 cancels near x = -3 in float32 (onnxruntime's formula too)
@@ -442,6 +444,7 @@ def test_kernels_against_float64_numpy():
         alpha = 1.3 if op == "elu" else float(F32(1 / 6)) if op == "hard_swish" else 0.0
         got = K.funary(op, x, alpha, 0.5).astype(np.float64)
         np.testing.assert_allclose(got, want, rtol=rtol, atol=max(atol, 1e-37), err_msg=op)
+    same_values(K.funary("swish", x), x * K.funary("sigmoid", x))
     same_values(K.funary("relu", x), np.where(x < 0, F32(0), x))  # -0 and NaN stay
     a, b = values(1000), values(1000)
     with np.errstate(all="ignore"):

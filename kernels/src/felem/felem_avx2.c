@@ -1,6 +1,6 @@
 /* AVX2 fp32 elementwise kernels: felem_scalar.c's formulas 8 lanes at a
- * time, the same IEEE operations in the same order (exp / tanh from
- * fmath/fmath_avx2.h; FMA only in the sigmoid's exp_neg, as in the scalar), so
+ * time, the same IEEE operations in the same order (exp, tanh, the logistic
+ * function and erf from fmath/fmath_avx2.h), so
  * every result equals the scalar one bit for bit. The clamps are vmaxps(lo, v)
  * / vminps(hi, v), the scalar selects; the tail of a run goes through masked
  * loads and stores.
@@ -16,39 +16,6 @@ static inline __m256i tail(int64_t left) {
 
 static inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
   return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
-}
-
-static inline __m256 neg8(__m256 x) {
-  return _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
-}
-
-/* felem_scalar.c's exp_neg: e^-x, -x clamped to [-87.34, 89]. */
-static inline __m256 exp_neg8(__m256 x) {
-  __m256 z = neg8(x);
-  z = _mm256_min_ps(_mm256_set1_ps(89.0f),
-                    _mm256_max_ps(_mm256_set1_ps(-87.33654022216797f), z));
-  const __m256 t = _mm256_mul_ps(z, _mm256_set1_ps(1.44269502162933349609f));
-  const __m256 n =
-      _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), z);
-  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
-                    _mm256_set1_ps(1.0f));
-  const __m256i bits = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
-static inline __m256 sigmoid8(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp_neg8(x)));
-  return _mm256_blendv_ps(s, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 static inline __m256 expm1_8(__m256 x) {
@@ -126,7 +93,7 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
     case PYRT_CLIP:
       UNARY_LOOP(clamp8(x, alpha, beta));
     case PYRT_SIGMOID:
-      UNARY_LOOP(sigmoid8(x));
+      UNARY_LOOP(pyrt_logistic8(x));
     case PYRT_HARD_SIGMOID:
       UNARY_LOOP(
           clamp8(_mm256_add_ps(_mm256_mul_ps(alpha, x), beta), zero, one));
@@ -145,7 +112,7 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
     case PYRT_ERF:
       UNARY_LOOP(pyrt_erf8(x));
     default: /* PYRT_SWISH */
-      UNARY_LOOP(_mm256_mul_ps(x, sigmoid8(x)));
+      UNARY_LOOP(_mm256_mul_ps(x, pyrt_logistic8(x)));
   }
 }
 

@@ -1,6 +1,6 @@
 /* AVX-512 fp32 elementwise kernels: felem_scalar.c's formulas 16 lanes at a
- * time, the same IEEE operations in the same order (exp / tanh from
- * fmath/fmath_avx512.h, the sigmoid's exp_neg with FMA as in the scalar), so
+ * time, the same IEEE operations in the same order (exp, tanh, the logistic
+ * function and erf from fmath/fmath_avx512.h), so
  * every result equals the scalar one bit for bit. The clamps are vmaxps(lo, v)
  * / vminps(hi, v), the scalar selects; the tail of a run is masked.
  */
@@ -12,39 +12,6 @@ static inline __mmask16 tail(int64_t left) {
 
 static inline __m512 clamp16(__m512 v, __m512 lo, __m512 hi) {
   return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-}
-
-static inline __m512 neg16(__m512 x) {
-  return _mm512_xor_ps(x, _mm512_set1_ps(-0.0f));
-}
-
-/* felem_scalar.c's exp_neg: e^-x, -x clamped to [-87.34, 89]. */
-static inline __m512 exp_neg16(__m512 x) {
-  __m512 z = neg16(x);
-  z = _mm512_min_ps(_mm512_set1_ps(89.0f),
-                    _mm512_max_ps(_mm512_set1_ps(-87.33654022216797f), z));
-  const __m512 t = _mm512_mul_ps(z, _mm512_set1_ps(1.44269502162933349609f));
-  const __m512 n =
-      _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), z);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r),
-                    _mm512_set1_ps(1.0f));
-  const __m512i bits = _mm512_slli_epi32(
-      _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
-
-static inline __m512 sigmoid16(__m512 x) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp_neg16(x)));
-  return _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
 static inline __m512 expm1_16(__m512 x) {
@@ -122,7 +89,7 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
     case PYRT_CLIP:
       UNARY_LOOP(clamp16(x, alpha, beta));
     case PYRT_SIGMOID:
-      UNARY_LOOP(sigmoid16(x));
+      UNARY_LOOP(pyrt_logistic16(x));
     case PYRT_HARD_SIGMOID:
       UNARY_LOOP(
           clamp16(_mm512_add_ps(_mm512_mul_ps(alpha, x), beta), zero, one));
@@ -142,7 +109,7 @@ static void funary(int32_t op, int64_t n, const float *src, float alpha_,
     case PYRT_ERF:
       UNARY_LOOP(pyrt_erf16(x));
     default: /* PYRT_SWISH */
-      UNARY_LOOP(_mm512_mul_ps(x, sigmoid16(x)));
+      UNARY_LOOP(_mm512_mul_ps(x, pyrt_logistic16(x)));
   }
 }
 

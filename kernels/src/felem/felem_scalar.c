@@ -1,30 +1,24 @@
 /*
  * Scalar fp32 elementwise kernels, the reference every SIMD table matches
  * bit for bit. Per element, in IEEE float with every product rounded (no
- * fused multiply-add but exp_neg's explicit ones; CMake passes
- * -ffp-contract=off); tanh and the other exps are fmath.h's pyrt_tanhf /
- * pyrt_expf. Clamps are the selects `lo > v ? lo : v`, `hi < v ? hi : v`,
- * which pass NaN through (vmaxps(lo, v) / vminps(hi, v) are exactly these).
+ * fused multiply-add but fmath.h's explicit ones; CMake passes
+ * -ffp-contract=off); tanh, the logistic function, erf and exp are fmath.h's
+ * (the first three onnxruntime's x86 ones). Clamps are the selects `lo > v ? lo
+ * : v`, `hi < v ? hi : v`, which pass NaN through (vmaxps(lo, v) / vminps(hi,
+ * v) are exactly these).
  *
  *   RELU          0 > x ? 0 : x                    (NaN and -0 stay)
  *   LEAKY_RELU    x >= 0 ? x : alpha * x
  *   CLIP          clamp(x, alpha, beta)
- *   SIGMOID       1 / (1 + exp_neg(x)); NaN stays
+ *   SIGMOID       pyrt_logisticf(x)
  *   HARD_SIGMOID  clamp(alpha * x + beta, 0, 1)
  *   HARD_SWISH    x * HARD_SIGMOID(x)              (ONNX: alpha 1/6, beta 1/2)
  *   TANH          pyrt_tanhf(x)
  *   ELU           x >= 0 ? x : alpha * expm1(x)
  *   SOFTPLUS      (x > 0 ? x : 0) + log1p(exp(-|x|))
  *   SWISH         x * SIGMOID(x)    (bit-identical to Mul(x, Sigmoid(x)))
- *   ERF           pyrt_erff(x) (fmath.h: onnxruntime's MLAS erf)
+ *   ERF           pyrt_erff(x)
  *
- * exp_neg(x) = e^-x, the sigmoid's own fast exp: z = -x clamped to
- *   [-87.34, 89]; n = rint(z log2 e); r = z - n ln 2 (two fused
- *   multiply-adds, ln 2 in two parts); Cephes expf's degree-6 polynomial
- *   in fused multiply-adds (fmaf, vfmadd: exactly rounded everywhere);
- *   times 2^n from the exponent bits. n = 128 gives +Inf, so e^z is +Inf
- *   from z > 88.38 and the sigmoid 0 there (as at -Inf). Within 2 ulp of
- *   e^z elsewhere.
  * expm1(x): |x| < 1/16: x + x^2 (1/2 + x (1/6 + x (1/24 + x (1/120 +
  *   x / 720)))) (Taylor, error below x^7 / 5040); else exp(x) - 1.
  * log1p(u), u = exp(-|x|) in [0, 1]: t = 1 + u; t == 1 gives u; else
@@ -44,31 +38,6 @@
 static inline float clamp(float v, float lo, float hi) {
   v = lo > v ? lo : v;
   return hi < v ? hi : v;
-}
-
-static inline float exp_neg(float x) {
-  float z = -x;
-  z = -87.33654022216797f > z ? -87.33654022216797f : z;
-  z = 89.0f < z ? 89.0f : z;
-  const float n = rintf(z * 1.44269502162933349609f);
-  float r = fmaf(n, -0.693359375f, z);
-  r = fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fmaf(p, r, 1.3981999507e-3f);
-  p = fmaf(p, r, 8.3334519073e-3f);
-  p = fmaf(p, r, 4.1665795894e-2f);
-  p = fmaf(p, r, 1.6666665459e-1f);
-  p = fmaf(p, r, 5.0000001201e-1f);
-  p = fmaf(p, r * r, r) + 1.0f;
-  const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-static inline float sigmoid(float x) {
-  if (x != x) return x;
-  return 1.0f / (1.0f + exp_neg(x));
 }
 
 static inline float expm1_(float x) {
@@ -117,7 +86,7 @@ static void funary(int32_t op, int64_t n, const float *x, float alpha,
       for (int64_t i = 0; i < n; i++) y[i] = clamp(x[i], alpha, beta);
       break;
     case PYRT_SIGMOID:
-      for (int64_t i = 0; i < n; i++) y[i] = sigmoid(x[i]);
+      for (int64_t i = 0; i < n; i++) y[i] = pyrt_logisticf(x[i]);
       break;
     case PYRT_HARD_SIGMOID:
       for (int64_t i = 0; i < n; i++)
@@ -144,7 +113,7 @@ static void funary(int32_t op, int64_t n, const float *x, float alpha,
       for (int64_t i = 0; i < n; i++) y[i] = pyrt_erff(x[i]);
       break;
     default: /* PYRT_SWISH */
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]);
+      for (int64_t i = 0; i < n; i++) y[i] = x[i] * pyrt_logisticf(x[i]);
   }
 }
 

@@ -194,13 +194,45 @@ static inline void pyrt_ln_stats(int32_t n, const float *v, float epsilon,
   *inv = 1.0f / sqrtf(acc / (float)n + epsilon);
 }
 
-/* tanh(u) = 1 - 2 / (exp(2u) + 1); keeps its sign for small u via u itself. */
-static inline float pyrt_tanhf(float u) {
-  if (u > -0.0625f && u < 0.0625f) { /* 1 - 2/(e+1) cancels here */
-    const float u2 = u * u;          /* u - u^3/3 + 2u^5/15 */
-    return u + u * u2 * (-0.333333343267f + u2 * 0.133333340287f);
-  }
-  return 1.0f - 2.0f / (pyrt_expf(2.0f * u) + 1.0f);
+/* tanh and the logistic function as onnxruntime's MLAS computes them on x86
+   (FMA), Eigen's rational approximations: x clamped, x P(x^2) / Q(x^2) with
+   every polynomial step one fmaf. tanh: x in [-9, 9]; logistic: x in
+   [-18, 18], then + 0.5 and floored at 0. NaN stays NaN. */
+#define PYRT_TANH_P                                                       \
+  {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f, \
+   5.12229709037114e-08f,  1.48572235717979e-05f, 6.37261928875436e-04f,  \
+   4.89352455891786e-03f}
+#define PYRT_TANH_Q                                                     \
+  {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f, \
+   4.89352518554385e-03f}
+#define PYRT_LOGISTIC_P                                                 \
+  {4.37031012579801e-11f, 1.15627324459942e-07f, 6.08574864600143e-05f, \
+   8.51377133304701e-03f, 2.48287947061529e-01f}
+#define PYRT_LOGISTIC_Q                                                 \
+  {6.10247389755681e-13f, 5.76102136993427e-09f, 6.29106785017040e-06f, \
+   1.70198817374094e-03f, 1.16817656904453e-01f, 9.93151921023180e-01f}
+
+static inline float pyrt_tanhf(float x) {
+  static const float p_[] = PYRT_TANH_P, q_[] = PYRT_TANH_Q;
+  const float v = -9.0f > x ? -9.0f : 9.0f < x ? 9.0f : x; /* NaN passes */
+  const float s = v * v;
+  float p = fmaf(s, p_[0], p_[1]);
+  for (int i = 2; i < 7; i++) p = fmaf(s, p, p_[i]);
+  float q = fmaf(s, q_[0], q_[1]);
+  for (int i = 2; i < 4; i++) q = fmaf(s, q, q_[i]);
+  return v * p / q;
+}
+
+static inline float pyrt_logisticf(float x) {
+  static const float p_[] = PYRT_LOGISTIC_P, q_[] = PYRT_LOGISTIC_Q;
+  const float v = -18.0f > x ? -18.0f : 18.0f < x ? 18.0f : x; /* NaN passes */
+  const float s = v * v;
+  float p = fmaf(s, p_[0], p_[1]);
+  for (int i = 2; i < 5; i++) p = fmaf(s, p, p_[i]);
+  float q = fmaf(s, q_[0], q_[1]);
+  for (int i = 2; i < 6; i++) q = fmaf(s, q, q_[i]);
+  const float y = v * p / q + 0.5f;
+  return 0.0f > y ? 0.0f : y;
 }
 
 /* ---- row I/O: dtype PYRT_F32 copies, U8 / S8 (de)quantize ------------- */

@@ -176,22 +176,32 @@ static inline __m256 pyrt_erf8(__m256 x) {
   return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-static inline __m256 pyrt_tanh8(__m256 u) {
-  const __m256 u2 = _mm256_mul_ps(u, u);
-  const __m256 poly =
-      _mm256_add_ps(_mm256_set1_ps(-0.333333343267f),
-                    _mm256_mul_ps(u2, _mm256_set1_ps(0.133333340287f)));
-  const __m256 small =
-      _mm256_add_ps(u, _mm256_mul_ps(_mm256_mul_ps(u, u2), poly));
-  const __m256 e = pyrt_exp8(_mm256_mul_ps(_mm256_set1_ps(2.0f), u));
-  const __m256 big =
-      _mm256_sub_ps(_mm256_set1_ps(1.0f),
-                    _mm256_div_ps(_mm256_set1_ps(2.0f),
-                                  _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
-  const __m256 k =
-      _mm256_and_ps(_mm256_cmp_ps(u, _mm256_set1_ps(-0.0625f), _CMP_GT_OQ),
-                    _mm256_cmp_ps(u, _mm256_set1_ps(0.0625f), _CMP_LT_OQ));
-  return _mm256_blendv_ps(big, small, k);
+/* fmath.h's pyrt_tanhf / pyrt_logisticf, 8 lanes. */
+static inline __m256 pyrt_tanh8(__m256 x) {
+  static const float p_[] = PYRT_TANH_P, q_[] = PYRT_TANH_Q;
+  /* max / min return their second operand when one is NaN: NaN passes */
+  const __m256 v = _mm256_min_ps(_mm256_set1_ps(9.0f),
+                                 _mm256_max_ps(_mm256_set1_ps(-9.0f), x));
+  const __m256 s = _mm256_mul_ps(v, v);
+  __m256 p = _mm256_fmadd_ps(s, _mm256_set1_ps(p_[0]), _mm256_set1_ps(p_[1]));
+  for (int i = 2; i < 7; i++) p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(p_[i]));
+  __m256 q = _mm256_fmadd_ps(s, _mm256_set1_ps(q_[0]), _mm256_set1_ps(q_[1]));
+  for (int i = 2; i < 4; i++) q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(q_[i]));
+  return _mm256_div_ps(_mm256_mul_ps(v, p), q);
+}
+
+static inline __m256 pyrt_logistic8(__m256 x) {
+  static const float p_[] = PYRT_LOGISTIC_P, q_[] = PYRT_LOGISTIC_Q;
+  const __m256 v = _mm256_min_ps(_mm256_set1_ps(18.0f),
+                                 _mm256_max_ps(_mm256_set1_ps(-18.0f), x));
+  const __m256 s = _mm256_mul_ps(v, v);
+  __m256 p = _mm256_fmadd_ps(s, _mm256_set1_ps(p_[0]), _mm256_set1_ps(p_[1]));
+  for (int i = 2; i < 5; i++) p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(p_[i]));
+  __m256 q = _mm256_fmadd_ps(s, _mm256_set1_ps(q_[0]), _mm256_set1_ps(q_[1]));
+  for (int i = 2; i < 6; i++) q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(q_[i]));
+  const __m256 y = _mm256_add_ps(_mm256_div_ps(_mm256_mul_ps(v, p), q),
+                                 _mm256_set1_ps(0.5f));
+  return _mm256_max_ps(_mm256_setzero_ps(), y);
 }
 
 /* pyrt_load_row of elements at .. at + min(left, 8) - 1, zeros past them. */

@@ -124,22 +124,32 @@ static inline __m512 pyrt_erf16(__m512 x) {
   return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-static inline __m512 pyrt_tanh16(__m512 u) {
-  const __m512 u2 = _mm512_mul_ps(u, u);
-  const __m512 poly =
-      _mm512_add_ps(_mm512_set1_ps(-0.333333343267f),
-                    _mm512_mul_ps(u2, _mm512_set1_ps(0.133333340287f)));
-  const __m512 small =
-      _mm512_add_ps(u, _mm512_mul_ps(_mm512_mul_ps(u, u2), poly));
-  const __m512 e = pyrt_exp16(_mm512_mul_ps(_mm512_set1_ps(2.0f), u));
-  const __m512 big =
-      _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                    _mm512_div_ps(_mm512_set1_ps(2.0f),
-                                  _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-  const __mmask16 k =
-      _mm512_cmp_ps_mask(u, _mm512_set1_ps(-0.0625f), _CMP_GT_OQ) &
-      _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.0625f), _CMP_LT_OQ);
-  return _mm512_mask_mov_ps(big, k, small);
+/* fmath.h's pyrt_tanhf / pyrt_logisticf, 16 lanes. */
+static inline __m512 pyrt_tanh16(__m512 x) {
+  static const float p_[] = PYRT_TANH_P, q_[] = PYRT_TANH_Q;
+  /* max / min return their second operand when one is NaN: NaN passes */
+  const __m512 v = _mm512_min_ps(_mm512_set1_ps(9.0f),
+                                 _mm512_max_ps(_mm512_set1_ps(-9.0f), x));
+  const __m512 s = _mm512_mul_ps(v, v);
+  __m512 p = _mm512_fmadd_ps(s, _mm512_set1_ps(p_[0]), _mm512_set1_ps(p_[1]));
+  for (int i = 2; i < 7; i++) p = _mm512_fmadd_ps(s, p, _mm512_set1_ps(p_[i]));
+  __m512 q = _mm512_fmadd_ps(s, _mm512_set1_ps(q_[0]), _mm512_set1_ps(q_[1]));
+  for (int i = 2; i < 4; i++) q = _mm512_fmadd_ps(s, q, _mm512_set1_ps(q_[i]));
+  return _mm512_div_ps(_mm512_mul_ps(v, p), q);
+}
+
+static inline __m512 pyrt_logistic16(__m512 x) {
+  static const float p_[] = PYRT_LOGISTIC_P, q_[] = PYRT_LOGISTIC_Q;
+  const __m512 v = _mm512_min_ps(_mm512_set1_ps(18.0f),
+                                 _mm512_max_ps(_mm512_set1_ps(-18.0f), x));
+  const __m512 s = _mm512_mul_ps(v, v);
+  __m512 p = _mm512_fmadd_ps(s, _mm512_set1_ps(p_[0]), _mm512_set1_ps(p_[1]));
+  for (int i = 2; i < 5; i++) p = _mm512_fmadd_ps(s, p, _mm512_set1_ps(p_[i]));
+  __m512 q = _mm512_fmadd_ps(s, _mm512_set1_ps(q_[0]), _mm512_set1_ps(q_[1]));
+  for (int i = 2; i < 6; i++) q = _mm512_fmadd_ps(s, q, _mm512_set1_ps(q_[i]));
+  const __m512 y = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(v, p), q),
+                                 _mm512_set1_ps(0.5f));
+  return _mm512_max_ps(_mm512_setzero_ps(), y);
 }
 
 /* pyrt_load_row, 16 lanes (masked). */
