@@ -15,7 +15,7 @@ import numpy as np
 from onnx import helper
 
 from . import kernels as K
-from ._kernels import Context, default_context, dtype_code, lib, ptr
+from ._kernels import Context, default_context, dtype_code, ffi, lib, ptr
 from .errors import KernelError, ModelError, UnsupportedOpError
 from .graph import SUBGRAPH, Graph, Node
 from .ops_float import FLOAT_OPS, run_float_op
@@ -299,7 +299,25 @@ def _dynamic_qconv_step(node: Node, conv, check: Callable, ctx: Context) -> Step
             return [conv.nhwc(x, ctx, None, zero, scale)]
         return [conv(_checked(check, x), ctx, zero, scale)]
 
-    return Step(node, "int8", run)
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if not nhwc or x.ndim != 4 or x.dtype != conv.x_dtype or x.shape[0] == 0:
+            return False
+        scale = _dynamic_entry_args(em, node, x, ins)
+        if scale is None:
+            return False
+        s = conv.nhwc_shape(x.shape)
+        packed = conv._weights(em.ctx)
+        em.keep(s, packed)
+        em.add(
+            lib.pyrt_plan_qconv2d_dynamic(
+                em.plan, s, ptr(packed), dtype_code(x.dtype), ins[1].offset,
+                ptr(conv.bias, "int32_t *"), conv.stage, *scale, ins[0].offset, outs[0].offset,
+            )
+        )  # fmt: skip
+        return True
+
+    return Step(node, "int8", run, emit=emit, arena_inputs=tuple(range(len(node.inputs))))
 
 
 def conv_step(node: Node, kind: str, conv, check: Callable, conv1d: bool, nhwc: bool,
@@ -360,13 +378,25 @@ def qmatmul_step(node: Node, g: Graph | None, ctx: Context) -> Step:
 
     def emit(em, ins, outs) -> bool:
         x = ins[0].array
-        if dynamic or a["trans_a"] or x.ndim < 1 or x.shape[-1] != k or x.dtype != gemm.x_dtype:
+        if a["trans_a"] or x.ndim < 1 or x.shape[-1] != k or x.dtype != gemm.x_dtype:
             return False
         rows = x.size // k
         if rows == 0 or rows >= 2**31:
             return False
         packed = gemm._weights(em.ctx)
         em.keep(packed)
+        if dynamic:
+            scale = _dynamic_entry_args(em, node, x, ins)
+            if scale is None:
+                return False
+            em.add(
+                lib.pyrt_plan_qgemm_dynamic(
+                    em.plan, rows, n, k, ins[0].offset, dtype_code(x.dtype), ins[1].offset, k,
+                    ptr(packed), ptr(gemm.bias, "int32_t *"), gemm.stage, *scale,
+                    outs[0].offset, n,
+                )
+            )  # fmt: skip
+            return True
         em.add(
             lib.pyrt_plan_qgemm(
                 em.plan,
@@ -386,7 +416,42 @@ def qmatmul_step(node: Node, g: Graph | None, ctx: Context) -> Step:
         )
         return True
 
-    return Step(node, "int8", run, emit=emit)
+    return Step(node, "int8", run, emit=emit, arena_inputs=tuple(range(len(node.inputs))))
+
+
+def _dynamic_entry_args(em, node: Node, x: np.ndarray, ins) -> tuple | None:
+    """(scale offset, weight scales, count) of a quantize_dynamic plan entry, or None when
+    the zero point or scale is not the one value / vector the entry reads."""
+    zero = ins[1].array
+    if zero.size != 1 or zero.dtype != x.dtype:
+        return None
+    if len(ins) < 3 or ins[2] is None:
+        return -1, ffi.NULL, 0
+    scale = ins[2].array
+    if scale.dtype != np.float32 or not scale.flags.c_contiguous:
+        return None
+    w_scale = node.attrs.get("w_scale")
+    if w_scale is None:
+        return ins[2].offset, ffi.NULL, scale.size
+    if scale.size != 1:
+        return None
+    em.keep(w_scale)
+    return ins[2].offset, ptr(w_scale, "float *"), w_scale.size
+
+
+def dynamic_quantize_step(node: Node, ctx: Context) -> Step:
+    def emit(em, ins, outs) -> bool:
+        x = ins[0].array
+        if x.dtype != np.float32 or x.size == 0 or None in outs[:3] or len(outs) < 3:
+            return False
+        em.add(
+            lib.pyrt_plan_dynamic_quantize(
+                em.plan, x.size, ins[0].offset, outs[0].offset, outs[1].offset, outs[2].offset
+            )
+        )
+        return True
+
+    return Step(node, "quant", lambda x: list(K.dynamic_quantize(x, ctx)), emit=emit)
 
 
 def qlut_step(node: Node) -> Step:
@@ -1256,7 +1321,7 @@ def _make_step(node: Node, g: Graph, ctx: Context) -> Step:
         validate_quant_node(node, g)
         return dequantize_step(node, g, ctx)
     if op == "DynamicQuantizeLinear":
-        return Step(node, "quant", lambda x: list(K.dynamic_quantize(x, ctx)))
+        return dynamic_quantize_step(node, ctx)
     if op in ("ConvInteger", "MatMulInteger"):
         return Step(node, "numpy", integer_product(node))
     if op == "Conv":

@@ -540,6 +540,17 @@ def _cases() -> dict[str, Case]:
     )
 
     qx, qy = buf(np.float32, 12, 1.0), buf(np.uint8, 12)
+    dscale, dzero = buf(np.float32, 1), buf(np.uint8, 1)
+    huge = buf(np.float32, 2, 3e38)
+    huge[0] = -3e38
+    dbase = [12, _p(qx, "float *"), _p(qy), _p(dscale, "float *"), _p(dzero)]
+    cases["dynamic_quantize"] = Case(
+        lib.pyrt_dynamic_quantize,
+        dbase,
+        pointers=[1, 2, 3, 4],
+        sizes=[0],
+        extra=[("range overflows", [2, _p(huge, "float *"), *dbase[2:]])],
+    )
     layout = _layout()
     cases["quantize"] = Case(
         lib.pyrt_quantize,

@@ -354,6 +354,27 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
                     int32_t a_dtype, int32_t a_zero, int32_t lda,
                     const void *packed, const int32_t *bias,
                     const pyrt_output_stage *out, int64_t y, int32_t ldy);
+/* quantize_dynamic's entries: pyrt_qgemm / pyrt_qconv2d with the input zero
+   point read from the arena at a_zero / x_zero (one byte of the input's
+   dtype), and for scale >= 0 a float32 stage whose `scales` values (1 or
+   the channels) are read at arena offset scale, or, with w_scale, are the one
+   float there times w_scale's `scales` values; and DynamicQuantizeLinear
+   (pyrt_dynamic_quantize) of n floats, its scale and zero point written at
+   arena offsets scale and zero. */
+int pyrt_plan_qgemm_dynamic(pyrt_plan *p, int32_t M, int32_t N, int32_t K,
+                            int64_t a, int32_t a_dtype, int64_t a_zero,
+                            int32_t lda, const void *packed,
+                            const int32_t *bias, const pyrt_output_stage *out,
+                            int64_t scale, const float *w_scale, int64_t scales,
+                            int64_t y, int32_t ldy);
+int pyrt_plan_qconv2d_dynamic(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                              const void *packed, int32_t x_dtype,
+                              int64_t x_zero, const int32_t *bias,
+                              const pyrt_output_stage *out, int64_t scale,
+                              const float *w_scale, int64_t scales, int64_t x,
+                              int64_t y);
+int pyrt_plan_dynamic_quantize(pyrt_plan *p, int64_t n, int64_t x, int64_t y,
+                               int64_t scale, int64_t zero);
 int pyrt_plan_qbinary(pyrt_plan *p, int32_t op, int64_t n, int64_t a,
                       const pyrt_qparams *qa, int64_t b, const pyrt_qparams *qb,
                       int64_t y, const pyrt_qparams *qy, int32_t qmin,

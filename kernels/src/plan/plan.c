@@ -31,6 +31,10 @@ enum kind {
   /* fp32 elementwise */
   FUNARY,
   FBINARY,
+  /* quantize_dynamic: zero point and scale read from the arena */
+  DYNQUANT,
+  QGEMM_DYN,
+  QCONV_DYN,
   /* encoder entries (run_encoder_entry: every kind from QMATMUL on) */
   QMATMUL,
   SMATMUL,
@@ -60,7 +64,8 @@ typedef struct {
   pyrt_output_stage out;    /* QCONV, QGEMM */
   pyrt_quant_layout layout; /* QUANT, DEQUANT */
   pyrt_qparams q[3];        /* QBINARY, AVGPOOL, GAP, GAP_NHWC */
-  int64_t o[2];             /* more arena offsets (encoder entries; -1: none) */
+  int64_t o[2]; /* more arena offsets (encoder entries, *_DYN's zero point and
+                   scale, DYNQUANT's scale and zero; -1: none) */
   union {
     qmatmul_args qmatmul;
     pyrt_attention_args attention;
@@ -154,6 +159,102 @@ int pyrt_plan_qgemm(pyrt_plan *p, int32_t M, int32_t N, int32_t K, int64_t a,
     e->p[0] = packed, e->p[1] = bias, e->out = *out, e->x = a, e->y = y;
   }
   return added(p, e);
+}
+
+/* QGEMM_DYN / QCONV_DYN: the zero point at o[0]; with o[1] >= 0 a float32
+   output stage whose n[1] scales are arena o[1]'s (p[2] NULL) or its one
+   input scale times p[2]'s n[1] weight scales. */
+static int dynamic_args(entry *e, int64_t zero, int64_t scale,
+                        const float *w_scale, int64_t scales,
+                        const pyrt_output_stage *out) {
+  if (out == NULL || zero < 0 ||
+      (scale >= 0 && (scales < 1 || scales > INT32_MAX)))
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "plan: a dynamic entry needs a stage, a zero point and "
+                     "1 or more scales");
+  if (scale >= 0 && out->out_dtype != PYRT_F32)
+    return pyrt_fail(PYRT_ERR_ARG,
+                     "plan: scales read at run time need a float32 stage");
+  e->out = *out, e->o[0] = zero, e->o[1] = scale, e->p[2] = w_scale;
+  e->n[1] = scales;
+  return PYRT_OK;
+}
+
+int pyrt_plan_qgemm_dynamic(pyrt_plan *p, int32_t M, int32_t N, int32_t K,
+                            int64_t a, int32_t a_dtype, int64_t a_zero,
+                            int32_t lda, const void *packed,
+                            const int32_t *bias, const pyrt_output_stage *out,
+                            int64_t scale, const float *w_scale, int64_t scales,
+                            int64_t y, int32_t ldy) {
+  entry *e = add(p, QGEMM_DYN);
+  if (e) {
+    const int rc = dynamic_args(e, a_zero, scale, w_scale, scales, out);
+    if (rc) return -rc;
+    e->i[0] = M, e->i[1] = N, e->i[2] = K, e->i[3] = a_dtype, e->i[5] = lda;
+    e->n[0] = ldy, e->p[0] = packed, e->p[1] = bias, e->x = a, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_qconv2d_dynamic(pyrt_plan *p, const pyrt_conv2d_shape *s,
+                              const void *packed, int32_t x_dtype,
+                              int64_t x_zero, const int32_t *bias,
+                              const pyrt_output_stage *out, int64_t scale,
+                              const float *w_scale, int64_t scales, int64_t x,
+                              int64_t y) {
+  if (s == NULL) return -pyrt_fail(PYRT_ERR_ARG, "plan_qconv2d: NULL shape");
+  entry *e = add(p, QCONV_DYN);
+  if (e) {
+    const int rc = dynamic_args(e, x_zero, scale, w_scale, scales, out);
+    if (rc) return -rc;
+    e->conv = *s, e->p[0] = packed, e->p[1] = bias, e->i[0] = x_dtype;
+    e->x = x, e->y = y;
+  }
+  return added(p, e);
+}
+
+int pyrt_plan_dynamic_quantize(pyrt_plan *p, int64_t n, int64_t x, int64_t y,
+                               int64_t scale, int64_t zero) {
+  entry *e = add(p, DYNQUANT);
+  if (e) e->n[0] = n, e->x = x, e->y = y, e->o[0] = scale, e->o[1] = zero;
+  return added(p, e);
+}
+
+/* A *_DYN entry's call: the zero point from the arena, and its stage with the
+   scales of this run (in `buf` up to 256 of them, else allocated). */
+static int run_dynamic(pyrt_context *ctx, const entry *e, char *arena) {
+  const char *x = arena + e->x;
+  char *y = arena + e->y;
+  const int32_t dtype = e->kind == QCONV_DYN ? e->i[0] : e->i[3];
+  const char z = arena[e->o[0]];
+  const int32_t zero =
+      dtype == PYRT_U8 ? (int32_t)(uint8_t)z : (int32_t)(int8_t)z;
+  pyrt_output_stage out = e->out;
+  float buf[256], *scale = NULL;
+  if (e->o[1] >= 0) {
+    const float *in = (const float *)(arena + e->o[1]);
+    const int64_t n = e->n[1];
+    out.per_channel = n > 1;
+    if (e->p[2] == NULL) {
+      out.scale = in;
+    } else {
+      scale = n <= 256 ? buf : malloc((size_t)n * sizeof(float));
+      if (scale == NULL)
+        return pyrt_fail(PYRT_ERR_NOMEM, "plan: out of memory for scales");
+      const float *w = (const float *)e->p[2];
+      for (int64_t i = 0; i < n; i++) scale[i] = in[0] * w[i];
+      out.scale = scale;
+    }
+  }
+  const int rc =
+      e->kind == QCONV_DYN
+          ? pyrt_qconv2d(ctx, &e->conv, e->p[0], x, dtype, zero,
+                         (const int32_t *)e->p[1], &out, y)
+          : pyrt_qgemm(ctx, e->i[0], e->i[1], e->i[2], x, dtype, zero, e->i[5],
+                       e->p[0], (const int32_t *)e->p[1], &out, y,
+                       (int32_t)e->n[0]);
+  if (scale != buf) free(scale);
+  return rc;
 }
 
 int pyrt_plan_qbinary_broadcast(pyrt_plan *p, int32_t op, int64_t outer,
@@ -481,8 +582,14 @@ static int run_felem(pyrt_context *ctx, const entry *e, char *arena) {
 
 static int run_entry(pyrt_context *ctx, const entry *e, char *arena) {
   if (e->kind >= QMATMUL) return run_encoder_entry(ctx, e, arena);
+  if (e->kind == QGEMM_DYN || e->kind == QCONV_DYN)
+    return run_dynamic(ctx, e, arena);
   char *x = arena + e->x, *y = arena + e->y;
   switch (e->kind) {
+    case DYNQUANT:
+      return pyrt_dynamic_quantize(ctx, e->n[0], (const float *)x, (uint8_t *)y,
+                                   (float *)(arena + e->o[0]),
+                                   (uint8_t *)(arena + e->o[1]));
     case CONV:
       return pyrt_conv2d(ctx, &e->conv, e->p[0], (const float *)x,
                          (const float *)e->p[1], e->lo, e->hi, (float *)y);
