@@ -416,8 +416,9 @@ void pyrt_activation_scalar(const pyrt_activation_job *j, int64_t r0,
 void pyrt_felem_init_scalar(pyrt_kernel_table *t); /* funary, fbinary */
 
 /* Runs rows [0, rows) of a float-row kernel as pyrt_parallel tasks of about
-   a few thousand elements each, with per-worker buffers of 2 * cols
-   floats: fn(ctx->t, job, r0, r1, buf). PYRT_OK or PYRT_ERR_NOMEM. */
+   a few thousand elements each, with per-worker buffers of 4 * cols
+   floats (PYRT_LN_ROWS rows of a layernorm): fn(ctx->t, job, r0, r1, buf).
+   PYRT_OK or PYRT_ERR_NOMEM. */
 typedef void (*pyrt_rows_fn)(const pyrt_kernel_table *t, const void *job,
                              int64_t r0, int64_t r1, float *buf);
 int pyrt_run_rows(pyrt_context *ctx, int64_t rows, int32_t cols,

@@ -32,7 +32,7 @@ typedef struct {
 static void rows_task(void *arg, int32_t task, int32_t worker) {
   rows_job *r = (rows_job *)arg;
   float *buf =
-      pyrt_scratch(r->ctx, worker, (size_t)r->cols * 2 * sizeof(float));
+      pyrt_scratch(r->ctx, worker, (size_t)r->cols * 4 * sizeof(float));
   if (buf == NULL) {
     r->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
     return;

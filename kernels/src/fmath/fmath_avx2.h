@@ -78,41 +78,55 @@ static inline __m256 pyrt_exp8(__m256 x) {
   return _mm256_blendv_ps(y, x, nan);
 }
 
-/* fmath.h's pyrt_ln_stats with onnxruntime's own vectors: four doubles for
-   the mean, eight floats for the variance. */
-static inline void pyrt_ln_stats8(int32_t n, const float *v, float epsilon,
-                                  float *mean, float *inv) {
+/* fmath.h's pyrt_ln_stats with onnxruntime's own vectors (four doubles for
+   the mean, eight floats for the variance), for PYRT_LN_ROWS rows at once:
+   each row keeps its own sequential order, the rows only interleave (their
+   dependency chains overlap). */
+#define PYRT_LN_ROWS 4
+
+static inline void pyrt_ln_stats8(int32_t n, const float *const *v,
+                                  float epsilon, float *mean, float *inv) {
+  enum { R = PYRT_LN_ROWS };
   const int32_t n4 = n - n % 4, n8 = n - n % 8;
-  __m256d d = _mm256_setzero_pd();
+  __m256d d[R];
+  for (int r = 0; r < R; r++) d[r] = _mm256_setzero_pd();
   for (int32_t i = 0; i < n4; i += 4)
-    d = _mm256_add_pd(d, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
-  const __m128d d2 =
-      _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
-  double s = _mm_cvtsd_f64(_mm_add_sd(d2, _mm_unpackhi_pd(d2, d2)));
-  for (int32_t i = n4; i < n; i++) s = s + (double)v[i];
-  const float m = (float)(s / (double)n);
-  const __m256 mv = _mm256_set1_ps(m);
-  __m256 q = _mm256_setzero_ps();
-  for (int32_t i = 0; i < n8; i += 8) {
-    const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(v + i), mv);
-    q = _mm256_fmadd_ps(t, t, q);
+    for (int r = 0; r < R; r++)
+      d[r] = _mm256_add_pd(d[r], _mm256_cvtps_pd(_mm_loadu_ps(v[r] + i)));
+  float m[R];
+  __m256 q[R];
+  for (int r = 0; r < R; r++) {
+    const __m128d d2 = _mm_add_pd(_mm256_castpd256_pd128(d[r]),
+                                  _mm256_extractf128_pd(d[r], 1));
+    double s = _mm_cvtsd_f64(_mm_add_sd(d2, _mm_unpackhi_pd(d2, d2)));
+    for (int32_t i = n4; i < n; i++) s = s + (double)v[r][i];
+    m[r] = (float)(s / (double)n);
+    q[r] = _mm256_setzero_ps();
   }
-  const __m128 b =
-      _mm_add_ps(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1));
-  const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
-  float acc = _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
-  int32_t i = n8;
-  if (n - n8 >= 4)
-    for (const int32_t end = i + 4; i < end; i++) {
-      const float t = v[i] - m;
-      acc = acc + t * t;
+  for (int32_t i = 0; i < n8; i += 8)
+    for (int r = 0; r < R; r++) {
+      const __m256 t =
+          _mm256_sub_ps(_mm256_loadu_ps(v[r] + i), _mm256_set1_ps(m[r]));
+      q[r] = _mm256_fmadd_ps(t, t, q[r]);
     }
-  for (; i < n; i++) {
-    const float t = v[i] - m;
-    acc = fmaf(t, t, acc);
+  for (int r = 0; r < R; r++) {
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(q[r]),
+                                _mm256_extractf128_ps(q[r], 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    float acc = _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
+    int32_t i = n8;
+    if (n - n8 >= 4)
+      for (const int32_t end = i + 4; i < end; i++) {
+        const float t = v[r][i] - m[r];
+        acc = acc + t * t;
+      }
+    for (; i < n; i++) {
+      const float t = v[r][i] - m[r];
+      acc = fmaf(t, t, acc);
+    }
+    mean[r] = m[r];
+    inv[r] = 1.0f / sqrtf(acc / (float)n + epsilon);
   }
-  *mean = m;
-  *inv = 1.0f / sqrtf(acc / (float)n + epsilon);
 }
 
 /* fmath.h's pyrt_softmax_expf on 8 lanes. */
