@@ -63,6 +63,14 @@ static inline float pyrt_expf(float x) {
   return p * f1 * f2;
 }
 
+/* Horner's rule, one fused multiply-add per step: c[0] x^(n-1) + ... + c[n-1]
+   (the polynomials of erf, exp, tanh and the logistic function). */
+static inline float pyrt_horner(float x, const float *c, int n) {
+  float p = c[0];
+  for (int i = 1; i < n; i++) p = fmaf(p, x, c[i]);
+  return p;
+}
+
 /* erf(x), the algorithm onnxruntime's MLAS runs on x86 with FMA (constants of
    njuffa's faithfully rounded erff), so a QDQ model's GELU quantizes exactly as
    onnxruntime's reference does. The only fused multiply-adds of fmath: every
@@ -103,19 +111,16 @@ static inline float pyrt_erff(float x) {
   if (a < PYRT_ERF_SPLIT) {
     static const float c[] = PYRT_ERF_SMALL;
     const float s = a * a;
-    r = c[0];
-    for (int i = 1; i < 6; i++) r = fmaf(r, s, c[i]);
+    r = pyrt_horner(s, c, 6);
     r = fmaf(r, a, a);
   } else {
     static const float c[] = PYRT_ERF_BIG, e[] = PYRT_ERF_EXP;
-    float t = c[0];
-    for (int i = 1; i < 7; i++) t = fmaf(t, a, c[i]);
+    float t = pyrt_horner(a, c, 7);
     t = -fmaf(t, a, a);
     t = t > PYRT_ERF_EXP_MIN ? t : PYRT_ERF_EXP_MIN;
     const float n = fmaf(PYRT_ERF_LOG2E, t, PYRT_ERF_SHIFT) - PYRT_ERF_SHIFT;
     const float f = fmaf(n, PYRT_ERF_LN2_LO, fmaf(PYRT_ERF_LN2_HI, n, t));
-    float y = e[0];
-    for (int i = 1; i < 7; i++) y = fmaf(y, f, e[i]);
+    const float y = pyrt_horner(f, e, 7);
     const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float p2;
     memcpy(&p2, &bits, 4);
@@ -145,8 +150,7 @@ static inline float pyrt_softmax_expf(float v) {
   const float t = v > PYRT_SMAX_EXP_MIN ? v : PYRT_SMAX_EXP_MIN;
   const float m = fmaf(t, PYRT_ERF_LOG2E, PYRT_ERF_SHIFT) - PYRT_ERF_SHIFT;
   const float r = fmaf(m, PYRT_ERF_LN2_LO, fmaf(m, PYRT_ERF_LN2_HI, t));
-  float p = c[0];
-  for (int i = 1; i < 7; i++) p = fmaf(p, r, c[i]);
+  const float p = pyrt_horner(r, c, 7);
   const int32_t e = (int32_t)m, e1 = e / 2, e2 = e - e1; /* each >= -75 */
   const uint32_t b1 = (uint32_t)(e1 + 127) << 23, b2 = (uint32_t)(e2 + 127)
                                                        << 23;
@@ -216,10 +220,8 @@ static inline float pyrt_tanhf(float x) {
   static const float p_[] = PYRT_TANH_P, q_[] = PYRT_TANH_Q;
   const float v = -9.0f > x ? -9.0f : 9.0f < x ? 9.0f : x; /* NaN passes */
   const float s = v * v;
-  float p = fmaf(s, p_[0], p_[1]);
-  for (int i = 2; i < 7; i++) p = fmaf(s, p, p_[i]);
-  float q = fmaf(s, q_[0], q_[1]);
-  for (int i = 2; i < 4; i++) q = fmaf(s, q, q_[i]);
+  const float p = pyrt_horner(s, p_, 7);
+  const float q = pyrt_horner(s, q_, 4);
   return v * p / q;
 }
 
@@ -227,10 +229,8 @@ static inline float pyrt_logisticf(float x) {
   static const float p_[] = PYRT_LOGISTIC_P, q_[] = PYRT_LOGISTIC_Q;
   const float v = -18.0f > x ? -18.0f : 18.0f < x ? 18.0f : x; /* NaN passes */
   const float s = v * v;
-  float p = fmaf(s, p_[0], p_[1]);
-  for (int i = 2; i < 5; i++) p = fmaf(s, p, p_[i]);
-  float q = fmaf(s, q_[0], q_[1]);
-  for (int i = 2; i < 6; i++) q = fmaf(s, q, q_[i]);
+  const float p = pyrt_horner(s, p_, 5);
+  const float q = pyrt_horner(s, q_, 6);
   const float y = v * p / q + 0.5f;
   return 0.0f > y ? 0.0f : y;
 }

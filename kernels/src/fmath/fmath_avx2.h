@@ -43,6 +43,20 @@ static inline __m256 pyrt_rint8(__m256 x) {
   return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
+/* p * 2^e as (p * 2^e1) * 2^e2, e1 = e / 2 truncated (as the scalar code):
+   both factors normal for e in [-252, 254], the result rounded once. */
+static inline __m256 pyrt_times_pow2_8(__m256 p, __m256i e) {
+  const __m256i e1 =
+      _mm256_srai_epi32(_mm256_sub_epi32(e, _mm256_srai_epi32(e, 31)), 1);
+  const __m256i e2 = _mm256_sub_epi32(e, e1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 f1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, bias), 23));
+  const __m256 f2 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+}
+
 static inline __m256 pyrt_exp8(__m256 x) {
   const __m256 n =
       pyrt_rint8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269502162933349609f)));
@@ -62,15 +76,7 @@ static inline __m256 pyrt_exp8(__m256 x) {
   /* e in [-126, 128] where `in`; the other lanes are replaced below */
   const __m256i e = _mm256_and_si256(_mm256_cvtps_epi32(_mm256_and_ps(n, in)),
                                      _mm256_castps_si256(in));
-  const __m256i e1 =
-      _mm256_srai_epi32(_mm256_sub_epi32(e, _mm256_srai_epi32(e, 31)), 1);
-  const __m256i e2 = _mm256_sub_epi32(e, e1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  const __m256 f1 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, bias), 23));
-  const __m256 f2 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, bias), 23));
-  __m256 y = _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(p, f1), f2), in);
+  __m256 y = _mm256_and_ps(pyrt_times_pow2_8(p, e), in);
   const __m256 above =
       _mm256_cmp_ps(x, _mm256_set1_ps(88.72283935546875f), _CMP_GT_OQ);
   const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
@@ -129,6 +135,13 @@ static inline void pyrt_ln_stats8(int32_t n, const float *const *v,
   }
 }
 
+/* fmath.h's pyrt_horner, 8 lanes. */
+static inline __m256 pyrt_horner8(__m256 x, const float *c, int n) {
+  __m256 p = _mm256_set1_ps(c[0]);
+  for (int i = 1; i < n; i++) p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(c[i]));
+  return p;
+}
+
 /* fmath.h's pyrt_softmax_expf on 8 lanes. */
 static inline __m256 pyrt_softmax_exp8(__m256 v) {
   static const float c[] = PYRT_SMAX_EXP_POLY;
@@ -140,19 +153,8 @@ static inline __m256 pyrt_softmax_exp8(__m256 v) {
   const __m256 r =
       _mm256_fmadd_ps(m, _mm256_set1_ps(PYRT_ERF_LN2_LO),
                       _mm256_fmadd_ps(m, _mm256_set1_ps(PYRT_ERF_LN2_HI), t));
-  __m256 p = _mm256_set1_ps(c[0]);
-  for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c[i]));
-  /* 2^m as 2^e1 * 2^e2, e1 = m / 2 truncated (as the scalar code) */
-  const __m256i e = _mm256_cvttps_epi32(m);
-  const __m256i e1 =
-      _mm256_srai_epi32(_mm256_add_epi32(e, _mm256_srli_epi32(e, 31)), 1);
-  const __m256i e2 = _mm256_sub_epi32(e, e1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  const __m256 f1 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, bias), 23));
-  const __m256 f2 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, bias), 23));
-  const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+  const __m256 p = pyrt_horner8(r, c, 7);
+  const __m256 y = pyrt_times_pow2_8(p, _mm256_cvttps_epi32(m));
   return _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
@@ -165,11 +167,9 @@ static inline __m256 pyrt_erf8(__m256 x) {
   const __m256 a =
       _mm256_min_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(PYRT_ERF_MAX));
   const __m256 s = _mm256_mul_ps(a, a);
-  __m256 r = _mm256_set1_ps(sc[0]);
-  for (int i = 1; i < 6; i++) r = _mm256_fmadd_ps(r, s, _mm256_set1_ps(sc[i]));
+  __m256 r = pyrt_horner8(s, sc, 6);
   r = _mm256_fmadd_ps(r, a, a);
-  __m256 t = _mm256_set1_ps(bc[0]);
-  for (int i = 1; i < 7; i++) t = _mm256_fmadd_ps(t, a, _mm256_set1_ps(bc[i]));
+  __m256 t = pyrt_horner8(a, bc, 7);
   t = _mm256_xor_ps(_mm256_fmadd_ps(t, a, a), sign);
   t = _mm256_max_ps(t, _mm256_set1_ps(PYRT_ERF_EXP_MIN));
   const __m256 shift = _mm256_set1_ps(PYRT_ERF_SHIFT);
@@ -178,8 +178,7 @@ static inline __m256 pyrt_erf8(__m256 x) {
   const __m256 f =
       _mm256_fmadd_ps(n, _mm256_set1_ps(PYRT_ERF_LN2_LO),
                       _mm256_fmadd_ps(_mm256_set1_ps(PYRT_ERF_LN2_HI), n, t));
-  __m256 y = _mm256_set1_ps(ec[0]);
-  for (int i = 1; i < 7; i++) y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ec[i]));
+  const __m256 y = pyrt_horner8(f, ec, 7);
   const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(
       _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23));
   const __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(y, p2));
@@ -197,10 +196,8 @@ static inline __m256 pyrt_tanh8(__m256 x) {
   const __m256 v = _mm256_min_ps(_mm256_set1_ps(9.0f),
                                  _mm256_max_ps(_mm256_set1_ps(-9.0f), x));
   const __m256 s = _mm256_mul_ps(v, v);
-  __m256 p = _mm256_fmadd_ps(s, _mm256_set1_ps(p_[0]), _mm256_set1_ps(p_[1]));
-  for (int i = 2; i < 7; i++) p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(p_[i]));
-  __m256 q = _mm256_fmadd_ps(s, _mm256_set1_ps(q_[0]), _mm256_set1_ps(q_[1]));
-  for (int i = 2; i < 4; i++) q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(q_[i]));
+  const __m256 p = pyrt_horner8(s, p_, 7);
+  const __m256 q = pyrt_horner8(s, q_, 4);
   return _mm256_div_ps(_mm256_mul_ps(v, p), q);
 }
 
@@ -209,10 +206,8 @@ static inline __m256 pyrt_logistic8(__m256 x) {
   const __m256 v = _mm256_min_ps(_mm256_set1_ps(18.0f),
                                  _mm256_max_ps(_mm256_set1_ps(-18.0f), x));
   const __m256 s = _mm256_mul_ps(v, v);
-  __m256 p = _mm256_fmadd_ps(s, _mm256_set1_ps(p_[0]), _mm256_set1_ps(p_[1]));
-  for (int i = 2; i < 5; i++) p = _mm256_fmadd_ps(s, p, _mm256_set1_ps(p_[i]));
-  __m256 q = _mm256_fmadd_ps(s, _mm256_set1_ps(q_[0]), _mm256_set1_ps(q_[1]));
-  for (int i = 2; i < 6; i++) q = _mm256_fmadd_ps(s, q, _mm256_set1_ps(q_[i]));
+  const __m256 p = pyrt_horner8(s, p_, 5);
+  const __m256 q = pyrt_horner8(s, q_, 6);
   const __m256 y = _mm256_add_ps(_mm256_div_ps(_mm256_mul_ps(v, p), q),
                                  _mm256_set1_ps(0.5f));
   return _mm256_max_ps(_mm256_setzero_ps(), y);

@@ -74,6 +74,13 @@ static inline __m512 pyrt_exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, nan, x);
 }
 
+/* fmath.h's pyrt_horner, 16 lanes. */
+static inline __m512 pyrt_horner16(__m512 x, const float *c, int n) {
+  __m512 p = _mm512_set1_ps(c[0]);
+  for (int i = 1; i < n; i++) p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(c[i]));
+  return p;
+}
+
 /* fmath.h's pyrt_softmax_expf on 16 lanes (2^m by scalef: one rounding). */
 static inline __m512 pyrt_softmax_exp16(__m512 v) {
   static const float c[] = PYRT_SMAX_EXP_POLY;
@@ -85,8 +92,7 @@ static inline __m512 pyrt_softmax_exp16(__m512 v) {
   const __m512 r =
       _mm512_fmadd_ps(m, _mm512_set1_ps(PYRT_ERF_LN2_LO),
                       _mm512_fmadd_ps(m, _mm512_set1_ps(PYRT_ERF_LN2_HI), t));
-  __m512 p = _mm512_set1_ps(c[0]);
-  for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+  const __m512 p = pyrt_horner16(r, c, 7);
   return _mm512_scalef_ps(p, m);
 }
 
@@ -99,11 +105,9 @@ static inline __m512 pyrt_erf16(__m512 x) {
   const __m512 a =
       _mm512_min_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(PYRT_ERF_MAX));
   const __m512 s = _mm512_mul_ps(a, a);
-  __m512 r = _mm512_set1_ps(sc[0]);
-  for (int i = 1; i < 6; i++) r = _mm512_fmadd_ps(r, s, _mm512_set1_ps(sc[i]));
+  __m512 r = pyrt_horner16(s, sc, 6);
   r = _mm512_fmadd_ps(r, a, a);
-  __m512 t = _mm512_set1_ps(bc[0]);
-  for (int i = 1; i < 7; i++) t = _mm512_fmadd_ps(t, a, _mm512_set1_ps(bc[i]));
+  __m512 t = pyrt_horner16(a, bc, 7);
   t = _mm512_xor_ps(_mm512_fmadd_ps(t, a, a), sign);
   t = _mm512_max_ps(t, _mm512_set1_ps(PYRT_ERF_EXP_MIN));
   const __m512 shift = _mm512_set1_ps(PYRT_ERF_SHIFT);
@@ -112,8 +116,7 @@ static inline __m512 pyrt_erf16(__m512 x) {
   const __m512 f =
       _mm512_fmadd_ps(n, _mm512_set1_ps(PYRT_ERF_LN2_LO),
                       _mm512_fmadd_ps(_mm512_set1_ps(PYRT_ERF_LN2_HI), n, t));
-  __m512 y = _mm512_set1_ps(ec[0]);
-  for (int i = 1; i < 7; i++) y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ec[i]));
+  const __m512 y = pyrt_horner16(f, ec, 7);
   const __m512 p2 = _mm512_castsi512_ps(_mm512_slli_epi32(
       _mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23));
   const __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(y, p2));
@@ -131,10 +134,8 @@ static inline __m512 pyrt_tanh16(__m512 x) {
   const __m512 v = _mm512_min_ps(_mm512_set1_ps(9.0f),
                                  _mm512_max_ps(_mm512_set1_ps(-9.0f), x));
   const __m512 s = _mm512_mul_ps(v, v);
-  __m512 p = _mm512_fmadd_ps(s, _mm512_set1_ps(p_[0]), _mm512_set1_ps(p_[1]));
-  for (int i = 2; i < 7; i++) p = _mm512_fmadd_ps(s, p, _mm512_set1_ps(p_[i]));
-  __m512 q = _mm512_fmadd_ps(s, _mm512_set1_ps(q_[0]), _mm512_set1_ps(q_[1]));
-  for (int i = 2; i < 4; i++) q = _mm512_fmadd_ps(s, q, _mm512_set1_ps(q_[i]));
+  const __m512 p = pyrt_horner16(s, p_, 7);
+  const __m512 q = pyrt_horner16(s, q_, 4);
   return _mm512_div_ps(_mm512_mul_ps(v, p), q);
 }
 
@@ -143,10 +144,8 @@ static inline __m512 pyrt_logistic16(__m512 x) {
   const __m512 v = _mm512_min_ps(_mm512_set1_ps(18.0f),
                                  _mm512_max_ps(_mm512_set1_ps(-18.0f), x));
   const __m512 s = _mm512_mul_ps(v, v);
-  __m512 p = _mm512_fmadd_ps(s, _mm512_set1_ps(p_[0]), _mm512_set1_ps(p_[1]));
-  for (int i = 2; i < 5; i++) p = _mm512_fmadd_ps(s, p, _mm512_set1_ps(p_[i]));
-  __m512 q = _mm512_fmadd_ps(s, _mm512_set1_ps(q_[0]), _mm512_set1_ps(q_[1]));
-  for (int i = 2; i < 6; i++) q = _mm512_fmadd_ps(s, q, _mm512_set1_ps(q_[i]));
+  const __m512 p = pyrt_horner16(s, p_, 5);
+  const __m512 q = pyrt_horner16(s, q_, 6);
   const __m512 y = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(v, p), q),
                                  _mm512_set1_ps(0.5f));
   return _mm512_max_ps(_mm512_setzero_ps(), y);
