@@ -192,6 +192,23 @@ def test_transpose_of_few_and_many_rows(rows, dtype):
         np.testing.assert_array_equal(y, x.transpose(0, 2, 1))
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 50000), (3, 3, 30001), (1, 33, 4001), (70, 5, 1000)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_transpose_threads(shape, dtype):
+    """Large enough to be threaded: pieces of columns of one image (not whole cache lines
+    at the end), several matrices, many small matrices; any thread count, same bytes."""
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    want = x.transpose(0, 2, 1)
+    for threads in (1, 2, 3):
+        y = np.empty(want.shape, dtype)
+        _kernels.check(
+            _kernels.lib.pyrt_transpose(
+                Context(None, threads).ptr, x.itemsize, *shape, _kernels.ptr(x), _kernels.ptr(y)
+            )
+        )
+        np.testing.assert_array_equal(y, want, err_msg=f"threads={threads}")
+
+
 @pytest.mark.parametrize("channels", [1, 7, 16, 35, 300])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_fp32_pools_are_bit_exact_across_tables(channels, layout):

@@ -139,9 +139,11 @@ def test_qgemm_extreme_scales_like_scalar(isa):
 
 @pytest.mark.parametrize("isa", SIMD)
 def test_qgemm_large_k_and_bands(isa):
-    """K beyond any unroll, and M large enough for several bands and threads."""
+    """K beyond any unroll, M large enough for several bands and threads, and small M
+    with K off the K group (rows packed once for all panel chunks)."""
     rng = np.random.default_rng(13)
-    for i, (m, n, k) in enumerate([(3, 40, 4608), (700, 72, 576), (1000, 24, 147), (97, 520, 96)]):
+    shapes = [(3, 40, 4608), (700, 72, 576), (1000, 24, 147), (97, 520, 96), (5, 130, 301)]
+    for i, (m, n, k) in enumerate(shapes):
         q, x = gemm_case(rng, m, n, k, i)
         want = q.rows(x, SCALAR)
         for threads in (1, 2, 3):
@@ -276,6 +278,35 @@ def test_conv_threads_identical(isa):
     want = conv.nhwc(x, SCALAR)
     for threads in (1, 2, 3):
         assert_same(isa, conv.nhwc(x, _kernels.Context(isa, threads)), want, f"threads={threads}")
+
+
+@pytest.mark.parametrize("isa", SIMD)
+def test_conv_band_in_panel_chunks(isa):
+    """Few output pixels, many channels: few bands of im2col rows, each split into panel
+    chunks, so that with threads A is packed once up front by all of them (rows not
+    aligned to tiles), with weights within and beyond the L2 bound, every zero-point kind
+    (the row sums packed with A) and s8 activations (the flip)."""
+    rng = np.random.default_rng(18)
+    shapes = [(96, 5, 4, 200), (256, 4, 4, 288), (40, 6, 7, 130)]
+    for i, (c, h, w, o) in enumerate(shapes * 4):
+        conv, x = conv_case(
+            rng,
+            n=1,
+            c=c,
+            h=h,
+            w=w,
+            o=o,
+            groups=1,
+            kernel=(3, 3),
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(1, 1, 1, 1),
+            i=i,
+        )
+        want = conv.nhwc(x, SCALAR)
+        for threads in (1, 2, 3):
+            got = conv.nhwc(x, _kernels.Context(isa, threads))
+            assert_same(isa, got, want, f"conv {c}x{h}x{w}->{o} i={i} threads={threads}")
 
 
 @pytest.mark.parametrize("isa", SIMD)

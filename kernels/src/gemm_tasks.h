@@ -27,7 +27,8 @@ enum { PYRT_GEMM_L2_WEIGHTS = 512 * 1024, PYRT_GEMM_STREAM_BAND = 384 * 1024 };
    driver's choice: A stays in L2 while every panel of B streams past it),
    and are small enough to give every thread a few; if there are still too
    few bands for the threads, the panels are split too. Bands are whole
-   tiles, as even as that allows. */
+   tiles, as even as that allows. A single thread runs whole bands: a
+   chunk of panels would cost it the band's packing again. */
 static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(
     int32_t M, int32_t N, int32_t mr, int32_t nr, int64_t row_bytes,
     int64_t band_bytes, int64_t b_bytes, int32_t threads) {
@@ -46,7 +47,7 @@ static inline pyrt_gemm_tasks pyrt_gemm_tasks_plan(
   t.bands = (int32_t)((M + band - 1) / band);
   t.panels = (N + nr - 1) / nr;
   int32_t chunks = 1;
-  if (t.bands < 2 * threads) {
+  if (threads > 1 && t.bands < 2 * threads) {
     chunks = (2 * threads + t.bands - 1) / t.bands;
     if (chunks > t.panels) chunks = t.panels;
   }
@@ -59,11 +60,14 @@ static inline int32_t pyrt_gemm_task_count(const pyrt_gemm_tasks *t) {
   return t->bands * t->chunks;
 }
 
-/* Task `task`'s rows [*m0, *m1) and panels [*p0, *p1). */
+/* Task `task`'s rows [*m0, *m1) and panels [*p0, *p1). Tasks go band by
+   band, in row order (the pool gives each thread a contiguous share of
+   them: the same rows from one kernel to the next, and few bands of A to
+   pack). */
 static inline void pyrt_gemm_task_range(const pyrt_gemm_tasks *t, int32_t M,
                                         int32_t task, int32_t *m0, int32_t *m1,
                                         int32_t *p0, int32_t *p1) {
-  const int32_t band = task % t->bands, chunk = task / t->bands;
+  const int32_t band = task / t->chunks, chunk = task % t->chunks;
   *m0 = band * t->band;
   *m1 = *m0 + t->band < M ? *m0 + t->band : M;
   *p0 = chunk * t->per_chunk;

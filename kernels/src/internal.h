@@ -268,9 +268,10 @@ typedef struct pyrt_kernel_table {
                     float *buf);
   void (*activation)(const pyrt_activation_job *j, int64_t r0, int64_t r1,
                      float *buf);
-  /* y[b][c][r] = x[b][r][c] (elements of 1 or 4 bytes) */
-  void (*transpose)(int32_t elem_size, int64_t batch, int64_t rows,
-                    int64_t cols, const void *x, void *y);
+  /* y[c][r] = x[r * ldx + c] for r < rows, c < cols (elements of 1 or 4
+     bytes; y's rows are `rows` elements long) */
+  void (*transpose)(int32_t elem_size, int64_t rows, int64_t cols,
+                    const void *x, int64_t ldx, void *y);
   void (*lut8)(int64_t n, const uint8_t *table, const uint8_t *x, uint8_t *y);
   /* NHWC: y[c] = mean over r < hw of x[r * ld + c], c < cols. */
   void (*qglobalavgpool_nhwc)(int64_t hw, int64_t ld, int64_t cols,
@@ -402,8 +403,8 @@ void pyrt_channel_affine_scalar(int64_t n, const void *x, const float *a,
                                 const pyrt_affine_args *p, void *y);
 void pyrt_globalavgpool_f32_nhwc_scalar(int64_t hw, int64_t channels,
                                         const float *x, float *y);
-void pyrt_transpose_scalar(int32_t elem_size, int64_t batch, int64_t rows,
-                           int64_t cols, const void *x, void *y);
+void pyrt_transpose_scalar(int32_t elem_size, int64_t rows, int64_t cols,
+                           const void *x, int64_t ldx, void *y);
 void pyrt_lut8_scalar(int64_t n, const uint8_t *table, const uint8_t *x,
                       uint8_t *y);
 

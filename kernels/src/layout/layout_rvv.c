@@ -1,4 +1,4 @@
-/* RVV transpose, y[b][c][r] = x[b][r][c]: each row of y is a strided load
+/* RVV transpose, y[c][r] = x[r * ldx + c]: each row of y is a strided load
  * of a column of x (vlse8 / vlse32) and one contiguous store. Lookup
  * tables: one indexed load (vluxei8, the codes as byte offsets) per vector.
  */
@@ -6,34 +6,28 @@
 
 #include "internal.h"
 
-static void transpose(int32_t elem_size, int64_t batch, int64_t rows,
-                      int64_t cols, const void *x, void *y) {
-  const ptrdiff_t stride = (ptrdiff_t)(cols * elem_size);
-  for (int64_t b = 0; b < batch; b++) {
-    const char *xb = (const char *)x + b * rows * cols * elem_size;
-    char *yb = (char *)y + b * rows * cols * elem_size;
-    for (int64_t c = 0; c < cols; c++) {
-      const char *src = xb + c * elem_size;
-      char *dst = yb + c * rows * elem_size;
-      for (int64_t r = 0; r < rows;) {
-        if (elem_size == 1) {
-          const size_t vl = __riscv_vsetvl_e8m8((size_t)(rows - r));
-          __riscv_vse8_v_u8m8(
-              (uint8_t *)dst + r,
-              __riscv_vlse8_v_u8m8((const uint8_t *)src + r * stride, stride,
-                                   vl),
-              vl);
-          r += (int64_t)vl;
-        } else {
-          const size_t vl = __riscv_vsetvl_e32m8((size_t)(rows - r));
-          __riscv_vse32_v_u32m8(
-              (uint32_t *)dst + r,
-              __riscv_vlse32_v_u32m8(
-                  (const uint32_t *)(const void *)(src + r * stride), stride,
-                  vl),
-              vl);
-          r += (int64_t)vl;
-        }
+static void transpose(int32_t elem_size, int64_t rows, int64_t cols,
+                      const void *x, int64_t ldx, void *y) {
+  const ptrdiff_t stride = (ptrdiff_t)(ldx * elem_size);
+  for (int64_t c = 0; c < cols; c++) {
+    const char *src = (const char *)x + c * elem_size;
+    char *dst = (char *)y + c * rows * elem_size;
+    for (int64_t r = 0; r < rows;) {
+      if (elem_size == 1) {
+        const size_t vl = __riscv_vsetvl_e8m8((size_t)(rows - r));
+        __riscv_vse8_v_u8m8(
+            (uint8_t *)dst + r,
+            __riscv_vlse8_v_u8m8((const uint8_t *)src + r * stride, stride, vl),
+            vl);
+        r += (int64_t)vl;
+      } else {
+        const size_t vl = __riscv_vsetvl_e32m8((size_t)(rows - r));
+        __riscv_vse32_v_u32m8(
+            (uint32_t *)dst + r,
+            __riscv_vlse32_v_u32m8(
+                (const uint32_t *)(const void *)(src + r * stride), stride, vl),
+            vl);
+        r += (int64_t)vl;
       }
     }
   }

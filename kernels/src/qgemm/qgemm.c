@@ -170,6 +170,7 @@ typedef struct {
   char *y;
   size_t ldy, out_size;
   pyrt_gemm_tasks tasks;
+  int32_t *band_of; /* [worker]: the band its scratch holds (-1: none) */
   int status;
 } drive_job;
 
@@ -288,17 +289,40 @@ static void im2col_nhwc(const pyrt_qgemm_config *c, const pyrt_qgemm_a *a,
   }
 }
 
-/* Packs band rows [m0, m1) of A into buf when the tile cannot read the
-   source as it is; returns the rows to use and sets *lda (bytes). */
-static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
-                                uint8_t *buf, uint8_t *wide, size_t *lda) {
+/* The tile reads A where it lies (and flips it) when A is a matrix of K
+   bytes per row the tile takes as they are. */
+static int in_place(const drive_job *j) {
+  return j->a->conv == NULL && j->c->a_width == 1 && j->kp == j->K;
+}
+
+/* Rows [m0, m1) of A as the tile reads them, *lda bytes apart: the source
+   itself (in place; *flip is the tile's flip), or packed into buf (im2col,
+   the flip, K padded to kp; *flip 0) and widened into wide when the tile
+   takes 16-bit activations. When some weight zero point is nonzero, the
+   rows' sums go to sums. Without `fill`, buf, wide and sums hold these rows
+   already. */
+static const uint8_t *prepare_rows(const drive_job *j, int32_t m0, int32_t m1,
+                                   int fill, uint8_t *buf, uint8_t *wide,
+                                   int32_t *sums, size_t *lda, uint8_t *flip) {
   const pyrt_qgemm_a *a = j->a;
   const pyrt_qgemm_config *c = j->c;
   const int32_t kp = j->kp, rows = m1 - m0;
-  if (a->conv == NULL && c->a_width == 1 && kp == j->K) { /* tile flips */
+  const int row_sums = fill && j->w_zero != NULL;
+  if (in_place(j)) {
+    const uint8_t *src = a->a + (size_t)m0 * a->lda;
     *lda = a->lda;
-    return a->a + (size_t)m0 * a->lda;
+    *flip = a->flip;
+    for (int32_t r = 0; row_sums && r < rows; r++) {
+      uint32_t sum = 0; /* wraps like the int32 accumulators it corrects */
+      for (int32_t k = 0; k < j->K; k++)
+        sum += (uint8_t)(src[(size_t)r * a->lda + (size_t)k] ^ a->flip);
+      sums[r] = (int32_t)sum;
+    }
+    return src;
   }
+  *flip = 0;
+  *lda = (size_t)kp * (size_t)c->a_width;
+  if (!fill) return c->a_width == 1 ? buf : wide;
   if (a->conv != NULL) {
     im2col_nhwc(c, a, m0, m1, kp, buf);
   } else {
@@ -308,9 +332,12 @@ static const uint8_t *pack_band(const drive_job *j, int32_t m0, int32_t m1,
       for (int32_t r = 0; r < rows; r++)
         memset(buf + (size_t)r * kp + j->K, 0, (size_t)(kp - j->K));
   }
-  *lda = (size_t)kp;
+  for (int32_t r = 0; row_sums && r < rows; r++) {
+    uint32_t sum = 0; /* the padding lanes are 0 */
+    for (int32_t k = 0; k < kp; k++) sum += buf[(size_t)r * kp + (size_t)k];
+    sums[r] = (int32_t)sum;
+  }
   if (c->a_width == 1) return buf;
-  *lda = (size_t)kp * 2;
   c->widen_a(rows, kp, buf, (size_t)kp, wide, *lda);
   return wide;
 }
@@ -323,35 +350,27 @@ static size_t band_scratch(const pyrt_qgemm_config *c, int32_t band,
          PYRT_ALIGN_UP(rows * 4) + (size_t)c->mr * (size_t)c->nr * 4;
 }
 
-static void run_task(const drive_job *j, int32_t task, char *s) {
+/* Task `task` on scratch s. *band_of is the band whose rows s holds from
+   this worker's previous task of the job (-1: none): a worker runs a
+   contiguous share of the tasks, which go band by band, so it packs each
+   band once, not once per panel chunk. */
+static void run_task(const drive_job *j, int32_t task, char *s,
+                     int32_t *band_of) {
   const pyrt_qgemm_config *c = j->c;
   int32_t m0, m1, p0, p1;
   pyrt_gemm_task_range(&j->tasks, j->M, task, &m0, &m1, &p0, &p1);
-  const size_t rows = (size_t)(m1 - m0), kp = (size_t)j->kp;
-  const size_t band = (size_t)j->tasks.band;
+  const int32_t band_index = task / j->tasks.chunks;
+  const int fill = *band_of != band_index;
+  *band_of = band_index;
+  const size_t band = (size_t)j->tasks.band, kp = (size_t)j->kp;
   const size_t narrow = PYRT_ALIGN_UP(band * kp);
   const size_t wide = c->a_width == 2 ? PYRT_ALIGN_UP(band * kp * 2) : 0;
-  const size_t sums = PYRT_ALIGN_UP(band * 4);
-  size_t lda;
-  const uint8_t *a =
-      pack_band(j, m0, m1, (uint8_t *)s, (uint8_t *)s + narrow, &lda);
   int32_t *row_sum = (int32_t *)(s + narrow + wide);
-  int32_t *acc = (int32_t *)(s + narrow + wide + sums);
-  /* The source read in place (then the tile flips), or packed rows. */
-  const uint8_t flip = a == j->a->a + (size_t)m0 * j->a->lda ? j->a->flip : 0;
-  if (j->w_zero != NULL) {
-    for (size_t r = 0; r < rows; r++) {
-      uint32_t sum = 0; /* padding lanes are 0 in packed rows */
-      if (a == j->a->a + (size_t)m0 * j->a->lda) {
-        for (size_t k = 0; k < (size_t)j->K; k++)
-          sum += (uint8_t)(a[r * lda + k] ^ flip);
-      } else {
-        const uint8_t *row = (const uint8_t *)s + r * kp;
-        for (size_t k = 0; k < kp; k++) sum += row[k];
-      }
-      row_sum[r] = (int32_t)sum;
-    }
-  }
+  int32_t *acc = (int32_t *)(s + narrow + wide + PYRT_ALIGN_UP(band * 4));
+  size_t lda;
+  uint8_t flip;
+  const uint8_t *a = prepare_rows(j, m0, m1, fill, (uint8_t *)s,
+                                  (uint8_t *)s + narrow, row_sum, &lda, &flip);
   const pyrt_output_stage *out = j->out;
   for (int32_t p = p0; p < p1; p++) {
     const int32_t n0 = p * c->nr;
@@ -379,7 +398,7 @@ static void drive_task(void *arg, int32_t task, int32_t worker) {
     j->status = PYRT_ERR_NOMEM; /* benign race: every writer stores this */
     return;
   }
-  run_task(j, task, s);
+  run_task(j, task, s, &j->band_of[worker]);
 }
 
 /* fixed[n] = bias[n] - za * colsum[n] + K * za * zw[n] (wrapping). */
@@ -427,11 +446,15 @@ int pyrt_qgemm_drive(pyrt_context *ctx, int32_t M, int32_t N, int32_t K,
                      const pyrt_qgemm_a *a, const void *packed,
                      const int32_t *bias, const pyrt_output_stage *out, void *y,
                      size_t ldy) {
-  int32_t *fixed = pyrt_scratch(ctx, PYRT_SHARED, (size_t)N * 4);
+  const size_t fixed_bytes = PYRT_ALIGN_UP((size_t)N * 4);
+  int32_t *fixed =
+      pyrt_scratch(ctx, PYRT_SHARED, fixed_bytes + (size_t)ctx->threads * 4);
   if (fixed == NULL) return pyrt_fail(PYRT_ERR_NOMEM, "qgemm: out of memory");
   fixed_terms(N, K, a, packed, bias, fixed);
   drive_job j = make_job(ctx, &ctx->t->qgemm, ctx->threads, M, N, K, a, packed,
                          fixed, out, y, ldy);
+  j.band_of = (int32_t *)((char *)fixed + fixed_bytes);
+  for (int32_t w = 0; w < ctx->threads; w++) j.band_of[w] = -1;
   pyrt_parallel(ctx, pyrt_gemm_task_count(&j.tasks), drive_task, &j);
   if (j.status != PYRT_OK)
     return pyrt_fail(j.status, "qgemm: out of memory for scratch");
@@ -458,7 +481,8 @@ void pyrt_qgemm_drive_serial(const pyrt_qgemm_config *c, int32_t M, int32_t N,
       make_job(NULL, c, 1, M, N, K, a, packed, fixed, out, y, ldy);
   char *s = (char *)scratch + PYRT_ALIGN_UP((size_t)N * 4);
   const int32_t tasks = pyrt_gemm_task_count(&j.tasks);
-  for (int32_t t = 0; t < tasks; t++) run_task(&j, t, s);
+  int32_t band_of = -1;
+  for (int32_t t = 0; t < tasks; t++) run_task(&j, t, s, &band_of);
 }
 
 /* ---- public entry points ---------------------------------------------------
