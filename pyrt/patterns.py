@@ -1058,9 +1058,14 @@ def fold_code_clamps(g: Graph) -> None:
 
 def fuse(g: Graph) -> None:
     """Replaces every matched pattern by its integer op; the rest stays as written."""
-    from .patterns_attention import attention_matchers, fuse_attention  # imports this module
+    from .patterns_attention import (  # it imports this module
+        attention_matchers,
+        canonical_layernorms,
+        fuse_attention,
+    )
     from .patterns_float import float_matchers  # likewise
 
+    canonical_layernorms(g)
     m = Matcher(g)
     taken: set[str] = set()
     emitted: dict[str, list[Node]] = {}

@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 from . import kernels as K
-from .graph import Node, toposort
+from .graph import Graph, Node, toposort
 from .kernels import QParams
 from .patterns import INT8, Matcher, QInput, _lut_node, _same, real_const
 
@@ -313,6 +313,100 @@ def match_softmax(m: Matcher, node: Node) -> list[Node] | None:
 
 
 # ---- LayerNormalization -------------------------------------------------------------
+
+
+def _reduce_mean_last(m: Matcher, node: Node | None, x: str) -> bool:
+    """node = ReduceMean(x) over the last axis, keepdims (axes an attribute before opset
+    18, an input from 18 on)."""
+    if node is None or node.op_type != "ReduceMean" or node.domain != "":
+        return False
+    if node.inputs[0] != x or not node.attr("keepdims", 1):
+        return False
+    if node.opset >= 18:
+        axes = m.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+        axes = None if axes is None else [int(a) for a in axes.reshape(-1)]
+    else:
+        axes = node.attr("axes")
+        axes = None if axes is None else [int(a) for a in axes]
+    rank = _rank(m, x)
+    return (
+        axes is not None
+        and len(axes) == 1
+        and (axes[0] == -1 or (rank is not None and axes[0] == rank - 1))
+    )
+
+
+def _user(m: Matcher, name: str, op: str) -> Node | None:
+    user = m.sole_consumer(name)
+    return user if user is not None and user.op_type == op and user.domain == "" else None
+
+
+def _layernorm_chain(m: Matcher, mean: Node) -> tuple[list[Node], Node] | None:
+    """ReduceMean -> Sub -> Pow 2 (or Mul d d) -> ReduceMean -> Add eps -> Sqrt -> Div ->
+    Mul gamma -> Add beta?, as PyTorch exports LayerNorm below opset 17: (the nodes, the
+    LayerNormalization that means the same), or None."""
+    x = mean.inputs[0]
+    if not _reduce_mean_last(m, mean, x):
+        return None
+    sub = _user(m, mean.outputs[0], "Sub")
+    if sub is None or sub.inputs != [x, mean.outputs[0]]:
+        return None
+    d = sub.outputs[0]
+    users = m.g.consumers.get(d, [])
+    square = next((u for u in users if u.op_type in ("Pow", "Mul") and u.domain == ""), None)
+    div = next((u for u in users if u.op_type == "Div" and u.domain == ""), None)
+    if square is None or div is None or len(users) != 2 or d in m.outputs:
+        return None
+    if square.op_type == "Pow" and not (
+        square.inputs[0] == d and _scalar(m, square.inputs[1]) == 2
+    ):
+        return None
+    if square.op_type == "Mul" and square.inputs != [d, d]:
+        return None
+    var = _user(m, square.outputs[0], "ReduceMean")
+    if not _reduce_mean_last(m, var, square.outputs[0]):
+        return None
+    add = _user(m, var.outputs[0], "Add")
+    eps = None if add is None else _scalar(m, _other(add, var.outputs[0]))
+    sqrt = None if add is None else _user(m, add.outputs[0], "Sqrt")
+    if eps is None or eps < 0 or sqrt is None or div.inputs != [d, sqrt.outputs[0]]:
+        return None
+    if m.sole_consumer(sqrt.outputs[0]) is not div:
+        return None
+    mul = _user(m, div.outputs[0], "Mul")
+    gamma = None if mul is None else _other(mul, div.outputs[0])
+    shape = m.shape(x)
+    if gamma is None or _f32_const(m, gamma) is None or not shape:
+        return None
+    if _f32_const(m, gamma).shape != (shape[-1],):
+        return None
+    nodes, out, inputs = [mean, sub, square, var, add, sqrt, div, mul], mul.outputs[0], [x, gamma]
+    bias = _user(m, out, "Add")
+    beta = None if bias is None else _f32_const(m, _other(bias, out))
+    if beta is not None and beta.shape == (shape[-1],):
+        nodes, out, inputs = [*nodes, bias], bias.outputs[0], [*inputs, _other(bias, out)]
+    ln = Node(mean.name, "LayerNormalization", "", inputs, [out], dict(axis=-1, epsilon=eps), 17)
+    return nodes, ln
+
+
+def canonical_layernorms(g: Graph) -> None:
+    """Decomposed LayerNorms (PyTorch's export below opset 17) become LayerNormalization
+    nodes, so the LayerNorm matcher fuses them as it fuses the op (and they run on
+    onnxruntime's LayerNorm arithmetic, as onnxruntime's optimizer fuses them too)."""
+    m = Matcher(g)
+    replace: dict[str, Node] = {}
+    drop: set[str] = set()
+    for node in g.nodes:
+        if node.op_type != "ReduceMean" or node.name in drop:
+            continue
+        found = _layernorm_chain(m, node)
+        if found is not None:
+            nodes, ln = found
+            replace[node.name] = ln
+            drop.update(n.name for n in nodes[1:])
+    if replace:
+        g.nodes = [replace.get(n.name, n) for n in g.nodes if n.name not in drop]
+        g.reindex()
 
 
 def match_layernorm(m: Matcher, node: Node) -> list[Node] | None:

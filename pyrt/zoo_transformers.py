@@ -40,6 +40,7 @@ class _Builder:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.n = 0
+        self.opset = 17
 
     def const(self, base: str, value: np.ndarray) -> str:
         self.n += 1
@@ -67,17 +68,17 @@ class _Builder:
         if outliers:  # a few channels far larger than the rest, as in trained BERTs
             picks = self.rng.choice(hidden, outliers, replace=False)
             gamma[picks] *= self.rng.uniform(4, 8, outliers)
-        return self.node(
-            "LayerNormalization",
-            [
-                x,
-                self.const(f"{name}.gamma", gamma.astype(np.float32)),
-                self.const(f"{name}.beta", beta.astype(np.float32)),
-            ],
-            name,
-            axis=-1,
-            epsilon=1e-12,
-        )
+        gamma = self.const(f"{name}.gamma", gamma.astype(np.float32))
+        beta = self.const(f"{name}.beta", beta.astype(np.float32))
+        if self.opset >= 17:
+            return self.node("LayerNormalization", [x, gamma, beta], name, axis=-1, epsilon=1e-12)
+        # below opset 17 PyTorch writes the LayerNorm out in ops
+        mean = self.node("ReduceMean", [x], f"{name}.mean", axes=[-1])
+        d = self.node("Sub", [x, mean], f"{name}.sub")
+        var = self.node("ReduceMean", [self.node("Pow", [d, self.scalar("two", 2.0)])], axes=[-1])
+        sd = self.node("Sqrt", [self.node("Add", [var, self.scalar("eps", 1e-12)])])
+        y = self.node("Mul", [self.node("Div", [d, sd]), gamma])
+        return self.node("Add", [y, beta], name)
 
     def scalar(self, base: str, value: float) -> str:
         return self.const(base, np.array(value, np.float32))
@@ -95,14 +96,19 @@ def encoder(
     mask: str = "sub_mul",
 ) -> onnx.ModelProto:
     """A BERT/MiniLM-shaped FP32 encoder (see the module docstring). mask "sub_mul" writes
-    (1 - Cast(mask)) * float32.min, "where" Where(Equal(mask, 0), float32.min, 0)."""
+    (1 - Cast(mask)) * float32.min, "where" Where(Equal(mask, 0), float32.min, 0). Below
+    opset 17 each LayerNorm is written out as PyTorch exports it (ReduceMean, Sub, Pow,
+    ReduceMean, Add, Sqrt, Div, Mul, Add)."""
     if mask not in ("sub_mul", "where"):
         raise ValueError(f"mask must be 'sub_mul' or 'where', got {mask!r}")
     if hidden % heads:
         raise ValueError(f"hidden {hidden} must be a multiple of heads {heads}")
-    if opset < 17:
-        raise ValueError(f"the encoder uses LayerNormalization: opset >= 17, got {opset}")
+    if opset < 13:
+        raise ValueError(
+            f"the encoder needs opset >= 13 (LayerNorm written out below 17), got {opset}"
+        )
     b = _Builder(seed)
+    b.opset = opset
     head = hidden // heads
 
     # embeddings: word + position (a Slice of the position table) + token type, LN

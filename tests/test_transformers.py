@@ -501,3 +501,27 @@ def test_dynamically_quantized_encoder_is_onnxruntimes(
     program = next(iter(session._programs.values()))
     in_c = {s.node.op_type for seg in program.segments if seg.step is None for s in seg.entry_steps}
     assert {"QMatMul", "DynamicQuantizeLinear"} <= in_c
+
+
+def test_layernorm_written_out_below_opset_17_is_one_step(encoders, ort_reference):
+    """PyTorch's LayerNorm export below opset 17 (ReduceMean, Sub, Pow, ReduceMean, Add,
+    Sqrt, Div, Mul, Add) runs as the LayerNormalization op does: the opset-14 encoder gives
+    the opset-17 encoder's bits and agrees with onnxruntime; quantized (its calibration
+    differs in the last bits, so its scales do) it fuses alike and stays near the
+    reference."""
+    fp32 = zt.encoder(layers=2, opset=14)
+    assert Counter(n.op_type for n in fp32.graph.node)["ReduceMean"] == 10
+    (feed,) = zt.encoder_inputs(32, batch=2, seed=4)
+    session = pyrt.Session(fp32)
+    ours = session.run(feed)[0]
+    np.testing.assert_array_equal(ours, pyrt.Session(encoders["fp32"]).run(feed)[0])
+    np.testing.assert_allclose(ours, ort_reference(fp32, feed)[0], atol=1e-4)
+    written_out = {"ReduceMean", "Pow", "Sqrt"}
+    assert not [r for r in session.report() if r.op_type in written_out and r.ran_as == "numpy"]
+    calib = zt.encoder_inputs(128, n=4, seed=1) + zt.encoder_inputs(32, n=2, batch=2, seed=2)
+    int8 = zt.quantize_encoder(fp32, calib)
+    quantized = pyrt.Session(int8)
+    ops = Counter(r.op_type for r in quantized.report() if r.ran_as == "numpy")
+    assert not ops.keys() & written_out
+    got = compare("y", quantized.run(feed)[0], ort_reference(int8, feed)[0], None)
+    assert got.cosine > 0.999
