@@ -546,6 +546,64 @@ def lower_qattention(b: _B, node: Node, forms: dict[str, str]) -> None:
     )
 
 
+def _to_float(b: _B, node: Node, acc: str, a_scale: str, w_scale: str, bias: str) -> None:
+    """The int32 acc -> Cast -> Mul(a_scale x w_scale) (-> Add bias) into the node's
+    output, as quantize_dynamic writes it (pyrt fuses it into the int8 GEMM)."""
+    y = [b.op("Cast", acc, to=TensorProto.FLOAT), b.op("Mul", a_scale, w_scale)]
+    if bias:
+        y = [b.op("Mul", *y), bias]
+    b.add("Add" if bias else "Mul", y, output=node.outputs[0])
+
+
+def lower_matmul_integer_to_float(b: _B, node: Node, forms: dict[str, str]) -> None:
+    """com.microsoft MatMulIntegerToFloat (what onnxruntime's optimizer makes of
+    MatMulInteger -> Cast -> Mul): (A - a_zero)(B - b_zero) x a_scale x b_scale + bias.
+    Inputs: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias."""
+    i = node.inputs
+    if len(i) < 4 or not all(i[:4]):
+        raise ModelError(f"{node.label}: needs A, B, a_scale and b_scale")
+    acc = b.op("MatMulInteger", i[0], i[1], _opt(node, 4), _opt(node, 5))
+    _to_float(b, node, acc, i[2], i[3], _opt(node, 6))
+
+
+def lower_dynamic_quantize_matmul(b: _B, node: Node, forms: dict[str, str]) -> None:
+    """com.microsoft DynamicQuantizeMatMul: DynamicQuantizeLinear(A), then as
+    MatMulIntegerToFloat. Inputs: A, B, b_scale, b_zero_point, bias."""
+    i = node.inputs
+    if len(i) < 3 or not all(i[:3]):
+        raise ModelError(f"{node.label}: needs A, B and b_scale")
+    q = b.add("DynamicQuantizeLinear", [i[0]], {})
+    scale, zero = f"{q}_scale", f"{q}_zero"
+    b.nodes[-1].outputs = [q, scale, zero]
+    acc = b.op("MatMulInteger", q, i[1], zero, _opt(node, 3))
+    _to_float(b, node, acc, scale, i[2], _opt(node, 4))
+
+
+def lower_fused_matmul(b: _B, node: Node, forms: dict[str, str]) -> None:
+    """com.microsoft FusedMatMul (onnxruntime's MatMul with transposes and a scale fused):
+    Transpose of the last two axes where transA / transB, MatMul, Mul by alpha."""
+    for name in ("transBatchA", "transBatchB"):
+        if _iattr(node, name, 0):
+            raise _fail(node, f"attribute '{name}' is not supported")
+    ins = []
+    for i, name in ((0, "transA"), (1, "transB")):
+        x = node.inputs[i]
+        if _iattr(node, name, 0):
+            shape = b.g.shape(x)
+            if shape is None or len(shape) < 2:
+                raise ModelError(f"{node.label}: '{name}' needs input {i} of known rank >= 2")
+            perm = [*range(len(shape) - 2), len(shape) - 1, len(shape) - 2]
+            x = b.op("Transpose", x, perm=perm)
+        ins.append(x)
+    alpha = node.attr("alpha", 1.0)
+    if not isinstance(alpha, float):
+        raise ModelError(f"{node.label}: attribute 'alpha' must be a float, got {alpha!r}")
+    if alpha == 1.0:
+        b.add("MatMul", ins, output=node.outputs[0])
+    else:
+        b.add("Mul", [b.op("MatMul", *ins), b.f32(alpha)], output=node.outputs[0])
+
+
 def lower_multihead_attention(b: _B, node: Node, forms: dict[str, str]) -> None:
     """com.microsoft MultiHeadAttention: separate (or packed) projected Q, K, V."""
     heads = _num_heads(node)
@@ -936,6 +994,9 @@ def lower_rotary_embedding(b: _B, node: Node, forms: dict[str, str]) -> None:
 MS_OPS = {
     "Attention": lower_attention,
     "QAttention": lower_qattention,
+    "MatMulIntegerToFloat": lower_matmul_integer_to_float,
+    "DynamicQuantizeMatMul": lower_dynamic_quantize_matmul,
+    "FusedMatMul": lower_fused_matmul,
     "MultiHeadAttention": lower_multihead_attention,
     "SkipLayerNormalization": lower_skip_layer_norm,
     "SkipSimplifiedLayerNormalization": lower_skip_layer_norm,

@@ -893,8 +893,15 @@ def match_integer_matmul(m: Matcher, node: Node) -> list[Node] | None:
         fused=[node.name],
     )
     inputs, output = [node.inputs[0], *([x_zero_name] if dynamic else [])], node.outputs[0]
-    scaled = _cast_and_scale(m, node, n) if dynamic else None
-    if scaled is not None:  # Cast -> Mul(scale) as the float output stage
+    scaled = _cast_and_scale(m, node, n)
+    if scaled is not None and not dynamic:  # Cast -> Mul(constant) as the output stage
+        (cast, mul, scale) = scaled
+        value = m.const(scale)
+        if value is not None:
+            output = mul.outputs[0]
+            stage = OutputStage(np.dtype(np.float32), np.ascontiguousarray(value.reshape(-1)))
+            attrs.update(out=stage, fused=[node.name, cast.name, mul.name])
+    elif scaled is not None:  # Cast -> Mul(scale) as the float output stage
         (cast, mul, scale), output = scaled, scaled[1].outputs[0]
         fused = [node.name, cast.name, mul.name]
         product = _scale_product(m, scale, n)

@@ -862,3 +862,101 @@ def test_contrib_models_have_no_scale_edge_cases():
     node = helper.make_node("Attention", ["x", "w", "bias"], ["y"], domain=MS, num_heads=5)
     session = _check(_model([node], feeds, ["y"], inits), feeds)
     assert math.isfinite(float(session.run(feeds)[0].sum()))
+
+
+def test_onnxruntimes_saved_optimized_dynamic_graph(tmp_path):
+    """What onnxruntime's own graph optimizer saves for a quantize_dynamic encoder
+    (DynamicQuantizeMatMul, MatMulIntegerToFloat, FusedMatMul, Gelu, SkipLayerNormalization)
+    runs on pyrt's int8 kernels and gives the unoptimized graph's result (where those fused
+    kernels round alike) and onnxruntime's on the same file, to 1e-7 of cosine."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx.save(zt.encoder(layers=2), tmp_path / "fp32.onnx")
+    quantize_dynamic(tmp_path / "fp32.onnx", tmp_path / "dyn.onnx", weight_type=QuantType.QInt8)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "saved.onnx")
+    ort.InferenceSession(str(tmp_path / "dyn.onnx"), so, providers=["CPUExecutionProvider"])
+    saved = onnx.load(tmp_path / "saved.onnx")
+    ops = {n.op_type for n in saved.graph.node if n.domain == MS}
+    assert {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "FusedMatMul"} <= ops
+    session = pyrt.Session(saved)
+    ran = {(r.op_type, r.ran_as) for r in session.report()}
+    assert ("DynamicQuantizeMatMul", "numpy") not in ran
+    assert ("MatMulIntegerToFloat", "numpy") not in ran
+    feed = zt.encoder_inputs(32, batch=2, n=1, seed=7)[0]
+    theirs = ort.InferenceSession(str(tmp_path / "saved.onnx"), providers=["CPUExecutionProvider"])
+    for _ in range(2):  # recorded, then replayed
+        ours = session.run(feed)[0]
+        assert _cosine(ours, theirs.run(None, feed)[0]) > 1 - 1e-7
+        assert _cosine(ours, _ort(onnx.load(tmp_path / "dyn.onnx"), feed)[0]) > 1 - 1e-7
+
+
+@pytest.mark.parametrize(
+    "trans_a, trans_b, alpha", [(0, 0, 1.0), (0, 1, 0.125), (1, 0, 2.0), (1, 1, 0.3)]
+)
+def test_fused_matmul_matches_onnxruntime(trans_a, trans_b, alpha):
+    rng = np.random.default_rng(trans_a * 2 + trans_b)
+    a = rng.standard_normal((2, 3, 5, 4) if trans_a else (2, 3, 4, 5)).astype(np.float32)
+    b = rng.standard_normal((2, 3, 6, 5) if trans_b else (2, 3, 5, 6)).astype(np.float32)
+    node = helper.make_node(
+        "FusedMatMul", ["a", "b"], ["y"], domain=MS, transA=trans_a, transB=trans_b, alpha=alpha
+    )
+    graph = helper.make_graph(
+        [node],
+        "fused_matmul",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, a.shape),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, b.shape),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)]
+    )
+    ours = pyrt.run(m, {"a": a, "b": b})[0]
+    np.testing.assert_allclose(ours, _ort(m, {"a": a, "b": b})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["MatMulIntegerToFloat", "DynamicQuantizeMatMul"])
+@pytest.mark.parametrize("zero, bias", [(False, False), (True, True)])
+def test_integer_to_float_matmuls_match_onnxruntime(op, zero, bias):
+    rng = np.random.default_rng(5)
+    w = rng.integers(-128, 128, (16, 8), dtype=np.int8)
+    consts = {"w": w, "ws": np.float32(0.02)}
+    if zero:
+        consts["wz"] = np.int8(3)
+    if bias:
+        consts["bias"] = rng.standard_normal(8).astype(np.float32)
+    if op == "MatMulIntegerToFloat":
+        x = rng.integers(0, 256, (4, 16), dtype=np.uint8)
+        consts |= {"xs": np.float32(0.05), **({"xz": np.uint8(120)} if zero else {})}
+        inputs = [
+            "x",
+            "w",
+            "xs",
+            "ws",
+            "xz" if zero else "",
+            "wz" if zero else "",
+            "bias" if bias else "",
+        ]
+        elem = TensorProto.UINT8
+    else:
+        x = rng.standard_normal((4, 16)).astype(np.float32)
+        inputs = ["x", "w", "ws", "wz" if zero else "", "bias" if bias else ""]
+        elem = TensorProto.FLOAT
+    while not inputs[-1]:
+        inputs.pop()
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, ["y"], domain=MS)],
+        "integer_to_float",
+        [helper.make_tensor_value_info("x", elem, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()],
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)]
+    )
+    session = pyrt.Session(m)
+    assert {r.ran_as for r in session.report() if r.op_type == op} == {"int8"}
+    np.testing.assert_allclose(session.run({"x": x})[0], _ort(m, {"x": x})[0], rtol=1e-6, atol=1e-6)
