@@ -16,6 +16,9 @@ pyrt's matchers (patterns_attention.py) fuse the pieces into their kernels:
   BiasGelu / Gelu / FastGelu / QuickGelu   Add bias -> the Erf / Tanh / Sigmoid chain
   (Skip)SimplifiedLayerNormalization, RMSNormalization   x / sqrt(mean(x^2) + eps) * g
   RotaryEmbedding   Slice -> cos / sin products -> Concat
+  MatMulIntegerToFloat   MatMulInteger -> Cast -> Mul (a_scale x b_scale) -> Add bias
+  DynamicQuantizeMatMul  DynamicQuantizeLinear, then as MatMulIntegerToFloat
+  FusedMatMul   Transpose (transA / transB) -> MatMul -> Mul alpha
 
 The additive mask is computed as onnxruntime's CPU kernels compute it: 1-D lengths
 (right padding) or lengths and starts (left padding), 2-D / 3-D 0-1 masks
