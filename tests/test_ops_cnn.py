@@ -280,6 +280,7 @@ def test_dynamically_quantized_cnn_is_onnxruntimes(name, per_channel, ort_refere
     and scale read at run time, and the output is the reference's bit for bit (its float
     BatchNormalizations included)."""
     from onnxruntime import quantization as ort_quant
+
     onnx.save(zoo.MODELS[name](width=8, size=32), tmp_path / "fp32.onnx")
     ort_quant.quantize_dynamic(
         tmp_path / "fp32.onnx",

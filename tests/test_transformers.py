@@ -480,6 +480,7 @@ def test_dynamically_quantized_encoder_is_onnxruntimes(
     point and scale read at run time, and the result is the reference's bit for bit
     where pyrt's float kernels are onnxruntime's (x86 with AVX-512)."""
     from onnxruntime import quantization as ort_quant
+
     onnx.save(encoders["fp32"], tmp_path / "fp32.onnx")
     ort_quant.quantize_dynamic(
         tmp_path / "fp32.onnx", tmp_path / "dyn.onnx", weight_type=ort_quant.QuantType.QInt8
