@@ -262,7 +262,7 @@ def qconv_step(node: Node, g: Graph | None, ctx: Context) -> Step:
     )
     conv._weights(ctx)  # packed at load for the session's kernel table
     check = _conv_guard(node, conv, g, a["conv1d"], np.dtype(a["out"].dtype).itemsize)
-    if a["x_zero"] is None:  # zero point (and scale) known at run time: a Python step
+    if a["x_zero"] is None:  # zero point (and scale) read at run time
         return _dynamic_qconv_step(node, conv, check, ctx)
 
     def entry(plan, s, packed, x: int, y: int) -> int:
