@@ -919,15 +919,17 @@ def test_fused_matmul_matches_onnxruntime(trans_a, trans_b, alpha):
 
 
 @pytest.mark.parametrize("op", ["MatMulIntegerToFloat", "DynamicQuantizeMatMul"])
-@pytest.mark.parametrize("zero, bias", [(False, False), (True, True)])
-def test_integer_to_float_matmuls_match_onnxruntime(op, zero, bias):
+@pytest.mark.parametrize("zero, bias, n", [(False, False, 8), (True, True, 8), (True, True, 5000)])
+def test_integer_to_float_matmuls_match_onnxruntime(op, zero, bias, n):
+    """n = 5000: a weight scale per column, more than the C plan entry keeps on the stack."""
     rng = np.random.default_rng(5)
-    w = rng.integers(-128, 128, (16, 8), dtype=np.int8)
-    consts = {"w": w, "ws": np.float32(0.02)}
+    w = rng.integers(-128, 128, (16, n), dtype=np.int8)
+    w_scale = rng.uniform(0.01, 0.03, n).astype(np.float32) if n > 8 else np.float32(0.02)
+    consts = {"w": w, "ws": w_scale}
     if zero:
         consts["wz"] = np.int8(3)
     if bias:
-        consts["bias"] = rng.standard_normal(8).astype(np.float32)
+        consts["bias"] = rng.standard_normal(n).astype(np.float32)
     if op == "MatMulIntegerToFloat":
         x = rng.integers(0, 256, (4, 16), dtype=np.uint8)
         consts |= {"xs": np.float32(0.05), **({"xz": np.uint8(120)} if zero else {})}
@@ -959,4 +961,7 @@ def test_integer_to_float_matmuls_match_onnxruntime(op, zero, bias):
     )
     session = pyrt.Session(m)
     assert {r.ran_as for r in session.report() if r.op_type == op} == {"int8"}
-    np.testing.assert_allclose(session.run({"x": x})[0], _ort(m, {"x": x})[0], rtol=1e-6, atol=1e-6)
+    for _ in range(2):  # recorded, then replayed
+        np.testing.assert_allclose(
+            session.run({"x": x})[0], _ort(m, {"x": x})[0], rtol=1e-6, atol=1e-6
+        )

@@ -221,7 +221,7 @@ int pyrt_plan_dynamic_quantize(pyrt_plan *p, int64_t n, int64_t x, int64_t y,
 }
 
 /* A *_DYN entry's call: the zero point from the arena, and its stage with the
-   scales of this run (in `buf` up to 256 of them, else allocated). */
+   scales of this run (on the stack up to 4096 of them, else allocated). */
 static int run_dynamic(pyrt_context *ctx, const entry *e, char *arena) {
   const char *x = arena + e->x;
   char *y = arena + e->y;
@@ -230,7 +230,7 @@ static int run_dynamic(pyrt_context *ctx, const entry *e, char *arena) {
   const int32_t zero =
       dtype == PYRT_U8 ? (int32_t)(uint8_t)z : (int32_t)(int8_t)z;
   pyrt_output_stage out = e->out;
-  float buf[256], *scale = NULL;
+  float buf[4096], *scale = NULL; /* 16 KiB of the caller's stack */
   if (e->o[1] >= 0) {
     const float *in = (const float *)(arena + e->o[1]);
     const int64_t n = e->n[1];
@@ -238,7 +238,7 @@ static int run_dynamic(pyrt_context *ctx, const entry *e, char *arena) {
     if (e->p[2] == NULL) {
       out.scale = in;
     } else {
-      scale = n <= 256 ? buf : malloc((size_t)n * sizeof(float));
+      scale = n <= 4096 ? buf : malloc((size_t)n * sizeof(float));
       if (scale == NULL)
         return pyrt_fail(PYRT_ERR_NOMEM, "plan: out of memory for scales");
       const float *w = (const float *)e->p[2];
