@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -18,8 +19,6 @@ from pyrt import _kernels
 from pyrt import kernels as K
 from pyrt._kernels import ffi, lib
 from pyrt.program import Program
-
-ort = pytest.importorskip("onnxruntime")
 
 F32 = np.float32
 TOL = 1e-5  # tests/test_ops_float.py's tolerance for fp32 ops against onnxruntime

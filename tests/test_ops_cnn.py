@@ -17,8 +17,6 @@ import pyrt
 from pyrt import _kernels, zoo
 from pyrt.program import Program
 
-pytest.importorskip("onnxruntime")
-
 C, HW = 16, 12
 
 
