@@ -1123,6 +1123,33 @@ def _batched(x: np.ndarray, batch: tuple, rows: int, cols: int) -> tuple[np.ndar
     return x, [s // x.itemsize for s in x.strides]
 
 
+def _matmul_shape(op: str, a: np.ndarray, b: np.ndarray) -> tuple[tuple, int, int, int]:
+    """(batch shape, M, K, N) of a matmul of two tensors (numpy broadcasting)."""
+    if a.ndim < 2 or b.ndim < 2:
+        raise KernelError(f"{op} needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    m, k = a.shape[-2:]
+    if b.shape[-2] != k:
+        raise KernelError(f"{op}: {list(a.shape)} x {list(b.shape)} do not multiply")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as exc:
+        raise KernelError(f"{op}: batch dims of {a.shape} and {b.shape} differ") from exc
+    return batch, m, k, b.shape[-1]
+
+
+def _matmul_operands(op: str, a, b, batch: tuple, count: int, m: int, k: int, n: int):
+    """(a, a's element strides, b, b's) as [count][rows][cols] views for the C matmul:
+    sizes checked against int32, a copied when its rows are not contiguous."""
+    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
+        if dim >= 2**31:
+            raise KernelError(f"{op}: {name} {dim} does not fit int32")
+    a3, sa = _batched(a, batch, m, k)
+    if sa[2] != 1 or sa[1] < k:
+        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
+    b3, sb = _batched(b, batch, k, n)
+    return a3, sa, b3, sb
+
+
 def qmatmul(
     a: np.ndarray,
     a_zero: int,
@@ -1134,34 +1161,19 @@ def qmatmul(
     """int8 MatMul of two tensors (numpy matmul broadcasting; both at least 2-D):
     acc = sum_k (a - a_zero)(b - b_zero) in int32, then `out` (channel = column)."""
     a, b = np.asarray(a), np.asarray(b)
-    if a.ndim < 2 or b.ndim < 2:
-        raise KernelError(f"qmatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
+    batch, m, k, n = _matmul_shape("qmatmul", a, b)
     (a_dtype, az), (b_dtype, bz) = (
         _x_params(a.dtype, a_zero, "qmatmul a"),
         _x_params(b.dtype, b_zero, "qmatmul b"),
     )
-    m, k = a.shape[-2:]
-    if b.shape[-2] != k:
-        raise KernelError(f"qmatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
-    n = b.shape[-1]
-    try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError as exc:
-        raise KernelError(f"qmatmul: batch dims of {a.shape} and {b.shape} differ") from exc
     y = np.empty((*batch, m, n), out.dtype)
     if y.size == 0 or k == 0:
         if y.size and k == 0:
             y[...] = requantize(np.zeros(y.shape, np.int32), 1, out, ctx)
         return y
     count = y.size // (m * n)
-    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
-        if dim >= 2**31:
-            raise KernelError(f"qmatmul: {name} {dim} does not fit int32")
     stage, _scale = _stage(out, n)
-    a3, sa = _batched(a, batch, m, k)
-    if sa[2] != 1 or sa[1] < k:
-        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
-    b3, sb = _batched(b, batch, k, n)
+    a3, sa, b3, sb = _matmul_operands("qmatmul", a, b, batch, count, m, k, n)
     check(
         lib.pyrt_qmatmul(
             _ctx(ctx).ptr,
@@ -1381,28 +1393,13 @@ def smatmul(a: np.ndarray, b: np.ndarray, ctx: Context | None = None) -> np.ndar
     fp32 GEMM's arithmetic: each batch matrix of b is packed per call."""
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
-    if a.ndim < 2 or b.ndim < 2:
-        raise KernelError(f"smatmul needs 2-D or more, got {list(a.shape)} x {list(b.shape)}")
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    if b.shape[-2] != k:
-        raise KernelError(f"smatmul: {list(a.shape)} x {list(b.shape)} do not multiply")
-    try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError as exc:
-        raise KernelError(f"smatmul: batch dims of {a.shape} and {b.shape} differ") from exc
+    batch, m, k, n = _matmul_shape("smatmul", a, b)
     y = np.empty((*batch, m, n), np.float32)
     if y.size == 0 or k == 0:
         y[...] = 0.0
         return y
     count = y.size // (m * n)
-    for dim, name in ((count, "batch"), (m, "M"), (n, "N"), (k, "K")):
-        if dim >= 2**31:
-            raise KernelError(f"smatmul: {name} {dim} does not fit int32")
-    a3, sa = _batched(a, batch, m, k)
-    if sa[2] != 1 or sa[1] < k:
-        a3, sa = _batched(np.ascontiguousarray(a3), (count,), m, k)
-    b3, sb = _batched(b, batch, k, n)
+    a3, sa, b3, sb = _matmul_operands("smatmul", a, b, batch, count, m, k, n)
     check(
         lib.pyrt_smatmul(
             _ctx(ctx).ptr,
